@@ -1,0 +1,185 @@
+"""Typed records for ingest jobs: states, destinations, assets, errors.
+
+Why pydantic: the same shapes cross three boundaries (the status store, the
+broker message, the HTTP API), and validating once at the edge means workers
+never have to second-guess what they read back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def utc_now() -> datetime:
+    """Aware UTC now; every timestamp in a job record is aware UTC."""
+    return datetime.now(UTC)
+
+
+class JobState(StrEnum):
+    """Lifecycle of a job; the last three are terminal."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINALIZING = "finalizing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class AssetState(StrEnum):
+    """Lifecycle of one asset copy; the last four are terminal."""
+
+    QUEUED = "queued"
+    COPYING = "copying"
+    STORED = "stored"
+    DEDUPLICATED = "deduplicated"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+TERMINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED})
+TERMINAL_ASSET_STATES = frozenset(
+    {AssetState.STORED, AssetState.DEDUPLICATED, AssetState.FAILED, AssetState.CANCELED}
+)
+
+
+class ErrorInfo(BaseModel):
+    """A stable machine `code` plus a human message (never a secret)."""
+
+    code: str
+    message: str = ""
+
+
+class LockPolicy(BaseModel):
+    """Object Lock retention for the manifest (mirrors genblaze ObjectLockConfig)."""
+
+    mode: str = "GOVERNANCE"
+    retain_until: datetime
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"GOVERNANCE", "COMPLIANCE"}:
+            raise ValueError("mode must be GOVERNANCE or COMPLIANCE")
+        return v
+
+    @field_validator("retain_until")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("retain_until must be timezone-aware")
+        return v
+
+
+class DestinationSpec(BaseModel):
+    """Where a job writes, by name only: workers sign with their own credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: str = Field(min_length=3, max_length=63)
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    prefix: str = "genblaze"
+    key_strategy: str = "content_addressable"
+
+    @field_validator("key_strategy")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        from genblaze_core.storage.base import KeyStrategy
+
+        return KeyStrategy(v.lower()).value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("endpoint_url must be an http(s) URL")
+        if parts.username or parts.password:
+            raise ValueError("endpoint_url must not carry credentials")
+        return v.rstrip("/")
+
+
+class AssetRecord(BaseModel):
+    """One asset of a job as stored and reported (source URL kept redacted)."""
+
+    asset_id: str
+    source_url: str
+    media_type: str | None = None
+    state: AssetState = AssetState.QUEUED
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    sha256: str | None = None
+    size: int | None = None
+    key: str | None = None
+    url: str | None = None
+    attempts: int = 0
+    error: ErrorInfo | None = None
+
+
+class JobMeta(BaseModel):
+    """The immutable part of a job, written once at submit time."""
+
+    job_id: str
+    tenant: str
+    run_id: str
+    created_at: datetime
+    destination: DestinationSpec
+    manifest_lock: LockPolicy | None = None
+    notify_url: str | None = None
+    asset_ids: list[str]
+    run_date: str  # YYYY-MM-DD of run.created_at: HIERARCHICAL keys depend on it
+    run_tenant: str | None = None  # run.tenant_id: HIERARCHICAL keys depend on it
+
+
+class Progress(BaseModel):
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    assets_done: int = 0
+    assets_total: int = 0
+
+
+class ManifestInfo(BaseModel):
+    key: str | None = None
+    url: str | None = None
+    locked_until: datetime | None = None
+
+
+class AssetView(BaseModel):
+    """The public shape of an asset in `GET /v1/jobs/{id}`."""
+
+    asset_id: str
+    source_url: str
+    state: AssetState
+    bytes_done: int
+    bytes_total: int | None
+    sha256: str | None
+    key: str | None
+    url: str | None
+    error: ErrorInfo | None
+
+
+class JobView(BaseModel):
+    """The exact document `GET /v1/jobs/{job_id}` returns."""
+
+    job_id: str
+    state: JobState
+    run_id: str
+    created_at: datetime
+    updated_at: datetime
+    progress: Progress
+    assets: list[AssetView]
+    manifest: ManifestInfo
+    error: ErrorInfo | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_JOB_STATES
