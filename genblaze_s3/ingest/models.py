@@ -51,6 +51,7 @@ class ErrorInfo(BaseModel):
 
     code: str
     message: str = ""
+    transfer_failures: list[str] | None = None  # failed asset ids, as genblaze's manifest has
 
 
 class LockPolicy(BaseModel):
@@ -121,8 +122,9 @@ class AssetRecord(BaseModel):
     size: int | None = None
     key: str | None = None
     url: str | None = None
-    attempts: int = 0
     error: ErrorInfo | None = None
+    worker: str | None = None  # host:pid of the delivery copying it (operators, kill tests)
+    bytes_uploaded: int | None = None  # bytes the finishing delivery itself uploaded
 
 
 class JobMeta(BaseModel):

@@ -1,0 +1,65 @@
+"""Prometheus metrics, read from the status store at scrape time.
+
+Why a custom collector: workers run in other processes (other hosts); the
+store's counters are the only place every worker's numbers meet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from genblaze_s3.ingest.models import AssetState, JobState
+from genblaze_s3.ingest.status import StatusStore
+
+
+class StoreCollector(Collector):
+    def __init__(self, store: StatusStore, queue_depth: Callable[[], int | None]) -> None:
+        self._store = store
+        self._queue_depth = queue_depth
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        try:
+            stats = self._store.stats()
+        except Exception:
+            return
+        jobs = CounterMetricFamily("genblaze_jobs", "Jobs entering each state", labels=["state"])
+        jobs.add_metric(["submitted"], stats.get("jobs_submitted", 0))
+        for s in JobState:
+            if s != JobState.QUEUED:
+                jobs.add_metric([s.value], stats.get(f"jobs_{s.value}", 0))
+        yield jobs
+        assets = CounterMetricFamily(
+            "genblaze_assets", "Assets finished, by state", labels=["state"]
+        )
+        for a in (
+            AssetState.STORED,
+            AssetState.DEDUPLICATED,
+            AssetState.FAILED,
+            AssetState.CANCELED,
+        ):
+            assets.add_metric([a.value], stats.get(f"assets_{a.value}", 0))
+        yield assets
+        yield CounterMetricFamily(
+            "genblaze_bytes_ingested",
+            "Bytes stored by workers",
+            value=stats.get("bytes_ingested", 0),
+        )
+        yield CounterMetricFamily(
+            "genblaze_copy_retries", "Retried copy attempts", value=stats.get("retries_total", 0)
+        )
+        yield CounterMetricFamily(
+            "genblaze_copy_seconds_sum",
+            "Total seconds spent copying",
+            value=stats.get("copy_seconds_sum", 0),
+        )
+        yield CounterMetricFamily(
+            "genblaze_copy_count", "Copies completed", value=stats.get("copy_count", 0)
+        )
+        depth = self._queue_depth()
+        if depth is not None:
+            yield GaugeMetricFamily(
+                "genblaze_queue_depth", "Messages waiting in the ingest queue", value=depth
+            )

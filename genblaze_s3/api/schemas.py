@@ -1,0 +1,39 @@
+"""Request/response bodies of the HTTP API (the OpenAPI document is built from these)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from genblaze_s3.ingest.models import DestinationSpec, LockPolicy
+
+
+class AssetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=8192)
+    media_type: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+class JobCreate(BaseModel):
+    """Either `assets` (bare URLs) or `run` (a genblaze Run JSON), plus where to put them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assets: list[AssetIn] | None = Field(default=None, max_length=10_000)
+    run: dict[str, Any] | None = None
+    destination: DestinationSpec
+    manifest_lock: LockPolicy | None = None
+    notify_url: str | None = Field(default=None, max_length=2048)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status_url: str
+
+
+class Problem(BaseModel):
+    detail: str
+    code: str | None = None

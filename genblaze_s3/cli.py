@@ -1,0 +1,206 @@
+"""`genblaze-ingest`: run a worker or the API, submit URLs, watch jobs, run the demo.
+
+This is an entry point: it is allowed to read the environment
+(GENBLAZE_API_URL, GENBLAZE_API_TOKEN, GENBLAZE_REDIS_URL, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+API_URL_DEFAULT = "http://127.0.0.1:8000"
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    cmd = [
+        "celery",
+        "-A",
+        "workers",
+        "worker",
+        "--loglevel",
+        args.loglevel,
+        "--concurrency",
+        str(args.concurrency),
+        *args.celery_args,
+    ]
+    os.execvp(cmd[0], cmd)
+    return 0  # pragma: no cover
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "genblaze_s3.api.server:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level=args.loglevel.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def _client(args: argparse.Namespace) -> Any:
+    import httpx
+
+    token = args.token or os.environ.get("GENBLAZE_API_TOKEN")
+    if not token:
+        sys.exit("set GENBLAZE_API_TOKEN or pass --token")
+    return httpx.Client(
+        base_url=args.api_url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    bucket = args.bucket or os.environ.get("GENBLAZE_BUCKET")
+    if not bucket:
+        sys.exit("pass --bucket or set GENBLAZE_BUCKET")
+    dest: dict[str, Any] = {"bucket": bucket, "prefix": args.prefix, "key_strategy": args.strategy}
+    endpoint = args.endpoint or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        dest["endpoint_url"] = endpoint
+    body = {"assets": [{"url": u} for u in args.urls], "destination": dest}
+    with _client(args) as c:
+        r = c.post("/v1/jobs", json=body)
+        if r.status_code != 202:
+            print(f"refused ({r.status_code}): {r.text}", file=sys.stderr)
+            return 1
+        job_id = r.json()["job_id"]
+        print(job_id)
+        if args.wait:
+            return _watch(c, job_id)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        if args.watch:
+            return _watch(c, args.job_id)
+        r = c.get(f"/v1/jobs/{args.job_id}")
+        print(r.text)
+        return 0 if r.status_code == 200 else 1
+
+
+def _watch(client: Any, job_id: str) -> int:
+    """Progress bars for bytes and assets until the job is terminal."""
+    from genblaze_s3.ingest.models import JobView
+
+    def fetch() -> JobView:
+        r = client.get(f"/v1/jobs/{job_id}")
+        r.raise_for_status()
+        return JobView.model_validate_json(r.content)
+
+    view = watch_progress(fetch)
+    print_summary(view)
+    return 0 if view.state.value == "succeeded" else 1
+
+
+def watch_progress(fetch: Any, interval: float = 0.3) -> Any:
+    """Render rich progress bars from `fetch()` (a JobView source) until terminal."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
+    with (
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            transient=False,
+        ) as bytes_bar,
+        Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as assets_bar,
+    ):
+        btask = bytes_bar.add_task("bytes ", total=None)
+        atask = assets_bar.add_task("assets", total=None)
+        while True:
+            view = fetch()
+            p = view.progress
+            bytes_bar.update(
+                btask,
+                completed=p.bytes_done,
+                total=p.bytes_total,
+                description=f"bytes  [{view.state.value}]",
+            )
+            assets_bar.update(atask, completed=p.assets_done, total=p.assets_total)
+            if view.terminal:
+                return view
+            time.sleep(interval)
+
+
+def print_summary(view: Any) -> None:
+    from rich.console import Console
+
+    console = Console()
+    console.print(f"job {view.job_id}: [bold]{view.state.value}[/bold]")
+    for a in view.assets:
+        err = f"  {a.error.code}: {a.error.message}" if a.error else ""
+        console.print(f"  {a.state.value:13} {a.key or a.source_url}{err}")
+    if view.manifest.key:
+        console.print(f"  manifest {view.manifest.key} locked_until={view.manifest.locked_until}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from genblaze_s3.ingest.demo import run_demo
+
+    return run_demo(workers=args.workers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genblaze-ingest", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("worker", help="run a Celery worker (celery -A workers worker)")
+    w.add_argument(
+        "--concurrency", type=int, default=int(os.environ.get("GENBLAZE_WORKER_CONCURRENCY", "2"))
+    )
+    w.add_argument("--loglevel", default="INFO")
+    w.add_argument("celery_args", nargs=argparse.REMAINDER)
+    w.set_defaults(func=_cmd_worker)
+    a = sub.add_parser("api", help="serve the status API")
+    a.add_argument("--host", default=os.environ.get("GENBLAZE_API_HOST", "127.0.0.1"))
+    a.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    a.add_argument("--loglevel", default="INFO")
+    a.set_defaults(func=_cmd_api)
+    for name, helptext in (("submit", "submit URLs for ingestion"), ("status", "show a job")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--api-url", default=os.environ.get("GENBLAZE_API_URL", API_URL_DEFAULT))
+        s.add_argument("--token", default=None)
+        if name == "submit":
+            s.add_argument("urls", nargs="+")
+            s.add_argument("--bucket")
+            s.add_argument("--endpoint")
+            s.add_argument("--prefix", default="genblaze")
+            s.add_argument(
+                "--strategy",
+                default="content_addressable",
+                choices=["content_addressable", "hierarchical"],
+            )
+            s.add_argument("--wait", action="store_true")
+            s.set_defaults(func=_cmd_submit)
+        else:
+            s.add_argument("job_id")
+            s.add_argument("--watch", action="store_true")
+            s.set_defaults(func=_cmd_status)
+    d = sub.add_parser("demo", help="end-to-end demo on embedded Redis + SeaweedFS")
+    d.add_argument("--workers", type=int, default=2)
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

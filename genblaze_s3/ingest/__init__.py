@@ -1,0 +1,47 @@
+"""The queue-facing library side: enqueue runs, track jobs, finalize manifests.
+
+Importing this package never imports Celery (the enqueue seam imports it lazily).
+"""
+
+from genblaze_s3.ingest.client import JobHandle, job_handle
+from genblaze_s3.ingest.destinations import DestinationPolicy
+from genblaze_s3.ingest.errors import (
+    DestinationNotAllowedError,
+    EnqueueError,
+    IngestError,
+    InvalidJobError,
+    JobNotFoundError,
+    JobWaitTimeoutError,
+    StoreUnavailableError,
+)
+from genblaze_s3.ingest.models import (
+    AssetState,
+    DestinationSpec,
+    ErrorInfo,
+    JobState,
+    JobView,
+    LockPolicy,
+)
+from genblaze_s3.ingest.sink import QueuedStorageSink
+from genblaze_s3.ingest.status import StatusStore
+
+__all__ = [
+    "AssetState",
+    "DestinationNotAllowedError",
+    "DestinationPolicy",
+    "DestinationSpec",
+    "EnqueueError",
+    "ErrorInfo",
+    "IngestError",
+    "InvalidJobError",
+    "JobHandle",
+    "JobNotFoundError",
+    "JobState",
+    "JobView",
+    "JobWaitTimeoutError",
+    "LockPolicy",
+    "QueuedStorageSink",
+    "StatusStore",
+    "StoreUnavailableError",
+    "job_handle",
+]

@@ -1,0 +1,41 @@
+"""RedisCheckpointStore: the copy engine's CheckpointStore protocol on Redis.
+
+Why Redis: a redelivered task may run on another host; the upload id and the
+completed parts must be where every worker can read them, so the new delivery
+resumes the multipart upload instead of starting over.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import redis
+
+from genblaze_s3.ingest import keys
+
+if TYPE_CHECKING:
+    from genblaze_s3.transfer import Checkpoint
+
+
+class RedisCheckpointStore:
+    """load/save/clear checkpoints as JSON strings with the store's retention."""
+
+    def __init__(
+        self, client: redis.Redis, *, retention_seconds: int = keys.DEFAULT_RETENTION_SECONDS
+    ):
+        self._redis = client
+        self._retention = retention_seconds
+
+    def load(self, checkpoint_id: str) -> Checkpoint | None:
+        from genblaze_s3.transfer import Checkpoint
+
+        raw = self._redis.get(keys.checkpoint_key(checkpoint_id))
+        if raw is None:
+            return None
+        return Checkpoint.from_json(raw.decode() if isinstance(raw, bytes) else raw)
+
+    def save(self, checkpoint_id: str, cp: Checkpoint) -> None:
+        self._redis.set(keys.checkpoint_key(checkpoint_id), cp.to_json(), ex=self._retention)
+
+    def clear(self, checkpoint_id: str) -> None:
+        self._redis.delete(keys.checkpoint_key(checkpoint_id))

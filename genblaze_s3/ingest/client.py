@@ -1,0 +1,92 @@
+"""Job handles: status and wait from Python, through the store or over HTTP."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from genblaze_s3.ingest.errors import JobNotFoundError, JobWaitTimeoutError
+from genblaze_s3.ingest.models import JobView
+from genblaze_s3.ingest.status import StatusStore
+
+
+class _Source(Protocol):
+    def fetch(self, job_id: str) -> JobView: ...
+
+
+class StoreSource:
+    """Reads the status store directly (same process or a host with Redis access)."""
+
+    def __init__(self, store: StatusStore) -> None:
+        self._store = store
+
+    def fetch(self, job_id: str) -> JobView:
+        view = self._store.get_job(job_id)
+        if view is None:
+            raise JobNotFoundError(job_id)
+        return view
+
+
+class HTTPSource:
+    """Reads `GET /v1/jobs/{id}` with a bearer token (no Redis access needed)."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0) -> None:
+        import httpx
+
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    def fetch(self, job_id: str) -> JobView:
+        r = self._client.get(f"/v1/jobs/{job_id}")
+        if r.status_code == 404:
+            raise JobNotFoundError(job_id)
+        r.raise_for_status()
+        return JobView.model_validate_json(r.content)
+
+
+class JobHandle:
+    """`sink.last_job`: the id of an enqueued job plus `status()` / `wait()`."""
+
+    def __init__(self, job_id: str, source: _Source) -> None:
+        self.id = job_id
+        self._source = source
+
+    def __repr__(self) -> str:
+        return f"JobHandle(id={self.id!r})"
+
+    def status(self) -> JobView:
+        return self._source.fetch(self.id)
+
+    def wait(self, timeout: float | None = None, *, poll_interval: float = 0.2) -> JobView:
+        """Block until the job is terminal; returns its final status.
+
+        Raises JobWaitTimeoutError (a TimeoutError) when `timeout` passes first;
+        the job itself keeps running.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: JobView | None = None
+        while True:
+            last = self._source.fetch(self.id)
+            if last.terminal:
+                return last
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobWaitTimeoutError(self.id, timeout or 0, last.state.value)
+            time.sleep(poll_interval)
+
+
+def job_handle(
+    job_id: str,
+    *,
+    store: StatusStore | None = None,
+    api_url: str | None = None,
+    token: str | None = None,
+) -> JobHandle:
+    """A handle on any job id, via the store or via the HTTP API."""
+    if store is not None:
+        return JobHandle(job_id, StoreSource(store))
+    if api_url is None or token is None:
+        raise ValueError("pass store=, or api_url= and token=")
+    return JobHandle(job_id, HTTPSource(api_url, token))

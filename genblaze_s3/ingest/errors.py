@@ -1,0 +1,51 @@
+"""One root for every error the ingest side raises."""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """Base of all ingest errors; `code` is stable and safe to show to users."""
+
+    code = "ingest_error"
+
+
+class InvalidJobError(IngestError, ValueError):
+    """The submitted run or asset list cannot be ingested as given."""
+
+    code = "invalid_job"
+
+
+class DestinationNotAllowedError(IngestError, PermissionError):
+    """The destination endpoint or bucket is outside the allow-list."""
+
+    code = "destination_not_allowed"
+
+
+class JobNotFoundError(IngestError, LookupError):
+    """No job with this id (or it expired, or it belongs to another tenant)."""
+
+    code = "job_not_found"
+
+
+class JobWaitTimeoutError(IngestError, TimeoutError):
+    """`wait()` gave up before the job reached a terminal state."""
+
+    code = "wait_timeout"
+
+    def __init__(self, job_id: str, timeout: float, last_state: str | None) -> None:
+        super().__init__(f"job {job_id} not finished after {timeout:g}s (state: {last_state})")
+        self.job_id = job_id
+        self.timeout = timeout
+        self.last_state = last_state
+
+
+class StoreUnavailableError(IngestError, ConnectionError):
+    """The status store (Redis) cannot be reached."""
+
+    code = "store_unavailable"
+
+
+class EnqueueError(IngestError):
+    """The broker refused or could not take the task."""
+
+    code = "enqueue_failed"

@@ -1,0 +1,62 @@
+"""Signed webhooks: tell the submitter the job is over, never change the outcome.
+
+The body is the final job document; `X-Genblaze-Signature: sha256=<hex>` is an
+HMAC-SHA256 of the exact body bytes with a shared secret, so the receiver can
+verify it came from us. Failures are retried with backoff, then logged and
+dropped: a dead webhook receiver must not fail a job whose bytes are safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+
+from genblaze_s3.ingest.redact import redact_url
+
+logger = logging.getLogger("genblaze_s3.ingest.notify")
+SIGNATURE_HEADER = "X-Genblaze-Signature"
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(body: bytes, secret: str, header: str) -> bool:
+    """Receiver-side check, constant time."""
+    return hmac.compare_digest(sign(body, secret), header)
+
+
+def send_webhook(
+    url: str,
+    body: bytes,
+    *,
+    secret: str | None,
+    attempts: int = 4,
+    backoff: float = 0.5,
+    timeout: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """POST `body` to `url`; True on a 2xx. Never raises."""
+    import requests
+
+    headers = {"Content-Type": "application/json", "User-Agent": "genblaze-s3-webhook"}
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(body, secret)
+    for attempt in range(attempts):
+        try:
+            r = requests.post(
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
+            if 200 <= r.status_code < 300:
+                return True
+            if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
+                break  # the receiver rejected it; repeating will not help
+        except requests.RequestException as exc:
+            logger.info("webhook to %s failed: %s", redact_url(url), type(exc).__name__)
+        if attempt + 1 < attempts:
+            sleep(min(backoff * 2**attempt, 30.0))
+    logger.warning("webhook to %s gave up after %d attempts", redact_url(url), attempts)
+    return False

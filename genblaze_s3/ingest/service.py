@@ -1,0 +1,53 @@
+"""Submit and cancel jobs: the store write plus the enqueue, in that order.
+
+Why store first: a worker that receives a task must find its job; a job recorded
+but never enqueued (broker down) is visible and failed with `enqueue_failed`
+rather than silently lost.
+"""
+
+from __future__ import annotations
+
+from genblaze_s3.ingest.destinations import DestinationPolicy
+from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, TaskSender
+from genblaze_s3.ingest.errors import EnqueueError
+from genblaze_s3.ingest.models import ErrorInfo, JobState
+from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.submission import JobSubmission
+
+
+class IngestService:
+    """What both QueuedStorageSink and the HTTP API call to start or stop a job."""
+
+    def __init__(
+        self, store: StatusStore, sender: TaskSender, queue: str, policy: DestinationPolicy
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.queue = queue
+        self.policy = policy
+
+    def submit(self, sub: JobSubmission, *, idempotency_key: str | None = None) -> tuple[str, bool]:
+        """Record and enqueue; returns (job_id, created). Raises before any write if refused."""
+        self.policy.check(sub.meta.destination)
+        job_id, created = self.store.create_job(
+            sub.meta, sub.assets, sub.sources, sub.payload, idempotency_key=idempotency_key
+        )
+        if not created:
+            return job_id, False
+        try:
+            for asset_id in sub.meta.asset_ids:
+                self.sender.send(INGEST_ASSET, [job_id, asset_id], self.queue)
+            if not sub.meta.asset_ids:
+                self.sender.send(FINALIZE_JOB, [job_id], self.queue)
+        except Exception as exc:
+            self.store.transition_job(
+                job_id,
+                JobState.FAILED,
+                error=ErrorInfo(code="enqueue_failed", message=type(exc).__name__),
+            )
+            raise EnqueueError(f"could not enqueue job {job_id}: {type(exc).__name__}") from exc
+        return job_id, True
+
+    def cancel(self, job_id: str) -> JobState | None:
+        """Ask running copies to stop; queued tasks see the state and skip."""
+        return self.store.request_cancel(job_id)

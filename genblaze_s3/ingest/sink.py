@@ -1,0 +1,135 @@
+"""QueuedStorageSink: a genblaze sink that enqueues the copy instead of doing it.
+
+Why: provider CDN URLs expire within hours and video is large; a pipeline (or a
+web request) should hand its run to durable workers in milliseconds, not block
+for a multi-GB copy. The resulting bucket layout and manifest are exactly what
+genblaze-core's inline `ObjectStorageSink` would have written.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from genblaze_core.exceptions import SinkError
+from genblaze_core.sinks.base import BaseSink
+from genblaze_core.storage.base import KeyStrategy
+
+from genblaze_s3.ingest import settings
+from genblaze_s3.ingest.client import JobHandle, StoreSource
+from genblaze_s3.ingest.destinations import DestinationPolicy
+from genblaze_s3.ingest.enqueue import DEFAULT_QUEUE, CelerySender, TaskSender
+from genblaze_s3.ingest.errors import IngestError
+from genblaze_s3.ingest.models import DestinationSpec, LockPolicy
+from genblaze_s3.ingest.service import IngestService
+from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.submission import build_submission
+
+if TYPE_CHECKING:
+    from genblaze_core.models.manifest import Manifest
+    from genblaze_core.models.run import Run
+    from genblaze_core.storage.base import ObjectLockConfig, StorageBackend
+
+logger = logging.getLogger("genblaze_s3.ingest")
+
+
+def destination_of(backend: Any, prefix: str, key_strategy: KeyStrategy) -> DestinationSpec:
+    """Name the backend's bucket/endpoint/region; its credentials stay behind."""
+    return DestinationSpec(
+        bucket=backend.bucket,
+        endpoint_url=getattr(backend, "endpoint_url", None),
+        region=getattr(backend, "region", None) or "us-east-1",
+        prefix=prefix,
+        key_strategy=KeyStrategy(key_strategy).value,
+    )
+
+
+class QueuedStorageSink(BaseSink):
+    """Enqueue a run's assets for the workers; `last_job` tracks the latest job."""
+
+    def __init__(
+        self,
+        backend: StorageBackend,
+        *,
+        prefix: str = "genblaze",
+        key_strategy: KeyStrategy = KeyStrategy.CONTENT_ADDRESSABLE,
+        manifest_lock: ObjectLockConfig | None = None,
+        redis_url: str | None = None,
+        broker_url: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        notify_url: str | None = None,
+        tenant: str | None = None,
+        store: StatusStore | None = None,
+        sender: TaskSender | None = None,
+        destination_policy: DestinationPolicy | None = None,
+    ) -> None:
+        """Layout options match ObjectStorageSink; the rest configure the queue.
+
+        `store` / `sender` / `destination_policy` are injection points for tests
+        and embedding; by default they come from `redis_url` / `broker_url` (or
+        GENBLAZE_REDIS_URL / GENBLAZE_BROKER_URL) and the allow-list env vars.
+        """
+        import redis
+
+        self._backend = backend
+        self._prefix = prefix
+        self._key_strategy = KeyStrategy(key_strategy)
+        self._lock = (
+            LockPolicy(mode=manifest_lock.mode, retain_until=manifest_lock.retain_until)
+            if manifest_lock is not None
+            else None
+        )
+        self._notify_url = notify_url
+        self._tenant = tenant or "default"
+        rurl = redis_url or settings.redis_url()
+        self._store = store or StatusStore(redis.Redis.from_url(rurl))
+        self._owns_sender = sender is None
+        self._sender = sender or CelerySender(broker_url or settings.broker_url_or(rurl))
+        self._service = IngestService(
+            self._store, self._sender, queue, destination_policy or DestinationPolicy.from_env()
+        )
+        self._destination = destination_of(backend, prefix, self._key_strategy)
+        self.last_job: JobHandle | None = None
+
+    @property
+    def store(self) -> StatusStore:
+        return self._store
+
+    def manifest_key_for(self, run: Run) -> str:
+        """Where the workers will write this run's manifest (ObjectStorageSink's rule)."""
+        from genblaze_core.storage.key_builder import KeyBuilder
+
+        kb = KeyBuilder.from_prefix(self._prefix)
+        if self._key_strategy == KeyStrategy.HIERARCHICAL:
+            parts = ["runs"]
+            if run.tenant_id:
+                parts.append(run.tenant_id)
+            parts += [run.created_at.strftime("%Y-%m-%d"), run.run_id, "manifest.json"]
+            return kb.build(*parts)
+        return kb.build("manifests", f"{run.run_id}.json")
+
+    def write_run(self, run: Run, manifest: Manifest) -> None:
+        """Validate, record and enqueue; returns without downloading anything.
+
+        Raises SinkError (genblaze's sink contract) wrapping the typed
+        IngestError, e.g. DestinationNotAllowedError or InvalidJobError.
+        """
+        try:
+            sub = build_submission(
+                manifest,
+                self._destination,
+                tenant=self._tenant,
+                manifest_lock=self._lock,
+                notify_url=self._notify_url,
+            )
+            job_id, _ = self._service.submit(sub)
+        except IngestError as exc:
+            raise SinkError(f"QueuedStorageSink refused run {run.run_id}: {exc}") from exc
+        self.last_job = JobHandle(job_id, StoreSource(self._store))
+        manifest.manifest_uri = self._backend.get_durable_url(self.manifest_key_for(manifest.run))
+        logger.info("run %s enqueued as job %s", run.run_id, job_id)
+
+    def close(self) -> None:
+        """Close the broker producer; the backend is the caller's (jobs outlive us)."""
+        if self._owns_sender:
+            self._sender.close()

@@ -1,0 +1,115 @@
+"""Turn a genblaze run (or a bare list of URLs) into job records: pure, no I/O.
+
+Shared by QueuedStorageSink.write_run and POST /v1/jobs so both paths validate
+the same way and produce the same records.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from genblaze_core.models.asset import Asset
+from genblaze_core.models.enums import RunStatus, StepStatus
+from genblaze_core.models.manifest import Manifest
+from genblaze_core.models.run import Run
+from genblaze_core.models.step import Step
+
+from genblaze_s3.ingest.errors import InvalidJobError
+from genblaze_s3.ingest.models import AssetRecord, DestinationSpec, JobMeta, LockPolicy, utc_now
+from genblaze_s3.ingest.redact import redact_url
+
+MAX_ASSETS_PER_JOB = 10_000
+MAX_URL_LENGTH = 8192
+
+
+def new_job_id() -> str:
+    """128 random bits, URL-safe: ids are unguessable, not just unique."""
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class JobSubmission:
+    """Everything the store needs to record a job, built before any write."""
+
+    meta: JobMeta
+    assets: list[AssetRecord]
+    sources: dict[str, str]  # asset_id -> JSON {"url", "sha256"}: raw URL, never served
+    payload: str  # the manifest JSON finalize rewrites
+
+
+def run_from_urls(items: list[tuple[str, str | None, str | None]]) -> Run:
+    """Wrap bare (url, media_type, sha256) items in a one-step run for the manifest."""
+    assets = [
+        Asset(url=url, media_type=media_type or "application/octet-stream", sha256=sha)
+        for url, media_type, sha in items
+    ]
+    step = Step(
+        provider="genblaze-ingest", model="copy", status=StepStatus.SUCCEEDED, assets=assets
+    )
+    return Run(name="genblaze-ingest", status=RunStatus.COMPLETED, steps=[step])
+
+
+def _check_source(url: str) -> None:
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidJobError("asset URL is too long")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise InvalidJobError("asset URL contains control characters or spaces")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise InvalidJobError(
+            f"asset URL {redact_url(url)!r} must be http(s): workers cannot read local files"
+        )
+
+
+def build_submission(
+    manifest: Manifest,
+    destination: DestinationSpec,
+    *,
+    tenant: str,
+    manifest_lock: LockPolicy | None = None,
+    notify_url: str | None = None,
+    expected_sha256: dict[str, str] | None = None,
+) -> JobSubmission:
+    """Validate a manifest's run and build its job records (raises InvalidJobError)."""
+    manifest.assert_writable_schema()
+    run = manifest.run
+    pairs = [a for step in run.steps for a in step.assets]
+    if len(pairs) > MAX_ASSETS_PER_JOB:
+        raise InvalidJobError(f"a job holds at most {MAX_ASSETS_PER_JOB} assets")
+    seen: set[str] = set()
+    records: list[AssetRecord] = []
+    sources: dict[str, str] = {}
+    for asset in pairs:
+        if asset.asset_id in seen:
+            raise InvalidJobError(f"asset {asset.asset_id} appears twice in the run")
+        seen.add(asset.asset_id)
+        _check_source(asset.url)
+        records.append(
+            AssetRecord(
+                asset_id=asset.asset_id,
+                source_url=redact_url(asset.url),
+                media_type=asset.media_type,
+            )
+        )
+        sha = (expected_sha256 or {}).get(asset.asset_id)
+        sources[asset.asset_id] = json.dumps({"url": asset.url, "sha256": sha})
+    if notify_url is not None:
+        p = urlsplit(notify_url)
+        if p.scheme not in {"http", "https"} or not p.hostname or p.username or p.password:
+            raise InvalidJobError("notify_url must be an http(s) URL without credentials")
+    meta = JobMeta(
+        job_id=new_job_id(),
+        tenant=tenant,
+        run_id=run.run_id,
+        created_at=utc_now(),
+        destination=destination,
+        manifest_lock=manifest_lock,
+        notify_url=notify_url,
+        asset_ids=[r.asset_id for r in records],
+        run_date=run.created_at.strftime("%Y-%m-%d"),
+        run_tenant=run.tenant_id,
+    )
+    return JobSubmission(meta, records, sources, manifest.model_dump_json())

@@ -1,0 +1,53 @@
+"""Which state changes are legal: pure functions, unit-tested without Redis.
+
+Why explicit tables: concurrent writers (API cancel, a worker's finalize, a
+redelivered task) race on the same job; each write is checked against these
+tables inside a Redis transaction, so a late writer can never move a job out
+of a terminal state.
+"""
+
+from __future__ import annotations
+
+from genblaze_s3.ingest.models import (
+    TERMINAL_ASSET_STATES,
+    TERMINAL_JOB_STATES,
+    AssetState,
+    JobState,
+)
+
+_JOB_NEXT: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset(
+        {JobState.RUNNING, JobState.FINALIZING, JobState.FAILED, JobState.CANCELED}
+    ),
+    JobState.RUNNING: frozenset({JobState.FINALIZING, JobState.FAILED, JobState.CANCELED}),
+    # Once the manifest write has begun, cancel is too late: it would race the put.
+    JobState.FINALIZING: frozenset({JobState.SUCCEEDED, JobState.FAILED}),
+}
+
+_ASSET_NEXT: dict[AssetState, frozenset[AssetState]] = {
+    AssetState.QUEUED: frozenset({AssetState.COPYING} | TERMINAL_ASSET_STATES),
+    AssetState.COPYING: frozenset({AssetState.COPYING} | TERMINAL_ASSET_STATES),
+}
+
+
+def can_transition_job(current: JobState, new: JobState) -> bool:
+    """True when `current -> new` is legal; a terminal state never changes."""
+    if current in TERMINAL_JOB_STATES:
+        return False
+    return new in _JOB_NEXT.get(current, frozenset())
+
+
+def can_transition_asset(current: AssetState, new: AssetState) -> bool:
+    """True when `current -> new` is legal; a terminal asset never changes."""
+    if current in TERMINAL_ASSET_STATES:
+        return False
+    return new in _ASSET_NEXT.get(current, frozenset())
+
+
+def job_outcome(asset_states: list[AssetState]) -> JobState:
+    """The terminal job state implied by its assets once all are terminal."""
+    if any(s == AssetState.CANCELED for s in asset_states):
+        return JobState.CANCELED
+    if any(s == AssetState.FAILED for s in asset_states):
+        return JobState.FAILED
+    return JobState.SUCCEEDED

@@ -1,0 +1,64 @@
+"""Moving bytes from a URL into the bucket, usable without any queue.
+
+Public surface (everything else is private)::
+
+    copy_url, Destination, CopyResult, CopyProgress, CopyConfig, FetchPolicy,
+    CheckpointStore, Checkpoint, MemoryCheckpointStore, FileCheckpointStore,
+    TransferError (+ subclasses, each with ``code`` and ``retryable``)
+"""
+
+from genblaze_s3.transfer.checkpoint import (
+    Checkpoint,
+    CheckpointStore,
+    FileCheckpointStore,
+    MemoryCheckpointStore,
+    PartRecord,
+    SourceValidators,
+)
+from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
+from genblaze_s3.transfer.copy import CopyProgress, CopyResult, Destination, copy_url
+from genblaze_s3.transfer.errors import (
+    Canceled,
+    ChecksumMismatch,
+    InvalidURL,
+    SourceChanged,
+    SourceExpired,
+    SourceNotFound,
+    SourceTooSlow,
+    SourceTruncated,
+    SourceUnavailable,
+    StorageFailure,
+    TooLarge,
+    TransferError,
+    URLBlocked,
+)
+from genblaze_s3.transfer.multipart import abort_checkpointed_upload
+
+__all__ = [
+    "Canceled",
+    "Checkpoint",
+    "CheckpointStore",
+    "ChecksumMismatch",
+    "CopyConfig",
+    "CopyProgress",
+    "CopyResult",
+    "Destination",
+    "FetchPolicy",
+    "FileCheckpointStore",
+    "InvalidURL",
+    "MemoryCheckpointStore",
+    "PartRecord",
+    "SourceChanged",
+    "SourceExpired",
+    "SourceNotFound",
+    "SourceTooSlow",
+    "SourceTruncated",
+    "SourceUnavailable",
+    "SourceValidators",
+    "StorageFailure",
+    "TooLarge",
+    "TransferError",
+    "URLBlocked",
+    "abort_checkpointed_upload",
+    "copy_url",
+]

@@ -1,0 +1,214 @@
+"""One exception tree for the copy engine, and the one place lower errors are mapped.
+
+Why: Celery retry decisions, job status and the HTTP API read ``code`` and
+``retryable``, never an exception's text. Every error a copy can raise is a
+:class:`TransferError` with a stable ``code``; :func:`map_source_error` and
+:func:`map_storage_error` are the only places that look at requests / urllib3 /
+botocore / socket exceptions (most specific first, like httpx's ``map_exceptions``).
+Messages never include URL query strings (presigned signatures are secrets).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import ClassVar
+
+
+class TransferError(Exception):
+    """Base of every copy-engine error; ``code`` is stable and safe to show users."""
+
+    code: ClassVar[str] = "transfer_error"
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, retryable={self.retryable})"
+
+
+class InvalidURL(TransferError):
+    """The URL is malformed, too long, has userinfo/control chars or an unsupported scheme."""
+
+    code = "invalid_url"
+
+
+class URLBlocked(TransferError):
+    """The URL points at a host the SSRF policy refuses (private, metadata, plain http)."""
+
+    code = "url_blocked"
+
+
+class SourceNotFound(TransferError):
+    """The source answered 404: the asset is not there."""
+
+    code = "source_not_found"
+
+
+class SourceExpired(TransferError):
+    """401/403/410: a presigned CDN URL expired or was revoked; retrying cannot help."""
+
+    code = "source_expired"
+
+
+class SourceUnavailable(TransferError):
+    """429/5xx, connection refused or reset, TLS failure mid-stream: try again later."""
+
+    code = "source_unavailable"
+    retryable = True
+
+
+class SourceTooSlow(TransferError):
+    """The source stalled, trickled below the minimum rate, or overran the deadline."""
+
+    code = "source_too_slow"
+    retryable = True
+
+
+class SourceTruncated(TransferError):
+    """The body ended before its declared length (never stored as a short object)."""
+
+    code = "source_truncated"
+    retryable = True
+
+
+class SourceChanged(TransferError):
+    """The source's validators (ETag / Last-Modified / length) changed mid-copy."""
+
+    code = "source_changed"
+    retryable = True
+
+
+class TooLarge(TransferError):
+    """Content-Length or the bytes actually read exceed the configured size cap."""
+
+    code = "too_large"
+
+
+class ChecksumMismatch(TransferError):
+    """The SHA-256 of the bytes read differs from the expected one; nothing was stored."""
+
+    code = "checksum_mismatch"
+
+
+class StorageFailure(TransferError):
+    """The object store failed; retryable when the cause is transient (5xx, reset)."""
+
+    code = "storage_error"
+
+
+class Canceled(TransferError):
+    """The caller asked to stop (``should_cancel``); the partial upload was aborted."""
+
+    code = "canceled"
+
+
+# S3 error codes worth retrying (transient server side or throttling).
+RETRYABLE_S3_CODES = frozenset(
+    {
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "500",
+        "502",
+        "503",
+        "504",
+    }
+)
+
+
+def map_source_error(exc: BaseException) -> TransferError:
+    """Map a requests/urllib3/socket error raised while fetching the source."""
+    import requests
+    import urllib3.exceptions as u3
+
+    if isinstance(exc, TransferError):
+        return exc
+    name = type(exc).__name__
+    if isinstance(exc, (requests.exceptions.ReadTimeout, u3.ReadTimeoutError, socket.timeout)):
+        return SourceTooSlow(f"source read timed out ({name})")
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, u3.ConnectTimeoutError)):
+        return SourceUnavailable(f"source connect timed out ({name})")
+    if isinstance(exc, (u3.IncompleteRead, u3.ProtocolError, requests.exceptions.ChunkedEncodingError)):
+        # urllib3 wraps both "ended early" and "connection reset" as ProtocolError;
+        # both mean the bytes we got are not the whole object.
+        return SourceTruncated(f"source body ended early ({name})")
+    if isinstance(exc, (requests.exceptions.SSLError, ssl.SSLError)):
+        return SourceUnavailable(f"TLS error talking to the source ({name})")
+    if isinstance(exc, (requests.exceptions.RequestException, u3.HTTPError, OSError)):
+        return SourceUnavailable(f"source connection failed ({name})")
+    return SourceUnavailable(f"unexpected source error ({name})")
+
+
+def error_for_status(status: int) -> TransferError | None:
+    """The error for a non-2xx source status, or None when the status is success."""
+    if 200 <= status < 300:
+        return None
+    if status == 404:
+        return SourceNotFound("source answered 404")
+    if status in (401, 403, 410):
+        return SourceExpired(f"source answered {status} (expired or revoked URL)")
+    if status == 429 or status >= 500 or status == 408:
+        return SourceUnavailable(f"source answered {status}")
+    if status == 412:
+        return SourceChanged("source answered 412 (validators changed)")
+    if 400 <= status < 500:
+        return SourceNotFound(f"source refused the request ({status})")
+    return SourceUnavailable(f"unexpected source status {status}")
+
+
+def s3_error_code(exc: BaseException) -> str | None:
+    """The S3 error code of a botocore ClientError, else None."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        err = response.get("Error") or {}
+        code = err.get("Code")
+        if code:
+            return str(code)
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        return str(status) if status else None
+    return None
+
+
+def is_retryable_storage_error(exc: BaseException) -> bool:
+    """Whether an object-store error is transient (worth retrying the same request)."""
+    import botocore.exceptions as bce
+
+    if isinstance(exc, TransferError):
+        return exc.retryable
+    if isinstance(exc, bce.ClientError):
+        code = s3_error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in RETRYABLE_S3_CODES or (isinstance(status, int) and status >= 500)
+    return isinstance(
+        exc,
+        (
+            bce.ConnectionError,
+            bce.HTTPClientError,
+            bce.ReadTimeoutError,
+            bce.IncompleteReadError,
+            bce.ResponseStreamingError,
+            ConnectionError,
+            socket.timeout,
+            OSError,
+        ),
+    )
+
+
+def map_storage_error(exc: BaseException, what: str) -> TransferError:
+    """Map a botocore / genblaze-core storage error to :class:`StorageFailure`."""
+    if isinstance(exc, TransferError):
+        return exc
+    retryable = is_retryable_storage_error(exc)
+    if not retryable:
+        retryable = bool(getattr(exc, "is_retriable", False))
+    code = s3_error_code(exc) or type(exc).__name__
+    return StorageFailure(f"{what} failed ({code})", retryable=retryable)

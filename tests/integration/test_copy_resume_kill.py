@@ -1,0 +1,112 @@
+"""SIGKILL a copying process at ~60% of 256 MiB; a new process resumes from its checkpoint.
+
+Proves: the object ends complete and correct, the upload id survived in the
+FileCheckpointStore, and the resumed run re-uploads at most (in-flight + 1)
+parts' worth of bytes that the killed run had already sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genblaze_s3.transfer import FileCheckpointStore
+from tests.support.cdn import CDNServer
+from tests.support.s3proxy import debris, make_backend
+
+MiB = 1024 * 1024
+SIZE = 256 * MiB
+PART = 8 * MiB
+CONCURRENCY = 3
+
+CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from genblaze_s3 import S3StorageBackend
+from genblaze_s3.transfer import (CopyConfig, Destination, FetchPolicy, FileCheckpointStore,
+    copy_url)
+endpoint, ak, sk, bucket, url, cpdir = sys.argv[2:8]
+backend = S3StorageBackend(bucket, endpoint_url=endpoint, access_key_id=ak,
+    secret_access_key=sk, region="us-east-1", preflight=False)
+r = copy_url(backend, url, Destination(key="big/object.bin"),
+    policy=FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"})),
+    config=CopyConfig(part_size=%d, concurrency=%d),
+    checkpoint_store=FileCheckpointStore(cpdir), checkpoint_id="job:big")
+print(json.dumps({"sha256": r.sha256, "size": r.size, "bytes_uploaded": r.bytes_uploaded,
+    "parts_uploaded": r.parts_uploaded}))
+""" % (PART, CONCURRENCY)
+
+
+def _child(seaweed: Any, bucket: str, url: str, cpdir: Path) -> subprocess.Popen[str]:
+    root = str(Path(__file__).resolve().parents[2])
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, root, seaweed.endpoint_url, seaweed.access_key,
+         seaweed.secret_key, bucket, url, str(cpdir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+@pytest.mark.slow
+def test_killed_copy_resumes_from_checkpoint_in_new_process(
+    seaweed: Any, bucket: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "big.bin"
+    digest = hashlib.sha256()
+    with src.open("wb") as f:
+        for _ in range(SIZE // (16 * MiB)):
+            block = os.urandom(16 * MiB)
+            digest.update(block)
+            f.write(block)
+    cpdir = tmp_path / "checkpoints"
+    store = FileCheckpointStore(cpdir)
+    total_parts = SIZE // PART
+    with CDNServer() as cdn:
+        cdn.add("/big.bin", src)
+        # Throttled so the kill lands mid-copy on a fast machine.
+        url = cdn.url("/big.bin", mode="slow", rate=48 * MiB)
+        proc = _child(seaweed, bucket, url, cpdir)
+        try:
+            deadline = time.monotonic() + 120
+            done_at_kill = 0
+            while time.monotonic() < deadline and proc.poll() is None:
+                cp = store.load("job:big")
+                if cp is not None and len(cp.parts) >= int(total_parts * 0.6):
+                    done_at_kill = len(cp.parts)
+                    os.kill(proc.pid, signal.SIGKILL)
+                    break
+                time.sleep(0.01)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
+        assert done_at_kill >= int(total_parts * 0.6)
+        client = make_backend(seaweed, bucket).client
+        assert debris(client, bucket) == ([], ["big/object.bin"])  # nothing at the final key
+
+        resumed = _child(seaweed, bucket, cdn.url("/big.bin"), cpdir)
+        out, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["sha256"] == digest.hexdigest() and result["size"] == SIZE
+    missing_at_kill = total_parts - done_at_kill
+    assert result["parts_uploaded"] <= missing_at_kill
+    again = result["bytes_uploaded"] - (missing_at_kill - (CONCURRENCY + 1)) * PART
+    assert again <= (CONCURRENCY + 1) * PART
+    body = client.get_object(Bucket=bucket, Key="big/object.bin")["Body"]
+    check = hashlib.sha256()
+    for chunk in iter(lambda: body.read(8 * MiB), b""):
+        check.update(chunk)
+    assert check.hexdigest() == digest.hexdigest()
+    assert debris(client, bucket) == (["big/object.bin"], [])
+    assert store.load("job:big") is None

@@ -1,0 +1,142 @@
+"""The API in-process (TestClient) on fakeredis with an in-memory sender."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from genblaze_s3.api import create_app
+from genblaze_s3.api.auth import parse_tokens, tenant_for
+from genblaze_s3.ingest.destinations import DestinationPolicy
+from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, MemorySender
+from genblaze_s3.ingest.service import IngestService
+from genblaze_s3.ingest.status import StatusStore
+
+TOKENS = {"tok-a": "acme", "tok-b": "globex"}
+DEST = {"bucket": "media", "endpoint_url": "http://127.0.0.1:8333"}
+
+
+@pytest.fixture
+def sender() -> MemorySender:
+    return MemorySender()
+
+
+@pytest.fixture
+def client(sender: MemorySender) -> TestClient:
+    store = StatusStore(fakeredis.FakeRedis())
+    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    return TestClient(create_app(IngestService(store, sender, "q", policy), TOKENS))
+
+
+def _h(tok: str = "tok-a") -> dict[str, str]:
+    return {"Authorization": f"Bearer {tok}"}
+
+
+def test_submit_enqueues_one_task_per_asset(client: TestClient, sender: MemorySender) -> None:
+    body = {
+        "assets": [{"url": "https://cdn.x/a.png"}, {"url": "https://cdn.x/b.mp4"}],
+        "destination": DEST,
+    }
+    r = client.post("/v1/jobs", json=body, headers=_h())
+    assert r.status_code == 202
+    job_id = r.json()["job_id"]
+    assert [(n, a[0], q) for n, a, q in sender.sent] == [(INGEST_ASSET, job_id, "q")] * 2
+    doc = client.get(f"/v1/jobs/{job_id}", headers=_h()).json()
+    assert doc["state"] == "queued" and doc["progress"]["assets_total"] == 2
+
+
+def test_a_run_json_is_accepted(client: TestClient) -> None:
+    from tests.unit.ingest_fixtures import make_manifest
+
+    run = make_manifest(["https://cdn.x/a.png"]).run.model_dump(mode="json")
+    r = client.post("/v1/jobs", json={"run": run, "destination": DEST}, headers=_h())
+    assert r.status_code == 202
+    assert (
+        client.get(f"/v1/jobs/{r.json()['job_id']}", headers=_h()).json()["run_id"] == run["run_id"]
+    )
+
+
+def test_empty_run_goes_straight_to_finalize(client: TestClient, sender: MemorySender) -> None:
+    from genblaze_core.models.run import Run
+
+    run = Run(name="empty").model_dump(mode="json")
+    r = client.post("/v1/jobs", json={"run": run, "destination": DEST}, headers=_h())
+    assert r.status_code == 202 and sender.sent[0][0] == FINALIZE_JOB
+
+
+def test_auth_and_tenant_isolation(client: TestClient) -> None:
+    body = {"assets": [{"url": "https://cdn.x/a.png"}], "destination": DEST}
+    job_id = client.post("/v1/jobs", json=body, headers=_h()).json()["job_id"]
+    assert client.get(f"/v1/jobs/{job_id}", headers=_h("tok-b")).status_code == 404
+    r = client.get(f"/v1/jobs/{job_id}")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.post("/v1/jobs", json=body).status_code == 401
+
+
+def test_cancel_then_cancel_again(client: TestClient) -> None:
+    body = {"assets": [{"url": "https://cdn.x/a.png"}], "destination": DEST}
+    job_id = client.post("/v1/jobs", json=body, headers=_h()).json()["job_id"]
+    r = client.delete(f"/v1/jobs/{job_id}", headers=_h())
+    assert r.status_code == 200 and r.json()["state"] == "canceled"
+    assert client.delete(f"/v1/jobs/{job_id}", headers=_h()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (
+            {
+                "assets": [{"url": "https://cdn.x/a"}],
+                "destination": {**DEST, "endpoint_url": "http://evil:1"},
+            },
+            "destination_not_allowed",
+        ),
+        ({"assets": [{"url": "gopher://x/"}], "destination": DEST}, "invalid_job"),
+        ({"destination": DEST}, "invalid_job"),
+        (
+            {
+                "assets": [{"url": "https://cdn.x/a"}],
+                "destination": DEST,
+                "notify_url": "file:///x",
+            },
+            "invalid_job",
+        ),
+    ],
+)
+def test_invalid_input_is_422_with_a_code(client: TestClient, body: dict, code: str) -> None:
+    r = client.post("/v1/jobs", json=body, headers=_h())
+    assert r.status_code == 422 and r.json()["code"] == code
+
+
+def test_schema_errors_are_422(client: TestClient) -> None:
+    r = client.post("/v1/jobs", json={"assets": "nope", "destination": DEST}, headers=_h())
+    assert r.status_code == 422
+
+
+def test_store_down_is_503_not_500(sender: MemorySender) -> None:
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    app = create_app(IngestService(StatusStore(dead), sender, "q", DestinationPolicy()), TOKENS)
+    c = TestClient(app, raise_server_exceptions=False)
+    assert c.get("/v1/jobs/abc", headers=_h()).status_code == 503
+    assert c.get("/healthz").status_code == 503
+
+
+def test_openapi_document_in_repo_is_current(client: TestClient) -> None:
+    import json
+    from pathlib import Path
+
+    import genblaze_s3.api
+
+    saved = json.loads((Path(genblaze_s3.api.__file__).parent / "openapi.json").read_text())
+    assert saved == client.get("/openapi.json").json()
+
+
+def test_token_parsing_and_lookup() -> None:
+    tokens = parse_tokens("acme:t1, globex:t2,")
+    assert tokens == {"t1": "acme", "t2": "globex"}
+    assert tenant_for("Bearer t2", tokens) == "globex"
+    assert tenant_for("Bearer t3", tokens) is None and tenant_for(None, tokens) is None
+    with pytest.raises(ValueError):
+        parse_tokens("broken")

@@ -1,0 +1,32 @@
+"""Deployment files agree with each other: compose runs exactly the Procfile's commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tests.support.workers import procfile_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_services_run_the_procfile_commands() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"redis", "minio", "api", "worker"} <= set(services)
+    for service, kind in (("api", "web"), ("worker", "worker")):
+        cmd = services[service]["command"][-1].replace("$$", "$")
+        assert cmd == "exec " + procfile_command(kind)
+
+
+def test_the_celery_app_is_importable_as_the_procfile_expects() -> None:
+    import workers
+    import workers.tasks  # noqa: F401 - registers the tasks, as the worker's include= does
+
+    conf = workers.app.conf
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1 and conf.task_ignore_result
+    vt = conf.broker_transport_options["visibility_timeout"]
+    assert vt > conf.task_time_limit > conf.task_soft_time_limit
+    assert {"genblaze.ingest_asset", "genblaze.finalize_job"} <= set(workers.app.tasks)

@@ -1,0 +1,155 @@
+"""The worker step without Celery: leases, attempt limits, retry policy, cancel."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import fakeredis
+import pytest
+
+import genblaze_s3.transfer as transfer
+from genblaze_s3.ingest.destinations import DestinationPolicy
+from genblaze_s3.ingest.leases import AssetLease
+from genblaze_s3.ingest.models import AssetState, JobState
+from genblaze_s3.ingest.process import Action, WorkerContext, process_asset
+from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.transfer import SourceNotFound, SourceUnavailable
+from tests.unit.ingest_fixtures import make_submission
+
+
+class FakeBackend(SimpleNamespace):
+    def get_durable_url(self, key: str) -> str:
+        return f"http://s3/{key}"
+
+
+@pytest.fixture
+def ctx() -> WorkerContext:
+    client = fakeredis.FakeRedis()
+    return WorkerContext(
+        redis=client,
+        store=StatusStore(client),
+        backend_for=lambda d: FakeBackend(bucket=d.bucket),
+        policy=DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"}),
+        max_attempts=2,
+        max_retries=1,
+        lease_ttl_ms=5000,
+    )
+
+
+def _job(ctx: WorkerContext, n: int = 1) -> tuple[str, list[str]]:
+    sub = make_submission(n)
+    ctx.store.create_job(sub.meta, sub.assets, sub.sources, sub.payload)
+    return sub.meta.job_id, sub.meta.asset_ids
+
+
+def _fake_copy(monkeypatch: pytest.MonkeyPatch, behaviour: Any) -> list[dict]:
+    calls: list[dict] = []
+
+    def copy_url(backend: Any, url: str, dest: Any, **kw: Any) -> Any:
+        calls.append({"url": url, "dest": dest, **kw})
+        if isinstance(behaviour, BaseException):
+            raise behaviour
+        return behaviour
+
+    monkeypatch.setattr(transfer, "copy_url", copy_url)
+    return calls
+
+
+def test_successful_copy_stores_and_asks_for_finalize(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = SimpleNamespace(
+        key="genblaze/assets/ab/cd/x.png",
+        sha256="a" * 64,
+        size=10,
+        deduplicated=False,
+        bytes_uploaded=10,
+    )
+    calls = _fake_copy(monkeypatch, result)
+    job_id, (aid,) = _job(ctx)
+    step = process_asset(ctx, job_id, aid)
+    assert step.action is Action.DONE and step.finalize
+    assert "SECRET0" in calls[0]["url"]  # the worker gets the real URL from the store
+    assert calls[0]["checkpoint_id"] == f"{job_id}:{aid}"
+    rec = ctx.store.get_asset(job_id, aid)
+    assert (
+        rec is not None and rec.state == AssetState.STORED and rec.url == "http://s3/" + result.key
+    )
+    # A redelivery after success does nothing but (re)ask for finalize.
+    assert process_asset(ctx, job_id, aid).finalize and len(calls) == 1
+
+
+def test_retryable_errors_retry_then_fail_with_code(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_copy(monkeypatch, SourceUnavailable("503 from https://cdn/x?sig=SECRET"))
+    job_id, (aid,) = _job(ctx)
+    assert process_asset(ctx, job_id, aid, retries=0).action is Action.RETRY
+    step = process_asset(ctx, job_id, aid, retries=1)
+    assert step.action is Action.DONE and step.finalize
+    rec = ctx.store.get_asset(job_id, aid)
+    assert rec is not None and rec.error is not None and rec.error.code == "source_unavailable"
+    assert "SECRET" not in rec.error.message
+
+
+def test_permanent_errors_fail_at_once(ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_copy(monkeypatch, SourceNotFound("404"))
+    job_id, (aid,) = _job(ctx)
+    assert process_asset(ctx, job_id, aid).action is Action.DONE
+    assert ctx.store.get_asset(job_id, aid).error.code == "source_not_found"  # type: ignore[union-attr]
+
+
+def test_a_held_lease_makes_a_duplicate_back_off(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _fake_copy(monkeypatch, SourceNotFound("404"))
+    job_id, (aid,) = _job(ctx)
+    other = AssetLease(ctx.redis, job_id, aid, 5000)
+    assert other.acquire()
+    try:
+        step = process_asset(ctx, job_id, aid)
+        assert step.action is Action.BUSY and 0 < step.countdown <= 6
+        assert calls == [] and ctx.store.get_asset(job_id, aid).state == AssetState.QUEUED  # type: ignore[union-attr]
+    finally:
+        other.release()
+
+
+def test_poison_task_fails_after_bounded_attempts(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_copy(monkeypatch, SourceUnavailable("boom"))
+    job_id, (aid,) = _job(ctx)
+    for _ in range(2):
+        process_asset(ctx, job_id, aid)
+    step = process_asset(ctx, job_id, aid)
+    assert step.action is Action.DONE
+    assert ctx.store.get_asset(job_id, aid).error.code == "too_many_attempts"  # type: ignore[union-attr]
+
+
+def test_canceled_job_skips_queued_assets(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _fake_copy(monkeypatch, SourceNotFound("x"))
+    job_id, (aid,) = _job(ctx)
+    ctx.store.request_cancel(job_id)
+    assert process_asset(ctx, job_id, aid).action is Action.DONE and calls == []
+    assert ctx.store.get_asset(job_id, aid).state == AssetState.CANCELED  # type: ignore[union-attr]
+    assert ctx.store.job_state(job_id) == JobState.CANCELED
+
+
+def test_worker_refuses_destinations_outside_its_allow_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _fake_copy(monkeypatch, SourceNotFound("x"))
+    client = fakeredis.FakeRedis()
+    ctx = WorkerContext(
+        redis=client,
+        store=StatusStore(client),
+        backend_for=lambda d: None,
+        policy=DestinationPolicy(frozenset({"http://other:1"})),
+    )
+    job_id, (aid,) = _job(ctx)
+    process_asset(ctx, job_id, aid)
+    assert calls == []
+    assert ctx.store.get_asset(job_id, aid).error.code == "destination_not_allowed"  # type: ignore[union-attr]

@@ -1,0 +1,126 @@
+"""StatusStore behaviour, run against fakeredis and a real Redis (same tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+import redis
+
+from genblaze_s3.ingest import keys
+from genblaze_s3.ingest.models import AssetState, ErrorInfo, JobState, ManifestInfo
+from genblaze_s3.ingest.status import ProgressThrottle, StatusStore
+from tests.unit.ingest_fixtures import make_submission
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def store(request: pytest.FixtureRequest) -> Iterator[StatusStore]:
+    if request.param == "fakeredis":
+        client = fakeredis.FakeRedis()
+    else:
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    yield StatusStore(client, retention_seconds=3600)
+    client.close()
+
+
+def _create(store: StatusStore, n: int = 3) -> str:
+    sub = make_submission(n)
+    job_id, created = store.create_job(sub.meta, sub.assets, sub.sources, sub.payload)
+    assert created
+    return job_id
+
+
+def test_new_job_is_queued_with_redacted_sources(store: StatusStore) -> None:
+    job_id = _create(store)
+    view = store.get_job(job_id)
+    assert view is not None and view.state == JobState.QUEUED
+    assert view.progress.assets_total == 3 and view.progress.assets_done == 0
+    assert all("SECRET" not in a.source_url for a in view.assets)
+    assert "SECRET" not in view.model_dump_json()
+
+
+def test_every_key_has_the_retention_ttl(store: StatusStore) -> None:
+    job_id = _create(store)
+    names = store.redis.keys(f"{keys.NAMESPACE}:job:{job_id}*")
+    assert len(names) >= 5
+    for name in names:
+        assert 0 < store.redis.ttl(name) <= 3600
+
+
+def test_idempotency_key_returns_the_first_job(store: StatusStore) -> None:
+    a, b = make_submission(), make_submission()
+    first, c1 = store.create_job(a.meta, a.assets, a.sources, a.payload, idempotency_key="k1")
+    second, c2 = store.create_job(b.meta, b.assets, b.sources, b.payload, idempotency_key="k1")
+    assert (c1, c2) == (True, False) and first == second
+    assert store.get_meta(b.meta.job_id) is None
+
+
+def test_asset_lifecycle_updates_progress_and_remaining(store: StatusStore) -> None:
+    job_id = _create(store, 2)
+    a1, a2 = store.get_meta(job_id).asset_ids  # type: ignore[union-attr]
+    assert store.start_asset(job_id, a1)
+    assert store.job_state(job_id) == JobState.RUNNING
+    store.record_progress(job_id, a1, 50, 100)
+    view = store.get_job(job_id)
+    assert view is not None and view.progress.bytes_done == 50
+    assert (
+        store.finish_asset(job_id, a1, AssetState.STORED, key="k", url="u", sha256="s", size=100)
+        == 1
+    )
+    assert (
+        store.finish_asset(job_id, a2, AssetState.FAILED, error=ErrorInfo(code="source_not_found"))
+        == 0
+    )
+    view = store.get_job(job_id)
+    assert view is not None
+    states = {a.asset_id: a for a in view.assets}
+    assert states[a1].state == AssetState.STORED and states[a1].key == "k"
+    assert states[a2].error is not None and states[a2].error.code == "source_not_found"
+    assert view.progress.assets_done == 2
+
+
+def test_terminal_asset_is_never_rewritten(store: StatusStore) -> None:
+    job_id = _create(store, 1)
+    (a,) = store.get_meta(job_id).asset_ids  # type: ignore[union-attr]
+    store.finish_asset(job_id, a, AssetState.STORED, key="k1", url="u", sha256="s", size=1)
+    assert store.finish_asset(job_id, a, AssetState.FAILED, error=ErrorInfo(code="x")) == 0
+    assert not store.start_asset(job_id, a)
+    rec = store.get_asset(job_id, a)
+    assert rec is not None and rec.state == AssetState.STORED and rec.error is None
+
+
+def test_job_transitions_are_checked(store: StatusStore) -> None:
+    job_id = _create(store)
+    assert store.transition_job(job_id, JobState.FINALIZING)
+    assert store.request_cancel(job_id) == JobState.FINALIZING  # too late to cancel
+    assert store.transition_job(job_id, JobState.SUCCEEDED, manifest=ManifestInfo(key="m"))
+    assert not store.transition_job(job_id, JobState.FAILED)
+    view = store.get_job(job_id)
+    assert view is not None and view.state == JobState.SUCCEEDED and view.manifest.key == "m"
+
+
+def test_cancel_a_queued_job(store: StatusStore) -> None:
+    job_id = _create(store)
+    assert store.request_cancel(job_id) == JobState.CANCELED
+    view = store.get_job(job_id)
+    assert view is not None and view.error is not None and view.error.code == "canceled"
+
+
+def test_stats_count_bytes_and_states(store: StatusStore) -> None:
+    job_id = _create(store, 1)
+    (a,) = store.get_meta(job_id).asset_ids  # type: ignore[union-attr]
+    store.finish_asset(job_id, a, AssetState.STORED, key="k", url="u", sha256="s", size=123)
+    stats = store.stats()
+    assert stats["bytes_ingested"] == 123 and stats["jobs_submitted"] == 1
+
+
+def test_progress_throttle_limits_writes() -> None:
+    now = [0.0]
+    t = ProgressThrottle(0.5, clock=lambda: now[0])
+    assert t.ready()
+    now[0] = 0.2
+    assert not t.ready()
+    assert t.ready(final=True)
+    now[0] = 0.8
+    assert t.ready()

@@ -1,0 +1,60 @@
+"""The Celery app and its settings: each one named, each with the reason it is set.
+
+Jobs are long (a multi-GB copy) and idempotent (leases + checkpoints), so the
+settings favour "run again" over "lose": acknowledge late, re-queue on worker
+death, take one task at a time, and keep the broker's visibility timeout above
+the longest task so Redis does not redeliver a task that is still running.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from genblaze_s3.ingest import settings
+
+TASK_TIME_LIMIT = 6 * 3600  # hard kill: a copy that runs 6 h is stuck, not slow
+TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMIT - 300  # lets the task checkpoint/abort before the kill
+VISIBILITY_TIMEOUT = (
+    TASK_TIME_LIMIT + 3600
+)  # must exceed the time limit or Redis redelivers live tasks
+
+SETTINGS: dict[str, object] = {
+    # Ack after the task ends: a worker that dies mid-copy leaves the message for another.
+    "task_acks_late": True,
+    # ...and also when the pool child is killed (SIGKILL, OOM): re-queue instead of ack.
+    "task_reject_on_worker_lost": True,
+    # One message per process: a long copy must not hold other tasks hostage.
+    "worker_prefetch_multiplier": 1,
+    # Redis broker: unacked messages come back only after this; above the task time limit.
+    "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+    "task_time_limit": TASK_TIME_LIMIT,
+    "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
+    # If the broker connection drops, the unacked task will be redelivered: stop ours
+    # (the lease then makes any overlap harmless).
+    "worker_cancel_long_running_tasks_on_connection_loss": True,
+    # Status lives in the StatusStore; Celery results would be a second, stale truth.
+    "task_ignore_result": True,
+    "result_backend": None,
+    # JSON only: no pickle from the broker (a broker write must not become code execution).
+    "task_serializer": "json",
+    "accept_content": ["json"],
+    # Tasks sent without a queue (finalize from a worker) stay on the ingest queue.
+    "task_default_queue": settings.queue_name(),
+    # Keep retrying the broker at startup instead of crashing the worker on a slow Redis.
+    "broker_connection_retry_on_startup": True,
+    # Memory hygiene for long-lived pool children copying large files.
+    "worker_max_tasks_per_child": 200,
+    # Warm shutdown waits for running tasks; nothing is lost on redeploy.
+    "worker_hijack_root_logger": False,
+    "worker_send_task_events": False,
+}
+
+
+def create_app() -> Celery:
+    """Read the broker from the environment (entry point) and apply SETTINGS."""
+    app = Celery("genblaze", broker=settings.broker_url(), include=["workers.tasks"])
+    app.conf.update(SETTINGS)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,66 @@
+"""Per-process worker context: Redis, the store, and backends signed with OUR credentials.
+
+Entry-point code: reads the environment. Credentials come from the standard AWS
+variables or B2_KEY_ID / B2_APP_KEY, never from the job.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import cache
+from typing import Any
+
+import redis
+
+from genblaze_s3.ingest import settings
+from genblaze_s3.ingest.destinations import DestinationPolicy
+from genblaze_s3.ingest.models import DestinationSpec
+from genblaze_s3.ingest.process import WorkerContext
+from genblaze_s3.ingest.status import StatusStore
+
+_backends: dict[tuple[str, str | None, str], Any] = {}
+_lock = threading.Lock()
+
+
+def _credentials() -> tuple[str | None, str | None]:
+    key = os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("B2_KEY_ID")
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY") or os.environ.get("B2_APP_KEY")
+    return key, secret
+
+
+def backend_for(dest: DestinationSpec) -> Any:
+    """One S3StorageBackend per (bucket, endpoint, region), reused across tasks."""
+    from genblaze_s3 import S3StorageBackend
+
+    k = (dest.bucket, dest.endpoint_url, dest.region)
+    with _lock:
+        if k not in _backends:
+            key, secret = _credentials()
+            _backends[k] = S3StorageBackend(
+                dest.bucket,
+                endpoint_url=dest.endpoint_url,
+                region=dest.region,
+                access_key_id=key,
+                secret_access_key=secret,
+                preflight=False,
+            )
+        return _backends[k]
+
+
+@cache
+def context() -> WorkerContext:
+    from genblaze_s3.transfer import FetchPolicy
+
+    client = redis.Redis.from_url(settings.redis_url())
+    store = StatusStore(client, retention_seconds=settings.retention_seconds())
+    return WorkerContext(
+        redis=client,
+        store=store,
+        backend_for=backend_for,
+        policy=DestinationPolicy.from_env(),
+        fetch_policy=FetchPolicy.from_env(),
+        lease_ttl_ms=int(os.environ.get("GENBLAZE_LEASE_TTL_MS", "30000")),
+        max_attempts=int(os.environ.get("GENBLAZE_MAX_ATTEMPTS", "5")),
+        max_retries=int(os.environ.get("GENBLAZE_MAX_RETRIES", "5")),
+    )

@@ -1,0 +1,75 @@
+"""Thin Celery tasks: map `genblaze_s3.ingest` step results to ack / retry / enqueue."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from genblaze_s3.ingest import settings
+from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET
+from genblaze_s3.ingest.finalize import NotReady, finalize_job
+from genblaze_s3.ingest.leases import AssetLease
+from genblaze_s3.ingest.notify import send_webhook
+from genblaze_s3.ingest.process import Action, process_asset
+from workers.celery_app import app
+from workers.context import backend_for, context
+
+logger = logging.getLogger("genblaze_s3.workers")
+
+
+def _queue(task: Any) -> str:
+    info = getattr(task.request, "delivery_info", None) or {}
+    return info.get("routing_key") or settings.queue_name()
+
+
+@app.task(name=INGEST_ASSET, bind=True, max_retries=None)
+def ingest_asset(self: Any, job_id: str, asset_id: str, retries: int = 0) -> None:
+    """Copy one asset; retry only what the copy engine marks retryable."""
+    result = process_asset(context(), job_id, asset_id, retries=retries)
+    q = _queue(self)
+    if result.action is Action.DONE:
+        if result.finalize:
+            app.send_task(FINALIZE_JOB, args=[job_id], queue=q)
+        return
+    # RETRY counts an attempt; BUSY (lease held elsewhere) does not.
+    nxt = retries + 1 if result.action is Action.RETRY else retries
+    app.send_task(INGEST_ASSET, args=[job_id, asset_id, nxt], queue=q, countdown=result.countdown)
+
+
+def _notify(meta: Any, body: str) -> None:
+    send_webhook(meta.notify_url, body.encode(), secret=settings.webhook_secret())
+
+
+@app.task(name=FINALIZE_JOB, bind=True, max_retries=None)
+def finalize(self: Any, job_id: str, attempt: int = 0) -> None:
+    """Write + lock the manifest once; a second finalizer backs off on the lease."""
+    ctx = context()
+    lease = AssetLease(ctx.redis, job_id, "_finalize", ctx.lease_ttl_ms)
+    if not lease.acquire():
+        app.send_task(
+            FINALIZE_JOB,
+            args=[job_id, attempt],
+            queue=_queue(self),
+            countdown=lease.remaining_ms() / 1000 + 0.5,
+        )
+        return
+    with lease:
+        try:
+            finalize_job(ctx.store, backend_for, job_id, notify=_notify)
+        except NotReady:
+            return  # the last asset to finish enqueues finalize again
+        except Exception:
+            if attempt >= ctx.max_retries:
+                logger.exception("finalize %s failed for good", job_id)
+                from genblaze_s3.ingest.models import ErrorInfo, JobState
+
+                ctx.store.transition_job(
+                    job_id, JobState.FAILED, error=ErrorInfo(code="manifest_write_failed")
+                )
+                return
+            app.send_task(
+                FINALIZE_JOB,
+                args=[job_id, attempt + 1],
+                queue=_queue(self),
+                countdown=min(60, 2**attempt),
+            )
