@@ -13,21 +13,33 @@ unknown (spool-then-upload), 64 x 4 MiB, plus the cost of the rejected design
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 ROOT = Path(__file__).resolve().parents[1]
+REPS = int(os.environ.get("GENBLAZE_BENCH_REPS", "3"))
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median time (its RSS is reported with it; max RSS is similar)."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    chosen = dict(ordered[len(ordered) // 2])
+    chosen["rss_mb"] = max(r["rss_mb"] for r in runs)  # report the worst peak, not the median
+    return chosen
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -37,39 +49,82 @@ def _child(args: argparse.Namespace) -> None:
     from genblaze_s3 import S3StorageBackend
     from genblaze_s3.transfer import CopyConfig, Destination, FetchPolicy, copy_url
 
-    backend = S3StorageBackend(args.bucket, endpoint_url=args.endpoint, access_key_id=args.ak,
-                               secret_access_key=args.sk, region="us-east-1", preflight=False)
+    backend = S3StorageBackend(
+        args.bucket,
+        endpoint_url=args.endpoint,
+        access_key_id=args.ak,
+        secret_access_key=args.sk,
+        region="us-east-1",
+        preflight=False,
+    )
     policy = FetchPolicy(allow_private_hosts=frozenset({"127.0.0.1"}), ca_bundle=args.ca)
     # GENBLAZE_BENCH_CONFIG (JSON of CopyConfig fields) is for tuning runs only.
     config = CopyConfig(**json.loads(os.environ.get("GENBLAZE_BENCH_CONFIG", "{}")))
     urls = args.urls.split(",")
     t0 = time.perf_counter()
     if args.case == "known":
-        dest = Destination(key_strategy=KeyStrategy.HIERARCHICAL, asset_id="a1", run_id="bench",
-                           date_str="2026-11-25")
+        dest = Destination(
+            key_strategy=KeyStrategy.HIERARCHICAL,
+            asset_id="a1",
+            run_id="bench",
+            date_str="2026-11-25",
+        )
         results = [copy_url(backend, urls[0], dest, policy=policy, config=config)]
-    elif args.case == "cas":
-        results = [copy_url(backend, urls[0], Destination(), policy=policy, config=config)]
+    elif args.case in ("cas", "cas_refetch"):
+        mode = "refetch" if args.case == "cas_refetch" else "spool"
+        cfg = dataclasses.replace(config, cas_mode=mode)
+        results = [copy_url(backend, urls[0], Destination(), policy=policy, config=cfg)]
     else:
+
         def one(i_url: tuple[int, str]) -> Any:
             i, url = i_url
-            dest = Destination(key_strategy=KeyStrategy.HIERARCHICAL, asset_id=f"a{i}",
-                               run_id="bench-small", date_str="2026-11-25")
+            dest = Destination(
+                key_strategy=KeyStrategy.HIERARCHICAL,
+                asset_id=f"a{i}",
+                run_id="bench-small",
+                date_str="2026-11-25",
+            )
             return copy_url(backend, url, dest, policy=policy, config=config)
 
-        with ThreadPoolExecutor(max_workers=16) as pool:
+        threads = int(os.environ.get("GENBLAZE_BENCH_SMALL_THREADS", "8"))
+        with ThreadPoolExecutor(max_workers=threads) as pool:
             results = list(pool.map(one, enumerate(urls)))
     elapsed = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": elapsed, "rss_mb": rss_mb,
-                      "bytes": sum(r.size for r in results),
-                      "keys": [r.key for r in results][:2]}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_mb = usage.ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "rss_mb": rss_mb,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "bytes": sum(r.size for r in results),
+                "keys": [r.key for r in results][:2],
+            }
+        )
+    )
 
 
 def _run_child(case: str, urls: list[str], sw: Any, bucket: str, ca: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "bench.bench_copy", "--child", case, "--urls", ",".join(urls),
-           "--endpoint", sw.endpoint_url, "--ak", sw.access_key, "--sk", sw.secret_key,
-           "--bucket", bucket, "--ca", ca]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.bench_copy",
+        "--child",
+        case,
+        "--urls",
+        ",".join(urls),
+        "--endpoint",
+        sw.endpoint_url,
+        "--ak",
+        sw.access_key,
+        "--sk",
+        sw.secret_key,
+        "--bucket",
+        bucket,
+        "--ca",
+        ca,
+    ]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"copy child failed: {out.stderr[-3000:]}")
@@ -78,11 +133,21 @@ def _run_child(case: str, urls: list[str], sw: Any, bucket: str, ca: str) -> dic
 
 def _s5cmd(sw: Any, src: str, dst: str) -> float:
     exe = Path(sys.executable).parent / "s5cmd"
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": sw.access_key,
-           "AWS_SECRET_ACCESS_KEY": sw.secret_key, "AWS_REGION": "us-east-1"}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": sw.access_key,
+        "AWS_SECRET_ACCESS_KEY": sw.secret_key,
+        "AWS_REGION": "us-east-1",
+    }
     t0 = time.perf_counter()
-    subprocess.run([str(exe), "--endpoint-url", sw.endpoint_url, "cp", src, dst], env=env,
-                   check=True, capture_output=True, timeout=900)
+    out = subprocess.run(
+        [str(exe), "--endpoint-url", sw.endpoint_url, "cp", src, dst],
+        env=env,
+        capture_output=True,
+        timeout=900,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"s5cmd failed: {out.stderr[-2000:]!r} {out.stdout[-2000:]!r}")
     return time.perf_counter() - t0
 
 
@@ -96,10 +161,19 @@ def _write_random(path: Path, size: int) -> None:
 
 
 def main() -> None:
+    """Run the benchmark in a private temp dir that is always removed (~5 GiB of data)."""
+    work = Path(tempfile.mkdtemp(prefix="genblaze-bench-copy-"))
+    try:
+        _main(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _main(work: Path) -> None:
     from genblaze_s3.embedded import start_seaweedfs
     from tests.support.cdn import CDNServer
+    from tests.support.s3proxy import drop_bucket
 
-    work = Path(tempfile.mkdtemp(prefix="genblaze-bench-copy-"))
     big = work / "big.bin"
     _write_random(big, GiB)
     small_dir = work / "small"
@@ -115,40 +189,129 @@ def main() -> None:
         with CDNServer(tls=True) as cdn:
             assert cdn.ca_path is not None
             big_url = cdn.add("/video/big.mp4", big, content_type="video/mp4")
-            small_urls = [cdn.add(f"/img/s{i:02d}.png", small_dir / f"s{i:02d}.bin",
-                                  content_type="image/png") for i in range(64)]
+            small_urls = [
+                cdn.add(f"/img/s{i:02d}.png", small_dir / f"s{i:02d}.bin", content_type="image/png")
+                for i in range(64)
+            ]
 
+            if os.environ.get("GENBLAZE_BENCH_QUICK") == "small":
+                _s5cmd(sw, str(small_dir) + "/*", f"s3://{bucket}/warm/")
+                for i in range(3):
+                    s5 = _s5cmd(sw, str(small_dir) + "/*", f"s3://{bucket}/s5q{i}/")
+                    k = _run_child("small", small_urls, sw, bucket, cdn.ca_path)
+                    print(
+                        f"small: s5cmd {s5:.2f}s ours {k['seconds']:.2f}s "
+                        f"rss {k['rss_mb']:.0f}MB cpu {k['cpu_s']:.2f}s",
+                        flush=True,
+                    )
+                return
             if os.environ.get("GENBLAZE_BENCH_QUICK"):
                 for i in range(2):
                     s5 = _s5cmd(sw, str(big), f"s3://{bucket}/s5cmd/q{i}.bin")
                     k = _run_child("known", [big_url], sw, bucket, cdn.ca_path)
-                    print(f"s5cmd {s5:.2f}s ours {k['seconds']:.2f}s ratio {s5 / k['seconds']:.2f}"
-                          f" rss {k['rss_mb']:.0f}MB", flush=True)
+                    print(
+                        f"s5cmd {s5:.2f}s ours {k['seconds']:.2f}s ratio {s5 / k['seconds']:.2f}"
+                        f" rss {k['rss_mb']:.0f}MB cpu {k['cpu_s']:.2f}s",
+                        flush=True,
+                    )
                 return
-            s5_big = _s5cmd(sw, str(big), f"s3://{bucket}/s5cmd/big.bin")
-            known = _run_child("known", [big_url], sw, bucket, cdn.ca_path)
-            s5_big2 = _s5cmd(sw, str(big), f"s3://{bucket}/s5cmd/big2.bin")
-            cas = _run_child("cas", [big_url], sw, bucket, cdn.ca_path)
-            s5_small = _s5cmd(sw, str(small_dir) + "/*", f"s3://{bucket}/s5cmd/small/")
-            small = _run_child("small", small_urls, sw, bucket, cdn.ca_path)
-            s5_ref = (s5_big + s5_big2) / 2
-            rows.append(("1 GiB, key known (HIERARCHICAL)", known["seconds"], s5_ref,
-                         known["rss_mb"]))
-            rows.append(("1 GiB, CAS hash unknown (spool, then upload)", cas["seconds"], s5_ref,
-                         cas["rss_mb"]))
-            rows.append(("64 x 4 MiB (16 copies in parallel)", small["seconds"], s5_small,
-                         small["rss_mb"]))
-            t0 = time.perf_counter()
-            client.copy_object(Bucket=bucket, Key="staging-copy/big.bin",
-                               CopySource={"Bucket": bucket, "Key": "s5cmd/big.bin"})
-            copy_s = time.perf_counter() - t0
+            # Each rep gets a fresh bucket, dropped afterwards: `weed mini` has a fixed
+            # number of volume slots and ~10 GiB of writes would exhaust them. Each bucket
+            # is warmed with a small write (volume allocation), and the order of the tools
+            # alternates, so neither always pays the first-write cost.
+            s5_runs: list[float] = []
+            known_runs: list[dict[str, Any]] = []
+            cas_runs: list[dict[str, Any]] = []
+            refetch_runs: list[dict[str, Any]] = []
+            copy_s = 0.0
+            for i in range(REPS):
+                b = sw.create_bucket(f"bench-big-{i}")
+                client.put_object(Bucket=b, Key="warm", Body=b"x" * MiB)
+                if i % 2:
+                    known_runs.append(_run_child("known", [big_url], sw, b, cdn.ca_path))
+                    s5_runs.append(_s5cmd(sw, str(big), f"s3://{b}/s5cmd/big.bin"))
+                else:
+                    s5_runs.append(_s5cmd(sw, str(big), f"s3://{b}/s5cmd/big.bin"))
+                    known_runs.append(_run_child("known", [big_url], sw, b, cdn.ca_path))
+                cas_runs.append(_run_child("cas", [big_url], sw, b, cdn.ca_path))
+                for key in cas_runs[-1]["keys"]:
+                    client.delete_object(Bucket=b, Key=key)  # the next CAS run must upload
+                refetch_runs.append(_run_child("cas_refetch", [big_url], sw, b, cdn.ca_path))
+                if i == 0:
+                    t0 = time.perf_counter()
+                    client.copy_object(
+                        Bucket=b,
+                        Key="staging-copy/big.bin",
+                        CopySource={"Bucket": b, "Key": "s5cmd/big.bin"},
+                    )
+                    copy_s = time.perf_counter() - t0
+                drop_bucket(client, b)
+            s5_small_runs: list[float] = []
+            small_runs: list[dict[str, Any]] = []
+            for i in range(REPS):
+                b = sw.create_bucket(f"bench-small-{i}")
+                client.put_object(Bucket=b, Key="warm", Body=b"x" * MiB)
+                if i % 2:
+                    small_runs.append(_run_child("small", small_urls, sw, b, cdn.ca_path))
+                    s5_small_runs.append(_s5cmd(sw, str(small_dir) + "/*", f"s3://{b}/s5/"))
+                else:
+                    s5_small_runs.append(_s5cmd(sw, str(small_dir) + "/*", f"s3://{b}/s5/"))
+                    small_runs.append(_run_child("small", small_urls, sw, b, cdn.ca_path))
+                drop_bucket(client, b)
+            s5_ref = median(s5_runs)
+            known = _median_run(known_runs)
+            cas = _median_run(cas_runs)
+            refetch = _median_run(refetch_runs)
+            small = _median_run(small_runs)
+            rows.append(
+                ("1 GiB, key known (HIERARCHICAL)", known["seconds"], s5_ref, known["rss_mb"])
+            )
+            rows.append(
+                (
+                    "1 GiB, CAS hash unknown (spool, then upload)",
+                    cas["seconds"],
+                    s5_ref,
+                    cas["rss_mb"],
+                )
+            )
+            rows.append(
+                (
+                    "1 GiB, CAS hash unknown (refetch: hash pass, then streamed upload)",
+                    refetch["seconds"],
+                    s5_ref,
+                    refetch["rss_mb"],
+                )
+            )
+            rows.append(
+                (
+                    "64 x 4 MiB (8 copies in parallel)",
+                    small["seconds"],
+                    median(s5_small_runs),
+                    small["rss_mb"],
+                )
+            )
             extra.append(
                 f"- Rejected CAS design, measured: SeaweedFS server-side CopyObject of 1 GiB took "
                 f"{copy_s:.2f} s; staging + copy would take ~{known['seconds'] + copy_s:.2f} s "
                 f"(ratio {s5_ref / (known['seconds'] + copy_s):.2f} of s5cmd) versus spool-then-"
                 f"upload {cas['seconds']:.2f} s (ratio {s5_ref / cas['seconds']:.2f})."
             )
-            extra.append(f"- s5cmd 1 GiB runs: {s5_big:.2f} s and {s5_big2:.2f} s.")
+
+            def secs(xs: list[float]) -> str:
+                return ", ".join(f"{x:.2f}" for x in xs)
+
+            extra.append(
+                f"- Medians of {REPS} interleaved runs. s5cmd 1 GiB: {secs(s5_runs)} s; "
+                f"key known: {secs([r['seconds'] for r in known_runs])} s; "
+                f"CAS spool: {secs([r['seconds'] for r in cas_runs])} s; "
+                f"CAS refetch: {secs([r['seconds'] for r in refetch_runs])} s; "
+                f"s5cmd 64x4 MiB: {secs(s5_small_runs)} s; "
+                f"ours 64x4 MiB: {secs([r['seconds'] for r in small_runs])} s."
+            )
+            extra.append(
+                f"- copy_url child CPU (user+sys) for 1 GiB key known: "
+                f"{known['cpu_s']:.2f} s (includes interpreter start and imports)."
+            )
     finally:
         sw.stop()
     lines = [
@@ -158,19 +321,31 @@ def main() -> None:
         "`flock /tmp/genblaze-bench.lock`. Source: local https test CDN (TLS, self-signed), "
         "destination: SeaweedFS `weed mini` on loopback; s5cmd copies the same bytes "
         "from local disk. copy_url runs in a child process (peak RSS is its own); "
-        "default CopyConfig (16 MiB parts, 4 uploads in flight).",
+        "default CopyConfig (16 MiB parts, 3 uploads in flight, 3 part buffers). "
+        "Peak RSS is the worst of the runs (ru_maxrss of the child).",
         "",
         "| case | copy_url s | s5cmd s | ratio (s5cmd / ours) | peak RSS MB |",
         "|---|---|---|---|---|",
     ]
     for name, ours, ref, rss in rows:
-        lines.append(f"| {name} | {ours:.2f} | {ref:.2f} | {ref / ours:.2f} | "
-                     f"{rss:.0f} |")
-    lines += ["", *extra, ""]
+        lines.append(f"| {name} | {ours:.2f} | {ref:.2f} | {ref / ours:.2f} | {rss:.0f} |")
+    notes = [
+        "- Both tools are bound by SeaweedFS ingest on 2 shared cores; s5cmd's own times",
+        "  vary by up to 40% run to run, so compare the per-run lists, not one ratio.",
+        "- copy_url additionally pays for the download: the TLS CDN (a Python server in the",
+        "  benchmark process) competes for the same 2 cores, which s5cmd reading local disk",
+        "  does not. Per byte the child does one TLS decrypt and two SHA-256 passes (object",
+        "  hash + part checksum); the SigV4 payload hash is skipped for parts that carry",
+        "  x-amz-checksum-sha256 (the server verifies it; tested).",
+        "- CAS with an unknown hash spools to an anonymous temp file while hashing, then",
+        "  uploads to the final key: nothing under a staging key, no server-side copy.",
+        "- Peak RSS = ~64 MiB interpreter + boto3 + genblaze-core imports, plus",
+        "  part_size x part_buffers (16 MiB x 3).",
+    ]
+    lines += ["", *extra, *notes, ""]
     out = ROOT / "bench" / "results" / "copy.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))
-    subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,21 @@ def ingest_asset(self: Any, job_id: str, asset_id: str, retries: int = 0) -> Non
     app.send_task(INGEST_ASSET, args=[job_id, asset_id, nxt], queue=q, countdown=result.countdown)
 
 
+def _check_webhook_url(url: str) -> None:
+    """The copy engine's SSRF guard, applied to the submitter-chosen notify_url."""
+    from genblaze_s3.transfer.urlguard import resolve_target, validate_url
+
+    policy = context().fetch_policy
+    resolve_target(validate_url(url, policy), policy)
+
+
 def _notify(meta: Any, body: str) -> None:
-    send_webhook(meta.notify_url, body.encode(), secret=settings.webhook_secret())
+    send_webhook(
+        meta.notify_url,
+        body.encode(),
+        secret=settings.webhook_secret(),
+        check_url=_check_webhook_url,
+    )
 
 
 @app.task(name=FINALIZE_JOB, bind=True, max_retries=None)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -51,6 +53,34 @@ def _manifest_from(body: JobCreate) -> tuple[Any, dict[str, str]]:
             f"`run` is not a valid genblaze Run: {exc.error_count()} error(s)"
         ) from exc
     return Manifest.from_run(run), {}
+
+
+class DocumentCache:
+    """Job documents by (job_id, version): many clients polling one job cost one read.
+
+    Every store write bumps the job's version, so a cached document is served
+    only while it is exactly current. Bounded LRU; thread-safe.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._items: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, job_id: str, version: int) -> str | None:
+        with self._lock:
+            item = self._items.get(job_id)
+            if item is None or item[0] != version:
+                return None
+            self._items.move_to_end(job_id)
+            return item[1]
+
+    def put(self, job_id: str, version: int, doc: str) -> None:
+        with self._lock:
+            self._items[job_id] = (version, doc)
+            self._items.move_to_end(job_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
 
 
 def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
@@ -112,14 +142,25 @@ def create_app(
 
     app.state.tokens = tokens
 
-    def owned(job_id: str, who: str) -> JobView:
-        meta = store.get_meta(job_id) if len(job_id) <= 64 else None
-        if meta is None or meta.tenant != who:
+    cache = DocumentCache()
+
+    def owned_doc(job_id: str, who: str) -> str:
+        tv = store.job_version(job_id) if len(job_id) <= 64 else None
+        if tv is None or tv[0] != who:
             raise HTTPException(404, "job not found")  # the same answer for "not yours"
-        view = store.get_job(job_id)
-        if view is None:
-            raise HTTPException(404, "job not found")
-        return view
+        doc = cache.get(job_id, tv[1])
+        if doc is None:
+            doc = store.get_job_document(job_id)
+            if doc is None:
+                raise HTTPException(404, "job not found")
+            # Read the version again: cache only if no write slipped in meanwhile.
+            again = store.job_version(job_id)
+            if again is not None and again[1] == tv[1]:
+                cache.put(job_id, tv[1], doc)
+        return doc
+
+    def owned(job_id: str, who: str) -> JobView:
+        return JobView.model_validate_json(owned_doc(job_id, who))
 
     errors: dict[int | str, dict[str, Any]] = {
         401: {"model": Problem},
@@ -155,14 +196,14 @@ def create_app(
     @app.get("/v1/jobs/{job_id}", response_model=JobView, responses=errors, name="get_job")
     def get_job(job_id: str, who: Tenant) -> Response:
         """The job document: state, progress, per-asset results, manifest."""
-        return Response(owned(job_id, who).model_dump_json(), media_type="application/json")
+        return Response(owned_doc(job_id, who), media_type="application/json")
 
     @app.delete(
         "/v1/jobs/{job_id}", response_model=JobView, responses={**errors, 409: {"model": Problem}}
     )
     def cancel(job_id: str, who: Tenant) -> Response:
         """Cancel: running copies stop and abort their uploads; no manifest is written."""
-        owned(job_id, who)
+        owned_doc(job_id, who)
         state = service.cancel(job_id)
         view = owned(job_id, who)
         if state not in (JobState.CANCELED,):
@@ -178,19 +219,18 @@ def create_app(
         """Server-sent events: the job document each time it changes, until terminal."""
         from sse_starlette.sse import EventSourceResponse
 
-        owned(job_id, who)
+        owned_doc(job_id, who)
 
         async def stream() -> AsyncIterator[dict[str, str]]:
             last = None
             while True:
-                view = await asyncio.to_thread(store.get_job, job_id)
-                if view is None:
+                doc = await asyncio.to_thread(store.get_job_document, job_id)
+                if doc is None:
                     return
-                doc = view.model_dump_json()
                 if doc != last:
                     last = doc
                     yield {"event": "job", "data": doc}
-                if view.state in _TERMINAL:
+                if JobView.model_validate_json(doc).state in _TERMINAL:
                     return
                 await asyncio.sleep(sse_interval)
 

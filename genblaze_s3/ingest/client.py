@@ -6,12 +6,14 @@ import time
 from typing import Protocol
 
 from genblaze_s3.ingest.errors import JobNotFoundError, JobWaitTimeoutError
-from genblaze_s3.ingest.models import JobView
+from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, JobState, JobView
 from genblaze_s3.ingest.status import StatusStore
 
 
 class _Source(Protocol):
     def fetch(self, job_id: str) -> JobView: ...
+
+    def state(self, job_id: str) -> JobState: ...
 
 
 class StoreSource:
@@ -25,6 +27,13 @@ class StoreSource:
         if view is None:
             raise JobNotFoundError(job_id)
         return view
+
+    def state(self, job_id: str) -> JobState:
+        """One HGET: waiting on a 500-asset job must not cost a 500-asset read per poll."""
+        state = self._store.job_state(job_id)
+        if state is None:
+            raise JobNotFoundError(job_id)
+        return state
 
 
 class HTTPSource:
@@ -45,6 +54,9 @@ class HTTPSource:
             raise JobNotFoundError(job_id)
         r.raise_for_status()
         return JobView.model_validate_json(r.content)
+
+    def state(self, job_id: str) -> JobState:
+        return self.fetch(job_id).state
 
 
 class JobHandle:
@@ -67,13 +79,12 @@ class JobHandle:
         the job itself keeps running.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        last: JobView | None = None
         while True:
-            last = self._source.fetch(self.id)
-            if last.terminal:
-                return last
+            state = self._source.state(self.id)
+            if state in TERMINAL_JOB_STATES:
+                return self._source.fetch(self.id)
             if deadline is not None and time.monotonic() >= deadline:
-                raise JobWaitTimeoutError(self.id, timeout or 0, last.state.value)
+                raise JobWaitTimeoutError(self.id, timeout or 0, state.value)
             time.sleep(poll_interval)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 FALLBACK_PROCFILE = {
     "web": "python -m genblaze_s3.cli api --host 127.0.0.1 --port ${PORT:-8000}",
-    "worker": "celery -A workers worker --loglevel=INFO "
+    "worker": "celery -A workers worker --loglevel=INFO --pool=${GENBLAZE_WORKER_POOL:-prefork} "
     "--concurrency=${GENBLAZE_WORKER_CONCURRENCY:-2} --without-gossip --without-mingle",
 }
 BUCKET = "genblaze-demo"
@@ -190,6 +190,7 @@ def _wait_log(log: Path, needle: str, proc: subprocess.Popen[bytes], timeout: fl
 def run_demo(*, workers: int = 2) -> int:
     """Run the demo; returns 0 when the manifest verified and is locked."""
     import httpx
+    import redis
     from genblaze_core.mocks import MockProvider
     from genblaze_core.models.asset import Asset
     from genblaze_core.pipeline import Pipeline
@@ -225,6 +226,10 @@ def run_demo(*, workers: int = 2) -> int:
         )
 
         queue = f"genblaze-demo-{secrets.token_hex(4)}"
+        # On a shared Redis, leave no queue bindings behind (job records expire by TTL).
+        started.add(
+            lambda: redis.Redis.from_url(redis_url).delete(queue, f"_kombu.binding.{queue}")
+        )
         token = secrets.token_urlsafe(16)
         port = free_port()
         env = dict(os.environ)

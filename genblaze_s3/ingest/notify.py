@@ -38,9 +38,22 @@ def send_webhook(
     backoff: float = 0.5,
     timeout: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
+    check_url: Callable[[str], object] | None = None,
 ) -> bool:
-    """POST `body` to `url`; True on a 2xx. Never raises."""
+    """POST `body` to `url`; True on a 2xx. Never raises.
+
+    `check_url` (the worker passes the copy engine's SSRF guard) raises for a
+    URL we must not connect to: a submitter-chosen notify_url must not become a
+    way to reach the metadata service or private hosts from the worker.
+    """
     import requests
+
+    if check_url is not None:
+        try:
+            check_url(url)
+        except Exception as exc:
+            logger.warning("webhook to %s refused: %s", redact_url(url), type(exc).__name__)
+            return False
 
     headers = {"Content-Type": "application/json", "User-Agent": "genblaze-s3-webhook"}
     if secret:

@@ -28,9 +28,11 @@ from genblaze_s3.ingest.leases import AssetLease, count_attempt
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     TERMINAL_JOB_STATES,
+    AssetRecord,
     AssetState,
     DestinationSpec,
     ErrorInfo,
+    JobMeta,
     JobState,
 )
 from genblaze_s3.ingest.redact import redact_url
@@ -89,13 +91,11 @@ def process_asset(
     ctx: WorkerContext, job_id: str, asset_id: str, *, retries: int = 0
 ) -> StepResult:
     """Copy one asset of a job into its bucket; safe under any number of redeliveries."""
-    meta = ctx.store.get_meta(job_id)
-    record = ctx.store.get_asset(job_id, asset_id)
-    if meta is None or record is None:
+    meta, state, record, source = ctx.store.snapshot(job_id, asset_id)
+    if meta is None or record is None or state is None:
         return StepResult(Action.DONE)  # expired or never recorded: nothing to do
     if record.state in TERMINAL_ASSET_STATES:
         return StepResult(Action.DONE, finalize=_ready_to_finalize(ctx, job_id))
-    state = ctx.store.job_state(job_id)
     if state in TERMINAL_JOB_STATES:
         ctx.store.finish_asset(
             job_id,
@@ -121,7 +121,11 @@ def process_asset(
             ctx.policy.check(meta.destination)
         except DestinationNotAllowedError as exc:
             return _fail(ctx, job_id, asset_id, exc.code, str(exc))
-        return _copy(ctx, lease, job_id, asset_id, meta.destination, meta, retries)
+        if source is None:
+            return _fail(
+                ctx, job_id, asset_id, "source_missing", "source URL expired from the store"
+            )
+        return _copy(ctx, lease, job_id, record, json.loads(source), meta, state, retries)
 
 
 def _fail(ctx: WorkerContext, job_id: str, asset_id: str, code: str, message: str) -> StepResult:
@@ -138,22 +142,22 @@ def _copy(
     ctx: WorkerContext,
     lease: AssetLease,
     job_id: str,
-    asset_id: str,
-    dest_spec: DestinationSpec,
-    meta: Any,
+    record: AssetRecord,
+    source: dict[str, Any],
+    meta: JobMeta,
+    state: JobState,
     retries: int,
 ) -> StepResult:
     from genblaze_core.storage.base import KeyStrategy
 
     from genblaze_s3.transfer import Destination, TransferError, copy_url
 
-    raw = ctx.store.source_url(job_id, asset_id)
-    if raw is None:
-        return _fail(ctx, job_id, asset_id, "source_missing", "source URL expired from the store")
-    source = json.loads(raw)
-    record = ctx.store.get_asset(job_id, asset_id)
+    asset_id = record.asset_id
+    dest_spec = meta.destination
     backend = ctx.backend_for(dest_spec)
-    ctx.store.start_asset(job_id, asset_id, worker=f"{socket.gethostname()}:{os.getpid()}")
+    ctx.store.start_asset(
+        job_id, asset_id, worker=f"{socket.gethostname()}:{os.getpid()}", job_state=state
+    )
     throttle = ProgressThrottle(0.5)
     cancel_check = ProgressThrottle(ctx.cancel_poll_interval)
     canceled = False
@@ -190,7 +194,7 @@ def _copy(
             source["url"],
             dest,
             expected_sha256=source.get("sha256"),
-            media_type=record.media_type if record else None,
+            media_type=record.media_type,
             progress=on_progress,
             checkpoint_store=ctx.checkpoints,
             checkpoint_id=f"{job_id}:{asset_id}",
@@ -201,14 +205,13 @@ def _copy(
         if exc.code == "canceled":
             if lease.lost:  # another delivery owns it now: leave no trace
                 return StepResult(Action.DONE)
-            remaining = ctx.store.finish_asset(
+            ctx.store.finish_asset(
                 job_id,
                 asset_id,
                 AssetState.CANCELED,
                 error=ErrorInfo(code="canceled", message="job canceled"),
             )
-            del remaining  # a canceled job writes no manifest: nothing to finalize
-            return StepResult(Action.DONE)
+            return StepResult(Action.DONE)  # a canceled job writes no manifest
         if exc.retryable and retries < ctx.max_retries:
             ctx.store.incr_stat("retries_total")
             logger.info("asset %s/%s retry %d: %s", job_id, asset_id, retries + 1, exc.code)
@@ -220,18 +223,16 @@ def _copy(
             ctx.store.incr_stat("retries_total")
             return StepResult(Action.RETRY, countdown=compute_backoff(retries))
         return _fail(ctx, job_id, asset_id, "internal_error", type(exc).__name__)
-    elapsed = time.monotonic() - started
-    ctx.store.incr_stat("copy_seconds_sum", elapsed)
-    ctx.store.incr_stat("copy_count", 1)
-    state = AssetState.DEDUPLICATED if result.deduplicated else AssetState.STORED
+    state_done = AssetState.DEDUPLICATED if result.deduplicated else AssetState.STORED
     remaining = ctx.store.finish_asset(
         job_id,
         asset_id,
-        state,
+        state_done,
         key=result.key,
         url=backend.get_durable_url(result.key),
         sha256=result.sha256,
         size=result.size,
         bytes_uploaded=result.bytes_uploaded,
+        copy_seconds=time.monotonic() - started,
     )
     return StepResult(Action.DONE, finalize=remaining <= 0)

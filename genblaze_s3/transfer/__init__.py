@@ -16,7 +16,7 @@ from genblaze_s3.transfer.checkpoint import (
     SourceValidators,
 )
 from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
-from genblaze_s3.transfer.copy import CopyProgress, CopyResult, Destination, copy_url
+from genblaze_s3.transfer.copy import copy_url
 from genblaze_s3.transfer.errors import (
     Canceled,
     ChecksumMismatch,
@@ -32,6 +32,7 @@ from genblaze_s3.transfer.errors import (
     TransferError,
     URLBlocked,
 )
+from genblaze_s3.transfer.models import CopyProgress, CopyResult, Destination
 from genblaze_s3.transfer.multipart import abort_checkpointed_upload
 
 __all__ = [

@@ -38,8 +38,10 @@ class SourceValidators:
             (self.length, other.length),
         ]
         known = [(a, b) for a, b in pairs if a is not None or b is not None]
-        return bool(known) and all(a == b for a, b in known) and (
-            self.etag is not None or self.last_modified is not None
+        return (
+            bool(known)
+            and all(a == b for a, b in known)
+            and (self.etag is not None or self.last_modified is not None)
         )
 
 

@@ -9,6 +9,7 @@ Both are frozen dataclasses validated on construction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -45,7 +46,7 @@ class FetchPolicy:
 
     @classmethod
     def from_env(cls) -> FetchPolicy:
-        """Read GENBLAZE_ALLOW_HTTP / _ALLOW_PRIVATE_HOSTS / _MAX_SOURCE_BYTES (entry points only)."""
+        """Read GENBLAZE_ALLOW_HTTP / _ALLOW_PRIVATE_HOSTS / _MAX_SOURCE_BYTES (entry points)."""
         from genblaze_s3.settings import fetch_policy_from_env
 
         return fetch_policy_from_env()
@@ -53,22 +54,32 @@ class FetchPolicy:
 
 @dataclass(frozen=True)
 class CopyConfig:
-    """How a copy runs. Memory bound: ``part_size * (concurrency + 1)`` bytes of buffers.
+    """How a copy runs. Memory bound: ``part_size * part_buffers`` bytes of buffers.
 
     - ``part_size``: starting part size; grows so an object stays under 10,000 parts.
       S3 requires >= 5 MiB for all but the last part; SeaweedFS/tests may go lower.
     - ``concurrency``: part uploads in flight while the next part is being read.
+    - ``part_buffers``: part buffers in memory (default ``concurrency``: the source is
+      ~7x faster than the store, so a buffer spends almost all its life being sent and a
+      dedicated read-ahead buffer buys nothing measurable; see bench/results/copy.md).
+      Peak copy memory is ``part_size * part_buffers``: 48 MiB by default.
     - ``max_part_attempts``: attempts per part on transient S3 errors (500, 503, resets).
     - ``read_timeout``: seconds with no byte from the source before ``source_too_slow``.
     - ``total_deadline`` / ``min_rate`` / ``min_rate_grace``: a trickling source fails
       ``source_too_slow`` once, after the grace period, its average rate is below min_rate.
     - ``unsigned_checksummed_parts``: parts sent with a SHA-256 checksum header skip the
       redundant SigV4 payload hash (the server verifies the checksum instead).
+    - ``cas_mode``: how a CAS copy with an unknown hash learns its key before uploading.
+      ``"spool"`` hashes while writing an anonymous temp file, then uploads from it (one
+      download; costs local disk bandwidth). ``"refetch"`` downloads once only to hash,
+      then streams a second download straight to the final key (no disk; the source is
+      read twice and must not change in between, else ``source_changed``).
     - ``spool_dir``: where a CAS copy with an unknown hash buffers the body (None: tempdir).
     """
 
     part_size: int = DEFAULT_PART_SIZE
-    concurrency: int = 4
+    concurrency: int = 3
+    part_buffers: int | None = None
     max_part_attempts: int = 5
     backoff_base: float = 0.25
     backoff_cap: float = 8.0
@@ -80,6 +91,7 @@ class CopyConfig:
     progress_interval: float = 0.5
     read_chunk: int = 1 * MiB
     spool_dir: str | None = None
+    cas_mode: Literal["spool", "refetch"] = "spool"
     use_sha256_checksums: bool = True
     unsigned_checksummed_parts: bool = True
 
@@ -88,9 +100,13 @@ class CopyConfig:
             raise ValueError("part_size must be within 64 KiB..5 GiB")
         if not 1 <= self.concurrency <= 64:
             raise ValueError("concurrency must be within 1..64")
+        if self.part_buffers is not None and self.part_buffers < 1:
+            raise ValueError("part_buffers must be >= 1")
         if self.max_part_attempts < 1:
             raise ValueError("max_part_attempts must be >= 1")
         if min(self.connect_timeout, self.read_timeout, self.total_deadline) <= 0:
             raise ValueError("timeouts must be positive")
+        if self.cas_mode not in ("spool", "refetch"):
+            raise ValueError("cas_mode must be 'spool' or 'refetch'")
         if self.read_chunk < 4096:
             raise ValueError("read_chunk must be >= 4096")

@@ -5,11 +5,14 @@ Three paths, chosen by what is known before the body arrives:
 1. **Key known** (explicit key, HIERARCHICAL, or CAS with ``expected_sha256``):
    download and upload are pipelined straight to the final key; the object only
    appears at CompleteMultipartUpload, after the hash was verified.
-2. **CAS, hash unknown**: the body is spooled to a temp file while hashed (the
-   download is ~7x faster than SeaweedFS ingest, so this costs ~1/7 extra),
-   then uploaded to the now-known key. Measured against staging key + server-side
-   copy (see bench/results/copy.md): the copy costs seconds per GiB on
-   SeaweedFS, the spool a fraction. Nothing is ever written under a staging key.
+2. **CAS, hash unknown**: the key exists only after the last byte is hashed.
+   ``cas_mode="spool"`` (default) hashes while writing an anonymous temp file,
+   then uploads it to the now-known key; ``cas_mode="refetch"`` hashes a first
+   download and streams a second one to the key. Measured against staging key +
+   server-side copy (bench/results/copy.md): SeaweedFS copies 1 GiB in 2.2-4.9 s,
+   so staging ties with spool at best, while writing every byte twice into the
+   store and leaving a staging object behind if the worker dies; spool and
+   refetch never write anything but the final key.
 3. **Small** (body < one part): one PutObject from memory.
 
 Keys are genblaze-core's own (``_build_key`` / ``_guess_extension`` /
@@ -18,124 +21,46 @@ Keys are genblaze-core's own (``_build_key`` / ``_guess_extension`` /
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import io
 import logging
-import os
 import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import IO, Any, cast
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 from genblaze_core.storage.base import KeyStrategy
-from genblaze_core.storage.key_builder import KeyBuilder
-from genblaze_core.storage.transfer import _build_key, _cache_control_for, _guess_extension
+from genblaze_core.storage.transfer import _guess_extension
 
 from genblaze_s3.transfer.checkpoint import CheckpointStore, SourceValidators
 from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
 from genblaze_s3.transfer.errors import (
     Canceled,
     ChecksumMismatch,
+    SourceChanged,
     TransferError,
     map_storage_error,
     s3_error_code,
 )
 from genblaze_s3.transfer.fetch import Fetcher, SourceStream
+from genblaze_s3.transfer.models import (
+    CopyResult,
+    Destination,
+    Progress,
+    ProgressCallback,
+)
 from genblaze_s3.transfer.multipart import (
     MultipartUpload,
+    abort_checkpointed_upload,
     call_with_retries,
     choose_part_size,
+    install_part_signing_hook,
     sha256_b64,
 )
 from genblaze_s3.transfer.pipeline import upload_parts
 from genblaze_s3.transfer.urlguard import Resolver, validate_url
 
 logger = logging.getLogger("genblaze_s3.transfer")
-
-
-@dataclass(frozen=True)
-class Destination:
-    """Where a copy lands: an explicit key, or genblaze-core's key strategy inputs."""
-
-    key_strategy: KeyStrategy = KeyStrategy.CONTENT_ADDRESSABLE
-    prefix: str = "genblaze"
-    key: str | None = None
-    asset_id: str | None = None
-    run_id: str | None = None
-    date_str: str | None = None
-    tenant: str | None = None
-    cache_control: str | None = None
-
-    def effective_cache_control(self) -> str:
-        return self.cache_control or _cache_control_for(self.key_strategy)
-
-    def build_key(self, url: str, content_type: str | None, sha256: str | None) -> str | None:
-        """The final key, or None while it still depends on the unknown hash."""
-        if self.key:
-            return self.key
-        is_cas = self.key_strategy == KeyStrategy.CONTENT_ADDRESSABLE
-        if is_cas and not sha256:
-            return None
-        if not is_cas and not self.asset_id:
-            raise ValueError("HIERARCHICAL destinations need an asset_id")
-        kb = KeyBuilder.from_prefix(self.prefix).append("assets" if is_cas else "runs")
-        asset = SimpleNamespace(asset_id=self.asset_id or "")
-        return _build_key(
-            self.key_strategy,
-            kb,
-            cast(Any, asset),
-            sha256 or "",
-            _guess_extension(url, content_type),
-            tenant=self.tenant,
-            date_str=self.date_str,
-            run_id=self.run_id,
-        )
-
-
-@dataclass(frozen=True)
-class CopyProgress:
-    bytes_done: int
-    bytes_total: int | None
-
-
-@dataclass(frozen=True)
-class CopyResult:
-    key: str
-    sha256: str
-    size: int
-    content_type: str | None
-    etag: str | None
-    deduplicated: bool
-    bytes_uploaded: int
-    parts_uploaded: int
-    url: str | None = None
-
-
-ProgressCallback = Callable[[CopyProgress], None]
-
-
-class _Progress:
-    """Calls the callback at most every ``interval`` seconds, plus once at the end."""
-
-    def __init__(self, cb: ProgressCallback | None, interval: float, total: int | None) -> None:
-        self._cb = cb
-        self._interval = interval
-        self.total = total
-        self.done = 0
-        self._last = 0.0
-
-    def add(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self._cb is not None and now - self._last >= self._interval:
-            self._last = now
-            self._cb(CopyProgress(self.done, self.total))
-
-    def finish(self) -> None:
-        if self._cb is not None:
-            self._cb(CopyProgress(self.done, self.total if self.total is not None else self.done))
 
 
 @dataclass
@@ -151,7 +76,7 @@ class _Job:
     checkpoint_id: str | None
     checksums: bool
     should_cancel: Callable[[], bool]
-    progress: _Progress
+    progress: Progress
     expected_sha256: str | None
 
     @property
@@ -178,7 +103,8 @@ class _Job:
                 )
             )
         except TransferError as exc:
-            if s3_error_code(exc.__cause__) in ("404", "NoSuchKey", "NotFound"):
+            cause = exc.__cause__
+            if cause is not None and s3_error_code(cause) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
 
@@ -250,7 +176,7 @@ def copy_url(
         checksums=config.use_sha256_checksums
         and bool(getattr(backend, "supports_sha256_checksums", False)),
         should_cancel=should_cancel or (lambda: False),
-        progress=_Progress(progress, config.progress_interval, expected_size),
+        progress=Progress(progress, config.progress_interval, expected_size),
         expected_sha256=expected_sha256,
     )
     is_cas = dest.key_strategy == KeyStrategy.CONTENT_ADDRESSABLE and not dest.key
@@ -261,8 +187,32 @@ def copy_url(
         if key and head is not None:
             job.progress.finish()
             return _dedup_result(job, key, head, expected_sha256)
+    try:
+        result = _fetch_and_store(job, url, is_cas, media_type, expected_size, resolver)
+    except TransferError as exc:
+        # A permanent failure (expired URL on a resume, cancel, mismatch...) must not
+        # leave a checkpointed upload behind for a retry that will never come.
+        if not exc.retryable and job.store is not None and job.checkpoint_id is not None:
+            try:
+                abort_checkpointed_upload(job.client, job.store, job.checkpoint_id, config=config)
+            except Exception:
+                logger.warning("could not abort checkpointed upload %s", job.checkpoint_id)
+        raise
+    job.progress.finish()
+    return result
+
+
+def _fetch_and_store(
+    job: _Job,
+    url: str,
+    is_cas: bool,
+    media_type: str | None,
+    expected_size: int | None,
+    resolver: Resolver | None,
+) -> CopyResult:
+    dest, expected_sha256 = job.dest, job.expected_sha256
     job.check_cancel()
-    with Fetcher(policy, config, resolver=resolver) as fetcher, fetcher.open(url) as src:
+    with Fetcher(job.policy, job.config, resolver=resolver) as fetcher, fetcher.open(url) as src:
         job.progress.total = src.length if src.length is not None else expected_size
         if expected_size is not None and src.length is not None and src.length != expected_size:
             raise ChecksumMismatch(f"source is {src.length} bytes, expected {expected_size}")
@@ -274,11 +224,39 @@ def copy_url(
                 job.progress.finish()
                 return _dedup_result(job, key, head, cast(str, expected_sha256))
         if key is not None:
-            result = _copy_to_known_key(job, src, key, content_type)
+            return _copy_to_known_key(job, src, key, content_type)
+        large = src.length is None or src.length >= job.config.part_size
+        if job.config.cas_mode == "refetch" and large:
+            sha256 = _hash_only(job, src)
+            key = cast(str, dest.build_key(url, src.content_type or media_type, sha256))
+            validators = src.validators
         else:
-            result = _copy_spooled(job, src, content_type)
-    job.progress.finish()
-    return result
+            return _copy_spooled(job, src, content_type)
+    # Second pass ("refetch"): the key is known now, so stream straight to it.
+    head = job.head(key)
+    if head is not None:
+        job.progress.finish()
+        return _dedup_result(job, key, head, sha256)
+    pinned = replace(job, expected_sha256=sha256)
+    with Fetcher(job.policy, job.config, resolver=resolver) as fetcher, fetcher.open(url) as src:
+        if not src.validators.matches(validators) and validators != src.validators:
+            raise SourceChanged("source validators changed between the hash and upload passes")
+        try:
+            return _copy_to_known_key(pinned, src, key, content_type)
+        except ChecksumMismatch as exc:
+            raise SourceChanged("source bytes changed between the hash and upload passes") from exc
+
+
+def _hash_only(job: _Job, src: SourceStream) -> str:
+    """First pass of ``cas_mode="refetch"``: read and hash the body, store nothing."""
+    hasher = hashlib.sha256()
+    buf = bytearray(min(job.config.part_size, 8 * 1024 * 1024))
+    while True:
+        n = src.read_into(buf)
+        if n == 0:
+            return hasher.hexdigest()
+        hasher.update(memoryview(buf)[:n])
+        job.check_cancel()
 
 
 def _verify(job: _Job, sha256: str, size: int) -> None:
@@ -289,18 +267,31 @@ def _verify(job: _Job, sha256: str, size: int) -> None:
 def _put_small(
     job: _Job, key: str, data: memoryview, content_type: str | None, sha256: str
 ) -> CopyResult:
+    body = data.obj if data.nbytes == len(data.obj) else bytes(data)  # type: ignore[arg-type]
     params: dict[str, Any] = {
         "Bucket": job.bucket,
         "Key": key,
-        "Body": bytes(data),
+        "Body": body,
         **job.extra(content_type),
     }
     if job.checksums:
         params["ChecksumSHA256"] = sha256_b64(data)
-    resp = call_with_retries(lambda: job.client.put_object(**params), what="PutObject",
-                             config=job.config)
-    return CopyResult(key, sha256, len(data), content_type, resp.get("ETag"), False,
-                      len(data), 1, _durable_url(job.backend, key))
+        if job.config.unsigned_checksummed_parts:
+            install_part_signing_hook(job.client)
+    resp = call_with_retries(
+        lambda: job.client.put_object(**params), what="PutObject", config=job.config
+    )
+    return CopyResult(
+        key,
+        sha256,
+        len(data),
+        content_type,
+        resp.get("ETag"),
+        False,
+        len(data),
+        1,
+        _durable_url(job.backend, key),
+    )
 
 
 def _start_or_resume(
@@ -315,8 +306,13 @@ def _start_or_resume(
     if job.store is not None and job.checkpoint_id is not None:
         cp = job.store.load(job.checkpoint_id)
         if cp is not None:
-            same = (cp.bucket == job.bucket and cp.key == key and cp.part_size == part_size
-                    and cp.checksum_sha256 == job.checksums and cp.source.matches(source))
+            same = (
+                cp.bucket == job.bucket
+                and cp.key == key
+                and cp.part_size == part_size
+                and cp.checksum_sha256 == job.checksums
+                and cp.source.matches(source)
+            )
             if same:
                 upload = MultipartUpload.resume(job.client, cp, **common)  # type: ignore[arg-type]
                 if upload is not None:
@@ -327,8 +323,14 @@ def _start_or_resume(
                 MultipartUpload(job.client, cp, **common).abort()  # type: ignore[arg-type]
             job.store.clear(job.checkpoint_id)
     return MultipartUpload.create(
-        job.client, bucket=job.bucket, key=key, part_size=part_size, source=source,
-        extra=job.extra(content_type), checksum_sha256=job.checksums, **common,  # type: ignore[arg-type]
+        job.client,
+        bucket=job.bucket,
+        key=key,
+        part_size=part_size,
+        source=source,
+        extra=job.extra(content_type),
+        checksum_sha256=job.checksums,
+        **common,  # type: ignore[arg-type]
     )
 
 
@@ -341,7 +343,7 @@ def _multipart(
     part_size: int,
     source: SourceValidators,
     content_type: str | None,
-    hasher: Any | None,
+    hasher: Any,
     known_sha256: str | None,
 ) -> CopyResult:
     upload = _start_or_resume(job, key, part_size, source, content_type)
@@ -356,15 +358,22 @@ def _multipart(
 
     try:
         n_parts = upload_parts(
-            upload, read_part, part_size=part_size, concurrency=job.config.concurrency,
-            first=first, first_len=first_len, on_part=on_part, should_cancel=job.should_cancel,
+            upload,
+            read_part,
+            part_size=part_size,
+            concurrency=job.config.concurrency,
+            buffers=job.config.part_buffers,
+            first=first,
+            first_len=first_len,
+            on_part=on_part,
+            should_cancel=job.should_cancel,
         )
-        sha256 = known_sha256 or hasher.hexdigest()
+        sha256 = known_sha256 if known_sha256 is not None else hasher.hexdigest()
         _verify(job, sha256, size)
         job.check_cancel()
         resp = upload.complete(n_parts)
     except BaseException as exc:
-        keep = (isinstance(exc, TransferError) and exc.retryable and job.store is not None)
+        keep = isinstance(exc, TransferError) and exc.retryable and job.store is not None
         if not keep:
             upload.abort()
         if isinstance(exc, TransferError) or not isinstance(exc, Exception):
@@ -372,15 +381,25 @@ def _multipart(
         raise map_storage_error(exc, "multipart upload") from exc
     if job.store is not None and job.checkpoint_id is not None:
         job.store.clear(job.checkpoint_id)
-    return CopyResult(key, sha256, size, content_type, resp.get("ETag"), False,
-                      upload.bytes_uploaded, upload.parts_uploaded, _durable_url(job.backend, key))
+    return CopyResult(
+        key,
+        sha256,
+        size,
+        content_type,
+        resp.get("ETag"),
+        False,
+        upload.bytes_uploaded,
+        upload.parts_uploaded,
+        _durable_url(job.backend, key),
+    )
 
 
 def _copy_to_known_key(
     job: _Job, src: SourceStream, key: str, content_type: str | None
 ) -> CopyResult:
-    part_size = choose_part_size(src.length, minimum=job.config.part_size,
-                                 fallback_max=job.policy.max_source_bytes)
+    part_size = choose_part_size(
+        src.length, minimum=job.config.part_size, fallback_max=job.policy.max_source_bytes
+    )
     hasher = hashlib.sha256()
     first = bytearray(part_size if src.length is None else min(part_size, src.length))
     first_len = src.read_into(first)
@@ -393,14 +412,25 @@ def _copy_to_known_key(
         _verify(job, sha256, first_len)
         job.check_cancel()
         return _put_small(job, key, view, content_type, sha256)
-    return _multipart(job, key, src.read_into, first, first_len, part_size, src.validators,
-                      content_type, hasher, None)
+    return _multipart(
+        job,
+        key,
+        src.read_into,
+        first,
+        first_len,
+        part_size,
+        src.validators,
+        content_type,
+        hasher,
+        None,
+    )
 
 
 def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> CopyResult:
     """CAS with unknown hash: hash while spooling to disk, then upload to the known key."""
-    part_size = choose_part_size(src.length, minimum=job.config.part_size,
-                                 fallback_max=job.policy.max_source_bytes)
+    part_size = choose_part_size(
+        src.length, minimum=job.config.part_size, fallback_max=job.policy.max_source_bytes
+    )
     hasher = hashlib.sha256()
     first = bytearray(part_size if src.length is None else min(part_size, src.length))
     first_len = src.read_into(first)
@@ -415,33 +445,42 @@ def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> Cop
             return _dedup_result(job, key, head, sha256)
         job.check_cancel()
         return _put_small(job, key, memoryview(first)[:first_len], content_type, sha256)
-    fd, path = tempfile.mkstemp(prefix="genblaze-spool-", dir=job.config.spool_dir)
-    try:
-        with os.fdopen(fd, "w+b", buffering=0) as f:
-            f.write(memoryview(first)[:first_len])
-            del first
-            size = first_len
-            buf = bytearray(min(part_size, 8 * 1024 * 1024))
-            while True:
-                n = src.read_into(buf)
-                if n == 0:
-                    break
-                view = memoryview(buf)[:n]
-                hasher.update(view)
-                f.write(view)
-                size += n
-                job.progress.add(n)
-                job.check_cancel()
-            sha256 = hasher.hexdigest()
-            _verify(job, sha256, size)
-            key = cast(str, job.dest.build_key(job.url, src.content_type or content_type, sha256))
-            head = job.head(key)
-            if head is not None:
-                return _dedup_result(job, key, head, sha256)
-            f.seek(0)
-            file = cast(IO[bytes], f)
-            return _multipart(job, key, lambda b: file.readinto(b) or 0, None, 0,
-                              part_size, src.validators, content_type, None, sha256)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+    # An anonymous file (O_TMPFILE / unlinked at once): even a SIGKILLed worker
+    # leaves no spool behind, and the disk space is freed when the process dies.
+    with tempfile.TemporaryFile(
+        buffering=0, prefix="genblaze-spool-", dir=job.config.spool_dir
+    ) as f:
+        f.write(memoryview(first)[:first_len])
+        del first
+        size = first_len
+        buf = bytearray(min(part_size, 8 * 1024 * 1024))
+        while True:
+            n = src.read_into(buf)
+            if n == 0:
+                break
+            view = memoryview(buf)[:n]
+            hasher.update(view)
+            f.write(view)
+            size += n
+            job.progress.add(n)
+            job.check_cancel()
+        sha256 = hasher.hexdigest()
+        _verify(job, sha256, size)
+        key = cast(str, job.dest.build_key(job.url, src.content_type or content_type, sha256))
+        head = job.head(key)
+        if head is not None:
+            return _dedup_result(job, key, head, sha256)
+        f.seek(0)
+        file = cast(io.RawIOBase, f)
+        return _multipart(
+            job,
+            key,
+            lambda b: file.readinto(b) or 0,
+            None,
+            0,
+            part_size,
+            src.validators,
+            content_type,
+            None,
+            sha256,
+        )

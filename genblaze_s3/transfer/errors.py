@@ -137,7 +137,9 @@ def map_source_error(exc: BaseException) -> TransferError:
         return SourceTooSlow(f"source read timed out ({name})")
     if isinstance(exc, (requests.exceptions.ConnectTimeout, u3.ConnectTimeoutError)):
         return SourceUnavailable(f"source connect timed out ({name})")
-    if isinstance(exc, (u3.IncompleteRead, u3.ProtocolError, requests.exceptions.ChunkedEncodingError)):
+    if isinstance(
+        exc, (u3.IncompleteRead, u3.ProtocolError, requests.exceptions.ChunkedEncodingError)
+    ):
         # urllib3 wraps both "ended early" and "connection reset" as ProtocolError;
         # both mean the bytes we got are not the whole object.
         return SourceTruncated(f"source body ended early ({name})")

@@ -100,7 +100,9 @@ class SourceStream:
             length=self.length,
         )
         if self.length is not None and self.length > policy.max_source_bytes:
-            raise TooLarge(f"Content-Length {self.length} exceeds the {policy.max_source_bytes} cap")
+            raise TooLarge(
+                f"Content-Length {self.length} exceeds the {policy.max_source_bytes} cap"
+            )
         self._eof = False
 
     def read(self, n: int) -> bytes:
@@ -126,7 +128,9 @@ class SourceStream:
             raise TooLarge(f"source sent more than the {self._policy.max_source_bytes} byte cap")
         elapsed = now - self._started
         if elapsed > self._config.total_deadline:
-            raise SourceTooSlow(f"download exceeded the {self._config.total_deadline:.0f}s deadline")
+            raise SourceTooSlow(
+                f"download exceeded the {self._config.total_deadline:.0f}s deadline"
+            )
         if (
             elapsed > self._config.min_rate_grace
             and self.bytes_read / elapsed < self._config.min_rate

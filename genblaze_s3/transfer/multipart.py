@@ -11,6 +11,7 @@ jittered exponential backoff on transient S3 errors only.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import random
@@ -75,7 +76,11 @@ def sha256_b64(data: bytes | bytearray | memoryview) -> str:
 
 
 def call_with_retries(
-    fn: Callable[[], T], *, what: str, config: CopyConfig, sleep: Callable[[float], None] = time.sleep
+    fn: Callable[[], T],
+    *,
+    what: str,
+    config: CopyConfig,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run an S3 call, retrying transient failures; raise StorageFailure with the last cause."""
     attempt = 0
@@ -87,7 +92,9 @@ def call_with_retries(
             if attempt >= config.max_part_attempts or not is_retryable_storage_error(exc):
                 raise map_storage_error(exc, what) from exc
             delay = compute_backoff(attempt, base=config.backoff_base, cap=config.backoff_cap)
-            logger.info("%s failed (%s), retry %d in %.2fs", what, s3_error_code(exc), attempt, delay)
+            logger.info(
+                "%s failed (%s), retry %d in %.2fs", what, s3_error_code(exc), attempt, delay
+            )
             sleep(delay)
 
 
@@ -112,12 +119,17 @@ def _skip_redundant_payload_hash(request: Any, **_: Any) -> None:
 
 
 def install_part_signing_hook(client: Any) -> None:
-    """Register :func:`_skip_redundant_payload_hash` once per client (idempotent)."""
-    client.meta.events.register(
-        "before-sign.s3.UploadPart",
-        _skip_redundant_payload_hash,
-        unique_id="genblaze-s3-skip-part-payload-hash",
-    )
+    """Register :func:`_skip_redundant_payload_hash` once per client (idempotent).
+
+    Only UploadPart and PutObject, and only requests that carry a SHA-256
+    checksum header, are affected; every other request is signed as before.
+    """
+    for op in ("UploadPart", "PutObject"):
+        client.meta.events.register(
+            f"before-sign.s3.{op}",
+            _skip_redundant_payload_hash,
+            unique_id=f"genblaze-s3-skip-payload-hash-{op}",
+        )
 
 
 class MultipartUpload:
@@ -200,9 +212,13 @@ class MultipartUpload:
         marker = 0
         try:
             while True:
-                resp = call_with_retries(
-                    lambda m=marker: client.list_parts(
-                        Bucket=cp.bucket, Key=cp.key, UploadId=cp.upload_id, PartNumberMarker=m
+                resp: dict[str, Any] = call_with_retries(
+                    functools.partial(
+                        client.list_parts,
+                        Bucket=cp.bucket,
+                        Key=cp.key,
+                        UploadId=cp.upload_id,
+                        PartNumberMarker=marker,
                     ),
                     what="ListParts",
                     config=config,
@@ -253,7 +269,9 @@ class MultipartUpload:
         if self._store is None or self._cp_id is None:
             return
         with self._lock:
-            cp = replace(self._cp, parts=tuple(sorted(self._parts.values(), key=lambda p: p.number)))
+            cp = replace(
+                self._cp, parts=tuple(sorted(self._parts.values(), key=lambda p: p.number))
+            )
         try:
             self._store.save(self._cp_id, cp)
         except Exception:  # a lost checkpoint write costs a re-upload, never the copy
@@ -356,7 +374,8 @@ def abort_checkpointed_upload(
     cp = store.load(checkpoint_id)
     if cp is None:
         return False
-    upload = MultipartUpload(client, cp, config=config or CopyConfig(), store=store,
-                             checkpoint_id=checkpoint_id)
+    upload = MultipartUpload(
+        client, cp, config=config or CopyConfig(), store=store, checkpoint_id=checkpoint_id
+    )
     upload.abort()
     return True

@@ -1,18 +1,19 @@
 """Read parts in order, hash them, upload them in parallel: bounded, cancelable, resumable.
 
-Why a fixed buffer pool: at most ``concurrency + 1`` part buffers ever exist and
-a buffer is reused only after its upload returned, so memory never exceeds
-``part_size * (concurrency + 1)`` however slow the store is. The reader (the calling thread) owns the SHA-256 so hashing stays
-in byte order; uploader threads only send. Parts the server already has (a
-resume) are read and hashed but not sent again -- checked by size and, where
-the ETag is an MD5, by content.
+Why a fixed buffer pool: at most ``buffers`` part buffers ever exist (default
+``concurrency``) and a buffer is reused only after its upload returned, so
+memory never exceeds ``part_size * buffers`` however slow the store is. The
+reader (the calling thread) owns the SHA-256 so hashing stays in byte order;
+uploader threads only send. Parts the server already has (a resume) are read
+and hashed but not sent again -- checked by size and, where the ETag is an
+MD5, by content.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import queue
+import re
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 
@@ -40,6 +41,7 @@ def upload_parts(
     *,
     part_size: int,
     concurrency: int,
+    buffers: int | None = None,
     first: bytearray | None = None,
     first_len: int = 0,
     on_part: Callable[[memoryview], None] | None = None,
@@ -53,6 +55,7 @@ def upload_parts(
     # A fixed set of part buffers, reused: memory stays at (concurrency + 1) parts
     # even when the HTTP stack keeps references to a sent body a little longer.
     free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    max_buffers = max(1, buffers if buffers is not None else concurrency)
     allocated = 1 if first is not None else 0
     futures: list[Future[object]] = []
     number = 0
@@ -80,7 +83,7 @@ def upload_parts(
                 return free.get_nowait()
             except queue.Empty:
                 pass
-            if allocated < concurrency + 1:
+            if allocated < max_buffers:
                 allocated += 1
                 return bytearray(part_size)
             try:

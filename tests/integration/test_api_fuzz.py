@@ -10,7 +10,6 @@ is a different row, see test_faults_worker.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
-
 from typing import Any
 
 import pytest

@@ -26,7 +26,7 @@ from genblaze_s3.transfer import (
     copy_url,
 )
 from tests.support.cdn import CDNServer
-from tests.support.s3proxy import S3FaultProxy, debris, make_backend
+from tests.support.s3proxy import S3FaultProxy, debris, drop_bucket, make_backend
 
 MiB = 1024 * 1024
 POLICY = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}))
@@ -46,8 +46,9 @@ def cdn() -> Iterator[CDNServer]:
 
 
 @pytest.fixture
-def backend(seaweed: Any, bucket: str) -> Any:
-    return make_backend(seaweed, bucket)
+def backend(seaweed: Any, bucket: str) -> Iterator[Any]:
+    yield make_backend(seaweed, bucket)
+    drop_bucket(seaweed.client(), bucket)
 
 
 def _clean(backend: Any) -> None:
@@ -58,10 +59,13 @@ def _body(backend: Any, key: str) -> bytes:
     return backend.client.get_object(Bucket=backend.bucket, Key=key)["Body"].read()
 
 
-def test_multipart_copy_stores_exact_bytes_and_reports_progress(cdn: CDNServer, backend: Any) -> None:
+def test_multipart_copy_stores_exact_bytes_and_reports_progress(
+    cdn: CDNServer, backend: Any
+) -> None:
     seen: list[CopyProgress] = []
-    r = copy_url(backend, cdn.url("/v.mp4"), Destination(), policy=POLICY, config=CFG,
-                 progress=seen.append)
+    r = copy_url(
+        backend, cdn.url("/v.mp4"), Destination(), policy=POLICY, config=CFG, progress=seen.append
+    )
     assert r.sha256 == SHA and r.size == len(DATA) and not r.deduplicated
     assert r.key == f"genblaze/assets/{SHA[:2]}/{SHA[2:4]}/{SHA}.mp4"
     assert _body(backend, r.key) == DATA
@@ -81,15 +85,21 @@ def test_second_copy_deduplicates_and_known_hash_skips_download(
     again = copy_url(backend, cdn.url("/v.mp4"), Destination(), policy=POLICY, config=CFG)
     assert again.deduplicated and again.key == first.key and again.bytes_uploaded == 0
     cdn.clear_requests()
-    skip = copy_url(backend, cdn.url("/v.mp4"), Destination(), expected_sha256=SHA,
-                    policy=POLICY, config=CFG)
+    skip = copy_url(
+        backend, cdn.url("/v.mp4"), Destination(), expected_sha256=SHA, policy=POLICY, config=CFG
+    )
     assert skip.deduplicated and skip.key == first.key and skip.size == len(DATA)
     assert cdn.requests == []  # the source was never contacted
 
 
 def test_small_object_is_a_single_put(cdn: CDNServer, backend: Any, seaweed: Any) -> None:
-    dest = Destination(key_strategy=KeyStrategy.HIERARCHICAL, asset_id="a1", run_id="r1",
-                       date_str="2026-11-25", tenant="t1")
+    dest = Destination(
+        key_strategy=KeyStrategy.HIERARCHICAL,
+        asset_id="a1",
+        run_id="r1",
+        date_str="2026-11-25",
+        tenant="t1",
+    )
     r = copy_url(backend, cdn.url("/small.png"), dest, policy=POLICY, config=CFG)
     assert r.key == "genblaze/runs/t1/2026-11-25/r1/assets/a1.png" and r.parts_uploaded == 1
     assert _body(backend, r.key) == b"\x89PNG" + b"x" * 1000
@@ -100,12 +110,24 @@ def test_small_object_is_a_single_put(cdn: CDNServer, backend: Any, seaweed: Any
 def test_expected_sha256_mismatch_leaves_nothing(cdn: CDNServer, backend: Any) -> None:
     for strategy in (KeyStrategy.CONTENT_ADDRESSABLE, KeyStrategy.HIERARCHICAL):
         with pytest.raises(TransferError) as info:
-            copy_url(backend, cdn.url("/v.mp4"), Destination(key_strategy=strategy, asset_id="a"),
-                     expected_sha256="0" * 64, policy=POLICY, config=CFG)
+            copy_url(
+                backend,
+                cdn.url("/v.mp4"),
+                Destination(key_strategy=strategy, asset_id="a"),
+                expected_sha256="0" * 64,
+                policy=POLICY,
+                config=CFG,
+            )
         assert info.value.code == "checksum_mismatch"
     with pytest.raises(TransferError) as info:
-        copy_url(backend, cdn.url("/v.mp4"), Destination(key="x/y.mp4"),
-                 expected_sha256=hashlib.sha256(b"other").hexdigest(), policy=POLICY, config=CFG)
+        copy_url(
+            backend,
+            cdn.url("/v.mp4"),
+            Destination(key="x/y.mp4"),
+            expected_sha256=hashlib.sha256(b"other").hexdigest(),
+            policy=POLICY,
+            config=CFG,
+        )
     assert info.value.code == "checksum_mismatch"
     _clean(backend)
 
@@ -131,8 +153,13 @@ def test_expected_sha256_mismatch_leaves_nothing(cdn: CDNServer, backend: Any) -
 )
 @pytest.mark.parametrize("strategy", [KeyStrategy.CONTENT_ADDRESSABLE, KeyStrategy.HIERARCHICAL])
 def test_source_fault_gives_code_and_no_debris(
-    cdn: CDNServer, backend: Any, mode: str, params: dict[str, Any], code: str,
-    retryable: bool, strategy: KeyStrategy,
+    cdn: CDNServer,
+    backend: Any,
+    mode: str,
+    params: dict[str, Any],
+    code: str,
+    retryable: bool,
+    strategy: KeyStrategy,
 ) -> None:
     dest = Destination(key_strategy=strategy, asset_id="a1", run_id="r1")
     with pytest.raises(TransferError) as info:
@@ -148,10 +175,14 @@ def test_missing_path_is_not_found(cdn: CDNServer, backend: Any) -> None:
 
 
 def test_endless_body_and_size_cap_are_too_large(cdn: CDNServer, backend: Any) -> None:
-    capped = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}),
-                         max_source_bytes=11 * MiB)
-    for url in (cdn.url("/v.mp4", mode="endless"), cdn.url("/v.mp4", mode="no_length"),
-                cdn.url("/v.mp4")):
+    capped = FetchPolicy(
+        allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}), max_source_bytes=11 * MiB
+    )
+    for url in (
+        cdn.url("/v.mp4", mode="endless"),
+        cdn.url("/v.mp4", mode="no_length"),
+        cdn.url("/v.mp4"),
+    ):
         with pytest.raises(TransferError) as info:
             copy_url(backend, url, Destination(), policy=capped, config=CFG)
         assert info.value.code == "too_large"
@@ -161,13 +192,23 @@ def test_endless_body_and_size_cap_are_too_large(cdn: CDNServer, backend: Any) -
 def test_trickling_source_fails_min_rate(cdn: CDNServer, backend: Any) -> None:
     cfg = CopyConfig(part_size=5 * MiB, read_timeout=5, min_rate=1 * MiB, min_rate_grace=0.5)
     with pytest.raises(TransferError) as info:
-        copy_url(backend, cdn.url("/v.mp4", mode="slow", rate=64 * 1024), Destination(),
-                 policy=POLICY, config=cfg)
+        copy_url(
+            backend,
+            cdn.url("/v.mp4", mode="slow", rate=64 * 1024),
+            Destination(),
+            policy=POLICY,
+            config=cfg,
+        )
     assert info.value.code == "source_too_slow"
     cfg = CopyConfig(part_size=5 * MiB, read_timeout=5, total_deadline=0.5, min_rate=1)
     with pytest.raises(TransferError) as info:
-        copy_url(backend, cdn.url("/v.mp4", mode="slow", rate=512 * 1024), Destination(),
-                 policy=POLICY, config=cfg)
+        copy_url(
+            backend,
+            cdn.url("/v.mp4", mode="slow", rate=512 * 1024),
+            Destination(),
+            policy=POLICY,
+            config=cfg,
+        )
     assert info.value.code == "source_too_slow"
     _clean(backend)
 
@@ -175,8 +216,9 @@ def test_trickling_source_fails_min_rate(cdn: CDNServer, backend: Any) -> None:
 def test_gzip_encoded_body_is_stored_raw_never_inflated(cdn: CDNServer, backend: Any) -> None:
     bomb = gzip.compress(b"\0" * (64 * MiB), compresslevel=9)
     cdn.add("/bomb.bin", bomb, content_type="application/octet-stream")
-    r = copy_url(backend, cdn.url("/bomb.bin", mode="gzip"), Destination(), policy=POLICY,
-                 config=CFG)
+    r = copy_url(
+        backend, cdn.url("/bomb.bin", mode="gzip"), Destination(), policy=POLICY, config=CFG
+    )
     assert r.size == len(bomb) and r.sha256 == hashlib.sha256(bomb).hexdigest()
 
 
@@ -191,8 +233,14 @@ def test_redirect_chain_is_followed_and_range_ignored_is_harmless(
 def test_cancel_between_parts_aborts_upload(cdn: CDNServer, backend: Any) -> None:
     calls = iter(range(100))
     with pytest.raises(TransferError) as info:
-        copy_url(backend, cdn.url("/v.mp4"), Destination(key="c/v.mp4"), policy=POLICY,
-                 config=CFG, should_cancel=lambda: next(calls) >= 2)
+        copy_url(
+            backend,
+            cdn.url("/v.mp4"),
+            Destination(key="c/v.mp4"),
+            policy=POLICY,
+            config=CFG,
+            should_cancel=lambda: next(calls) >= 2,
+        )
     assert info.value.code == "canceled" and not info.value.retryable
     _clean(backend)
 
@@ -201,14 +249,28 @@ def test_retryable_failure_keeps_upload_and_retry_resumes(cdn: CDNServer, backen
     store = MemoryCheckpointStore()
     dest = Destination(key="resume/v.mp4")
     with pytest.raises(TransferError) as info:
-        copy_url(backend, cdn.url("/v.mp4", mode="truncate", at=11 * MiB), dest, policy=POLICY,
-                 config=CFG, checkpoint_store=store, checkpoint_id="job:1")
+        copy_url(
+            backend,
+            cdn.url("/v.mp4", mode="truncate", at=11 * MiB),
+            dest,
+            policy=POLICY,
+            config=CFG,
+            checkpoint_store=store,
+            checkpoint_id="job:1",
+        )
     assert info.value.retryable
     cp = store.load("job:1")
     assert cp is not None and cp.key == "resume/v.mp4"
     assert len(debris(backend.client, backend.bucket)[1]) == 1
-    r = copy_url(backend, cdn.url("/v.mp4"), dest, policy=POLICY, config=CFG,
-                 checkpoint_store=store, checkpoint_id="job:1")
+    r = copy_url(
+        backend,
+        cdn.url("/v.mp4"),
+        dest,
+        policy=POLICY,
+        config=CFG,
+        checkpoint_store=store,
+        checkpoint_id="job:1",
+    )
     assert r.sha256 == SHA and _body(backend, r.key) == DATA
     assert r.parts_uploaded == 1 and r.bytes_uploaded == len(DATA) - 10 * MiB
     assert store.load("job:1") is None
@@ -220,14 +282,28 @@ def test_changed_source_aborts_old_upload_and_restarts(cdn: CDNServer, backend: 
     cdn.add("/changing.mp4", DATA, content_type="video/mp4")
     dest = Destination(key="changed/v.mp4")
     with pytest.raises(TransferError):
-        copy_url(backend, cdn.url("/changing.mp4", mode="truncate", at=11 * MiB), dest,
-                 policy=POLICY, config=CFG, checkpoint_store=store, checkpoint_id="job:2")
+        copy_url(
+            backend,
+            cdn.url("/changing.mp4", mode="truncate", at=11 * MiB),
+            dest,
+            policy=POLICY,
+            config=CFG,
+            checkpoint_store=store,
+            checkpoint_id="job:2",
+        )
     old = store.load("job:2")
     assert old is not None
     new_data = os.urandom(len(DATA))
     cdn.add("/changing.mp4", new_data, content_type="video/mp4")
-    r = copy_url(backend, cdn.url("/changing.mp4"), dest, policy=POLICY, config=CFG,
-                 checkpoint_store=store, checkpoint_id="job:2")
+    r = copy_url(
+        backend,
+        cdn.url("/changing.mp4"),
+        dest,
+        policy=POLICY,
+        config=CFG,
+        checkpoint_store=store,
+        checkpoint_id="job:2",
+    )
     assert r.sha256 == hashlib.sha256(new_data).hexdigest() and r.parts_uploaded == 3
     assert _body(backend, "changed/v.mp4") == new_data
     assert debris(backend.client, backend.bucket) == (["changed/v.mp4"], [])
@@ -245,20 +321,26 @@ def test_changed_source_aborts_old_upload_and_restarts(cdn: CDNServer, backend: 
     ],
 )
 def test_transient_s3_faults_are_retried_to_a_correct_object(
-    cdn: CDNServer, seaweed: Any, bucket: str, operation: str, part: int | None, kind: str,
-    status: int, code: str,
+    cdn: CDNServer,
+    seaweed: Any,
+    bucket: str,
+    operation: str,
+    part: int | None,
+    kind: str,
+    status: int,
+    code: str,
 ) -> None:
     with S3FaultProxy(seaweed.endpoint_url) as proxy:
         backend = make_backend(seaweed, bucket, endpoint_url=proxy.endpoint_url)
         proxy.fail(operation, part=part, kind=kind, status=status, code=code or "x", times=2)
         path = "/small.png" if operation == "PutObject" else "/v.mp4"
-        r = copy_url(backend, cdn.url(path), Destination(key=f"p{path}"), policy=POLICY,
-                     config=CFG)
+        r = copy_url(backend, cdn.url(path), Destination(key=f"p{path}"), policy=POLICY, config=CFG)
         hits = [e for e in proxy.log if e.operation == operation and part in (None, e.part)]
         assert len(hits) >= 3  # two injected failures, then success
     plain = make_backend(seaweed, bucket)
     assert _body(plain, r.key) == (DATA if path == "/v.mp4" else b"\x89PNG" + b"x" * 1000)
     assert debris(plain.client, bucket)[1] == []
+    drop_bucket(plain.client, bucket)
 
 
 def test_permanent_s3_fault_aborts_and_leaves_no_debris(
@@ -268,45 +350,56 @@ def test_permanent_s3_fault_aborts_and_leaves_no_debris(
         backend = make_backend(seaweed, bucket, endpoint_url=proxy.endpoint_url)
         proxy.fail("UploadPart", part=2, status=403, code="AccessDenied", times=1)
         with pytest.raises(TransferError) as info:
-            copy_url(backend, cdn.url("/v.mp4"), Destination(key="perm/v.mp4"), policy=POLICY,
-                     config=CFG, checkpoint_store=MemoryCheckpointStore(), checkpoint_id="j")
+            copy_url(
+                backend,
+                cdn.url("/v.mp4"),
+                Destination(key="perm/v.mp4"),
+                policy=POLICY,
+                config=CFG,
+                checkpoint_store=MemoryCheckpointStore(),
+                checkpoint_id="j",
+            )
         assert info.value.code == "storage_error" and not info.value.retryable
         assert any(e.operation == "AbortMultipartUpload" for e in proxy.log)
     assert debris(make_backend(seaweed, bucket).client, bucket) == ([], [])
+    drop_bucket(seaweed.client(), bucket)
 
 
-def test_keys_equal_genblaze_core_object_storage_sink(cdn: CDNServer, backend: Any) -> None:
-    """The inline sink and copy_url put the same bytes at the same keys."""
+@pytest.mark.parametrize("strategy", [KeyStrategy.CONTENT_ADDRESSABLE, KeyStrategy.HIERARCHICAL])
+def test_keys_equal_genblaze_core_object_storage_sink(
+    cdn: CDNServer, backend: Any, tmp_path: Any, strategy: KeyStrategy
+) -> None:
+    """The real inline ObjectStorageSink and copy_url store the same bytes at the same key,
+    with the same Cache-Control. (The sink reads file:// under /tmp; we fetch over HTTP.)"""
     from genblaze_core.models.asset import Asset
-    from genblaze_core.storage.transfer import AssetTransfer
+    from genblaze_core.storage.sink import ObjectStorageSink
 
-    for strategy in (KeyStrategy.CONTENT_ADDRESSABLE, KeyStrategy.HIERARCHICAL):
-        for path in ("/small.png", "/v.mp4"):
-            asset = Asset(url=cdn.url(path), media_type="image/png")
-            core = AssetTransfer(
-                backend, prefix="genblaze/" + ("runs" if strategy == KeyStrategy.HIERARCHICAL
-                                                else "assets"), key_strategy=strategy,
-            )
-            core_key = _core_transfer_key(core, asset, strategy)
-            ours = copy_url(
-                backend, cdn.url(path),
-                Destination(key_strategy=strategy, prefix="genblaze", asset_id=asset.asset_id,
-                            run_id="run-1", date_str="2026-11-25"),
-                policy=POLICY, config=CFG,
-            )
-            assert ours.key == core_key, strategy
-
-
-def _core_transfer_key(core: Any, asset: Any, strategy: KeyStrategy) -> str:
-    """genblaze-core's key for the asset, computed by its own _build_key."""
-    from genblaze_core.storage.transfer import _build_key, _guess_extension
-
-    ctype = "image/png" if asset.url.endswith(".png") else "video/mp4"
-    data = (b"\x89PNG" + b"x" * 1000) if asset.url.endswith(".png") else DATA
-    return _build_key(
-        strategy, core._kb, asset, hashlib.sha256(data).hexdigest(),
-        _guess_extension(asset.url, ctype), date_str="2026-11-25", run_id="run-1",
-    )
+    sink = ObjectStorageSink(backend, prefix="genblaze", key_strategy=strategy)
+    for name, data, mt in (
+        ("small.png", b"\x89PNG" + b"x" * 1000, "image/png"),
+        ("v.mp4", DATA, "video/mp4"),
+    ):
+        local = tmp_path / name
+        local.write_bytes(data)
+        asset = Asset(url=local.as_uri(), media_type=mt)
+        sink.put_asset(asset, tenant_id="t1")
+        core_key = backend.key_from_url(asset.url)
+        ours = copy_url(
+            backend,
+            cdn.url("/" + name),
+            Destination(key_strategy=strategy, asset_id=asset.asset_id, tenant="t1"),
+            policy=POLICY,
+            config=CFG,
+        )
+        assert ours.key == core_key, (strategy, name)
+        assert ours.sha256 == asset.sha256
+        assert _body(backend, ours.key) == data
+        head = backend.client.head_object(Bucket=backend.bucket, Key=ours.key)
+        assert head["CacheControl"] == (
+            "public, max-age=31536000, immutable"
+            if strategy == KeyStrategy.CONTENT_ADDRESSABLE
+            else "private, max-age=3600"
+        )
 
 
 def test_concurrent_copies_of_same_content_end_with_one_object(
@@ -314,8 +407,11 @@ def test_concurrent_copies_of_same_content_end_with_one_object(
 ) -> None:
     results: list[Any] = []
     threads = [
-        threading.Thread(target=lambda: results.append(
-            copy_url(backend, cdn.url("/v.mp4"), Destination(), policy=POLICY, config=CFG)))
+        threading.Thread(
+            target=lambda: results.append(
+                copy_url(backend, cdn.url("/v.mp4"), Destination(), policy=POLICY, config=CFG)
+            )
+        )
         for _ in range(3)
     ]
     for t in threads:

@@ -21,7 +21,7 @@ import pytest
 
 from genblaze_s3.transfer import FileCheckpointStore
 from tests.support.cdn import CDNServer
-from tests.support.s3proxy import debris, make_backend
+from tests.support.s3proxy import debris, drop_bucket, make_backend
 
 MiB = 1024 * 1024
 SIZE = 256 * MiB
@@ -39,19 +39,31 @@ backend = S3StorageBackend(bucket, endpoint_url=endpoint, access_key_id=ak,
     secret_access_key=sk, region="us-east-1", preflight=False)
 r = copy_url(backend, url, Destination(key="big/object.bin"),
     policy=FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"})),
-    config=CopyConfig(part_size=%d, concurrency=%d),
+    config=CopyConfig(part_size=PART_SIZE, concurrency=CONCURRENCY),
     checkpoint_store=FileCheckpointStore(cpdir), checkpoint_id="job:big")
 print(json.dumps({"sha256": r.sha256, "size": r.size, "bytes_uploaded": r.bytes_uploaded,
     "parts_uploaded": r.parts_uploaded}))
-""" % (PART, CONCURRENCY)
+""".replace("PART_SIZE", str(PART)).replace("CONCURRENCY", str(CONCURRENCY))
 
 
 def _child(seaweed: Any, bucket: str, url: str, cpdir: Path) -> subprocess.Popen[str]:
     root = str(Path(__file__).resolve().parents[2])
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, root, seaweed.endpoint_url, seaweed.access_key,
-         seaweed.secret_key, bucket, url, str(cpdir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            root,
+            seaweed.endpoint_url,
+            seaweed.access_key,
+            seaweed.secret_key,
+            bucket,
+            url,
+            str(cpdir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -110,3 +122,4 @@ def test_killed_copy_resumes_from_checkpoint_in_new_process(
     assert check.hexdigest() == digest.hexdigest()
     assert debris(client, bucket) == (["big/object.bin"], [])
     assert store.load("job:big") is None
+    drop_bucket(client, bucket)

@@ -212,3 +212,77 @@ def test_invalid_submissions_get_422(stack: QueueStack, bucket: str, body: dict)
         headers=_h(stack.tokens["acme"]),
     )
     assert r.status_code == 422 and "detail" in r.json()
+
+
+def test_webhook_gets_the_signed_final_document(
+    stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer, bucket: str
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from genblaze_s3.ingest.notify import SIGNATURE_HEADER, verify_signature
+
+    got: list[tuple[bytes, str]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((body, self.headers.get(SIGNATURE_HEADER, "")))
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = cdn.add("/hook.png", os.urandom(1500), content_type="image/png")
+        hook = f"http://127.0.0.1:{server.server_address[1]}/done"
+        r = _submit(stack, seaweed, bucket, [url], stack.tokens["acme"], notify_url=hook)
+        job_id = r.json()["job_id"]
+        _wait_terminal(stack, job_id, stack.tokens["acme"])
+        wait_for(lambda: bool(got), timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    body, sig = got[0]
+    assert json.loads(body)["job_id"] == job_id and json.loads(body)["state"] == "succeeded"
+    assert verify_signature(body, "whsec-test", sig)
+
+
+def test_cli_submit_waits_and_status_prints_the_document(
+    stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer, bucket: str
+) -> None:
+    import subprocess
+    import sys
+
+    url = cdn.add("/cli.png", os.urandom(4000), content_type="image/png")
+    env = {
+        **os.environ,
+        "GENBLAZE_API_URL": stack.api_url,
+        "GENBLAZE_API_TOKEN": stack.tokens["acme"],
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "genblaze_s3.cli",
+        "submit",
+        url,
+        "--bucket",
+        bucket,
+        "--endpoint",
+        seaweed.endpoint_url,
+        "--wait",
+    ]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout
+    job_id = out.stdout.strip().splitlines()[0]
+    status = subprocess.run(
+        [sys.executable, "-m", "genblaze_s3.cli", "status", job_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0 and json.loads(status.stdout)["state"] == "succeeded"

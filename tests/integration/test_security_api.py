@@ -21,11 +21,24 @@ import redis
 
 from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis
 from tests.support.cdn import CDNServer
-from tests.support.invariants import Services, assert_invariants, redis_dump_texts, wait_terminal
+from tests.support.invariants import (
+    Services,
+    assert_invariants,
+    redis_dump_texts,
+    scratch_bucket,
+    wait_terminal,
+)
 from tests.support.workers import QueueStack, start_stack
 
 CANARY = "CANARYs3cr3tZq7"
 RATE = 40  # requests per second per token in this stack
+
+
+@pytest.fixture
+def bucket(seaweed: SeaweedS3) -> Iterator[str]:
+    """A fresh bucket per row, dropped afterwards (weed mini has few volume slots)."""
+    with scratch_bucket(seaweed) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +96,8 @@ def _get(stack: QueueStack, job_id: str, token: str) -> httpx.Response:
 
 # -- authentication ---------------------------------------------------------------
 @pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Bearer"}, {"Authorization": "Bearer  x"}, {"Authorization": "Bearer wrong"},
+    {}, {"Authorization": "Bearer"}, {"Authorization": "Bearer  x"},
+    {"Authorization": "Bearer wrong"},
     {"Authorization": "Basic YWNtZTp0b2stYWNtZQ=="}, {"Authorization": "tok-acme"},
     {"Authorization": "Bearer tok-acme2"}, {"Authorization": "Bearer tok-acm"},
 ])
@@ -168,7 +182,8 @@ def test_job_ids_are_128_bit_random(
         always_one &= b
         always_zero &= ~b
     # With 24 random ids, any fixed bit has odds 2^-23 of looking constant; allow 2.
-    constant = bin(always_one & (2**128 - 1)).count("1") + bin(always_zero & (2**128 - 1)).count("1")
+    mask = 2**128 - 1
+    constant = bin(always_one & mask).count("1") + bin(always_zero & mask).count("1")
     assert constant <= 2, f"{constant} of 128 bits never vary: not random"
     wait_terminal(svc, ids, timeout=60)
     assert_invariants(svc, ids)
@@ -254,6 +269,7 @@ class _BrokerSampler:
 def _canary_urls(cdn: CDNServer, listener_port: int) -> dict[str, str]:
     data = os.urandom(20_000)
     cdn.add("/canary-ok.png", data, content_type="image/png")
+    cdn.add("/canary-big.mp4", os.urandom(20 * 1024 * 1024), content_type="video/mp4")
     cdn.add("/canary-403.png", data, content_type="image/png")
     cdn.add("/canary-stall.png", data, content_type="image/png")
     amz = (f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA{CANARY}%2F20260101%2Fus-east-1"
@@ -262,6 +278,7 @@ def _canary_urls(cdn: CDNServer, listener_port: int) -> dict[str, str]:
     return {
         "ok_amz": f"{cdn.url('/canary-ok.png')}?{amz}",
         "ok_cloudfront": f"{cdn.url('/canary-ok.png')}?{cf}",
+        "ok_multipart": f"{cdn.url('/canary-big.mp4', mode='slow', rate=8 * 1024 * 1024)}&{amz}",
         "expired_403": f"{cdn.url('/canary-403.png', mode='expired')}&{amz}",
         "expired_410": f"{cdn.url('/canary-403.png', mode='expired', code=410)}&{cf}",
         "timeout": f"{cdn.url('/canary-stall.png', mode='stall', after=100, seconds=45)}&{amz}",
@@ -309,6 +326,7 @@ def test_canary_secret_never_leaves_the_job(
                  for name, j in jobs.items()}
         assert views[jobs["ok_amz"]].state.value == "succeeded", codes
         assert views[jobs["ok_cloudfront"]].state.value == "succeeded", codes
+        assert views[jobs["ok_multipart"]].state.value == "succeeded", codes
         assert codes["expired_403"] == codes["expired_410"] == "source_expired", codes
         assert codes["timeout"] == "source_too_slow", codes
         assert codes["ssrf_short_ip"] == "url_blocked", codes
@@ -317,7 +335,8 @@ def test_canary_secret_never_leaves_the_job(
         assert listener.accepted == 0, "a blocked URL was connected to"
         for j in jobs.values():
             responses.append(_get(sec_stack, j, acme).text)
-            with httpx.stream("GET", f"{api}/v1/jobs/{j}/events", headers=_h(acme), timeout=30) as r:
+            events = f"{api}/v1/jobs/{j}/events"
+            with httpx.stream("GET", events, headers=_h(acme), timeout=30) as r:
                 responses.append(r.read().decode())
             responses.append(httpx.delete(f"{api}/v1/jobs/{j}", headers=_h(acme)).text)
         responses.append(httpx.get(f"{api}/metrics").text)

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis
-from tests.support.invariants import Services, assert_invariants, wait_terminal
+from tests.support.invariants import Services, assert_invariants, scratch_bucket, wait_terminal
 from tests.support.workers import QueueStack, start_stack
 
 PUBLIC = "127.0.0.2"  # the one host the workers may reach: plays a public CDN
@@ -161,8 +161,17 @@ def _cert_for(ip: str, directory: Path) -> tuple[Path, Path]:
     return c, k
 
 
+@pytest.fixture
+def bucket(seaweed: SeaweedS3) -> Iterator[str]:
+    """A fresh bucket per row, dropped afterwards (weed mini has few volume slots)."""
+    with scratch_bucket(seaweed) as name:
+        yield name
+
+
 @pytest.fixture(scope="module")
-def ssrf_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recorder, Trampoline, Trampoline]]:
+def ssrf_env(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Recorder, Trampoline, Trampoline]]:
     rec = Recorder()
     cert = _cert_for(PUBLIC, tmp_path_factory.mktemp("ssrf-cert"))
     plain, tls = Trampoline(), Trampoline(cert)
@@ -177,13 +186,15 @@ def ssrf_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recorde
 
 @pytest.fixture(scope="module")
 def ssrf_stack(seaweed: SeaweedS3, ssrf_env: tuple[Recorder, Trampoline, Trampoline],
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[QueueStack, EmbeddedRedis]]:
+               tmp_path_factory: pytest.TempPathFactory,
+               ) -> Iterator[tuple[QueueStack, EmbeddedRedis]]:
     _, _, tls = ssrf_env
     server = start_redis()
     try:
         s = start_stack(redis_url=server.url, seaweed=seaweed, queue="genblaze-ssrf",
                         log_dir=tmp_path_factory.mktemp("ssrf-logs"), n_workers=1, concurrency=4,
-                        extra_env={"GENBLAZE_ALLOW_PRIVATE_HOSTS": PUBLIC, "GENBLAZE_ALLOW_HTTP": "1",
+                        extra_env={"GENBLAZE_ALLOW_PRIVATE_HOSTS": PUBLIC,
+                                   "GENBLAZE_ALLOW_HTTP": "1",
                                    "GENBLAZE_CA_BUNDLE": tls.ca,  # type: ignore[attr-defined]
                                    "GENBLAZE_MAX_RETRIES": "0"})
         try:
@@ -251,7 +262,8 @@ def _run_table(stack: QueueStack, seaweed: SeaweedS3, bucket: str, s3: Any,
     for name, j in jobs.items():
         v = views[j]
         err = v.assets[0].error
-        outcome[name] = err.code if (v.state.value == "failed" and err) else f"state={v.state.value}"
+        failed = v.state.value == "failed" and err is not None
+        outcome[name] = err.code if failed and err else f"state={v.state.value}"
     assert_invariants(svc, jobs.values())
     return outcome
 

@@ -153,7 +153,9 @@ def wait_broker_clear(broker_url: str, job_ids: Iterable[str], timeout: float = 
 
 
 # -- the checks --------------------------------------------------------------------
-def wait_terminal(svc: Services, job_ids: Iterable[str], timeout: float = 120) -> dict[str, JobView]:
+def wait_terminal(
+    svc: Services, job_ids: Iterable[str], timeout: float = 120
+) -> dict[str, JobView]:
     store = svc.store
     ids = list(job_ids)
     deadline = time.monotonic() + timeout
@@ -205,14 +207,16 @@ def assert_invariants(
             if a.state in STORED:
                 assert a.key and a.sha256, f"{job_id}/{a.asset_id} stored without key/sha256"
                 got = sha256_of_object(s3, bucket, a.key)
-                assert got == a.sha256, f"{job_id}/{a.asset_id}: bucket sha256 {got} != status {a.sha256}"
+                assert got == a.sha256, (
+                    f"{job_id}/{a.asset_id}: bucket sha256 {got} != status {a.sha256}"
+                )
             if a.key:
                 slot.add(a.key)
         # 3. manifest: exactly one version when succeeded, none otherwise
         versions, markers = _versions(s3, bucket, mkey) if mkey else ([], [])
         if view.state == JobState.SUCCEEDED:
             assert len(versions) == 1 and not markers, (
-                f"{job_id}: manifest {mkey} has {len(versions)} version(s), {len(markers)} marker(s)"
+                f"{job_id}: manifest {mkey}: {len(versions)} version(s), {len(markers)} marker(s)"
             )
             slot.add(mkey)
             doc = json.loads(s3.get_object(Bucket=bucket, Key=mkey)["Body"].read())
@@ -298,3 +302,46 @@ def redis_dump_texts(client: redis.Redis) -> list[tuple[str, str]]:
                 msg = doc[0] if isinstance(doc, list) else doc
                 out.append((name, base64.b64decode(msg["body"]).decode(errors="replace")))
     return out
+
+
+# -- buckets ---------------------------------------------------------------------
+def drop_bucket(s3: Any, bucket: str) -> None:
+    """Delete every version (bypassing GOVERNANCE locks), every upload, then the bucket.
+
+    Why: `weed mini` gives each bucket its own volume collection from a fixed
+    number of slots; buckets left behind make later tests fail with "No
+    writable volumes". Best effort: a COMPLIANCE-locked object keeps its bucket.
+    """
+    with contextlib.suppress(Exception):
+        for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
+    for _ in range(20):
+        try:
+            resp = s3.list_object_versions(Bucket=bucket)
+        except Exception:
+            return
+        items = resp.get("Versions", []) + resp.get("DeleteMarkers", [])
+        if not items:
+            break
+        for v in items:
+            with contextlib.suppress(Exception):
+                s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"],
+                                 BypassGovernanceRetention=True)
+        for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            with contextlib.suppress(Exception):
+                s3.delete_object(Bucket=bucket, Key=o["Key"])
+    with contextlib.suppress(Exception):
+        s3.delete_bucket(Bucket=bucket)
+
+
+@contextlib.contextmanager
+def scratch_bucket(seaweed: Any, *, object_lock: bool = False) -> Any:
+    """A fresh bucket for one row, dropped afterwards."""
+    import uuid
+
+    name = seaweed.create_bucket(f"{'rl' if object_lock else 'rb'}-{uuid.uuid4().hex[:12]}",
+                                 object_lock=object_lock)
+    try:
+        yield name
+    finally:
+        drop_bucket(seaweed.client(), name)

@@ -206,6 +206,7 @@ def start_stack(
             "GENBLAZE_API_TOKENS": ",".join(f"{t}:{k}" for t, k in tokens.items()),
             "PORT": str(port),
             "GENBLAZE_LEASE_TTL_MS": "6000",
+            "GENBLAZE_WEBHOOK_SECRET": "whsec-test",
             **(extra_env or {}),
         },
     )

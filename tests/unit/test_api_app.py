@@ -140,3 +140,12 @@ def test_token_parsing_and_lookup() -> None:
     assert tenant_for("Bearer t3", tokens) is None and tenant_for(None, tokens) is None
     with pytest.raises(ValueError):
         parse_tokens("broken")
+
+
+def test_cached_document_follows_every_write(client: TestClient) -> None:
+    body = {"assets": [{"url": "https://cdn.x/a.png"}], "destination": DEST}
+    job_id = client.post("/v1/jobs", json=body, headers=_h()).json()["job_id"]
+    first = client.get(f"/v1/jobs/{job_id}", headers=_h()).json()
+    assert client.get(f"/v1/jobs/{job_id}", headers=_h()).json() == first
+    client.delete(f"/v1/jobs/{job_id}", headers=_h())
+    assert client.get(f"/v1/jobs/{job_id}", headers=_h()).json()["state"] == "canceled"

@@ -59,3 +59,13 @@ def test_dead_receiver_gives_up_quietly() -> None:
         )
         is False
     )
+
+
+def test_blocked_webhook_url_is_never_contacted(receiver: tuple[str, type[_Receiver]]) -> None:
+    url, handler = receiver
+
+    def refuse(u: str) -> None:
+        raise PermissionError("private address")
+
+    assert send_webhook(url, b"{}", secret="s", check_url=refuse, sleep=lambda s: None) is False
+    assert handler.seen == []

@@ -118,9 +118,27 @@ def test_stats_count_bytes_and_states(store: StatusStore) -> None:
 def test_progress_throttle_limits_writes() -> None:
     now = [0.0]
     t = ProgressThrottle(0.5, clock=lambda: now[0])
+    assert not t.ready()  # a copy shorter than one interval writes no progress
+    now[0] = 0.6
     assert t.ready()
-    now[0] = 0.2
+    now[0] = 0.8
     assert not t.ready()
     assert t.ready(final=True)
-    now[0] = 0.8
+    now[0] = 1.4
     assert t.ready()
+
+
+def test_fast_document_equals_the_pydantic_view(store: StatusStore) -> None:
+    import json
+
+    job_id = _create(store, 3)
+    a1, a2, _ = store.get_meta(job_id).asset_ids  # type: ignore[union-attr]
+    store.start_asset(job_id, a1, worker="h:1")
+    store.record_progress(job_id, a1, 10, 100)
+    store.finish_asset(job_id, a2, AssetState.FAILED, error=ErrorInfo(code="source_expired"))
+    store.transition_job(job_id, JobState.FAILED, error=ErrorInfo(code="assets_failed"))
+    view = store.get_job(job_id)
+    doc = store.get_job_document(job_id)
+    assert view is not None and doc is not None
+    assert json.loads(doc) == json.loads(view.model_dump_json())
+    assert store.get_job_document("nope") is None

@@ -122,7 +122,9 @@ INVALID_URLS = [
 
 
 @pytest.mark.parametrize("url", BLOCKED_URLS + INVALID_URLS)
-def test_vector_is_refused_without_any_connection(url: str, net: Recorder, bucket_less: Any) -> None:
+def test_vector_is_refused_without_any_connection(
+    url: str, net: Recorder, bucket_less: Any
+) -> None:
     with pytest.raises(TransferError) as info:
         copy_url(bucket_less, url, Destination(), policy=STRICT, config=CFG)
     assert info.value.code in ("url_blocked", "invalid_url")
@@ -147,17 +149,27 @@ def bucket_less() -> Any:
 
 @pytest.mark.parametrize(
     "answers",
-    [["127.0.0.1"], ["93.184.216.34", "127.0.0.1"], ["::1"], ["169.254.169.254"],
-     ["::ffff:10.0.0.1"], ["fd00:ec2::254"]],
+    [
+        ["127.0.0.1"],
+        ["93.184.216.34", "127.0.0.1"],
+        ["::1"],
+        ["169.254.169.254"],
+        ["::ffff:10.0.0.1"],
+        ["fd00:ec2::254"],
+    ],
 )
-def test_hostname_resolving_to_blocked_address_is_refused(answers: list[str], net: Recorder) -> None:
+def test_hostname_resolving_to_blocked_address_is_refused(
+    answers: list[str], net: Recorder
+) -> None:
     with pytest.raises(TransferError) as info:
         Fetcher(STRICT, CFG, resolver=lambda h, p: answers).open("https://cdn.example.com/a")
     assert info.value.code == "url_blocked"
     assert net.connects == []
 
 
-def test_dns_rebinding_cannot_reach_loopback(net: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dns_rebinding_cannot_reach_loopback(
+    net: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A resolver answering public then loopback: we ask once and connect to what we checked."""
     calls: list[str] = []
     real_gai = socket.getaddrinfo

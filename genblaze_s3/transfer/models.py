@@ -1,0 +1,100 @@
+"""The values a copy takes and gives: where it lands, its progress, its result.
+
+Why separate from copy.py: the queue side builds Destinations and reads
+CopyResults without caring how bytes move; these are plain frozen values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, cast
+
+from genblaze_core.storage.base import KeyStrategy
+from genblaze_core.storage.key_builder import KeyBuilder
+from genblaze_core.storage.transfer import _build_key, _cache_control_for, _guess_extension
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a copy lands: an explicit key, or genblaze-core's key strategy inputs."""
+
+    key_strategy: KeyStrategy = KeyStrategy.CONTENT_ADDRESSABLE
+    prefix: str = "genblaze"
+    key: str | None = None
+    asset_id: str | None = None
+    run_id: str | None = None
+    date_str: str | None = None
+    tenant: str | None = None
+    cache_control: str | None = None
+
+    def effective_cache_control(self) -> str:
+        return self.cache_control or _cache_control_for(self.key_strategy)
+
+    def build_key(self, url: str, content_type: str | None, sha256: str | None) -> str | None:
+        """The final key, or None while it still depends on the unknown hash."""
+        if self.key:
+            return self.key
+        is_cas = self.key_strategy == KeyStrategy.CONTENT_ADDRESSABLE
+        if is_cas and not sha256:
+            return None
+        if not is_cas and not self.asset_id:
+            raise ValueError("HIERARCHICAL destinations need an asset_id")
+        kb = KeyBuilder.from_prefix(self.prefix).append("assets" if is_cas else "runs")
+        asset = SimpleNamespace(asset_id=self.asset_id or "")
+        return _build_key(
+            self.key_strategy,
+            kb,
+            cast(Any, asset),
+            sha256 or "",
+            _guess_extension(url, content_type),
+            tenant=self.tenant,
+            date_str=self.date_str,
+            run_id=self.run_id,
+        )
+
+
+@dataclass(frozen=True)
+class CopyProgress:
+    bytes_done: int
+    bytes_total: int | None
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    key: str
+    sha256: str
+    size: int
+    content_type: str | None
+    etag: str | None
+    deduplicated: bool
+    bytes_uploaded: int
+    parts_uploaded: int
+    url: str | None = None
+
+
+ProgressCallback = Callable[[CopyProgress], None]
+
+
+class Progress:
+    """Calls the callback at most every ``interval`` seconds, plus once at the end."""
+
+    def __init__(self, cb: ProgressCallback | None, interval: float, total: int | None) -> None:
+        self._cb = cb
+        self._interval = interval
+        self.total = total
+        self.done = 0
+        self._last = 0.0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self._cb is not None and now - self._last >= self._interval:
+            self._last = now
+            self._cb(CopyProgress(self.done, self.total))
+
+    def finish(self) -> None:
+        if self._cb is not None:
+            self._cb(CopyProgress(self.done, self.total if self.total is not None else self.done))
