@@ -133,6 +133,35 @@ class SeaweedS3:
             pass
         return name
 
+    def drop_bucket(self, name: str) -> None:
+        """Empty (every version, bypassing GOVERNANCE retention) and delete a bucket.
+
+        Why: `weed mini` gives every bucket its own collection of volumes from a
+        fixed number of slots; a suite that leaves buckets behind runs out
+        ("No writable volumes"). Best effort: COMPLIANCE-locked objects stay.
+        """
+        c = self.client()
+        with contextlib.suppress(Exception):
+            for u in c.list_multipart_uploads(Bucket=name).get("Uploads", []):
+                c.abort_multipart_upload(Bucket=name, Key=u["Key"], UploadId=u["UploadId"])
+        with contextlib.suppress(Exception):
+            pages = c.get_paginator("list_object_versions").paginate(Bucket=name)
+            for page in pages:
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    with contextlib.suppress(Exception):
+                        c.delete_object(
+                            Bucket=name,
+                            Key=v["Key"],
+                            VersionId=v["VersionId"],
+                            BypassGovernanceRetention=True,
+                        )
+        with contextlib.suppress(Exception):
+            for page in c.get_paginator("list_objects_v2").paginate(Bucket=name):
+                for o in page.get("Contents", []):
+                    c.delete_object(Bucket=name, Key=o["Key"])
+        with contextlib.suppress(Exception):
+            c.delete_bucket(Bucket=name)
+
     def stop(self) -> None:
         if self.process is not None:
             _stop_process(self.process)
@@ -192,6 +221,8 @@ def start_seaweedfs(
         f"-admin.port={ports[10]}",
         f"-admin.port.grpc={ports[11]}",
         "-admin.ui=false",
+        # Smaller volumes -> more volume slots: each bucket takes its own.
+        "-master.volumeSizeLimitMB=256",
         "-webdav=false",
         f"-s3.config={s3_config}",
     ]

@@ -38,15 +38,19 @@ def s3_client(seaweed: SeaweedS3) -> Any:
 
 
 @pytest.fixture
-def bucket(seaweed: SeaweedS3) -> str:
-    """A fresh, empty bucket per test (names need 3+ chars)."""
-    return seaweed.create_bucket(f"t-{uuid.uuid4().hex[:12]}")
+def bucket(seaweed: SeaweedS3) -> Iterator[str]:
+    """A fresh, empty bucket per test (names need 3+ chars), dropped afterwards."""
+    name = seaweed.create_bucket(f"t-{uuid.uuid4().hex[:12]}")
+    yield name
+    seaweed.drop_bucket(name)
 
 
 @pytest.fixture
-def locked_bucket(seaweed: SeaweedS3) -> str:
-    """A fresh bucket with Object Lock (and so versioning) enabled."""
-    return seaweed.create_bucket(f"l-{uuid.uuid4().hex[:12]}", object_lock=True)
+def locked_bucket(seaweed: SeaweedS3) -> Iterator[str]:
+    """A fresh bucket with Object Lock (and so versioning) enabled, dropped afterwards."""
+    name = seaweed.create_bucket(f"l-{uuid.uuid4().hex[:12]}", object_lock=True)
+    yield name
+    seaweed.drop_bucket(name)
 
 
 @pytest.fixture(scope="session")

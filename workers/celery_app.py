@@ -8,15 +8,20 @@ the longest task so Redis does not redeliver a task that is still running.
 
 from __future__ import annotations
 
+import os
+
 from celery import Celery
 
 from genblaze_s3.ingest import settings
 
 TASK_TIME_LIMIT = 6 * 3600  # hard kill: a copy that runs 6 h is stuck, not slow
 TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMIT - 300  # lets the task checkpoint/abort before the kill
-VISIBILITY_TIMEOUT = (
-    TASK_TIME_LIMIT + 3600
-)  # must exceed the time limit or Redis redelivers live tasks
+# Must exceed the time limit, or Redis redelivers tasks that are still running. Fault
+# tests shorten it (GENBLAZE_VISIBILITY_TIMEOUT) to prove redelivery is harmless.
+VISIBILITY_TIMEOUT = int(os.environ.get("GENBLAZE_VISIBILITY_TIMEOUT", TASK_TIME_LIMIT + 3600))
+# How often a worker sweeps for unacked messages whose visibility timeout passed: on a
+# Redis broker, the only way the task of a worker killed as a whole comes back.
+UNACKED_RESTORE_INTERVAL = int(os.environ.get("GENBLAZE_UNACKED_RESTORE_INTERVAL", "60"))
 
 SETTINGS: dict[str, object] = {
     # Ack after the task ends: a worker that dies mid-copy leaves the message for another.
@@ -26,7 +31,11 @@ SETTINGS: dict[str, object] = {
     # One message per process: a long copy must not hold other tasks hostage.
     "worker_prefetch_multiplier": 1,
     # Redis broker: unacked messages come back only after this; above the task time limit.
-    "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+    "broker_transport_options": {
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": UNACKED_RESTORE_INTERVAL,
+        "unacked_restore_throttle": 1,  # every sweep scans: the interval alone sets the pace
+    },
     "task_time_limit": TASK_TIME_LIMIT,
     "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
     # If the broker connection drops, the unacked task will be redelivered: stop ours

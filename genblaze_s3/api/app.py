@@ -15,12 +15,14 @@ from typing import Annotated, Any
 
 import redis
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from genblaze_s3.api.auth import tenant_for
 from genblaze_s3.api.metrics import StoreCollector
+from genblaze_s3.api.ratelimit import RateLimiter, retry_after
 from genblaze_s3.api.schemas import JobAccepted, JobCreate, Problem
 from genblaze_s3.ingest.errors import DestinationNotAllowedError, EnqueueError, InvalidJobError
 from genblaze_s3.ingest.models import JobState, JobView
@@ -84,7 +86,7 @@ class DocumentCache:
 
 
 def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    """The caller's tenant, or 401 with a Bearer challenge."""
+    """The caller's tenant, or 401 with a Bearer challenge, or 429 when over its rate."""
     found = tenant_for(authorization, request.app.state.tokens)
     if found is None:
         raise HTTPException(
@@ -92,6 +94,15 @@ def _tenant(request: Request, authorization: Annotated[str | None, Header()] = N
             "missing or invalid bearer token",
             headers={"WWW-Authenticate": 'Bearer realm="genblaze"'},
         )
+    limiter: RateLimiter | None = request.app.state.limiter
+    if limiter is not None:
+        wait = limiter.acquire(found)
+        if wait > 0:
+            raise HTTPException(
+                429,
+                "rate limit exceeded for this token",
+                headers={"Retry-After": retry_after(wait)},
+            )
     return found
 
 
@@ -105,6 +116,7 @@ def create_app(
     broker_ping: Callable[[], bool] | None = None,
     queue_depth: Callable[[], int | None] = lambda: None,
     sse_interval: float = 0.5,
+    rate_limit: tuple[float, float] | None = None,
 ) -> FastAPI:
     store = service.store
     app = FastAPI(
@@ -141,6 +153,16 @@ def create_app(
         )
 
     app.state.tokens = tokens
+    app.state.limiter = RateLimiter(*rate_limit) if rate_limit else None
+
+    @app.exception_handler(RequestValidationError)
+    async def _schema(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo the submitted values back: a rejected URL may carry a signature.
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": detail, "code": "invalid_request"}, status_code=422)
 
     cache = DocumentCache()
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from genblaze_s3.api.app import create_app
 from genblaze_s3.api.auth import parse_tokens
+from genblaze_s3.api.ratelimit import parse_rate
 from genblaze_s3.ingest import settings
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.enqueue import CelerySender
@@ -42,4 +43,7 @@ def app_from_env() -> FastAPI:
     service = IngestService(store, CelerySender(burl), queue, DestinationPolicy.from_env())
     ping, depth = _broker_checks(burl, queue)
     tokens = parse_tokens(os.environ.get("GENBLAZE_API_TOKENS", ""))
-    return create_app(service, tokens, broker_ping=ping, queue_depth=depth)  # type: ignore[arg-type]
+    rate = parse_rate(os.environ.get("GENBLAZE_API_RATE_LIMIT", ""))
+    return create_app(  # type: ignore[arg-type]
+        service, tokens, broker_ping=ping, queue_depth=depth, rate_limit=rate
+    )
