@@ -17,6 +17,7 @@ from genblaze_s3.ingest import settings
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.models import DestinationSpec
 from genblaze_s3.ingest.process import WorkerContext
+from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.status import StatusStore
 
 _backends: dict[tuple[str, str | None, str], Any] = {}
@@ -48,6 +49,24 @@ def backend_for(dest: DestinationSpec) -> Any:
         return _backends[k]
 
 
+# Source-side limits an operator may tune (a slow CDN region; tests that must not wait
+# 30 s for a stall). Unset: CopyConfig's defaults.
+_COPY_ENV = {
+    "GENBLAZE_SOURCE_READ_TIMEOUT": "read_timeout",  # seconds without a byte: source_too_slow
+    "GENBLAZE_SOURCE_MIN_RATE": "min_rate",  # bytes/s below which a trickle fails...
+    "GENBLAZE_SOURCE_MIN_RATE_GRACE": "min_rate_grace",  # ...once this many seconds passed
+    "GENBLAZE_SOURCE_DEADLINE": "total_deadline",  # seconds for a whole download
+}
+
+
+def copy_config_from_env() -> Any:
+    """A CopyConfig with the GENBLAZE_SOURCE_* overrides, or None when none is set."""
+    from genblaze_s3.transfer import CopyConfig
+
+    overrides = {f: float(os.environ[k]) for k, f in _COPY_ENV.items() if os.environ.get(k)}
+    return CopyConfig(**overrides) if overrides else None  # type: ignore[arg-type]
+
+
 @cache
 def context() -> WorkerContext:
     from genblaze_s3.transfer import FetchPolicy
@@ -60,7 +79,9 @@ def context() -> WorkerContext:
         backend_for=backend_for,
         policy=DestinationPolicy.from_env(),
         fetch_policy=FetchPolicy.from_env(),
+        copy_config=copy_config_from_env(),
         lease_ttl_ms=int(os.environ.get("GENBLAZE_LEASE_TTL_MS", "30000")),
         max_attempts=int(os.environ.get("GENBLAZE_MAX_ATTEMPTS", "5")),
         max_retries=int(os.environ.get("GENBLAZE_MAX_RETRIES", "5")),
+        sealer=SourceSealer(settings.source_key()),
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
+
+import redis
+from celery.exceptions import Reject
 
 from genblaze_s3.ingest import settings
 from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET
@@ -22,10 +25,23 @@ def _queue(task: Any) -> str:
     return info.get("routing_key") or settings.queue_name()
 
 
+def _requeue_when_store_is_down(exc: redis.RedisError) -> NoReturn:
+    """The store (or broker) went away mid-task: hand the message back, never ack it.
+
+    Every step is idempotent (lease, checkpoint, terminal states), so running it again
+    later is safe; acking here would strand the asset in `copying`.
+    """
+    logger.warning("status store unavailable (%s); requeueing", type(exc).__name__)
+    raise Reject(exc, requeue=True) from exc
+
+
 @app.task(name=INGEST_ASSET, bind=True, max_retries=None)
 def ingest_asset(self: Any, job_id: str, asset_id: str, retries: int = 0) -> None:
     """Copy one asset; retry only what the copy engine marks retryable."""
-    result = process_asset(context(), job_id, asset_id, retries=retries)
+    try:
+        result = process_asset(context(), job_id, asset_id, retries=retries)
+    except redis.RedisError as exc:
+        _requeue_when_store_is_down(exc)
     q = _queue(self)
     if result.action is Action.DONE:
         if result.finalize:
@@ -58,7 +74,11 @@ def finalize(self: Any, job_id: str, attempt: int = 0) -> None:
     """Write + lock the manifest once; a second finalizer backs off on the lease."""
     ctx = context()
     lease = AssetLease(ctx.redis, job_id, "_finalize", ctx.lease_ttl_ms)
-    if not lease.acquire():
+    try:
+        acquired = lease.acquire()
+    except redis.RedisError as exc:
+        _requeue_when_store_is_down(exc)
+    if not acquired:
         app.send_task(
             FINALIZE_JOB,
             args=[job_id, attempt],
@@ -71,6 +91,8 @@ def finalize(self: Any, job_id: str, attempt: int = 0) -> None:
             finalize_job(ctx.store, backend_for, job_id, notify=_notify)
         except NotReady:
             return  # the last asset to finish enqueues finalize again
+        except redis.RedisError as exc:
+            _requeue_when_store_is_down(exc)
         except Exception:
             if attempt >= ctx.max_retries:
                 logger.exception("finalize %s failed for good", job_id)

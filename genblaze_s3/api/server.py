@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import redis
 from fastapi import FastAPI
@@ -13,11 +14,14 @@ from genblaze_s3.api.ratelimit import parse_rate
 from genblaze_s3.ingest import settings
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.enqueue import CelerySender
+from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.service import IngestService
 from genblaze_s3.ingest.status import StatusStore
 
 
-def _broker_checks(broker_url: str, queue: str) -> tuple[object, object]:
+def _broker_checks(
+    broker_url: str, queue: str
+) -> tuple[Callable[[], bool], Callable[[], int | None]]:
     """(ping, queue depth) for the broker; depth is known for Redis brokers only."""
     if broker_url.startswith(("redis://", "rediss://", "unix://")):
         client = redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
@@ -40,10 +44,9 @@ def app_from_env() -> FastAPI:
     queue = settings.queue_name()
     client = redis.Redis.from_url(rurl, socket_timeout=5, socket_connect_timeout=2)
     store = StatusStore(client, retention_seconds=settings.retention_seconds())
-    service = IngestService(store, CelerySender(burl), queue, DestinationPolicy.from_env())
+    sealer = SourceSealer(settings.source_key())
+    service = IngestService(store, CelerySender(burl), queue, DestinationPolicy.from_env(), sealer)
     ping, depth = _broker_checks(burl, queue)
     tokens = parse_tokens(os.environ.get("GENBLAZE_API_TOKENS", ""))
     rate = parse_rate(os.environ.get("GENBLAZE_API_RATE_LIMIT", ""))
-    return create_app(  # type: ignore[arg-type]
-        service, tokens, broker_ping=ping, queue_depth=depth, rate_limit=rate
-    )
+    return create_app(service, tokens, broker_ping=ping, queue_depth=depth, rate_limit=rate)

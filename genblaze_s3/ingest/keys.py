@@ -6,7 +6,7 @@ Read this file to know the whole Redis footprint. Types and TTLs:
 |---------------------------------------|--------|------------------|
 | {ns}:job:{job}                        | hash   | retention        |
 | {ns}:job:{job}:asset:{asset}          | hash   | retention        |
-| {ns}:job:{job}:sources                | hash   | retention        | raw URLs, never served
+| {ns}:job:{job}:sources                | hash   | retention        | raw URLs, until asset ends
 | {ns}:job:{job}:payload                | string | retention        | manifest JSON to finalize
 | {ns}:job:{job}:done                   | set    | retention        | assets in a terminal state
 | {ns}:idem:{tenant}:{key}              | string | retention        | Idempotency-Key -> job id

@@ -36,6 +36,7 @@ from genblaze_s3.ingest.models import (
     JobState,
 )
 from genblaze_s3.ingest.redact import redact_url
+from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.status import ProgressThrottle, StatusStore
 
 logger = logging.getLogger("genblaze_s3.ingest.worker")
@@ -74,6 +75,7 @@ class WorkerContext:
     max_attempts: int = 5  # deliveries, counted in Redis (poison-task guard)
     max_retries: int = 5  # retryable-error retries
     cancel_poll_interval: float = 0.5
+    sealer: SourceSealer = field(default_factory=lambda: SourceSealer(None))
     checkpoints: RedisCheckpointStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -125,7 +127,9 @@ def process_asset(
             return _fail(
                 ctx, job_id, asset_id, "source_missing", "source URL expired from the store"
             )
-        return _copy(ctx, lease, job_id, record, json.loads(source), meta, state, retries)
+        return _copy(
+            ctx, lease, job_id, record, json.loads(ctx.sealer.unseal(source)), meta, state, retries
+        )
 
 
 def _fail(ctx: WorkerContext, job_id: str, asset_id: str, code: str, message: str) -> StepResult:

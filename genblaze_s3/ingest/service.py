@@ -11,6 +11,7 @@ from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, TaskSender
 from genblaze_s3.ingest.errors import EnqueueError
 from genblaze_s3.ingest.models import ErrorInfo, JobState
+from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.submission import JobSubmission
 
@@ -19,8 +20,14 @@ class IngestService:
     """What both QueuedStorageSink and the HTTP API call to start or stop a job."""
 
     def __init__(
-        self, store: StatusStore, sender: TaskSender, queue: str, policy: DestinationPolicy
+        self,
+        store: StatusStore,
+        sender: TaskSender,
+        queue: str,
+        policy: DestinationPolicy,
+        sealer: SourceSealer | None = None,
     ) -> None:
+        self.sealer = sealer or SourceSealer(None)
         self.store = store
         self.sender = sender
         self.queue = queue
@@ -29,8 +36,9 @@ class IngestService:
     def submit(self, sub: JobSubmission, *, idempotency_key: str | None = None) -> tuple[str, bool]:
         """Record and enqueue; returns (job_id, created). Raises before any write if refused."""
         self.policy.check(sub.meta.destination)
+        sources = {k: self.sealer.seal(v) for k, v in sub.sources.items()}
         job_id, created = self.store.create_job(
-            sub.meta, sub.assets, sub.sources, sub.payload, idempotency_key=idempotency_key
+            sub.meta, sub.assets, sources, sub.payload, idempotency_key=idempotency_key
         )
         if not created:
             return job_id, False

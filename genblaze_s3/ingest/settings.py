@@ -35,3 +35,8 @@ def webhook_secret() -> str | None:
 def broker_url_or(default: str) -> str:
     """GENBLAZE_BROKER_URL when set, else `default` (the store's Redis)."""
     return os.environ.get("GENBLAZE_BROKER_URL") or default
+
+
+def source_key() -> str | None:
+    """Fernet key sealing raw source URLs in Redis (shared by submitters and workers)."""
+    return os.environ.get("GENBLAZE_SOURCE_KEY") or None

@@ -21,6 +21,7 @@ from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.enqueue import DEFAULT_QUEUE, CelerySender, TaskSender
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import DestinationSpec, LockPolicy
+from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.service import IngestService
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.submission import build_submission
@@ -86,7 +87,11 @@ class QueuedStorageSink(BaseSink):
         self._owns_sender = sender is None
         self._sender = sender or CelerySender(broker_url or settings.broker_url_or(rurl))
         self._service = IngestService(
-            self._store, self._sender, queue, destination_policy or DestinationPolicy.from_env()
+            self._store,
+            self._sender,
+            queue,
+            destination_policy or DestinationPolicy.from_env(),
+            SourceSealer(settings.source_key()),
         )
         self._destination = destination_of(backend, prefix, self._key_strategy)
         self.last_job: JobHandle | None = None

@@ -257,6 +257,8 @@ class StatusStore:
         p = self.redis.pipeline(transaction=False)
         p.sadd(keys.done_key(job_id), asset_id)
         p.expire(keys.done_key(job_id), self.retention)
+        # The raw source URL (a presigned signature) is kept only while a copy may need it.
+        p.hdel(keys.sources_key(job_id), asset_id)
         if changed and state in (AssetState.STORED, AssetState.DEDUPLICATED):
             p.hincrby(keys.stats_key(), "bytes_ingested", size or 0)
             p.hincrby(keys.stats_key(), f"assets_{state.value}", 1)

@@ -112,4 +112,10 @@ def build_submission(
         run_date=run.created_at.strftime("%Y-%m-%d"),
         run_tenant=run.tenant_id,
     )
-    return JobSubmission(meta, records, sources, manifest.model_dump_json())
+    # The stored payload carries redacted URLs only: finalize rewrites every URL from
+    # the asset records, and no manifest is written unless every asset was stored.
+    stored = manifest.model_copy(deep=True)
+    for step in stored.run.steps:
+        for asset in step.assets:
+            asset.url = redact_url(asset.url)
+    return JobSubmission(meta, records, sources, stored.model_dump_json())

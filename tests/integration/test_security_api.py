@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from cryptography.fernet import Fernet
 
 from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis
 from tests.support.cdn import CDNServer
@@ -56,7 +57,10 @@ def sec_stack(sec_redis: EmbeddedRedis, seaweed: SeaweedS3,
     s = start_stack(
         redis_url=sec_redis.url, seaweed=seaweed, log_dir=tmp_path_factory.mktemp("sec-logs"),
         queue="genblaze-sec", n_workers=1, concurrency=2,
-        extra_env={"GENBLAZE_MAX_RETRIES": "0", "GENBLAZE_API_RATE_LIMIT": f"{RATE}/1"},
+        extra_env={"GENBLAZE_MAX_RETRIES": "0", "GENBLAZE_API_RATE_LIMIT": f"{RATE}/1",
+                   # the documented production setting: raw source URLs sealed in Redis
+                   "GENBLAZE_SOURCE_KEY": Fernet.generate_key().decode(),
+                   "GENBLAZE_SOURCE_READ_TIMEOUT": "5"},
     )
     try:
         yield s
@@ -364,3 +368,39 @@ def test_canary_secret_never_leaves_the_job(
         if CANARY in text:
             leaks.append(f"redis key {key}: {text[:160]}")
     assert not leaks, "canary leaked:\n" + "\n".join(leaks)
+
+
+@pytest.fixture(scope="module")
+def unsealed_stack(seaweed: SeaweedS3,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueStack]:
+    """A deployment that did not set GENBLAZE_SOURCE_KEY (the development default)."""
+    server = start_redis()
+    try:
+        s = start_stack(redis_url=server.url, seaweed=seaweed, queue="genblaze-unsealed",
+                        log_dir=tmp_path_factory.mktemp("unsealed-logs"), n_workers=1,
+                        extra_env={"GENBLAZE_SOURCE_KEY": "", "GENBLAZE_MAX_RETRIES": "0"})
+        try:
+            yield s
+        finally:
+            s.stop()
+    finally:
+        server.stop()
+
+
+def test_without_a_source_key_the_raw_url_leaves_redis_when_the_asset_ends(
+    unsealed_stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer, bucket: str,
+    s3_client: object,
+) -> None:
+    urls = _canary_urls(cdn, 9)
+    picked = [urls["ok_amz"], urls["expired_403"], urls["ssrf_short_ip"], urls["userinfo"]]
+    ids = []
+    for url in picked:
+        r = _submit(unsealed_stack, seaweed, bucket, [url])
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["job_id"])
+    svc = Services(redis_url=unsealed_stack.redis_url, s3=s3_client)
+    wait_terminal(svc, ids, timeout=60)
+    assert_invariants(svc, ids)
+    client = redis.Redis.from_url(unsealed_stack.redis_url)
+    leaks = [key for key, text in redis_dump_texts(client) if CANARY in text]
+    assert not leaks, f"canary still in Redis after the jobs ended: {sorted(set(leaks))}"

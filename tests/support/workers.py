@@ -207,6 +207,8 @@ def start_stack(
             "PORT": str(port),
             "GENBLAZE_LEASE_TTL_MS": "6000",
             "GENBLAZE_WEBHOOK_SECRET": "whsec-test",
+            # A fixed test key (Fernet format): source URLs are sealed at rest in Redis.
+            "GENBLAZE_SOURCE_KEY": "dGVzdC1vbmx5LWtleS1ub3QtYS1zZWNyZXQtMDAwMDA=",
             **(extra_env or {}),
         },
     )

@@ -132,3 +132,24 @@ def test_importing_the_library_does_not_import_celery() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_sealed_sources_round_trip_and_hide_the_signature() -> None:
+    from cryptography.fernet import Fernet
+
+    from genblaze_s3.ingest.sealing import SourceSealer
+
+    sealer = SourceSealer(Fernet.generate_key().decode())
+    raw = '{"url": "https://cdn.x/a.png?X-Amz-Signature=CANARY"}'
+    sealed = sealer.seal(raw)
+    assert "CANARY" not in sealed and sealer.unseal(sealed) == raw
+    assert SourceSealer(None).unseal(raw) == raw  # unsealed values still read
+    with pytest.raises(ValueError):
+        SourceSealer(None).unseal(sealed)
+
+
+def test_stored_payload_has_no_source_secrets() -> None:
+    m = make_manifest(["https://cdn.x/a.png?Signature=CANARY"])
+    sub = build_submission(m, DestinationSpec(bucket="abc"), tenant="t")
+    assert "CANARY" not in sub.payload
+    assert "CANARY" in m.run.steps[0].assets[0].url  # the caller's objects are untouched

@@ -1,0 +1,38 @@
+"""Seal raw source URLs at rest in Redis: presigned signatures must not sit in clear.
+
+The worker needs the full URL (signature included) to download, so it cannot be
+redacted like everything else; with GENBLAZE_SOURCE_KEY (a Fernet key shared by
+the submitters and the workers) it is stored encrypted and authenticated.
+Without a key it is stored as is (development default) - documented, not hidden.
+"""
+
+from __future__ import annotations
+
+_PREFIX = "fernet:"
+
+
+class SourceSealer:
+    """seal()/unseal() for source records; unseal also accepts unsealed legacy values."""
+
+    def __init__(self, key: str | None) -> None:
+        self._fernet = None
+        if key:
+            from cryptography.fernet import Fernet  # lazy: only deployments with a key pay
+
+            self._fernet = Fernet(key.encode())
+
+    @property
+    def enabled(self) -> bool:
+        return self._fernet is not None
+
+    def seal(self, text: str) -> str:
+        if self._fernet is None:
+            return text
+        return _PREFIX + self._fernet.encrypt(text.encode()).decode()
+
+    def unseal(self, text: str) -> str:
+        if not text.startswith(_PREFIX):
+            return text
+        if self._fernet is None:
+            raise ValueError("source is sealed but GENBLAZE_SOURCE_KEY is not set on this worker")
+        return self._fernet.decrypt(text[len(_PREFIX) :].encode()).decode()
