@@ -71,7 +71,9 @@ def _find_binary(name: str) -> str:
         candidate = Path(sys.executable).parent / name
         if candidate.exists():
             return str(candidate)
-        raise EmbeddedServiceError(f"`{name}` not found; install the project (pip install -e .[dev])")
+        raise EmbeddedServiceError(
+            f"`{name}` not found; install the project (pip install -e .[dev])"
+        )
     return path
 
 

@@ -48,5 +48,7 @@ def app_from_env() -> FastAPI:
     service = IngestService(store, CelerySender(burl), queue, DestinationPolicy.from_env(), sealer)
     ping, depth = _broker_checks(burl, queue)
     tokens = parse_tokens(os.environ.get("GENBLAZE_API_TOKENS", ""))
-    rate = parse_rate(os.environ.get("GENBLAZE_API_RATE_LIMIT", ""))
+    # On by default: a leaked or buggy client token must not be able to starve
+    # the status store; generous enough for a 500 req/s polling fleet per token.
+    rate = parse_rate(os.environ.get("GENBLAZE_API_RATE_LIMIT", "1000/1"))
     return create_app(service, tokens, broker_ping=ping, queue_depth=depth, rate_limit=rate)
