@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib
+import inspect
 import sys
 
 BENCHMARKS = ["put", "copy", "queue"]
@@ -26,7 +27,8 @@ def main(argv: list[str]) -> int:
         for name in names:
             module = importlib.import_module(f"bench.bench_{name}")
             print(f"== bench {name}")
-            rc = module.main([])
+            main_fn = module.main
+            rc = main_fn([]) if inspect.signature(main_fn).parameters else main_fn()
             if rc:
                 return int(rc)
     return 0
