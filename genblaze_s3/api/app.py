@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -96,7 +97,11 @@ def _tenant(request: Request, authorization: Annotated[str | None, Header()] = N
         )
     limiter: RateLimiter | None = request.app.state.limiter
     if limiter is not None:
-        wait = limiter.acquire(found)
+        # Per token, not per tenant: one tenant's leaked or runaway token must
+        # not starve its other clients. Keyed by a digest so the limiter's
+        # table never holds a usable secret.
+        token_key = hashlib.sha256((authorization or "").encode()).hexdigest()
+        wait = limiter.acquire(token_key)
         if wait > 0:
             raise HTTPException(
                 429,
