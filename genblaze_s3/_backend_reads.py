@@ -25,6 +25,36 @@ _DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 _GET_PROGRESS_CHUNK = 1024 * 1024
 
 
+
+def list_request(
+    bucket: str, prefix: str, max_keys: int, continuation_token: str | None, *, op: str
+) -> dict[str, Any]:
+    """ListObjectsV2 arguments, shared by the sync and async backends."""
+    if max_keys < 1:
+        raise ValueError(f"{op}: max_keys must be >= 1, got {max_keys}")
+    kwargs: dict[str, Any] = {"Bucket": bucket, "MaxKeys": min(max_keys, 1000)}
+    if prefix:
+        kwargs["Prefix"] = prefix
+    if continuation_token:
+        kwargs["ContinuationToken"] = continuation_token
+    return kwargs
+
+
+def list_page_from_response(resp: dict[str, Any]) -> ListPage:
+    """A ListObjectsV2 response as genblaze-core's ListPage."""
+    entries = tuple(
+        FileEntry(
+            key=item["Key"],
+            size=int(item.get("Size", 0)),
+            last_modified=item["LastModified"],
+            etag=item.get("ETag", ""),
+            storage_class=item.get("StorageClass"),
+        )
+        for item in resp.get("Contents") or []
+    )
+    token = resp.get("NextContinuationToken") if resp.get("IsTruncated") else None
+    return ListPage(entries=entries, next_token=token)
+
 class ReadOps:
     """GET / HEAD / LIST for one bucket, all accepting ``encryption=`` where S3 needs it."""
 
@@ -188,27 +218,10 @@ class ReadOps:
         self, prefix: str = "", *, max_keys: int = 1000, continuation_token: str | None = None
     ) -> ListPage:
         """One ListObjectsV2 page; pass ``page.next_token`` back for the next one."""
-        if max_keys < 1:
-            raise ValueError(f"list: max_keys must be >= 1, got {max_keys}")
-        kwargs: dict[str, Any] = {"Bucket": self._bucket, "MaxKeys": min(max_keys, 1000)}
-        if prefix:
-            kwargs["Prefix"] = prefix
-        if continuation_token:
-            kwargs["ContinuationToken"] = continuation_token
+        kwargs = list_request(self._bucket, prefix, max_keys, continuation_token, op="list")
         self._ready()
         try:
             resp = self._client.list_objects_v2(**kwargs)
         except Exception as exc:
             raise to_storage_error(exc, operation="list", key=prefix or None) from exc
-        entries = tuple(
-            FileEntry(
-                key=item["Key"],
-                size=int(item.get("Size", 0)),
-                last_modified=item["LastModified"],
-                etag=item.get("ETag", ""),
-                storage_class=item.get("StorageClass"),
-            )
-            for item in resp.get("Contents") or []
-        )
-        token = resp.get("NextContinuationToken") if resp.get("IsTruncated") else None
-        return ListPage(entries=entries, next_token=token)
+        return list_page_from_response(resp)

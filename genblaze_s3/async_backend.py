@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from botocore.exceptions import ClientError
 from genblaze_core.storage.base import ObjectLockConfig
-from genblaze_core.storage.types import DeleteResult, FileEntry, ListPage, ObjectMetadata
+from genblaze_core.storage.types import DeleteResult, ListPage, ObjectMetadata
 
 from genblaze_s3._backend_client import (
     ProgressReporter,
@@ -35,6 +35,7 @@ from genblaze_s3._backend_errors import (
     status_of,
     to_storage_error,
 )
+from genblaze_s3._backend_reads import list_page_from_response, list_request
 from genblaze_s3.backend import DEFAULT_EXPIRES_IN, ProgressCallback, S3StorageBackend
 from genblaze_s3.encryption import Encryption
 from genblaze_s3.presigned import PresignedURL
@@ -279,30 +280,13 @@ class AsyncS3StorageBackend:
         self, prefix: str = "", *, max_keys: int = 1000, continuation_token: str | None = None
     ) -> ListPage:
         """One ListObjectsV2 page (same contract as :meth:`S3StorageBackend.list`)."""
-        if max_keys < 1:
-            raise ValueError(f"alist: max_keys must be >= 1, got {max_keys}")
+        kwargs = list_request(self.bucket, prefix, max_keys, continuation_token, op="alist")
         client = await self._aclient()
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "MaxKeys": min(max_keys, 1000)}
-        if prefix:
-            kwargs["Prefix"] = prefix
-        if continuation_token:
-            kwargs["ContinuationToken"] = continuation_token
         try:
             resp = await client.list_objects_v2(**kwargs)
         except Exception as exc:
             raise to_storage_error(exc, operation="list", key=prefix or None) from exc
-        entries = tuple(
-            FileEntry(
-                key=item["Key"],
-                size=int(item.get("Size", 0)),
-                last_modified=item["LastModified"],
-                etag=item.get("ETag", ""),
-                storage_class=item.get("StorageClass"),
-            )
-            for item in resp.get("Contents") or []
-        )
-        token = resp.get("NextContinuationToken") if resp.get("IsTruncated") else None
-        return ListPage(entries=entries, next_token=token)
+        return list_page_from_response(resp)
 
     # ------------------------------------------------------------------ delegated
 
