@@ -25,7 +25,6 @@ _DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 _GET_PROGRESS_CHUNK = 1024 * 1024
 
 
-
 def list_request(
     bucket: str, prefix: str, max_keys: int, continuation_token: str | None, *, op: str
 ) -> dict[str, Any]:
@@ -54,6 +53,7 @@ def list_page_from_response(resp: dict[str, Any]) -> ListPage:
     )
     token = resp.get("NextContinuationToken") if resp.get("IsTruncated") else None
     return ListPage(entries=entries, next_token=token)
+
 
 class ReadOps:
     """GET / HEAD / LIST for one bucket, all accepting ``encryption=`` where S3 needs it."""

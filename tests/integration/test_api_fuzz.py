@@ -33,10 +33,16 @@ def fuzz_redis() -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack(fuzz_redis: EmbeddedRedis, seaweed: SeaweedS3,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueStack]:
-    s = start_stack(redis_url=fuzz_redis.url, seaweed=seaweed, n_workers=0,
-                    log_dir=tmp_path_factory.mktemp("fuzz-logs"), queue="genblaze-fuzz")
+def fuzz_stack(
+    fuzz_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QueueStack]:
+    s = start_stack(
+        redis_url=fuzz_redis.url,
+        seaweed=seaweed,
+        n_workers=0,
+        log_dir=tmp_path_factory.mktemp("fuzz-logs"),
+        queue="genblaze-fuzz",
+    )
     try:
         yield s
     finally:
@@ -47,12 +53,19 @@ def _fuzz_operation(op: Any, mode: GenerationMode, stack: QueueStack, seen: list
     headers = {"Authorization": f"Bearer {stack.tokens['acme']}"}
 
     @given(case=op.as_strategy(generation_mode=mode))
-    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck),
-              derandomize=True, database=None)
+    @settings(
+        max_examples=30,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
     def run(case: schemathesis.Case) -> None:
         try:
-            resp = case.call(headers={**(case.headers or {}), **headers},
-                             timeout=5 if case.path.endswith("/events") else 10)
+            resp = case.call(
+                headers={**(case.headers or {}), **headers},
+                timeout=5 if case.path.endswith("/events") else 10,
+            )
         except (requests.exceptions.InvalidHeader, ValueError, UnicodeError):
             return  # the generated request cannot even be sent (client-side refusal)
         seen.append(f"{case.method} {case.path} {resp.status_code}")
@@ -69,7 +82,10 @@ def test_no_input_makes_the_api_answer_5xx(fuzz_stack: QueueStack, mode: Generat
     seen: list[str] = []
     ops = [r.ok() for r in schema.get_all_operations()]
     assert {f"{o.method.upper()} {o.path}" for o in ops} >= {
-        "POST /v1/jobs", "GET /v1/jobs/{job_id}", "DELETE /v1/jobs/{job_id}"}
+        "POST /v1/jobs",
+        "GET /v1/jobs/{job_id}",
+        "DELETE /v1/jobs/{job_id}",
+    }
     for op in ops:
         try:
             _fuzz_operation(op, mode, fuzz_stack, seen)

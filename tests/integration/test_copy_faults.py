@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -210,6 +211,23 @@ def test_trickling_source_fails_min_rate(cdn: CDNServer, backend: Any) -> None:
             config=cfg,
         )
     assert info.value.code == "source_too_slow"
+    _clean(backend)
+
+
+def test_source_turning_to_a_trickle_mid_read_is_cut_by_the_watchdog(
+    cdn: CDNServer, backend: Any
+) -> None:
+    """Fast reads grow to read_chunk; a trickle inside one must not outlive the deadline."""
+    cfg = CopyConfig(
+        part_size=5 * MiB, read_timeout=30, total_deadline=2.0, min_rate=1, read_chunk=4 * MiB
+    )
+    url = cdn.url("/v.mp4", mode="slow", after=6 * MiB, rate=2048)
+    started = time.monotonic()
+    with pytest.raises(TransferError) as info:
+        copy_url(backend, url, Destination(), policy=POLICY, config=cfg)
+    assert info.value.code == "source_too_slow"
+    assert "deadline" in str(info.value)
+    assert time.monotonic() - started < 5  # the read was cut, not waited out
     _clean(backend)
 
 

@@ -31,8 +31,10 @@ from tests.support.invariants import Services, assert_invariants, scratch_bucket
 from tests.support.workers import QueueStack, start_stack
 
 MiB = 1024 * 1024
-_ERROR_200 = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
-              b"<Message>We encountered an internal error. Please try again.</Message></Error>")
+_ERROR_200 = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+    b"<Message>We encountered an internal error. Please try again.</Message></Error>"
+)
 
 
 @dataclass
@@ -80,8 +82,9 @@ class _Handler(s3proxy._ProxyHandler):
                 st.log.append(s3proxy.ProxyLogEntry(op, part, -status, len(body)))
             self.close_connection = True
             with contextlib.suppress(OSError):
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
                 self.connection.close()
             return
         with st.lock:
@@ -112,16 +115,26 @@ class FaultProxy(s3proxy.S3FaultProxy):
         import threading
 
         self._server = _Server(self._state)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
-    def fail_key(self, operation: str, kind: str, *, times: int = 1, key_contains: str = "",
-                 status: int = 503, code: str = "SlowDown") -> None:
+    def fail_key(
+        self,
+        operation: str,
+        kind: str,
+        *,
+        times: int = 1,
+        key_contains: str = "",
+        status: int = 503,
+        code: str = "SlowDown",
+    ) -> None:
         with self._state.lock:
             self._state.key_faults.append(  # type: ignore[attr-defined]
-                KeyFault(operation, kind, times, key_contains, status, code))
+                KeyFault(operation, kind, times, key_contains, status, code)
+            )
 
     def reset(self) -> None:
         with self._state.lock:
@@ -150,14 +163,22 @@ def proxy(seaweed: SeaweedS3) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture(scope="module")
-def s3_stack(seaweed: SeaweedS3, proxy: FaultProxy,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueStack]:
+def s3_stack(
+    seaweed: SeaweedS3, proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QueueStack]:
     server: EmbeddedRedis = start_redis()
     try:
-        s = start_stack(redis_url=server.url, seaweed=seaweed, queue="genblaze-s3f",
-                        log_dir=tmp_path_factory.mktemp("s3f-logs"), n_workers=1, concurrency=2,
-                        extra_env={"GENBLAZE_ALLOWED_ENDPOINTS":
-                                   f"{seaweed.endpoint_url},{proxy.endpoint_url}"})
+        s = start_stack(
+            redis_url=server.url,
+            seaweed=seaweed,
+            queue="genblaze-s3f",
+            log_dir=tmp_path_factory.mktemp("s3f-logs"),
+            n_workers=1,
+            concurrency=2,
+            extra_env={
+                "GENBLAZE_ALLOWED_ENDPOINTS": f"{seaweed.endpoint_url},{proxy.endpoint_url}"
+            },
+        )
         try:
             yield s
         finally:
@@ -179,23 +200,46 @@ def fresh(proxy: FaultProxy) -> Iterator[FaultProxy]:
     proxy.reset()
 
 
-def _submit(stack: QueueStack, proxy: FaultProxy, bucket: str, urls: list[str],
-            lock: bool = False, strategy: str = "content_addressable") -> str:
+def _submit(
+    stack: QueueStack,
+    proxy: FaultProxy,
+    bucket: str,
+    urls: list[str],
+    lock: bool = False,
+    strategy: str = "content_addressable",
+) -> str:
     body: dict[str, Any] = {
         "assets": [{"url": u} for u in urls],
-        "destination": {"bucket": bucket, "endpoint_url": proxy.endpoint_url,
-                        "key_strategy": strategy}}
+        "destination": {
+            "bucket": bucket,
+            "endpoint_url": proxy.endpoint_url,
+            "key_strategy": strategy,
+        },
+    }
     if lock:
         until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
         body["manifest_lock"] = {"mode": "GOVERNANCE", "retain_until": until.isoformat()}
-    r = httpx.post(f"{stack.api_url}/v1/jobs", json=body, timeout=10,
-                   headers={"Authorization": f"Bearer {stack.tokens['acme']}"})
+    r = httpx.post(
+        f"{stack.api_url}/v1/jobs",
+        json=body,
+        timeout=10,
+        headers={"Authorization": f"Bearer {stack.tokens['acme']}"},
+    )
     assert r.status_code == 202, r.text
     return str(r.json()["job_id"])
 
 
-def _run(stack: QueueStack, proxy: FaultProxy, cdn: CDNServer, bucket: str, s3: Any, name: str,
-         size: int = 40 * MiB, lock: bool = False, expect: str = "succeeded") -> Any:
+def _run(
+    stack: QueueStack,
+    proxy: FaultProxy,
+    cdn: CDNServer,
+    bucket: str,
+    s3: Any,
+    name: str,
+    size: int = 40 * MiB,
+    lock: bool = False,
+    expect: str = "succeeded",
+) -> Any:
     url = cdn.add(f"/{name}.bin", os.urandom(size))
     job = _submit(stack, proxy, bucket, [url], lock=lock)
     svc = Services(redis_url=stack.redis_url, s3=s3)
@@ -211,8 +255,13 @@ def _ops(proxy: FaultProxy, op: str) -> list[int]:
 
 @pytest.mark.parametrize("status,code", [(503, "SlowDown"), (500, "InternalError")])
 def test_upload_part_5xx_is_retried_to_a_correct_object(
-    s3_stack: QueueStack, fresh: FaultProxy, cdn: CDNServer, bucket: str, s3_client: Any,
-    status: int, code: str,
+    s3_stack: QueueStack,
+    fresh: FaultProxy,
+    cdn: CDNServer,
+    bucket: str,
+    s3_client: Any,
+    status: int,
+    code: str,
 ) -> None:
     fresh.fail("UploadPart", part=2, status=status, code=code, times=2)
     _run(s3_stack, fresh, cdn, bucket, s3_client, f"p5xx{status}")
@@ -220,7 +269,11 @@ def test_upload_part_5xx_is_retried_to_a_correct_object(
 
 
 def test_connection_reset_mid_part_is_retried(
-    s3_stack: QueueStack, fresh: FaultProxy, cdn: CDNServer, bucket: str, s3_client: Any,
+    s3_stack: QueueStack,
+    fresh: FaultProxy,
+    cdn: CDNServer,
+    bucket: str,
+    s3_client: Any,
 ) -> None:
     fresh.fail("UploadPart", part=1, kind="reset", times=1)
     _run(s3_stack, fresh, cdn, bucket, s3_client, "preset")
@@ -228,7 +281,11 @@ def test_connection_reset_mid_part_is_retried(
 
 
 def test_error_body_with_200_on_complete_is_retried(
-    s3_stack: QueueStack, fresh: FaultProxy, cdn: CDNServer, bucket: str, s3_client: Any,
+    s3_stack: QueueStack,
+    fresh: FaultProxy,
+    cdn: CDNServer,
+    bucket: str,
+    s3_client: Any,
 ) -> None:
     fresh.fail_key("CompleteMultipartUpload", "error200", times=1)
     _run(s3_stack, fresh, cdn, bucket, s3_client, "c200")
@@ -238,15 +295,20 @@ def test_error_body_with_200_on_complete_is_retried(
 
 @pytest.mark.parametrize("server", ["forgets_the_upload", "idempotent_complete"])
 def test_lost_complete_response_is_resolved_by_head_compare(
-    s3_stack: QueueStack, fresh: FaultProxy, cdn: CDNServer, bucket: str, s3_client: Any,
+    s3_stack: QueueStack,
+    fresh: FaultProxy,
+    cdn: CDNServer,
+    bucket: str,
+    s3_client: Any,
     server: str,
 ) -> None:
     fresh.fail_key("CompleteMultipartUpload", "lost", times=1)
     if server == "forgets_the_upload":
         # AWS S3 answers a repeated Complete with NoSuchUpload; SeaweedFS answers 200 again,
         # so the proxy plays S3 for the retry.
-        fresh.fail_key("CompleteMultipartUpload", "status", times=1, status=404,
-                       code="NoSuchUpload")
+        fresh.fail_key(
+            "CompleteMultipartUpload", "status", times=1, status=404, code="NoSuchUpload"
+        )
     _run(s3_stack, fresh, cdn, bucket, s3_client, f"clost-{server}")
     completes = _ops(fresh, "CompleteMultipartUpload")
     assert completes[0] == -200, completes  # upstream completed, the answer was dropped
@@ -256,7 +318,11 @@ def test_lost_complete_response_is_resolved_by_head_compare(
 
 
 def test_permanent_upload_part_error_fails_and_aborts(
-    s3_stack: QueueStack, fresh: FaultProxy, cdn: CDNServer, bucket: str, s3_client: Any,
+    s3_stack: QueueStack,
+    fresh: FaultProxy,
+    cdn: CDNServer,
+    bucket: str,
+    s3_client: Any,
 ) -> None:
     fresh.fail("UploadPart", part=2, status=403, code="AccessDenied", times=1000)
     job, view, _ = _run(s3_stack, fresh, cdn, bucket, s3_client, "p403", expect="failed")
@@ -265,18 +331,27 @@ def test_permanent_upload_part_error_fails_and_aborts(
 
 
 def test_manifest_put_failing_is_retried_to_one_locked_version(
-    s3_stack: QueueStack, fresh: FaultProxy, cdn: CDNServer, locked_bucket: str, s3_client: Any,
+    s3_stack: QueueStack,
+    fresh: FaultProxy,
+    cdn: CDNServer,
+    locked_bucket: str,
+    s3_client: Any,
 ) -> None:
     fresh.fail_key("PutObject", "status", times=4, key_contains="/manifests/", status=503)
-    _, view, facts = _run(s3_stack, fresh, cdn, locked_bucket, s3_client, "mput", size=MiB,
-                          lock=True)
+    _, view, facts = _run(
+        s3_stack, fresh, cdn, locked_bucket, s3_client, "mput", size=MiB, lock=True
+    )
     puts = [e.status for e in fresh.log if e.operation == "PutObject"]
     assert puts.count(503) == 4, puts
     assert view.manifest.locked_until is not None
 
 
 def test_object_lock_second_finalize_adds_no_version_and_locked_version_cannot_be_deleted(
-    s3_stack: QueueStack, fresh: FaultProxy, cdn: CDNServer, locked_bucket: str, s3_client: Any,
+    s3_stack: QueueStack,
+    fresh: FaultProxy,
+    cdn: CDNServer,
+    locked_bucket: str,
+    s3_client: Any,
     seaweed: SeaweedS3,
 ) -> None:
     import redis
@@ -287,8 +362,9 @@ def test_object_lock_second_finalize_adds_no_version_and_locked_version_cannot_b
     from genblaze_s3.ingest.finalize import write_manifest
     from genblaze_s3.ingest.status import StatusStore
 
-    job, view, facts = _run(s3_stack, fresh, cdn, locked_bucket, s3_client, "lock2", size=MiB,
-                            lock=True)
+    job, view, facts = _run(
+        s3_stack, fresh, cdn, locked_bucket, s3_client, "lock2", size=MiB, lock=True
+    )
     key = view.manifest.key
 
     def versions() -> list[dict]:
@@ -309,9 +385,13 @@ def test_object_lock_second_finalize_adds_no_version_and_locked_version_cannot_b
     store = StatusStore(redis.Redis.from_url(s3_stack.redis_url))
     meta = store.get_meta(job)
     assert meta is not None
-    backend = S3StorageBackend(locked_bucket, endpoint_url=seaweed.endpoint_url,
-                               access_key_id=seaweed.access_key,
-                               secret_access_key=seaweed.secret_key, preflight=False)
+    backend = S3StorageBackend(
+        locked_bucket,
+        endpoint_url=seaweed.endpoint_url,
+        access_key_id=seaweed.access_key,
+        secret_access_key=seaweed.secret_key,
+        preflight=False,
+    )
     assets = {a.asset_id: a for a in store.get_assets(job, meta.asset_ids)}
     info = write_manifest(backend, meta, store.payload(job) or "", assets)
     assert info.key == key

@@ -73,13 +73,21 @@ class Row:
 def src_stack(seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueStack]:
     server: EmbeddedRedis = start_redis()
     try:
-        s = start_stack(redis_url=server.url, seaweed=seaweed, queue="genblaze-src",
-                        log_dir=tmp_path_factory.mktemp("src-logs"), n_workers=1, concurrency=4,
-                        extra_env={"GENBLAZE_MAX_SOURCE_BYTES": str(CAP),
-                                   "GENBLAZE_MAX_RETRIES": str(MAX_RETRIES),
-                                   # Shorter source timeouts, when the worker reads them.
-                                   "GENBLAZE_SOURCE_READ_TIMEOUT": "3",
-                                   "GENBLAZE_SOURCE_MIN_RATE_GRACE": "3"})
+        s = start_stack(
+            redis_url=server.url,
+            seaweed=seaweed,
+            queue="genblaze-src",
+            log_dir=tmp_path_factory.mktemp("src-logs"),
+            n_workers=1,
+            concurrency=4,
+            extra_env={
+                "GENBLAZE_MAX_SOURCE_BYTES": str(CAP),
+                "GENBLAZE_MAX_RETRIES": str(MAX_RETRIES),
+                # Shorter source timeouts, when the worker reads them.
+                "GENBLAZE_SOURCE_READ_TIMEOUT": "3",
+                "GENBLAZE_SOURCE_MIN_RATE_GRACE": "3",
+            },
+        )
         try:
             yield s
         finally:
@@ -98,50 +106,145 @@ def rows(src_stack: QueueStack, seaweed: SeaweedS3) -> Iterator[dict[str, Row]]:
     t = threading.Thread(target=expiring.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     with CDNServer() as cdn:
-        for p in ("trunc", "wrong", "chunk", "flaky", "norange", "etag", "stall", "trickle",
-                  "huge", "endless", "exp403", "exp410"):
+        for p in (
+            "trunc",
+            "wrong",
+            "chunk",
+            "flaky",
+            "norange",
+            "etag",
+            "stall",
+            "trickle",
+            "huge",
+            "endless",
+            "exp403",
+            "exp410",
+        ):
             cdn.add(f"/{p}.bin", data)
         cdn.add("/bomb.bin", bomb, content_type="application/gzip")
         table = [
-            Row("truncated", cdn.url("/trunc.bin", mode="truncate", at=1000), "/trunc.bin",
-                "source_truncated", MAX_RETRIES + 1),
-            Row("wrong_length", cdn.url("/wrong.bin", mode="wrong_length"), "/wrong.bin",
-                "source_truncated", MAX_RETRIES + 1),
-            Row("chunked_without_final_chunk", cdn.url("/chunk.bin", mode="chunked_cut"),
-                "/chunk.bin", "source_truncated", MAX_RETRIES + 1),
-            Row("5xx_then_ok", cdn.url("/flaky.bin", mode="flaky5xx", n=2), "/flaky.bin",
-                "succeeded", 3, data),
-            Row("range_ignored", cdn.url("/norange.bin", mode="no_range"), "/norange.bin",
-                "succeeded", 1, data),
-            Row("etag_changes_every_request", cdn.url("/etag.bin", mode="changing_etag"),
-                "/etag.bin", "succeeded", 1, data),
-            Row("stall", cdn.url("/stall.bin", mode="stall", after=1000, seconds=120),
-                "/stall.bin", "source_too_slow", MAX_RETRIES + 1),
-            Row("trickle", cdn.url("/trickle.bin", mode="slow", rate=600), "/trickle.bin",
-                "source_too_slow", MAX_RETRIES + 1),
-            Row("huge_content_length", cdn.url("/huge.bin", mode="huge_length"), "/huge.bin",
-                "too_large", 1),
-            Row("endless_body", cdn.url("/endless.bin", mode="endless"), "/endless.bin",
-                "too_large", 1),
-            Row("gzip_bomb_stored_raw", cdn.url("/bomb.bin", mode="gzip"), "/bomb.bin",
-                "succeeded", 1, bomb),
-            Row("expired_403", cdn.url("/exp403.bin", mode="expired"), "/exp403.bin",
-                "source_expired", 1),
-            Row("expired_410", cdn.url("/exp410.bin", mode="expired", code=410), "/exp410.bin",
-                "source_expired", 1),
-            Row("expired_on_retry", f"http://127.0.0.1:{expiring.server_address[1]}/v.bin", None,
-                "source_expired", 2),
+            Row(
+                "truncated",
+                cdn.url("/trunc.bin", mode="truncate", at=1000),
+                "/trunc.bin",
+                "source_truncated",
+                MAX_RETRIES + 1,
+            ),
+            Row(
+                "wrong_length",
+                cdn.url("/wrong.bin", mode="wrong_length"),
+                "/wrong.bin",
+                "source_truncated",
+                MAX_RETRIES + 1,
+            ),
+            Row(
+                "chunked_without_final_chunk",
+                cdn.url("/chunk.bin", mode="chunked_cut"),
+                "/chunk.bin",
+                "source_truncated",
+                MAX_RETRIES + 1,
+            ),
+            Row(
+                "5xx_then_ok",
+                cdn.url("/flaky.bin", mode="flaky5xx", n=2),
+                "/flaky.bin",
+                "succeeded",
+                3,
+                data,
+            ),
+            Row(
+                "range_ignored",
+                cdn.url("/norange.bin", mode="no_range"),
+                "/norange.bin",
+                "succeeded",
+                1,
+                data,
+            ),
+            Row(
+                "etag_changes_every_request",
+                cdn.url("/etag.bin", mode="changing_etag"),
+                "/etag.bin",
+                "succeeded",
+                1,
+                data,
+            ),
+            Row(
+                "stall",
+                cdn.url("/stall.bin", mode="stall", after=1000, seconds=120),
+                "/stall.bin",
+                "source_too_slow",
+                MAX_RETRIES + 1,
+            ),
+            Row(
+                "trickle",
+                cdn.url("/trickle.bin", mode="slow", rate=600),
+                "/trickle.bin",
+                "source_too_slow",
+                MAX_RETRIES + 1,
+            ),
+            Row(
+                "huge_content_length",
+                cdn.url("/huge.bin", mode="huge_length"),
+                "/huge.bin",
+                "too_large",
+                1,
+            ),
+            Row(
+                "endless_body",
+                cdn.url("/endless.bin", mode="endless"),
+                "/endless.bin",
+                "too_large",
+                1,
+            ),
+            Row(
+                "gzip_bomb_stored_raw",
+                cdn.url("/bomb.bin", mode="gzip"),
+                "/bomb.bin",
+                "succeeded",
+                1,
+                bomb,
+            ),
+            Row(
+                "expired_403",
+                cdn.url("/exp403.bin", mode="expired"),
+                "/exp403.bin",
+                "source_expired",
+                1,
+            ),
+            Row(
+                "expired_410",
+                cdn.url("/exp410.bin", mode="expired", code=410),
+                "/exp410.bin",
+                "source_expired",
+                1,
+            ),
+            Row(
+                "expired_on_retry",
+                f"http://127.0.0.1:{expiring.server_address[1]}/v.bin",
+                None,
+                "source_expired",
+                2,
+            ),
         ]
         token = src_stack.tokens["acme"]
         shared = seaweed.create_bucket(f"src-{os.urandom(6).hex()}")
         for row in table:
             # one bucket, one prefix per row: "no debris" is checked per prefix
             row.bucket = shared
-            body = {"assets": [{"url": row.url}],
-                    "destination": {"bucket": row.bucket, "endpoint_url": seaweed.endpoint_url,
-                                    "prefix": f"row-{row.name}"}}
-            r = httpx.post(f"{src_stack.api_url}/v1/jobs", json=body, timeout=10,
-                           headers={"Authorization": f"Bearer {token}"})
+            body = {
+                "assets": [{"url": row.url}],
+                "destination": {
+                    "bucket": row.bucket,
+                    "endpoint_url": seaweed.endpoint_url,
+                    "prefix": f"row-{row.name}",
+                },
+            }
+            r = httpx.post(
+                f"{src_stack.api_url}/v1/jobs",
+                json=body,
+                timeout=10,
+                headers={"Authorization": f"Bearer {token}"},
+            )
             assert r.status_code == 202, (row.name, r.text)
             row.job_id = r.json()["job_id"]
         try:
@@ -159,16 +262,29 @@ def rows(src_stack: QueueStack, seaweed: SeaweedS3) -> Iterator[dict[str, Row]]:
             drop_bucket(seaweed.client(), shared)
 
 
-ROW_NAMES = ["truncated", "wrong_length", "chunked_without_final_chunk", "5xx_then_ok",
-             "range_ignored", "etag_changes_every_request", "stall", "trickle",
-             "huge_content_length", "endless_body", "gzip_bomb_stored_raw", "expired_403",
-             "expired_410", "expired_on_retry"]
+ROW_NAMES = [
+    "truncated",
+    "wrong_length",
+    "chunked_without_final_chunk",
+    "5xx_then_ok",
+    "range_ignored",
+    "etag_changes_every_request",
+    "stall",
+    "trickle",
+    "huge_content_length",
+    "endless_body",
+    "gzip_bomb_stored_raw",
+    "expired_403",
+    "expired_410",
+    "expired_on_retry",
+]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ROW_NAMES)
-def test_source_fault_row(name: str, rows: dict[str, Row], src_stack: QueueStack,
-                          seaweed: SeaweedS3) -> None:
+def test_source_fault_row(
+    name: str, rows: dict[str, Row], src_stack: QueueStack, seaweed: SeaweedS3
+) -> None:
     row = rows[name]
     svc = Services(redis_url=src_stack.redis_url, s3=seaweed.client())
     view = svc.store.get_job(row.job_id)

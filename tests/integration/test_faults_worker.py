@@ -79,11 +79,20 @@ class Rig:
     bucket: str
 
     def submit(self, url: str, *, strategy: str = "hierarchical") -> str:
-        body = {"assets": [{"url": url, "media_type": "video/mp4"}],
-                "destination": {"bucket": self.bucket, "endpoint_url": self.seaweed.endpoint_url,
-                                "key_strategy": strategy}}
-        r = httpx.post(f"{self.stack.api_url}/v1/jobs", json=body, timeout=10,
-                       headers={"Authorization": f"Bearer {self.stack.tokens['acme']}"})
+        body = {
+            "assets": [{"url": url, "media_type": "video/mp4"}],
+            "destination": {
+                "bucket": self.bucket,
+                "endpoint_url": self.seaweed.endpoint_url,
+                "key_strategy": strategy,
+            },
+        }
+        r = httpx.post(
+            f"{self.stack.api_url}/v1/jobs",
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.stack.tokens['acme']}"},
+        )
         assert r.status_code == 202, r.text
         return str(r.json()["job_id"])
 
@@ -106,12 +115,26 @@ class Rig:
 
 
 @contextlib.contextmanager
-def rig(seaweed: SeaweedS3, s3: Any, bucket: str, tmp_path: Path, *, n_workers: int = 1,
-        extra: dict[str, str] | None = None, appendonly: bool = False) -> Iterator[Rig]:
+def rig(
+    seaweed: SeaweedS3,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    *,
+    n_workers: int = 1,
+    extra: dict[str, str] | None = None,
+    appendonly: bool = False,
+) -> Iterator[Rig]:
     server = start_redis(appendonly=appendonly, data_dir=tmp_path / "redis")
     try:
-        stack = start_stack(redis_url=server.url, seaweed=seaweed, log_dir=tmp_path,
-                            n_workers=n_workers, queue="genblaze-wf", extra_env=extra or {})
+        stack = start_stack(
+            redis_url=server.url,
+            seaweed=seaweed,
+            log_dir=tmp_path,
+            n_workers=n_workers,
+            queue="genblaze-wf",
+            extra_env=extra or {},
+        )
         rg = Rig(stack, server, Services(redis_url=server.url, s3=s3), seaweed, bucket)
         try:
             yield rg
@@ -147,7 +170,11 @@ def _check_success(r: Rig, job_id: str, digest: str, *, done_before: int | None 
 
 @pytest.mark.slow
 def test_sigkill_of_pool_child_mid_copy_resumes_once(
-    seaweed: SeaweedS3, s3_client: Any, bucket: str, tmp_path: Path, cdn: CDNServer,
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
     big: tuple[Path, str],
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2) as r:
@@ -162,7 +189,11 @@ def test_sigkill_of_pool_child_mid_copy_resumes_once(
 
 @pytest.mark.slow
 def test_sigkill_of_whole_worker_then_fresh_worker_finishes(
-    seaweed: SeaweedS3, s3_client: Any, bucket: str, tmp_path: Path, cdn: CDNServer,
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
     big: tuple[Path, str],
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=1, extra=FAST_REDELIVERY) as r:
@@ -179,7 +210,11 @@ def test_sigkill_of_whole_worker_then_fresh_worker_finishes(
 
 @pytest.mark.slow
 def test_sigterm_warm_shutdown_finishes_the_copy_once(
-    seaweed: SeaweedS3, s3_client: Any, bucket: str, tmp_path: Path, cdn: CDNServer,
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
     big: tuple[Path, str],
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=1) as r:
@@ -197,7 +232,11 @@ def test_sigterm_warm_shutdown_finishes_the_copy_once(
 
 @pytest.mark.slow
 def test_source_changed_between_deliveries_restarts_cleanly(
-    seaweed: SeaweedS3, s3_client: Any, bucket: str, tmp_path: Path, cdn: CDNServer,
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
     big: tuple[Path, str],
 ) -> None:
     """Killed mid-copy, then the CDN object changes (new ETag): the resumed delivery
@@ -262,8 +301,9 @@ class _Forwarder:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/video.mp4"
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -274,7 +314,11 @@ class _Forwarder:
 
 @pytest.mark.slow
 def test_source_expiring_on_resume_fails_and_aborts_the_upload(
-    seaweed: SeaweedS3, s3_client: Any, bucket: str, tmp_path: Path, cdn: CDNServer,
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
 ) -> None:
     """Killed mid-copy, then the presigned URL expires: the resuming delivery gets 403,
     fails `source_expired` without a retry loop, and aborts the checkpointed upload."""
@@ -297,7 +341,11 @@ def test_source_expiring_on_resume_fails_and_aborts_the_upload(
 
 @pytest.mark.slow
 def test_resume_against_a_source_that_ignores_range(
-    seaweed: SeaweedS3, s3_client: Any, bucket: str, tmp_path: Path, cdn: CDNServer,
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
     big: tuple[Path, str],
 ) -> None:
     """The resuming delivery asks for a range and gets the whole body (200): the object
@@ -320,7 +368,11 @@ def _received_twice(logs: str) -> bool:
 
 @pytest.mark.slow
 def test_task_longer_than_visibility_timeout_has_no_second_side_effect(
-    seaweed: SeaweedS3, s3_client: Any, bucket: str, tmp_path: Path, cdn: CDNServer,
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
     big: tuple[Path, str],
 ) -> None:
     env = {**FAST_REDELIVERY, "GENBLAZE_VISIBILITY_TIMEOUT": "3"}
@@ -336,7 +388,11 @@ def test_task_longer_than_visibility_timeout_has_no_second_side_effect(
 
 @pytest.mark.slow
 def test_broker_connection_killed_mid_task_finishes_once(
-    seaweed: SeaweedS3, s3_client: Any, bucket: str, tmp_path: Path, cdn: CDNServer,
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
     big: tuple[Path, str],
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2, extra=FAST_REDELIVERY) as r:
@@ -357,17 +413,24 @@ def test_broker_connection_killed_mid_task_finishes_once(
 
 @pytest.mark.slow
 def test_redis_restart_keeps_accepted_jobs_and_api_answers_503(
-    seaweed: SeaweedS3, s3_client: Any, bucket: str, tmp_path: Path, cdn: CDNServer,
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
     big: tuple[Path, str],
 ) -> None:
     small = os.urandom(2 * MiB)
     for i in range(4):
         cdn.add(f"/rr{i}.bin", small)
-    with rig(seaweed, s3_client, bucket, tmp_path, n_workers=1, extra=FAST_REDELIVERY,
-             appendonly=True) as r:
+    with rig(
+        seaweed, s3_client, bucket, tmp_path, n_workers=1, extra=FAST_REDELIVERY, appendonly=True
+    ) as r:
         jobs = [r.submit(cdn.url("/big.mp4", mode="slow", rate=12 * MiB))]
-        jobs += [r.submit(cdn.url(f"/rr{i}.bin", mode="slow", rate=MiB),
-                          strategy="content_addressable") for i in range(4)]
+        jobs += [
+            r.submit(cdn.url(f"/rr{i}.bin", mode="slow", rate=MiB), strategy="content_addressable")
+            for i in range(4)
+        ]
         r.wait_bytes(jobs[0], int(SIZE * 0.3))
         old = r.redis
         assert old.process is not None
@@ -377,9 +440,15 @@ def test_redis_restart_keeps_accepted_jobs_and_api_answers_503(
         api, h = r.stack.api_url, {"Authorization": f"Bearer {r.stack.tokens['acme']}"}
         down = [
             httpx.get(f"{api}/v1/jobs/{jobs[1]}", headers=h, timeout=15),
-            httpx.post(f"{api}/v1/jobs", headers=h, timeout=15, json={
-                "assets": [{"url": cdn.url("/rr0.bin")}],
-                "destination": {"bucket": bucket, "endpoint_url": seaweed.endpoint_url}}),
+            httpx.post(
+                f"{api}/v1/jobs",
+                headers=h,
+                timeout=15,
+                json={
+                    "assets": [{"url": cdn.url("/rr0.bin")}],
+                    "destination": {"bucket": bucket, "endpoint_url": seaweed.endpoint_url},
+                },
+            ),
             httpx.delete(f"{api}/v1/jobs/{jobs[1]}", headers=h, timeout=15),
             httpx.get(f"{api}/v1/jobs/{jobs[1]}/events", headers=h, timeout=15),
             httpx.get(f"{api}/healthz", timeout=15),
@@ -397,12 +466,19 @@ def test_redis_restart_keeps_accepted_jobs_and_api_answers_503(
 
 @pytest.mark.slow
 def test_poison_task_fails_after_bounded_attempts(
-    seaweed: SeaweedS3, s3_client: Any, bucket: str, tmp_path: Path, cdn: CDNServer,
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
 ) -> None:
     """The asset's process dies on every delivery: Redis counts deliveries and gives up."""
     max_attempts = 3
-    env = {**FAST_REDELIVERY, "GENBLAZE_MAX_ATTEMPTS": str(max_attempts),
-           "GENBLAZE_LEASE_TTL_MS": "1500"}
+    env = {
+        **FAST_REDELIVERY,
+        "GENBLAZE_MAX_ATTEMPTS": str(max_attempts),
+        "GENBLAZE_LEASE_TTL_MS": "1500",
+    }
     cdn.add("/poison.bin", os.urandom(8 * MiB))
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2, extra=env) as r:
         job = r.submit(cdn.url("/poison.bin", mode="slow", rate=MiB))
@@ -435,7 +511,6 @@ def test_poison_task_fails_after_bounded_attempts(
         n_before = r.logs().count("genblaze.ingest_asset")
         time.sleep(3)
         assert r.logs().count("genblaze.ingest_asset") == n_before, "still redelivering"
-
 
 
 def test_invariants_see_a_stranded_broker_message(tmp_path: Path) -> None:

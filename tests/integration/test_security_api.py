@@ -52,15 +52,23 @@ def sec_redis() -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture(scope="module")
-def sec_stack(sec_redis: EmbeddedRedis, seaweed: SeaweedS3,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueStack]:
+def sec_stack(
+    sec_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QueueStack]:
     s = start_stack(
-        redis_url=sec_redis.url, seaweed=seaweed, log_dir=tmp_path_factory.mktemp("sec-logs"),
-        queue="genblaze-sec", n_workers=1, concurrency=2,
-        extra_env={"GENBLAZE_MAX_RETRIES": "0", "GENBLAZE_API_RATE_LIMIT": f"{RATE}/1",
-                   # the documented production setting: raw source URLs sealed in Redis
-                   "GENBLAZE_SOURCE_KEY": Fernet.generate_key().decode(),
-                   "GENBLAZE_SOURCE_READ_TIMEOUT": "5"},
+        redis_url=sec_redis.url,
+        seaweed=seaweed,
+        log_dir=tmp_path_factory.mktemp("sec-logs"),
+        queue="genblaze-sec",
+        n_workers=1,
+        concurrency=2,
+        extra_env={
+            "GENBLAZE_MAX_RETRIES": "0",
+            "GENBLAZE_API_RATE_LIMIT": f"{RATE}/1",
+            # the documented production setting: raw source URLs sealed in Redis
+            "GENBLAZE_SOURCE_KEY": Fernet.generate_key().decode(),
+            "GENBLAZE_SOURCE_READ_TIMEOUT": "5",
+        },
     )
     try:
         yield s
@@ -84,14 +92,21 @@ def _h(token: str) -> dict[str, str]:
 
 
 def _body(seaweed: SeaweedS3, bucket: str, urls: list[str]) -> dict:
-    return {"assets": [{"url": u} for u in urls],
-            "destination": {"bucket": bucket, "endpoint_url": seaweed.endpoint_url}}
+    return {
+        "assets": [{"url": u} for u in urls],
+        "destination": {"bucket": bucket, "endpoint_url": seaweed.endpoint_url},
+    }
 
 
-def _submit(stack: QueueStack, seaweed: SeaweedS3, bucket: str, urls: list[str],
-            token: str | None = None) -> httpx.Response:
-    return httpx.post(f"{stack.api_url}/v1/jobs", json=_body(seaweed, bucket, urls),
-                      headers=_h(token or stack.tokens["acme"]), timeout=10)
+def _submit(
+    stack: QueueStack, seaweed: SeaweedS3, bucket: str, urls: list[str], token: str | None = None
+) -> httpx.Response:
+    return httpx.post(
+        f"{stack.api_url}/v1/jobs",
+        json=_body(seaweed, bucket, urls),
+        headers=_h(token or stack.tokens["acme"]),
+        timeout=10,
+    )
 
 
 def _get(stack: QueueStack, job_id: str, token: str) -> httpx.Response:
@@ -99,20 +114,33 @@ def _get(stack: QueueStack, job_id: str, token: str) -> httpx.Response:
 
 
 # -- authentication ---------------------------------------------------------------
-@pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Bearer"}, {"Authorization": "Bearer  x"},
-    {"Authorization": "Bearer wrong"},
-    {"Authorization": "Basic YWNtZTp0b2stYWNtZQ=="}, {"Authorization": "tok-acme"},
-    {"Authorization": "Bearer tok-acme2"}, {"Authorization": "Bearer tok-acm"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer  x"},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic YWNtZTp0b2stYWNtZQ=="},
+        {"Authorization": "tok-acme"},
+        {"Authorization": "Bearer tok-acme2"},
+        {"Authorization": "Bearer tok-acm"},
+    ],
+)
 def test_missing_or_wrong_token_is_401_with_bearer_challenge(
-    sec_stack: QueueStack, seaweed: SeaweedS3, bucket: str, headers: dict[str, str],
+    sec_stack: QueueStack,
+    seaweed: SeaweedS3,
+    bucket: str,
+    headers: dict[str, str],
 ) -> None:
     api = sec_stack.api_url
     job_path = f"/v1/jobs/{'a' * 32}"
-    for method, path, kw in (("GET", job_path, {}), ("DELETE", job_path, {}),
-                             ("GET", f"{job_path}/events", {}),
-                             ("POST", "/v1/jobs", {"json": _body(seaweed, bucket, ["http://x/a"])})):
+    for method, path, kw in (
+        ("GET", job_path, {}),
+        ("DELETE", job_path, {}),
+        ("GET", f"{job_path}/events", {}),
+        ("POST", "/v1/jobs", {"json": _body(seaweed, bucket, ["http://x/a"])}),
+    ):
         r = httpx.request(method, api + path, headers=headers, timeout=10, **kw)
         assert r.status_code == 401, (method, path, r.status_code, r.text)
         assert r.headers["www-authenticate"].startswith("Bearer"), r.headers
@@ -143,7 +171,11 @@ def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -
 
 # -- tenant isolation and ids ---------------------------------------------------------
 def test_other_tenants_job_is_404_exactly_like_an_unknown_id(
-    sec_stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer, bucket: str, svc: Services,
+    sec_stack: QueueStack,
+    seaweed: SeaweedS3,
+    cdn: CDNServer,
+    bucket: str,
+    svc: Services,
 ) -> None:
     url = cdn.add("/iso.png", os.urandom(5000), content_type="image/png")
     r = _submit(sec_stack, seaweed, bucket, [url])
@@ -160,7 +192,8 @@ def test_other_tenants_job_is_404_exactly_like_an_unknown_id(
         assert theirs.content == nobody.content
         drop = {"date", "content-length"}
         assert {k: v for k, v in theirs.headers.items() if k not in drop} == {
-            k: v for k, v in nobody.headers.items() if k not in drop}
+            k: v for k, v in nobody.headers.items() if k not in drop
+        }
     # the owner's job was not canceled by the other tenant's DELETE
     wait_terminal(svc, [job_id])
     assert _get(sec_stack, job_id, acme).json()["state"] == "succeeded"
@@ -168,7 +201,10 @@ def test_other_tenants_job_is_404_exactly_like_an_unknown_id(
 
 
 def test_job_ids_are_128_bit_random(
-    sec_stack: QueueStack, seaweed: SeaweedS3, bucket: str, svc: Services,
+    sec_stack: QueueStack,
+    seaweed: SeaweedS3,
+    bucket: str,
+    svc: Services,
 ) -> None:
     # Submissions that fail fast (404 source) so the row also proves they end cleanly.
     ids = []
@@ -276,8 +312,10 @@ def _canary_urls(cdn: CDNServer, listener_port: int) -> dict[str, str]:
     cdn.add("/canary-big.mp4", os.urandom(20 * 1024 * 1024), content_type="video/mp4")
     cdn.add("/canary-403.png", data, content_type="image/png")
     cdn.add("/canary-stall.png", data, content_type="image/png")
-    amz = (f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA{CANARY}%2F20260101%2Fus-east-1"
-           f"%2Fs3%2Faws4_request&X-Amz-Security-Token={CANARY}tok&X-Amz-Signature={CANARY}sig")
+    amz = (
+        f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA{CANARY}%2F20260101%2Fus-east-1"
+        f"%2Fs3%2Faws4_request&X-Amz-Security-Token={CANARY}tok&X-Amz-Signature={CANARY}sig"
+    )
     cf = f"Policy={CANARY}pol&Signature={CANARY}cfsig&Key-Pair-Id=K2ABC"
     return {
         "ok_amz": f"{cdn.url('/canary-ok.png')}?{amz}",
@@ -295,7 +333,11 @@ def _canary_urls(cdn: CDNServer, listener_port: int) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_canary_secret_never_leaves_the_job(
-    sec_stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer, bucket: str, svc: Services,
+    sec_stack: QueueStack,
+    seaweed: SeaweedS3,
+    cdn: CDNServer,
+    bucket: str,
+    svc: Services,
 ) -> None:
     listener = _Listener()
     sampler = _BrokerSampler(sec_stack.redis_url)
@@ -326,8 +368,10 @@ def test_canary_secret_never_leaves_the_job(
             assert r.status_code == 422, (b, r.status_code, r.text[:300])
             responses.append(r.text)
         views = wait_terminal(svc, jobs.values(), timeout=120)
-        codes = {name: (views[j].assets[0].error.code if views[j].assets[0].error else None)
-                 for name, j in jobs.items()}
+        codes = {
+            name: (views[j].assets[0].error.code if views[j].assets[0].error else None)
+            for name, j in jobs.items()
+        }
         assert views[jobs["ok_amz"]].state.value == "succeeded", codes
         assert views[jobs["ok_cloudfront"]].state.value == "succeeded", codes
         assert views[jobs["ok_multipart"]].state.value == "succeeded", codes
@@ -371,14 +415,20 @@ def test_canary_secret_never_leaves_the_job(
 
 
 @pytest.fixture(scope="module")
-def unsealed_stack(seaweed: SeaweedS3,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueStack]:
+def unsealed_stack(
+    seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QueueStack]:
     """A deployment that did not set GENBLAZE_SOURCE_KEY (the development default)."""
     server = start_redis()
     try:
-        s = start_stack(redis_url=server.url, seaweed=seaweed, queue="genblaze-unsealed",
-                        log_dir=tmp_path_factory.mktemp("unsealed-logs"), n_workers=1,
-                        extra_env={"GENBLAZE_SOURCE_KEY": "", "GENBLAZE_MAX_RETRIES": "0"})
+        s = start_stack(
+            redis_url=server.url,
+            seaweed=seaweed,
+            queue="genblaze-unsealed",
+            log_dir=tmp_path_factory.mktemp("unsealed-logs"),
+            n_workers=1,
+            extra_env={"GENBLAZE_SOURCE_KEY": "", "GENBLAZE_MAX_RETRIES": "0"},
+        )
         try:
             yield s
         finally:
@@ -388,7 +438,10 @@ def unsealed_stack(seaweed: SeaweedS3,
 
 
 def test_without_a_source_key_the_raw_url_leaves_redis_when_the_asset_ends(
-    unsealed_stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer, bucket: str,
+    unsealed_stack: QueueStack,
+    seaweed: SeaweedS3,
+    cdn: CDNServer,
+    bucket: str,
     s3_client: object,
 ) -> None:
     urls = _canary_urls(cdn, 9)

@@ -121,8 +121,9 @@ class Trampoline:
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
             scheme = "https"
         self.base = f"{scheme}://{PUBLIC}:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     @property
@@ -146,18 +147,28 @@ def _cert_for(ip: str, directory: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ssrf-test")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-                       critical=False)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     c, k = directory / "cert.pem", directory / "key.pem"
     c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
+    k.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return c, k
 
 
@@ -185,18 +196,28 @@ def ssrf_env(
 
 
 @pytest.fixture(scope="module")
-def ssrf_stack(seaweed: SeaweedS3, ssrf_env: tuple[Recorder, Trampoline, Trampoline],
-               tmp_path_factory: pytest.TempPathFactory,
-               ) -> Iterator[tuple[QueueStack, EmbeddedRedis]]:
+def ssrf_stack(
+    seaweed: SeaweedS3,
+    ssrf_env: tuple[Recorder, Trampoline, Trampoline],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[QueueStack, EmbeddedRedis]]:
     _, _, tls = ssrf_env
     server = start_redis()
     try:
-        s = start_stack(redis_url=server.url, seaweed=seaweed, queue="genblaze-ssrf",
-                        log_dir=tmp_path_factory.mktemp("ssrf-logs"), n_workers=1, concurrency=4,
-                        extra_env={"GENBLAZE_ALLOW_PRIVATE_HOSTS": PUBLIC,
-                                   "GENBLAZE_ALLOW_HTTP": "1",
-                                   "GENBLAZE_CA_BUNDLE": tls.ca,  # type: ignore[attr-defined]
-                                   "GENBLAZE_MAX_RETRIES": "0"})
+        s = start_stack(
+            redis_url=server.url,
+            seaweed=seaweed,
+            queue="genblaze-ssrf",
+            log_dir=tmp_path_factory.mktemp("ssrf-logs"),
+            n_workers=1,
+            concurrency=4,
+            extra_env={
+                "GENBLAZE_ALLOW_PRIVATE_HOSTS": PUBLIC,
+                "GENBLAZE_ALLOW_HTTP": "1",
+                "GENBLAZE_CA_BUNDLE": tls.ca,  # type: ignore[attr-defined]
+                "GENBLAZE_MAX_RETRIES": "0",
+            },
+        )
         try:
             yield s, server
         finally:
@@ -239,14 +260,21 @@ def _vectors(p: int) -> dict[str, str]:
 
 
 def _submit(stack: QueueStack, seaweed: SeaweedS3, bucket: str, url: str) -> httpx.Response:
-    body = {"assets": [{"url": url}],
-            "destination": {"bucket": bucket, "endpoint_url": seaweed.endpoint_url}}
-    return httpx.post(f"{stack.api_url}/v1/jobs", json=body, timeout=10,
-                      headers={"Authorization": f"Bearer {stack.tokens['acme']}"})
+    body = {
+        "assets": [{"url": url}],
+        "destination": {"bucket": bucket, "endpoint_url": seaweed.endpoint_url},
+    }
+    return httpx.post(
+        f"{stack.api_url}/v1/jobs",
+        json=body,
+        timeout=10,
+        headers={"Authorization": f"Bearer {stack.tokens['acme']}"},
+    )
 
 
-def _run_table(stack: QueueStack, seaweed: SeaweedS3, bucket: str, s3: Any,
-               urls: dict[str, str]) -> dict[str, str]:
+def _run_table(
+    stack: QueueStack, seaweed: SeaweedS3, bucket: str, s3: Any, urls: dict[str, str]
+) -> dict[str, str]:
     """Submit each URL; return name -> outcome ('422' or the asset's error code)."""
     jobs: dict[str, str] = {}
     outcome: dict[str, str] = {}
@@ -269,8 +297,11 @@ def _run_table(stack: QueueStack, seaweed: SeaweedS3, bucket: str, s3: Any,
 
 
 def test_ssrf_vectors_fail_without_any_connection(
-    ssrf_stack: tuple[QueueStack, EmbeddedRedis], ssrf_env: tuple[Recorder, Trampoline, Trampoline],
-    seaweed: SeaweedS3, bucket: str, s3_client: Any,
+    ssrf_stack: tuple[QueueStack, EmbeddedRedis],
+    ssrf_env: tuple[Recorder, Trampoline, Trampoline],
+    seaweed: SeaweedS3,
+    bucket: str,
+    s3_client: Any,
 ) -> None:
     stack, _ = ssrf_stack
     rec, plain, _ = ssrf_env
@@ -282,13 +313,19 @@ def test_ssrf_vectors_fail_without_any_connection(
 
 
 def test_redirects_to_blocked_targets_are_refused(
-    ssrf_stack: tuple[QueueStack, EmbeddedRedis], ssrf_env: tuple[Recorder, Trampoline, Trampoline],
-    seaweed: SeaweedS3, bucket: str, s3_client: Any,
+    ssrf_stack: tuple[QueueStack, EmbeddedRedis],
+    ssrf_env: tuple[Recorder, Trampoline, Trampoline],
+    seaweed: SeaweedS3,
+    bucket: str,
+    s3_client: Any,
 ) -> None:
     stack, _ = ssrf_stack
     rec, plain, tls = ssrf_env
-    targets = {k: v for k, v in _vectors(rec.port).items()
-               if k not in ("control_char", "space", "huge_url")}
+    targets = {
+        k: v
+        for k, v in _vectors(rec.port).items()
+        if k not in ("control_char", "space", "huge_url")
+    }
     urls = {f"redirect_{k}": f"{plain.base}/r?to={quote(v, safe='')}" for k, v in targets.items()}
     # https -> http downgrade, to a host that is otherwise allowed over http
     urls["downgrade"] = f"{tls.base}/r?to={quote(plain.base + '/ok', safe='')}"
@@ -305,8 +342,11 @@ def test_redirects_to_blocked_targets_are_refused(
 
 
 def test_allowed_host_still_works_under_the_strict_policy(
-    ssrf_stack: tuple[QueueStack, EmbeddedRedis], ssrf_env: tuple[Recorder, Trampoline, Trampoline],
-    seaweed: SeaweedS3, bucket: str, s3_client: Any,
+    ssrf_stack: tuple[QueueStack, EmbeddedRedis],
+    ssrf_env: tuple[Recorder, Trampoline, Trampoline],
+    seaweed: SeaweedS3,
+    bucket: str,
+    s3_client: Any,
 ) -> None:
     """Control row: the guard is not simply refusing everything."""
     stack, _ = ssrf_stack

@@ -15,7 +15,8 @@ Usage::
 Fault modes (``mode=`` on :meth:`CDNServer.url`, extra params as keyword args):
 
 =================  ==========================================================
-``slow``           ``rate`` bytes/s (default 256 KiB/s) for the whole body
+``slow``           ``rate`` bytes/s (default 256 KiB/s) after the first ``after``
+                   bytes (default 0), which go at full speed
 ``stall``          send ``after`` bytes (default 0) then stall ``seconds``
 ``truncate``       send ``at`` bytes (default half) then close the socket
 ``wrong_length``   Content-Length claims ``extra`` (default 100) more bytes
@@ -227,6 +228,10 @@ class _Handler(BaseHTTPRequestHandler):
             limit = length // 2
         rate = float(_param(q, "rate", str(256 * 1024))) if mode == "slow" else 0.0
         stall_after = int(_param(q, "after", "0")) if mode == "stall" else -1
+        fast_first = int(_param(q, "after", "0")) if mode == "slow" else 0
+        if fast_first:
+            self._send_body(entry, start, start + fast_first, 0.0, -1, q, chunked)
+            start, limit = start + fast_first, limit - fast_first
         self._send_body(entry, start, start + limit, rate, stall_after, q, chunked)
 
     def _send_body(

@@ -325,8 +325,12 @@ def drop_bucket(s3: Any, bucket: str) -> None:
             break
         for v in items:
             with contextlib.suppress(Exception):
-                s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"],
-                                 BypassGovernanceRetention=True)
+                s3.delete_object(
+                    Bucket=bucket,
+                    Key=v["Key"],
+                    VersionId=v["VersionId"],
+                    BypassGovernanceRetention=True,
+                )
         for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
             with contextlib.suppress(Exception):
                 s3.delete_object(Bucket=bucket, Key=o["Key"])
@@ -339,8 +343,9 @@ def scratch_bucket(seaweed: Any, *, object_lock: bool = False) -> Any:
     """A fresh bucket for one row, dropped afterwards."""
     import uuid
 
-    name = seaweed.create_bucket(f"{'rl' if object_lock else 'rb'}-{uuid.uuid4().hex[:12]}",
-                                 object_lock=object_lock)
+    name = seaweed.create_bucket(
+        f"{'rl' if object_lock else 'rb'}-{uuid.uuid4().hex[:12]}", object_lock=object_lock
+    )
     try:
         yield name
     finally:
