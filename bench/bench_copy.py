@@ -339,6 +339,12 @@ def _main(work: Path) -> None:
         "  x-amz-checksum-sha256 (the server verifies it; tested).",
         "- CAS with an unknown hash spools to an anonymous temp file while hashing, then",
         "  uploads to the final key: nothing under a staging key, no server-side copy.",
+        "  Hash and disk write run on a second thread while the next 8 MiB block downloads",
+        "  (transfer/hashing.py): measured 1 GiB download+hash+spool 5.23 s serial vs",
+        "  2.14 s overlapped on this machine's ext4.",
+        "- The source body is read in rate-sized blocking reads (up to 1 MiB) policed by a",
+        "  watchdog thread, not TLS record by record: 1 GiB local https download 2.77 s /",
+        "  3.07 s CPU record-by-record vs 1.00 s / 1.31 s CPU (transfer/fetch.py).",
         "- Peak RSS = ~64 MiB interpreter + boto3 + genblaze-core imports, plus",
         "  part_size x part_buffers (16 MiB x 3).",
     ]

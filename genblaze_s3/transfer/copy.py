@@ -43,6 +43,7 @@ from genblaze_s3.transfer.errors import (
     s3_error_code,
 )
 from genblaze_s3.transfer.fetch import Fetcher, SourceStream
+from genblaze_s3.transfer.hashing import hash_stream
 from genblaze_s3.transfer.models import (
     CopyResult,
     Destination,
@@ -249,14 +250,8 @@ def _fetch_and_store(
 
 def _hash_only(job: _Job, src: SourceStream) -> str:
     """First pass of ``cas_mode="refetch"``: read and hash the body, store nothing."""
-    hasher = hashlib.sha256()
-    buf = bytearray(min(job.config.part_size, 8 * 1024 * 1024))
-    while True:
-        n = src.read_into(buf)
-        if n == 0:
-            return hasher.hexdigest()
-        hasher.update(memoryview(buf)[:n])
-        job.check_cancel()
+    sha256, _size = hash_stream(src.read_into, check=job.check_cancel)
+    return sha256
 
 
 def _verify(job: _Job, sha256: str, size: int) -> None:
@@ -431,13 +426,11 @@ def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> Cop
     part_size = choose_part_size(
         src.length, minimum=job.config.part_size, fallback_max=job.policy.max_source_bytes
     )
-    hasher = hashlib.sha256()
     first = bytearray(part_size if src.length is None else min(part_size, src.length))
     first_len = src.read_into(first)
-    hasher.update(memoryview(first)[:first_len])
     job.progress.add(first_len)
     if first_len < part_size:
-        sha256 = hasher.hexdigest()
+        sha256 = hashlib.sha256(memoryview(first)[:first_len]).hexdigest()
         _verify(job, sha256, first_len)
         key = cast(str, job.dest.build_key(job.url, src.content_type or content_type, sha256))
         head = job.head(key)
@@ -450,21 +443,14 @@ def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> Cop
     with tempfile.TemporaryFile(
         buffering=0, prefix="genblaze-spool-", dir=job.config.spool_dir
     ) as f:
-        f.write(memoryview(first)[:first_len])
+        sha256, size = hash_stream(
+            src.read_into,
+            first=memoryview(first)[:first_len],
+            write=f.write,
+            on_block=job.progress.add,
+            check=job.check_cancel,
+        )
         del first
-        size = first_len
-        buf = bytearray(min(part_size, 8 * 1024 * 1024))
-        while True:
-            n = src.read_into(buf)
-            if n == 0:
-                break
-            view = memoryview(buf)[:n]
-            hasher.update(view)
-            f.write(view)
-            size += n
-            job.progress.add(n)
-            job.check_cancel()
-        sha256 = hasher.hexdigest()
         _verify(job, sha256, size)
         key = cast(str, job.dest.build_key(job.url, src.content_type or content_type, sha256))
         head = job.head(key)
