@@ -259,8 +259,48 @@ def _verify(job: _Job, sha256: str, size: int) -> None:
         raise ChecksumMismatch("SHA-256 of the source differs from the expected one")
 
 
-def _put_small(
+# Endpoints that answered a conditional PUT with "not implemented": HEAD + PUT there.
+_NO_CONDITIONAL_PUT: set[str] = set()
+_PRECONDITION_FAILED = ("PreconditionFailed", "412")
+_CONDITIONAL_UNSUPPORTED = ("NotImplemented", "501")
+
+
+def _put_small_cas(
     job: _Job, key: str, data: memoryview, content_type: str | None, sha256: str
+) -> CopyResult:
+    """A small CAS object: one ``If-None-Match: *`` PUT instead of HEAD then PUT.
+
+    Why: for small assets the dedupe HEAD costs as much as the upload itself
+    (measured: ~45% of the S3 time per 64 KiB asset). A 412 means the content is
+    already there (deduplicated). A store that ignores the header just rewrites
+    identical bytes at the content-addressed key; one that rejects it is
+    remembered and gets HEAD + PUT.
+    """
+    endpoint = str(getattr(job.client.meta, "endpoint_url", ""))
+    if endpoint not in _NO_CONDITIONAL_PUT:
+        try:
+            return _put_small(job, key, data, content_type, sha256, if_none_match=True)
+        except TransferError as exc:
+            code = s3_error_code(exc.__cause__) if exc.__cause__ is not None else None
+            if code in _CONDITIONAL_UNSUPPORTED:
+                _NO_CONDITIONAL_PUT.add(endpoint)
+            elif code not in _PRECONDITION_FAILED:
+                raise
+    head = job.head(key)
+    if head is not None:
+        return _dedup_result(job, key, head, sha256)
+    job.check_cancel()
+    return _put_small(job, key, data, content_type, sha256)
+
+
+def _put_small(
+    job: _Job,
+    key: str,
+    data: memoryview,
+    content_type: str | None,
+    sha256: str,
+    *,
+    if_none_match: bool = False,
 ) -> CopyResult:
     body = data.obj if data.nbytes == len(data.obj) else bytes(data)  # type: ignore[arg-type]
     params: dict[str, Any] = {
@@ -269,6 +309,8 @@ def _put_small(
         "Body": body,
         **job.extra(content_type),
     }
+    if if_none_match:
+        params["IfNoneMatch"] = "*"
     if job.checksums:
         params["ChecksumSHA256"] = sha256_b64(data)
         if job.config.unsigned_checksummed_parts:
@@ -433,11 +475,8 @@ def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> Cop
         sha256 = hashlib.sha256(memoryview(first)[:first_len]).hexdigest()
         _verify(job, sha256, first_len)
         key = cast(str, job.dest.build_key(job.url, src.content_type or content_type, sha256))
-        head = job.head(key)
-        if head is not None:
-            return _dedup_result(job, key, head, sha256)
         job.check_cancel()
-        return _put_small(job, key, memoryview(first)[:first_len], content_type, sha256)
+        return _put_small_cas(job, key, memoryview(first)[:first_len], content_type, sha256)
     # An anonymous file (O_TMPFILE / unlinked at once): even a SIGKILLed worker
     # leaves no spool behind, and the disk space is freed when the process dies.
     with tempfile.TemporaryFile(

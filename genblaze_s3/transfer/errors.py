@@ -189,6 +189,8 @@ def is_retryable_storage_error(exc: BaseException) -> bool:
     if isinstance(exc, bce.ClientError):
         code = s3_error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code == "NotImplemented" or status == 501:
+            return False  # a missing feature does not appear on retry
         return code in RETRYABLE_S3_CODES or (isinstance(status, int) and status >= 500)
     return isinstance(
         exc,

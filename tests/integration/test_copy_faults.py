@@ -108,6 +108,43 @@ def test_small_object_is_a_single_put(cdn: CDNServer, backend: Any, seaweed: Any
     assert head["CacheControl"] == "private, max-age=3600"
 
 
+def test_small_cas_copy_is_one_conditional_put_and_412_means_deduplicated(
+    cdn: CDNServer, seaweed: Any, bucket: str
+) -> None:
+    with S3FaultProxy(seaweed.endpoint_url) as proxy:
+        backend = make_backend(seaweed, bucket, endpoint_url=proxy.endpoint_url)
+        first = copy_url(backend, cdn.url("/small.png"), Destination(), policy=POLICY, config=CFG)
+        assert [e.operation for e in proxy.log] == ["PutObject"]  # no HEAD before it
+        again = copy_url(backend, cdn.url("/small.png"), Destination(), policy=POLICY, config=CFG)
+        assert again.deduplicated and again.key == first.key and again.bytes_uploaded == 0
+        assert [(e.operation, e.status) for e in proxy.log[1:]] == [
+            ("PutObject", 412),
+            ("HeadObject", 200),
+        ]
+    assert _body(make_backend(seaweed, bucket), first.key) == b"\x89PNG" + b"x" * 1000
+    drop_bucket(seaweed.client(), bucket)
+
+
+def test_store_without_conditional_put_falls_back_to_head_then_put(
+    cdn: CDNServer, seaweed: Any, bucket: str
+) -> None:
+    from genblaze_s3.transfer import copy as copy_module
+
+    with S3FaultProxy(seaweed.endpoint_url) as proxy:
+        backend = make_backend(seaweed, bucket, endpoint_url=proxy.endpoint_url)
+        proxy.fail("PutObject", status=501, code="NotImplemented", times=1)
+        try:
+            r = copy_url(backend, cdn.url("/small.png"), Destination(), policy=POLICY, config=CFG)
+            ops = [(e.operation, e.status) for e in proxy.log]
+            # 501 is not retried; the endpoint is remembered and HEAD + PUT used instead.
+            assert ops == [("PutObject", 501), ("HeadObject", 404), ("PutObject", 200)]
+            assert proxy.endpoint_url in copy_module._NO_CONDITIONAL_PUT
+        finally:
+            copy_module._NO_CONDITIONAL_PUT.discard(proxy.endpoint_url)
+    assert _body(make_backend(seaweed, bucket), r.key) == b"\x89PNG" + b"x" * 1000
+    drop_bucket(seaweed.client(), bucket)
+
+
 def test_expected_sha256_mismatch_leaves_nothing(cdn: CDNServer, backend: Any) -> None:
     for strategy in (KeyStrategy.CONTENT_ADDRESSABLE, KeyStrategy.HIERARCHICAL):
         with pytest.raises(TransferError) as info:
