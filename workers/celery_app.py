@@ -61,7 +61,9 @@ SETTINGS: dict[str, object] = {
 
 def create_app() -> Celery:
     """Read the broker from the environment (entry point) and apply SETTINGS."""
-    app = Celery("genblaze", broker=settings.broker_url(), include=["workers.tasks"])
+    app = Celery(
+        "genblaze", broker=settings.broker_url(), include=["workers.tasks", "workers.warmup"]
+    )
     app.conf.update(SETTINGS)
     return app
 

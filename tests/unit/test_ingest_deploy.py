@@ -30,3 +30,25 @@ def test_the_celery_app_is_importable_as_the_procfile_expects() -> None:
     vt = conf.broker_transport_options["visibility_timeout"]
     assert vt > conf.task_time_limit > conf.task_soft_time_limit
     assert {"genblaze.ingest_asset", "genblaze.finalize_job"} <= set(workers.app.tasks)
+
+
+def test_worker_warms_the_task_path_before_forking_without_network() -> None:
+    import socket
+
+    import workers
+    from workers import warmup
+
+    assert "workers.warmup" in workers.app.conf.include
+    real_connect = socket.socket.connect
+
+    def no_network(self: socket.socket, address: object) -> None:
+        raise AssertionError(f"warm-up must not connect anywhere: {address!r}")
+
+    socket.socket.connect = no_network  # type: ignore[method-assign]
+    try:
+        warmup.warm()
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+    import sys
+
+    assert "genblaze_s3.transfer.copy" in sys.modules and "requests" in sys.modules
