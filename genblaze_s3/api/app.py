@@ -42,7 +42,12 @@ def _manifest_from(body: JobCreate) -> tuple[Any, dict[str, str]]:
     if body.assets is not None:
         if not body.assets:
             raise InvalidJobError("`assets` is empty")
-        run = run_from_urls([(a.url, a.media_type, a.sha256) for a in body.assets])
+        try:
+            run = run_from_urls([(a.url, a.media_type, a.sha256) for a in body.assets])
+        except ValidationError as exc:  # genblaze-core's Asset rules (media_type, sha256...)
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "asset"
+            raise InvalidJobError(f"invalid asset {where}: {first['msg']}") from exc
         expected = {
             asset.asset_id: a.sha256
             for asset, a in zip(run.steps[0].assets, body.assets, strict=True)

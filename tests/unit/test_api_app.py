@@ -95,6 +95,10 @@ def test_cancel_then_cancel_again(client: TestClient) -> None:
         ),
         ({"assets": [{"url": "gopher://x/"}], "destination": DEST}, "invalid_job"),
         ({"destination": DEST}, "invalid_job"),
+        (  # genblaze-core's Asset rejects it: a 422, not a 500 (found by the API fuzzer)
+            {"assets": [{"url": "https://cdn.x/a", "media_type": "t"}], "destination": DEST},
+            "invalid_job",
+        ),
         (
             {
                 "assets": [{"url": "https://cdn.x/a"}],
