@@ -5,6 +5,10 @@ broker connection dropped). The lease (`SET NX PX`, renewed while the copy runs)
 lets exactly one delivery work on an asset; the other backs off without side
 effects. The attempt counter lives in Redis rather than the broker because a
 task that kills its process never gets to update the broker's retry count.
+
+Compare-and-act steps are Lua scripts (one round trip each, atomic on the server)
+rather than WATCH/GET/MULTI/EXEC (three): on a queue of small assets the store's
+round trips are a large part of each task's cost.
 """
 
 from __future__ import annotations
@@ -12,13 +16,27 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 import redis
 
 from genblaze_s3.ingest import keys
+
+# SET NX PX, and only when it took, count the delivery: one atomic step.
+_ACQUIRE_AND_COUNT = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+local n = redis.call('incr', KEYS[2])
+redis.call('expire', KEYS[2], ARGV[3])
+return n
+"""
+_RENEW_IF_MINE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('pexpire', KEYS[1], ARGV[2])
+"""
+_RELEASE_IF_MINE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('del', KEYS[1])
+"""
 
 
 class AssetLease:
@@ -27,6 +45,7 @@ class AssetLease:
     def __init__(self, client: redis.Redis, job_id: str, asset_id: str, ttl_ms: int = 30_000):
         self._redis = client
         self.key = keys.lease_key(job_id, asset_id)
+        self._attempts_key = keys.attempts_key(job_id, asset_id)
         self.ttl_ms = ttl_ms
         self.token = secrets.token_hex(16)
         self._stop = threading.Event()
@@ -37,18 +56,33 @@ class AssetLease:
         """True when this delivery now owns the asset; starts background renewal."""
         if not self._redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
             return False
+        self._start_renewal()
+        return True
+
+    def acquire_and_count(self, retention: int) -> int:
+        """Acquire and count this delivery in one round trip: 0 when another holds it,
+        else the number of deliveries that have started this asset (this one included)."""
+        script = self._redis.register_script(_ACQUIRE_AND_COUNT)
+        n = int(
+            script(keys=[self.key, self._attempts_key], args=[self.token, self.ttl_ms, retention])
+        )
+        if n:
+            self._start_renewal()
+        return n
+
+    def _start_renewal(self) -> None:
         self._thread = threading.Thread(target=self._renew_loop, daemon=True, name="lease")
         self._thread.start()
-        return True
 
     def remaining_ms(self) -> int:
         """How long the current holder's lease still runs (0 when free)."""
         return max(0, int(self._redis.pttl(self.key)))
 
     def _renew_loop(self) -> None:
+        renew = self._redis.register_script(_RENEW_IF_MINE)
         while not self._stop.wait(self.ttl_ms / 3000):
             try:
-                if not self._if_mine(lambda pipe: pipe.pexpire(self.key, self.ttl_ms)):
+                if not renew(keys=[self.key], args=[self.token, self.ttl_ms]):
                     self.lost = True
                     return
             except redis.RedisError:
@@ -59,22 +93,7 @@ class AssetLease:
         if self._thread is not None:
             self._thread.join(timeout=2)
         with contextlib.suppress(redis.RedisError):  # else the lease expires on its own
-            self._if_mine(lambda pipe: pipe.delete(self.key))
-
-    def _if_mine(self, op: Callable[[Any], Any]) -> bool:
-        """Apply `op` only while we still hold the lease (compare-and-act under WATCH)."""
-        mine = False
-
-        def txn(pipe: Any) -> None:
-            nonlocal mine
-            current = pipe.get(self.key)
-            mine = current in (self.token, self.token.encode())
-            if mine:
-                pipe.multi()
-                op(pipe)
-
-        self._redis.transaction(txn, self.key)
-        return mine
+            self._redis.register_script(_RELEASE_IF_MINE)(keys=[self.key], args=[self.token])
 
     def __enter__(self) -> AssetLease:
         return self
@@ -83,13 +102,3 @@ class AssetLease:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
-
-
-def count_attempt(client: redis.Redis, job_id: str, asset_id: str, retention: int) -> int:
-    """Increment and return the number of deliveries that started this asset."""
-    k = keys.attempts_key(job_id, asset_id)
-    p = client.pipeline(transaction=True)
-    p.incr(k)
-    p.expire(k, retention)
-    n, _ = p.execute()
-    return int(n)

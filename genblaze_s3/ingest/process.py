@@ -24,7 +24,7 @@ from genblaze_s3.ingest.backoff import compute_backoff
 from genblaze_s3.ingest.checkpoint import RedisCheckpointStore
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.errors import DestinationNotAllowedError
-from genblaze_s3.ingest.leases import AssetLease, count_attempt
+from genblaze_s3.ingest.leases import AssetLease
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     TERMINAL_JOB_STATES,
@@ -107,10 +107,10 @@ def process_asset(
         )
         return StepResult(Action.DONE)
     lease = AssetLease(ctx.redis, job_id, asset_id, ctx.lease_ttl_ms)
-    if not lease.acquire():
+    attempts = lease.acquire_and_count(ctx.store.retention)
+    if not attempts:
         return StepResult(Action.BUSY, countdown=lease.remaining_ms() / 1000 + 0.5)
     with lease:
-        attempts = count_attempt(ctx.redis, job_id, asset_id, ctx.store.retention)
         if attempts > ctx.max_attempts:
             return _fail(
                 ctx,

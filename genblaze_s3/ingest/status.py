@@ -32,6 +32,25 @@ from genblaze_s3.ingest.models import (
 )
 from genblaze_s3.ingest.transitions import can_transition_asset, can_transition_job
 
+# Replace an asset record only if it still holds exactly what this process last saw,
+# then bump the job's version and (on a terminal move) its counters: one round trip
+# instead of WATCH/GET/MULTI/EXEC. ARGV[5..] are (stats field, amount) pairs.
+_ASSET_CAS = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3])
+redis.call('hset', KEYS[2], 'updated_at', ARGV[4])
+redis.call('hincrby', KEYS[2], 'version', 1)
+for i = 5, #ARGV, 2 do
+  if string.find(ARGV[i + 1], '.', 1, true) then
+    redis.call('hincrbyfloat', KEYS[3], ARGV[i], ARGV[i + 1])
+  else
+    redis.call('hincrby', KEYS[3], ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
+"""
+_SEEN_MAX = 10_000  # asset records remembered for the CAS fast path (per process)
+
 
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
@@ -67,6 +86,9 @@ class StatusStore:
     ):
         self.redis = client
         self.retention = retention_seconds
+        # Raw asset records as last read or written here: the expected value of the
+        # one-round-trip compare-and-set. A stale entry only costs a fallback.
+        self._seen: dict[str, bytes | str] = {}
 
     # -- health ---------------------------------------------------------------
     def ping(self) -> bool:
@@ -215,7 +237,7 @@ class StatusStore:
 
         Pass the `job_state` already read to skip the job write when it is running.
         """
-        ok = self._transition_asset(job_id, asset_id, AssetState.COPYING, {"worker": worker})
+        ok = self._update_asset(job_id, asset_id, AssetState.COPYING, {"worker": worker})
         if ok and job_state in (None, JobState.QUEUED):
             self.transition_job(job_id, JobState.RUNNING)
         return ok
@@ -253,23 +275,27 @@ class StatusStore:
             fields["error"] = error
         if bytes_uploaded is not None:
             fields["bytes_uploaded"] = bytes_uploaded  # by the finishing delivery: resume evidence
-        changed = self._transition_asset(job_id, asset_id, state, fields)
+        stats: list[tuple[str, float]] = [(f"assets_{state.value}", 1)]
+        if state in (AssetState.STORED, AssetState.DEDUPLICATED):
+            stats.append(("bytes_ingested", size or 0))
+        if copy_seconds is not None:
+            stats += [("copy_seconds_sum", float(copy_seconds)), ("copy_count", 1)]
+        ak = keys.asset_key(job_id, asset_id)
         p = self.redis.pipeline(transaction=False)
+        # Fast path: the terminal write, its counters and the done-set in one round trip.
+        fast = self._queue_cas(p, job_id, asset_id, state, fields, stats)
         p.sadd(keys.done_key(job_id), asset_id)
         p.expire(keys.done_key(job_id), self.retention)
         # The raw source URL (a presigned signature) is kept only while a copy may need it.
         p.hdel(keys.sources_key(job_id), asset_id)
-        if changed and state in (AssetState.STORED, AssetState.DEDUPLICATED):
-            p.hincrby(keys.stats_key(), "bytes_ingested", size or 0)
-            p.hincrby(keys.stats_key(), f"assets_{state.value}", 1)
-        elif changed:
-            p.hincrby(keys.stats_key(), f"assets_{state.value}", 1)
-        if changed and copy_seconds is not None:
-            p.hincrbyfloat(keys.stats_key(), "copy_seconds_sum", copy_seconds)
-            p.hincrby(keys.stats_key(), "copy_count", 1)
         p.hget(keys.job_key(job_id), "assets_total")
         p.scard(keys.done_key(job_id))
-        *_, total, done = p.execute()
+        out = p.execute()
+        *_, total, done = out
+        if fast is not None and out[0]:
+            self._seen.pop(ak, None)  # terminal: never written again
+        elif self._update_asset(job_id, asset_id, state, fields, use_seen=False):
+            self._incr_stats(stats)
         return int(total or 0) - int(done)
 
     def remaining(self, job_id: str) -> int:
@@ -289,6 +315,8 @@ class StatusStore:
         p.get(keys.asset_key(job_id, asset_id))
         p.hget(keys.sources_key(job_id), asset_id)
         (meta, state), rec, source = p.execute()
+        if rec is not None:
+            self._remember(keys.asset_key(job_id, asset_id), rec)
         return (
             JobMeta.model_validate_json(meta) if meta else None,
             JobState(_s(state)) if state else None,
@@ -339,51 +367,117 @@ class StatusStore:
         return self.job_state(job_id)
 
     def incr_stat(self, name: str, amount: float = 1) -> None:
-        if isinstance(amount, float) and not amount.is_integer():
-            self.redis.hincrbyfloat(keys.stats_key(), name, amount)
-        else:
-            self.redis.hincrby(keys.stats_key(), name, int(amount))
+        self._incr_stats([(name, amount)])
 
     def stats(self) -> dict[str, float]:
         return {_s(k): float(_s(v)) for k, v in self.redis.hgetall(keys.stats_key()).items()}
 
+    def _incr_stats(self, stats: list[tuple[str, float]]) -> None:
+        p = self.redis.pipeline(transaction=False)
+        for name, amount in stats:
+            if isinstance(amount, float) and not amount.is_integer():
+                p.hincrbyfloat(keys.stats_key(), name, amount)
+            else:
+                p.hincrby(keys.stats_key(), name, int(amount))
+        p.execute()
+
     # -- internals ------------------------------------------------------------
-    def _transition_asset(
-        self, job_id: str, asset_id: str, new: AssetState, fields: dict[str, Any]
-    ) -> bool:
-        return self._update_asset(job_id, asset_id, new, fields)
+    def _remember(self, ak: str, raw: bytes | str) -> None:
+        if len(self._seen) >= _SEEN_MAX:
+            self._seen.clear()  # only a cache: the next write takes the WATCH path
+        self._seen[ak] = raw
 
-    def _update_asset(
-        self, job_id: str, asset_id: str, new: AssetState | None, fields: dict[str, Any]
-    ) -> bool:
-        """Compare-and-set one asset record under WATCH; False when the change is illegal.
+    def _next_record(
+        self, raw: bytes | str, new: AssetState | None, fields: dict[str, Any]
+    ) -> str | None:
+        """The record after the change, or None when the change is not legal from `raw`."""
+        rec = AssetRecord.model_validate_json(raw)
+        if new is None:
+            if rec.state in TERMINAL_ASSET_STATES:
+                return None
+        elif not can_transition_asset(rec.state, new):
+            return None
+        return rec.model_copy(
+            update={**fields, **({"state": new} if new else {})}
+        ).model_dump_json()
 
-        `new=None` updates fields only, and only while the asset is not terminal.
+    def _queue_cas(
+        self,
+        pipe: Any,
+        job_id: str,
+        asset_id: str,
+        new: AssetState | None,
+        fields: dict[str, Any],
+        stats: list[tuple[str, float]] | None = None,
+    ) -> str | None:
+        """Queue the CAS script on `pipe` when this process knows the current record.
+
+        Returns the record it would write (None: no fast path; use the WATCH path).
         """
         ak = keys.asset_key(job_id, asset_id)
-        moved = False
+        raw = self._seen.get(ak)
+        if raw is None:
+            return None
+        updated = self._next_record(raw, new, fields)
+        if updated is None:
+            return None
+        args: list[Any] = [raw, updated, self.retention, utc_now().isoformat()]
+        for name, amount in stats or ():
+            args += [name, f"{amount:.6f}" if isinstance(amount, float) else int(amount)]
+        # EVAL, not a Script object: redis-py precedes a pipeline holding a Script with a
+        # SCRIPT EXISTS round trip; the server caches the compiled body by its hash anyway.
+        pipe.eval(_ASSET_CAS, 3, ak, keys.job_key(job_id), keys.stats_key(), *args)
+        return updated
+
+    def _update_asset(
+        self,
+        job_id: str,
+        asset_id: str,
+        new: AssetState | None,
+        fields: dict[str, Any],
+        *,
+        use_seen: bool = True,
+    ) -> bool:
+        """Compare-and-set one asset record; False when the change is illegal.
+
+        `new=None` updates fields only, and only while the asset is not terminal.
+        One round trip when this process last wrote (or read) the record, else a
+        WATCH transaction.
+        """
+        ak = keys.asset_key(job_id, asset_id)
+        if use_seen:
+            p = self.redis.pipeline(transaction=False)
+            updated = self._queue_cas(p, job_id, asset_id, new, fields)
+            if updated is not None and p.execute()[0]:
+                self._after_write(ak, new, updated)
+                return True
+        moved: str | None = None
 
         def txn(pipe: Any) -> None:
             nonlocal moved
-            moved = False
+            moved = None
             raw = pipe.get(ak)
             if raw is None:
                 return
-            rec = AssetRecord.model_validate_json(raw)
-            if new is None:
-                if rec.state in TERMINAL_ASSET_STATES:
-                    return
-            elif not can_transition_asset(rec.state, new):
+            updated = self._next_record(raw, new, fields)
+            if updated is None:
                 return
-            updated = rec.model_copy(update={**fields, **({"state": new} if new else {})})
             pipe.multi()
-            pipe.set(ak, updated.model_dump_json(), ex=self.retention)
+            pipe.set(ak, updated, ex=self.retention)
             pipe.hset(keys.job_key(job_id), "updated_at", utc_now().isoformat())
             pipe.hincrby(keys.job_key(job_id), "version", 1)
-            moved = True
+            moved = updated
 
         self.redis.transaction(txn, ak)
-        return moved
+        if moved is not None:
+            self._after_write(ak, new, moved)
+        return moved is not None
+
+    def _after_write(self, ak: str, new: AssetState | None, raw: str) -> None:
+        if new in TERMINAL_ASSET_STATES:
+            self._seen.pop(ak, None)
+        else:
+            self._remember(ak, raw)
 
 
 _TERMINAL_ASSET_VALUES = frozenset(s.value for s in TERMINAL_ASSET_STATES)

@@ -153,3 +153,16 @@ def test_worker_refuses_destinations_outside_its_allow_list(
     process_asset(ctx, job_id, aid)
     assert calls == []
     assert ctx.store.get_asset(job_id, aid).error.code == "destination_not_allowed"  # type: ignore[union-attr]
+
+
+def test_lease_acquire_counts_only_the_delivery_that_got_it(ctx: WorkerContext) -> None:
+    first = AssetLease(ctx.redis, "j", "a", 5000)
+    second = AssetLease(ctx.redis, "j", "a", 5000)
+    assert first.acquire_and_count(60) == 1
+    assert second.acquire_and_count(60) == 0  # held: not a delivery that started
+    second.release()  # not the holder: must not free the lease
+    assert ctx.redis.get(first.key) is not None
+    first.release()
+    third = AssetLease(ctx.redis, "j", "a", 5000)
+    assert third.acquire_and_count(60) == 2
+    third.release()

@@ -142,3 +142,45 @@ def test_fast_document_equals_the_pydantic_view(store: StatusStore) -> None:
     assert view is not None and doc is not None
     assert json.loads(doc) == json.loads(view.model_dump_json())
     assert store.get_job_document("nope") is None
+
+
+def test_a_worker_that_read_the_record_writes_it_in_one_round_trip(store: StatusStore) -> None:
+    """The hot path: snapshot, start and finish are one round trip each, counters included."""
+    job_id = _create(store, 1)
+    (a,) = store.get_meta(job_id).asset_ids  # type: ignore[union-attr]
+    store.snapshot(job_id, a)
+    sent: list[object] = []
+    real = store.redis.pipeline
+
+    def counting_pipeline(*args: object, **kw: object) -> object:
+        p = real(*args, **kw)  # type: ignore[arg-type]
+        sent.append(p)
+        return p
+
+    store.redis.pipeline = counting_pipeline  # type: ignore[method-assign]
+    try:
+        assert store.start_asset(job_id, a, job_state=JobState.RUNNING)
+        left = store.finish_asset(
+            job_id, a, AssetState.STORED, key="k", url="u", sha256="s", size=7, copy_seconds=1e-5
+        )
+    finally:
+        store.redis.pipeline = real  # type: ignore[method-assign]
+    assert left == 0 and len(sent) == 2  # no WATCH transaction was needed
+    rec = store.get_asset(job_id, a)
+    assert rec is not None and rec.state == AssetState.STORED and rec.size == 7
+    stats = store.stats()
+    assert stats["assets_stored"] == 1 and stats["bytes_ingested"] == 7
+    assert stats["copy_count"] == 1 and stats["copy_seconds_sum"] == pytest.approx(1e-5, abs=1e-6)
+
+
+def test_a_stale_view_never_overwrites_what_another_worker_wrote(store: StatusStore) -> None:
+    job_id = _create(store, 1)
+    (a,) = store.get_meta(job_id).asset_ids  # type: ignore[union-attr]
+    mine = StatusStore(store.redis, retention_seconds=3600)
+    mine.snapshot(job_id, a)  # this worker's view: queued
+    store.finish_asset(job_id, a, AssetState.FAILED, error=ErrorInfo(code="source_expired"))
+    assert not mine.start_asset(job_id, a)
+    assert mine.finish_asset(job_id, a, AssetState.STORED, key="k", url="u", size=1) == 0
+    rec = store.get_asset(job_id, a)
+    assert rec is not None and rec.state == AssetState.FAILED and rec.key is None
+    assert "assets_stored" not in store.stats()
