@@ -26,6 +26,7 @@ import io
 import logging
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -42,7 +43,7 @@ from genblaze_s3.transfer.errors import (
     map_storage_error,
     s3_error_code,
 )
-from genblaze_s3.transfer.fetch import Fetcher, SourceStream
+from genblaze_s3.transfer.fetch import Fetcher, SourceStream, thread_fetcher
 from genblaze_s3.transfer.hashing import hash_stream
 from genblaze_s3.transfer.models import (
     CopyResult,
@@ -213,7 +214,7 @@ def _fetch_and_store(
 ) -> CopyResult:
     dest, expected_sha256 = job.dest, job.expected_sha256
     job.check_cancel()
-    with Fetcher(job.policy, job.config, resolver=resolver) as fetcher, fetcher.open(url) as src:
+    with _fetcher(job, resolver) as fetcher, fetcher.open(url) as src:
         job.progress.total = src.length if src.length is not None else expected_size
         if expected_size is not None and src.length is not None and src.length != expected_size:
             raise ChecksumMismatch(f"source is {src.length} bytes, expected {expected_size}")
@@ -239,13 +240,20 @@ def _fetch_and_store(
         job.progress.finish()
         return _dedup_result(job, key, head, sha256)
     pinned = replace(job, expected_sha256=sha256)
-    with Fetcher(job.policy, job.config, resolver=resolver) as fetcher, fetcher.open(url) as src:
+    with _fetcher(job, resolver) as fetcher, fetcher.open(url) as src:
         if not src.validators.matches(validators) and validators != src.validators:
             raise SourceChanged("source validators changed between the hash and upload passes")
         try:
             return _copy_to_known_key(pinned, src, key, content_type)
         except ChecksumMismatch as exc:
             raise SourceChanged("source bytes changed between the hash and upload passes") from exc
+
+
+def _fetcher(job: _Job, resolver: Resolver | None) -> AbstractContextManager[Fetcher]:
+    """The thread's keep-alive fetcher; a private one when a test injects a resolver."""
+    if resolver is not None:
+        return Fetcher(job.policy, job.config, resolver=resolver)
+    return nullcontext(thread_fetcher(job.policy, job.config))
 
 
 def _hash_only(job: _Job, src: SourceStream) -> str:

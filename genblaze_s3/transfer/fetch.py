@@ -18,6 +18,7 @@ Why each choice:
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -218,7 +219,13 @@ def _parse_length(value: str | None) -> int | None:
 
 
 class Fetcher:
-    """Opens source URLs under a FetchPolicy. One per copy; close() releases sockets."""
+    """Opens source URLs under a FetchPolicy; close() releases its pooled sockets.
+
+    Long-lived per thread (see `thread_fetcher`) so that a run of small assets
+    from one CDN reuses keep-alive connections (and, on https, TLS sessions)
+    instead of a handshake per asset. Pools are keyed by the pinned IP and, on
+    https, the SNI name, so reuse never reaches an address that was not checked.
+    """
 
     def __init__(
         self,
@@ -232,7 +239,7 @@ class Fetcher:
         self._resolver = resolver
         self._session = requests.Session()
         self._session.trust_env = False  # no env proxies / netrc: the pinned IP is the peer
-        adapter = PinnedAdapter(max_retries=0, pool_connections=4, pool_maxsize=4)
+        adapter = PinnedAdapter(max_retries=0, pool_connections=16, pool_maxsize=4)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
@@ -240,6 +247,9 @@ class Fetcher:
         """GET url (following at most ``max_redirects`` re-validated hops); return the body."""
         previous: Target | None = None
         current = url
+        # Cookies live for one copy's redirect chain only: a reused fetcher must not
+        # carry one job's CDN cookies into another job's request.
+        self._session.cookies.clear()
         for _hop in range(self.policy.max_redirects + 1):
             target = validate_url(current, self.policy, previous=previous)
             ip = resolve_target(target, self.policy, self._resolver)
@@ -287,3 +297,26 @@ class Fetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_local = threading.local()
+_MAX_FETCHERS_PER_THREAD = 4
+
+
+def thread_fetcher(policy: FetchPolicy, config: CopyConfig) -> Fetcher:
+    """This thread's Fetcher for (policy, config), created on first use and kept.
+
+    Per thread, not per process: a requests Session is not documented as
+    thread-safe, and a worker thread copies one asset at a time anyway.
+    """
+    cache: dict[tuple[FetchPolicy, CopyConfig], Fetcher] | None = getattr(_local, "fetchers", None)
+    if cache is None:
+        cache = _local.fetchers = {}
+    fetcher = cache.get((policy, config))
+    if fetcher is None:
+        if len(cache) >= _MAX_FETCHERS_PER_THREAD:  # policies change rarely: just start over
+            for old in cache.values():
+                old.close()
+            cache.clear()
+        fetcher = cache[(policy, config)] = Fetcher(policy, config)
+    return fetcher

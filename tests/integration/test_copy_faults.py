@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -475,3 +476,23 @@ def test_concurrent_copies_of_same_content_end_with_one_object(
         t.join()
     assert len({r.key for r in results}) == 1
     assert debris(backend.client, backend.bucket) == ([results[0].key], [])
+
+
+def test_copies_from_one_cdn_reuse_a_connection_but_never_its_cookies(
+    cdn: CDNServer, backend: Any
+) -> None:
+    """Small assets from one host ride one keep-alive connection (no handshake per asset);
+    a cookie one source set is not sent with the next copy (jobs of other tenants)."""
+    blobs = {f"/keep/{i}.png": os.urandom(4096 + i) for i in range(5)}
+    for path, data in blobs.items():
+        cdn.add(path, data, content_type="image/png")
+    dest = Destination(key_strategy=KeyStrategy.HIERARCHICAL, run_id="keep", asset_id="a0")
+    copy_url(backend, cdn.url("/keep/0.png", mode="set_cookie", value="TENANT-A"), dest,
+             policy=POLICY, config=CFG)  # fmt: skip
+    before = cdn.connections_accepted
+    for i, path in enumerate(list(blobs)[1:], start=1):
+        r = copy_url(backend, cdn.url(path), replace(dest, asset_id=f"a{i}"),
+                     policy=POLICY, config=CFG)  # fmt: skip
+        assert _body(backend, r.key) == blobs[path]
+    assert cdn.connections_accepted == before  # all four on the first copy's connection
+    assert cdn.cookies_received == []

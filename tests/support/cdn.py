@@ -31,6 +31,7 @@ Fault modes (``mode=`` on :meth:`CDNServer.url`, extra params as keyword args):
 ``no_range``       ignore Range headers (always 200 with the full body)
 ``changing_etag``  a new ETag on every request
 ``redirect``       302 to ``to`` (a URL), after ``hops`` self-redirects
+``set_cookie``     add ``Set-Cookie: cdn_session=<value>`` (default ``c00kie``)
 =================  ==========================================================
 
 ``mode="redirect_to=URL"`` is accepted as shorthand for ``mode="redirect", to=URL``.
@@ -101,6 +102,8 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     conns: set[socket.socket] = field(default_factory=set)
+    connections_accepted: int = 0
+    cookies_received: list[str] = field(default_factory=list)
     base_url: str = ""
 
 
@@ -119,6 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.state.lock:
             self.server.state.conns.add(self.connection)
+            self.server.state.connections_accepted += 1
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
@@ -143,6 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
             mode = "redirect"
         with st.lock:
             st.requests.append(CDNRequest(self.command, path, self.headers.get("Range")))
+            if self.headers.get("Cookie"):
+                st.cookies_received.append(self.headers["Cookie"])
             hit = st.hits.get(self.path, 0) + 1
             st.hits[self.path] = hit
             entry = st.entries.get(path)
@@ -200,6 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
         if mode == "gzip":
             headers["Content-Encoding"] = "gzip"
+        if mode == "set_cookie":
+            headers["Set-Cookie"] = f"cdn_session={_param(q, 'value', 'c00kie')}; Path=/"
         length = end - start
         chunked = mode == "chunked_cut"
         if mode == "wrong_length":
@@ -465,6 +473,16 @@ class CDNServer:
     def requests(self) -> list[CDNRequest]:
         with self._state.lock:
             return list(self._state.requests)
+
+    @property
+    def connections_accepted(self) -> int:
+        with self._state.lock:
+            return self._state.connections_accepted
+
+    @property
+    def cookies_received(self) -> list[str]:
+        with self._state.lock:
+            return list(self._state.cookies_received)
 
     def clear_requests(self) -> None:
         with self._state.lock:
