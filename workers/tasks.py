@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, NoReturn
 
 import redis
 from celery.exceptions import Reject
 
 from genblaze_s3.ingest import settings
-from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET
+from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
 from genblaze_s3.ingest.finalize import NotReady, finalize_job
 from genblaze_s3.ingest.leases import AssetLease
 from genblaze_s3.ingest.notify import send_webhook
-from genblaze_s3.ingest.process import Action, process_asset
+from genblaze_s3.ingest.process import Action, StepResult, process_asset
 from workers.celery_app import app
 from workers.context import backend_for, context
 
@@ -35,6 +36,24 @@ def _requeue_when_store_is_down(exc: redis.RedisError) -> NoReturn:
     raise Reject(exc, requeue=True) from exc
 
 
+# A chunk that has run this long hands its unstarted assets back to the queue, so a
+# large asset never holds the small ones behind it hostage for more than this.
+CHUNK_SPLIT_SECONDS = 2.0
+
+
+def _follow_up(job_id: str, asset_id: str, result: StepResult, retries: int, queue: str) -> None:
+    """Ack-side effects of one asset step: finalize when it was the last, else re-send."""
+    if result.action is Action.DONE:
+        if result.finalize:
+            app.send_task(FINALIZE_JOB, args=[job_id], queue=queue)
+        return
+    # RETRY counts an attempt; BUSY (lease held elsewhere) does not.
+    nxt = retries + 1 if result.action is Action.RETRY else retries
+    app.send_task(
+        INGEST_ASSET, args=[job_id, asset_id, nxt], queue=queue, countdown=result.countdown
+    )
+
+
 @app.task(name=INGEST_ASSET, bind=True, max_retries=None)
 def ingest_asset(self: Any, job_id: str, asset_id: str, retries: int = 0) -> None:
     """Copy one asset; retry only what the copy engine marks retryable."""
@@ -42,14 +61,31 @@ def ingest_asset(self: Any, job_id: str, asset_id: str, retries: int = 0) -> Non
         result = process_asset(context(), job_id, asset_id, retries=retries)
     except redis.RedisError as exc:
         _requeue_when_store_is_down(exc)
+    _follow_up(job_id, asset_id, result, retries, _queue(self))
+
+
+@app.task(name=INGEST_ASSETS, bind=True, max_retries=None)
+def ingest_assets(self: Any, job_id: str, asset_ids: list[str]) -> None:
+    """Copy a chunk of one job's assets in turn (see `plan_chunks` for why chunks).
+
+    A redelivered chunk is safe: finished assets are skipped on a single read, and
+    each asset's lease and attempt counter work exactly as for `ingest_asset`.
+    """
     q = _queue(self)
-    if result.action is Action.DONE:
-        if result.finalize:
-            app.send_task(FINALIZE_JOB, args=[job_id], queue=q)
-        return
-    # RETRY counts an attempt; BUSY (lease held elsewhere) does not.
-    nxt = retries + 1 if result.action is Action.RETRY else retries
-    app.send_task(INGEST_ASSET, args=[job_id, asset_id, nxt], queue=q, countdown=result.countdown)
+    started = time.monotonic()
+    for i, asset_id in enumerate(asset_ids):
+        if i and time.monotonic() - started > CHUNK_SPLIT_SECONDS:
+            rest = asset_ids[i:]
+            half = (len(rest) + 1) // 2  # two messages: two idle slots can take over
+            for part in (rest[:half], rest[half:]):
+                if part:
+                    app.send_task(INGEST_ASSETS, args=[job_id, part], queue=q)
+            return
+        try:
+            result = process_asset(context(), job_id, asset_id)
+        except redis.RedisError as exc:
+            _requeue_when_store_is_down(exc)
+        _follow_up(job_id, asset_id, result, 0, q)
 
 
 def _check_webhook_url(url: str) -> None:

@@ -45,7 +45,14 @@ def app_from_env() -> FastAPI:
     client = redis.Redis.from_url(rurl, socket_timeout=5, socket_connect_timeout=2)
     store = StatusStore(client, retention_seconds=settings.retention_seconds())
     sealer = SourceSealer(settings.source_key())
-    service = IngestService(store, CelerySender(burl), queue, DestinationPolicy.from_env(), sealer)
+    service = IngestService(
+        store,
+        CelerySender(burl),
+        queue,
+        DestinationPolicy.from_env(),
+        sealer,
+        batch_max=settings.batch_max(),
+    )
     ping, depth = _broker_checks(burl, queue)
     tokens = parse_tokens(os.environ.get("GENBLAZE_API_TOKENS", ""))
     # On by default: a leaked or buggy client token must not be able to starve

@@ -8,7 +8,13 @@ rather than silently lost.
 from __future__ import annotations
 
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, TaskSender
+from genblaze_s3.ingest.enqueue import (
+    FINALIZE_JOB,
+    INGEST_ASSET,
+    INGEST_ASSETS,
+    TaskSender,
+    plan_chunks,
+)
 from genblaze_s3.ingest.errors import EnqueueError
 from genblaze_s3.ingest.models import ErrorInfo, JobState
 from genblaze_s3.ingest.sealing import SourceSealer
@@ -26,7 +32,9 @@ class IngestService:
         queue: str,
         policy: DestinationPolicy,
         sealer: SourceSealer | None = None,
+        batch_max: int = 16,
     ) -> None:
+        self.batch_max = batch_max
         self.sealer = sealer or SourceSealer(None)
         self.store = store
         self.sender = sender
@@ -43,8 +51,11 @@ class IngestService:
         if not created:
             return job_id, False
         try:
-            for asset_id in sub.meta.asset_ids:
-                self.sender.send(INGEST_ASSET, [job_id, asset_id], self.queue)
+            for chunk in plan_chunks(list(sub.meta.asset_ids), self.batch_max):
+                if len(chunk) == 1:
+                    self.sender.send(INGEST_ASSET, [job_id, chunk[0]], self.queue)
+                else:
+                    self.sender.send(INGEST_ASSETS, [job_id, chunk], self.queue)
             if not sub.meta.asset_ids:
                 self.sender.send(FINALIZE_JOB, [job_id], self.queue)
         except Exception as exc:

@@ -40,3 +40,8 @@ def broker_url_or(default: str) -> str:
 def source_key() -> str | None:
     """Fernet key sealing raw source URLs in Redis (shared by submitters and workers)."""
     return os.environ.get("GENBLAZE_SOURCE_KEY") or None
+
+
+def batch_max() -> int:
+    """Most assets one queue message carries (1: a message per asset, no batching)."""
+    return max(1, int(os.environ.get("GENBLAZE_BATCH_MAX", "16")))

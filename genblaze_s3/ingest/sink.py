@@ -92,6 +92,7 @@ class QueuedStorageSink(BaseSink):
             queue,
             destination_policy or DestinationPolicy.from_env(),
             SourceSealer(settings.source_key()),
+            batch_max=settings.batch_max(),
         )
         self._destination = destination_of(backend, prefix, self._key_strategy)
         self.last_job: JobHandle | None = None

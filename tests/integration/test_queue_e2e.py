@@ -175,3 +175,28 @@ def test_cancel_mid_copy_stops_and_leaves_no_upload(
     wait_for(lambda: job.status().assets[0].state == AssetState.CANCELED, timeout=30)
     wait_for(lambda: no_multipart_uploads(s3_client, bucket), timeout=10)
     assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket)  # type: ignore[attr-defined]
+
+
+def test_a_large_run_travels_in_chunks_and_each_asset_keeps_its_own_fate(
+    stack: QueueStack,
+    seaweed: SeaweedS3,
+    cdn: CDNServer,
+    bucket: str,
+    s3_client: object,
+) -> None:
+    """70 assets -> chunks of 3 (`plan_chunks`): one 404 fails alone, the rest land."""
+    blobs = [os.urandom(2000 + i) for i in range(69)]
+    urls = [
+        (cdn.add(f"/chunked/{i}.png", b, content_type="image/png"), "image/png")
+        for i, b in enumerate(blobs)
+    ]
+    urls.insert(35, (cdn.url("/chunked/missing.png"), "image/png"))
+    sink, result = _run(stack, seaweed, bucket, urls, KeyStrategy.CONTENT_ADDRESSABLE)
+    final = sink.last_job.wait(timeout=120)  # type: ignore[union-attr]
+    assert final.state == JobState.FAILED and final.progress.assets_done == 70
+    failed = [a for a in final.assets if a.state == AssetState.FAILED]
+    assert len(failed) == 1 and failed[0].error.code == "source_not_found"  # type: ignore[union-attr]
+    stored = {a.sha256 for a in final.assets if a.state == AssetState.STORED}
+    assert stored == {sha(b) for b in blobs}
+    assert "genblaze.ingest_assets" in "".join(w.log() for w in stack.workers)
+    assert final.manifest.key is None and no_multipart_uploads(s3_client, bucket)
