@@ -49,7 +49,7 @@ for i = 5, #ARGV, 2 do
 end
 return 1
 """
-_SEEN_MAX = 10_000  # asset records remembered for the CAS fast path (per process)
+_SEEN_MAX = 2_000  # asset records remembered for the CAS fast path (per process)
 
 
 def _s(v: Any) -> str:
@@ -315,12 +315,13 @@ class StatusStore:
         p.get(keys.asset_key(job_id, asset_id))
         p.hget(keys.sources_key(job_id), asset_id)
         (meta, state), rec, source = p.execute()
-        if rec is not None:
-            self._remember(keys.asset_key(job_id, asset_id), rec)
+        record = AssetRecord.model_validate_json(rec) if rec else None
+        if record is not None and record.state not in TERMINAL_ASSET_STATES:
+            self._remember(keys.asset_key(job_id, asset_id), rec)  # it is about to be written
         return (
             JobMeta.model_validate_json(meta) if meta else None,
             JobState(_s(state)) if state else None,
-            AssetRecord.model_validate_json(rec) if rec else None,
+            record,
             _s(source) if source is not None else None,
         )
 
