@@ -78,9 +78,11 @@ class Rig:
     seaweed: SeaweedS3
     bucket: str
 
-    def submit(self, url: str, *, strategy: str = "hierarchical") -> str:
+    def submit(
+        self, url: str, *, strategy: str = "hierarchical", more: tuple[str, ...] = ()
+    ) -> str:
         body = {
-            "assets": [{"url": url, "media_type": "video/mp4"}],
+            "assets": [{"url": u, "media_type": "video/mp4"} for u in (url, *more)],
             "destination": {
                 "bucket": self.bucket,
                 "endpoint_url": self.seaweed.endpoint_url,
@@ -96,10 +98,10 @@ class Rig:
         assert r.status_code == 202, r.text
         return str(r.json()["job_id"])
 
-    def asset(self, job_id: str) -> Any:
+    def asset(self, job_id: str, index: int = 0) -> Any:
         meta = self.svc.store.get_meta(job_id)
         assert meta is not None
-        return self.svc.store.get_asset(job_id, meta.asset_ids[0])
+        return self.svc.store.get_asset(job_id, meta.asset_ids[index])
 
     def wait_bytes(self, job_id: str, n: int, timeout: float = 60) -> Any:
         deadline = time.monotonic() + timeout
@@ -511,6 +513,55 @@ def test_poison_task_fails_after_bounded_attempts(
         n_before = r.logs().count("genblaze.ingest_asset")
         time.sleep(3)
         assert r.logs().count("genblaze.ingest_asset") == n_before, "still redelivering"
+
+
+def test_a_poison_asset_in_a_chunk_fails_alone_and_its_chunk_mates_land(
+    seaweed: SeaweedS3,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cdn: CDNServer,
+) -> None:
+    """40 assets travel as chunks of 2; the first asset of the first chunk kills its
+    process on every delivery. Redelivered chunks skip what is done, the poison asset
+    fails after the bounded attempts, and every other asset lands exactly once."""
+    max_attempts = 3
+    env = {**FAST_REDELIVERY, "GENBLAZE_MAX_ATTEMPTS": str(max_attempts)}
+    env["GENBLAZE_LEASE_TTL_MS"] = "1500"
+    cdn.add("/chunk-poison.bin", os.urandom(8 * MiB))
+    blobs = [os.urandom(3000 + i) for i in range(39)]
+    urls = tuple(cdn.add(f"/chunk-mate-{i}.bin", b) for i, b in enumerate(blobs))
+    with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2, extra=env) as r:
+        job = r.submit(cdn.url("/chunk-poison.bin", mode="slow", rate=MiB), more=urls)
+        killed: list[int] = []
+        stop = threading.Event()
+
+        def assassin() -> None:
+            while not stop.is_set():
+                rec = r.asset(job, 0)
+                if rec is not None and rec.worker and rec.state.value == "copying":
+                    pid = _pid(rec)
+                    if pid not in killed:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+                time.sleep(0.02)
+
+        t = threading.Thread(target=assassin, daemon=True)
+        t.start()
+        try:
+            view = wait_terminal(r.svc, [job], timeout=120)[job]
+        finally:
+            stop.set()
+            t.join(5)
+        assert "genblaze.ingest_assets" in r.logs()  # it really travelled in chunks
+        assert view.state.value == "failed", view.model_dump_json()
+        poison = view.assets[0]
+        assert poison.error is not None and poison.error.code == "too_many_attempts"
+        assert len(killed) <= max_attempts, f"{len(killed)} deliveries for max {max_attempts}"
+        stored = {a.sha256 for a in view.assets[1:] if a.state.value == "stored"}
+        assert stored == {hashlib.sha256(b).hexdigest() for b in blobs}
+        assert_invariants(r.svc, [job])
 
 
 def test_invariants_see_a_stranded_broker_message(tmp_path: Path) -> None:
