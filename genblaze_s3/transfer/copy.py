@@ -21,6 +21,7 @@ Keys are genblaze-core's own (``_build_key`` / ``_guess_extension`` /
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import logging
@@ -57,7 +58,6 @@ from genblaze_s3.transfer.multipart import (
     call_with_retries,
     choose_part_size,
     install_part_signing_hook,
-    sha256_b64,
 )
 from genblaze_s3.transfer.pipeline import upload_parts
 from genblaze_s3.transfer.urlguard import Resolver, validate_url
@@ -320,7 +320,8 @@ def _put_small(
     if if_none_match:
         params["IfNoneMatch"] = "*"
     if job.checksums:
-        params["ChecksumSHA256"] = sha256_b64(data)
+        # The object's SHA-256 is already known: no second pass over the bytes.
+        params["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
         if job.config.unsigned_checksummed_parts:
             install_part_signing_hook(job.client)
     resp = call_with_retries(
