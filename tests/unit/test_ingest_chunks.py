@@ -76,8 +76,11 @@ def chunk_task(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any], dict[st
     return tasks, sent, outcomes
 
 
-def test_a_chunk_resends_each_retry_alone_and_finalizes_once(chunk_task: Any) -> None:
+def test_a_chunk_resends_each_retry_alone_and_finalizes_once(
+    chunk_task: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tasks, sent, outcomes = chunk_task
+    monkeypatch.setattr(tasks, "CHUNK_THREADS", 1)  # in order: sends compare as a list
     outcomes["a1"] = StepResult(Action.RETRY, countdown=2.0)
     outcomes["a2"] = StepResult(Action.BUSY, countdown=1.0)
     outcomes["a3"] = StepResult(Action.DONE, finalize=True)
@@ -93,10 +96,59 @@ def test_a_chunk_that_ran_long_hands_back_what_it_has_not_started(
     chunk_task: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tasks, sent, _ = chunk_task
-    clock = iter([0.0, 0.5, 5.0])  # start, before a1 (in budget), before a2 (over)
-    monkeypatch.setattr(tasks.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(tasks, "CHUNK_THREADS", 1)
+    ticks = iter([0.0, 0.1, 0.5])  # start, before a0, before a1 (in budget); then over
+    monkeypatch.setattr(tasks.time, "monotonic", lambda: next(ticks, 5.0))
     tasks.ingest_assets.run("job", _ids(7))
     assert sent == [
         (INGEST_ASSETS, ["job", ["a2", "a3", "a4"]], None),
         (INGEST_ASSETS, ["job", ["a5", "a6"]], None),
     ]
+
+
+def test_chunk_threads_copy_every_asset_exactly_once(
+    chunk_task: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    tasks, sent, _ = chunk_task
+    monkeypatch.setattr(tasks, "CHUNK_THREADS", 4)
+    seen: list[tuple[str, str]] = []
+
+    def record(ctx: Any, job_id: str, asset_id: str, retries: int = 0) -> StepResult:
+        seen.append((asset_id, threading.current_thread().name))
+        return StepResult(Action.DONE, finalize=asset_id == "a9")
+
+    monkeypatch.setattr(tasks, "process_asset", record)
+    tasks.ingest_assets.run("job", _ids(10))
+    assert sorted(a for a, _ in seen) == sorted(_ids(10))
+    assert sent == [(FINALIZE_JOB, ["job"], None)]
+
+
+def test_a_failing_step_hands_back_the_unstarted_assets_then_raises(
+    chunk_task: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+    from celery.exceptions import Reject
+
+    tasks, sent, _ = chunk_task
+    monkeypatch.setattr(tasks, "CHUNK_THREADS", 1)
+
+    def boom(ctx: Any, job_id: str, asset_id: str, retries: int = 0) -> StepResult:
+        if asset_id == "a1":
+            raise ValueError("bug")
+        return StepResult(Action.DONE)
+
+    monkeypatch.setattr(tasks, "process_asset", boom)
+    with pytest.raises(ValueError):
+        tasks.ingest_assets.run("job", _ids(4))
+    assert sent == [(INGEST_ASSETS, ["job", ["a2"]], None), (INGEST_ASSETS, ["job", ["a3"]], None)]
+
+    def store_down(ctx: Any, job_id: str, asset_id: str, retries: int = 0) -> StepResult:
+        raise redis.ConnectionError("down")
+
+    sent.clear()
+    monkeypatch.setattr(tasks, "process_asset", store_down)
+    with pytest.raises(Reject):  # the whole chunk goes back to the broker; nothing re-sent
+        tasks.ingest_assets.run("job", _ids(4))
+    assert sent == []
