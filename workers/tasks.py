@@ -103,7 +103,11 @@ def ingest_assets(self: Any, job_id: str, asset_ids: list[str]) -> None:
                     failures.append(exc)
                 return
 
-    n = min(CHUNK_THREADS, len(asset_ids))
+    # A redelivered chunk may hold an asset that kills its process (the chunk came back
+    # because a child died). Run it one asset at a time, so an asset that crashes does
+    # not take its chunk mates down with it and use up their delivery counts too.
+    info = getattr(self.request, "delivery_info", None) or {}
+    n = 1 if info.get("redelivered") else min(CHUNK_THREADS, len(asset_ids))
     threads = [threading.Thread(target=run, name=f"chunk-{i}") for i in range(n - 1)]
     for t in threads:
         t.start()

@@ -32,6 +32,7 @@ import pytest
 import redis
 
 from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.ingest import keys
 from tests.support.cdn import CDNServer
 from tests.support.invariants import Services, assert_invariants, scratch_bucket, wait_terminal
 from tests.support.workers import QueueStack, start_stack
@@ -529,10 +530,13 @@ def test_a_poison_asset_in_a_chunk_fails_alone_and_its_chunk_mates_land(
     env = {**FAST_REDELIVERY, "GENBLAZE_MAX_ATTEMPTS": str(max_attempts)}
     env["GENBLAZE_LEASE_TTL_MS"] = "1500"
     cdn.add("/chunk-poison.bin", os.urandom(8 * MiB))
-    blobs = [os.urandom(3000 + i) for i in range(39)]
-    urls = tuple(cdn.add(f"/chunk-mate-{i}.bin", b) for i, b in enumerate(blobs))
+    blobs = [os.urandom(MiB)] + [os.urandom(3000 + i) for i in range(38)]
+    urls = [cdn.add(f"/chunk-mate-{i}.bin", b) for i, b in enumerate(blobs)]
+    # The poison's chunk mate is slow too, so it is surely mid-copy beside the poison
+    # (chunk threads) when the first kill lands.
+    urls[0] = cdn.url("/chunk-mate-0.bin", mode="slow", rate=512 * 1024)
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2, extra=env) as r:
-        job = r.submit(cdn.url("/chunk-poison.bin", mode="slow", rate=MiB), more=urls)
+        job = r.submit(cdn.url("/chunk-poison.bin", mode="slow", rate=MiB), more=tuple(urls))
         killed: list[int] = []
         stop = threading.Event()
 
@@ -561,6 +565,12 @@ def test_a_poison_asset_in_a_chunk_fails_alone_and_its_chunk_mates_land(
         assert len(killed) <= max_attempts, f"{len(killed)} deliveries for max {max_attempts}"
         stored = {a.sha256 for a in view.assets[1:] if a.state.value == "stored"}
         assert stored == {hashlib.sha256(b).hexdigest() for b in blobs}
+        # The poison's chunk mate ran beside it (threads) only on the first delivery;
+        # redelivered, the chunk runs in turn, so the mate is not killed again and again.
+        meta = r.svc.store.get_meta(job)
+        assert meta is not None
+        mate = r.svc.store.redis.get(keys.attempts_key(job, meta.asset_ids[1]))
+        assert int(mate or 0) <= 2
         assert_invariants(r.svc, [job])
 
 

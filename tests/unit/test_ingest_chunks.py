@@ -152,3 +152,27 @@ def test_a_failing_step_hands_back_the_unstarted_assets_then_raises(
     with pytest.raises(Reject):  # the whole chunk goes back to the broker; nothing re-sent
         tasks.ingest_assets.run("job", _ids(4))
     assert sent == []
+
+
+def test_a_redelivered_chunk_runs_one_asset_at_a_time(
+    chunk_task: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It came back because a child died: an asset that crashes must not take its chunk
+    mates (running beside it in threads) down with it again."""
+    import threading
+
+    tasks, _, _ = chunk_task
+    monkeypatch.setattr(tasks, "CHUNK_THREADS", 4)
+    names: set[str] = set()
+
+    def record(ctx: Any, job_id: str, asset_id: str, retries: int = 0) -> StepResult:
+        names.add(threading.current_thread().name)
+        return StepResult(Action.DONE)
+
+    monkeypatch.setattr(tasks, "process_asset", record)
+    tasks.ingest_assets.push_request(delivery_info={"redelivered": True})
+    try:
+        tasks.ingest_assets.run("job", _ids(6))
+    finally:
+        tasks.ingest_assets.pop_request()
+    assert names == {threading.current_thread().name}
