@@ -468,6 +468,33 @@ def test_redis_restart_keeps_accepted_jobs_and_api_answers_503(
 
 
 @pytest.mark.slow
+@contextlib.contextmanager
+def assassin(r: Rig, job: str, index: int = 0) -> Iterator[list[int]]:
+    """SIGKILL whichever process picks asset `index` up, on every delivery; yields the
+    pids killed so far."""
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            rec = r.asset(job, index)
+            if rec is not None and rec.worker and rec.state.value == "copying":
+                pid = _pid(rec)
+                if pid not in killed:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.02)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield killed
+    finally:
+        stop.set()
+        t.join(5)
+
+
 def test_poison_task_fails_after_bounded_attempts(
     seaweed: SeaweedS3,
     s3_client: Any,
@@ -485,27 +512,8 @@ def test_poison_task_fails_after_bounded_attempts(
     cdn.add("/poison.bin", os.urandom(8 * MiB))
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2, extra=env) as r:
         job = r.submit(cdn.url("/poison.bin", mode="slow", rate=MiB))
-        killed: list[int] = []
-        stop = threading.Event()
-
-        def assassin() -> None:  # kills whichever process picks the asset up, every time
-            while not stop.is_set():
-                rec = r.asset(job)
-                if rec is not None and rec.worker and rec.state.value == "copying":
-                    pid = _pid(rec)
-                    if pid not in killed:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGKILL)
-                        killed.append(pid)
-                time.sleep(0.02)
-
-        t = threading.Thread(target=assassin, daemon=True)
-        t.start()
-        try:
+        with assassin(r, job) as killed:
             view = wait_terminal(r.svc, [job], timeout=120)[job]
-        finally:
-            stop.set()
-            t.join(5)
         assert view.state.value == "failed", view.model_dump_json()
         assert view.assets[0].error is not None
         assert view.assets[0].error.code == "too_many_attempts", view.assets[0].error
@@ -537,27 +545,8 @@ def test_a_poison_asset_in_a_chunk_fails_alone_and_its_chunk_mates_land(
     urls[0] = cdn.url("/chunk-mate-0.bin", mode="slow", rate=512 * 1024)
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2, extra=env) as r:
         job = r.submit(cdn.url("/chunk-poison.bin", mode="slow", rate=MiB), more=tuple(urls))
-        killed: list[int] = []
-        stop = threading.Event()
-
-        def assassin() -> None:
-            while not stop.is_set():
-                rec = r.asset(job, 0)
-                if rec is not None and rec.worker and rec.state.value == "copying":
-                    pid = _pid(rec)
-                    if pid not in killed:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGKILL)
-                        killed.append(pid)
-                time.sleep(0.02)
-
-        t = threading.Thread(target=assassin, daemon=True)
-        t.start()
-        try:
+        with assassin(r, job) as killed:
             view = wait_terminal(r.svc, [job], timeout=120)[job]
-        finally:
-            stop.set()
-            t.join(5)
         assert "genblaze.ingest_assets" in r.logs()  # it really travelled in chunks
         assert view.state.value == "failed", view.model_dump_json()
         poison = view.assets[0]
