@@ -126,12 +126,11 @@ def ingest_assets(self: Any, job_id: str, asset_ids: list[str]) -> None:
         raise failures[0]
 
 
-def _check_webhook_url(url: str) -> None:
-    """The copy engine's SSRF guard, applied to the submitter-chosen notify_url."""
-    from genblaze_s3.transfer.urlguard import resolve_target, validate_url
+def _pin_webhook_url(url: str) -> tuple[str, str]:
+    """The copy engine's SSRF guard on the submitter-chosen notify_url, resolved once."""
+    from genblaze_s3.transfer.fetch import pin_url
 
-    policy = context().fetch_policy
-    resolve_target(validate_url(url, policy), policy)
+    return pin_url(url, context().fetch_policy)
 
 
 def _notify(meta: Any, body: str) -> None:
@@ -139,7 +138,7 @@ def _notify(meta: Any, body: str) -> None:
         meta.notify_url,
         body.encode(),
         secret=settings.webhook_secret(),
-        check_url=_check_webhook_url,
+        pin=_pin_webhook_url,
     )
 
 

@@ -13,6 +13,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from genblaze_s3.ingest.redact import redact_url
 
@@ -38,30 +39,56 @@ def send_webhook(
     backoff: float = 0.5,
     timeout: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
-    check_url: Callable[[str], object] | None = None,
+    pin: Callable[[str], tuple[str, str]] | None = None,
 ) -> bool:
     """POST `body` to `url`; True on a 2xx. Never raises.
 
-    `check_url` (the worker passes the copy engine's SSRF guard) raises for a
-    URL we must not connect to: a submitter-chosen notify_url must not become a
-    way to reach the metadata service or private hosts from the worker.
+    `pin` (the worker passes the copy engine's SSRF guard, `transfer.fetch.pin_url`)
+    raises for a URL we must not connect to, else returns the URL naming the checked
+    address and the Host header: a submitter-chosen notify_url must not become a way
+    to reach the metadata service or private hosts from the worker, not even by
+    answering DNS differently between the check and the connect. Resolved once;
+    every retry goes to the same checked address.
     """
-    import requests
 
-    if check_url is not None:
+    from genblaze_s3.transfer.fetch import pinned_session
+
+    headers = {"Content-Type": "application/json", "User-Agent": "genblaze-s3-webhook"}
+    target = url
+    if pin is not None:
         try:
-            check_url(url)
+            target, headers["Host"] = pin(url)
         except Exception as exc:
             logger.warning("webhook to %s refused: %s", redact_url(url), type(exc).__name__)
             return False
-
-    headers = {"Content-Type": "application/json", "User-Agent": "genblaze-s3-webhook"}
     if secret:
         headers[SIGNATURE_HEADER] = sign(body, secret)
+    session = pinned_session()
+    try:
+        return _post_with_retries(
+            session, url, target, body, headers, attempts, backoff, timeout, sleep
+        )
+    finally:
+        session.close()
+
+
+def _post_with_retries(
+    session: Any,
+    url: str,
+    target: str,
+    body: bytes,
+    headers: dict[str, str],
+    attempts: int,
+    backoff: float,
+    timeout: float,
+    sleep: Callable[[float], None],
+) -> bool:
+    import requests
+
     for attempt in range(attempts):
         try:
-            r = requests.post(
-                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            r = session.post(
+                target, data=body, headers=headers, timeout=timeout, allow_redirects=False
             )
             if 200 <= r.status_code < 300:
                 return True

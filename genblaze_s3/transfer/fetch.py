@@ -80,6 +80,28 @@ def _pinned_url(target: Target, ip: str) -> str:
     return f"{target.scheme}://{host}:{target.port}{target.path}"
 
 
+def pin_url(url: str, policy: FetchPolicy, resolver: Resolver | None = None) -> tuple[str, str]:
+    """Validate and resolve `url` once under `policy`: (URL naming the checked address,
+    Host header). Send it through a session with `PinnedAdapter` mounted, so TLS is
+    verified for the name while the socket goes to the address that was checked.
+
+    For one-shot requests to a submitter-chosen URL (webhooks): no second DNS
+    answer can move the connection to a private address (rebinding).
+    """
+    target = validate_url(url, policy)
+    return _pinned_url(target, resolve_target(target, policy, resolver)), target.host_header
+
+
+def pinned_session() -> requests.Session:
+    """A Session that connects where a `pin_url` URL says and verifies TLS for its Host."""
+    session = requests.Session()
+    session.trust_env = False  # no env proxies: the pinned address is the peer
+    adapter = PinnedAdapter(max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class SourceStream:
     """An open source body: counted, capped, deadline- and rate-checked raw reads."""
 

@@ -18,9 +18,12 @@ class _Receiver(BaseHTTPRequestHandler):
     def log_message(self, *a: object) -> None:
         pass
 
+    hosts: list[str] = []
+
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).seen.append((body, self.headers.get(SIGNATURE_HEADER, "")))
+        type(self).hosts.append(self.headers.get("Host", ""))
         code = 503 if len(type(self).seen) <= type(self).fail_first else 204
         self.send_response(code)
         self.send_header("Content-Length", "0")
@@ -29,7 +32,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
-    handler = type("R", (_Receiver,), {"seen": [], "fail_first": 2})
+    handler = type("R", (_Receiver,), {"seen": [], "hosts": [], "fail_first": 2})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
@@ -64,8 +67,37 @@ def test_dead_receiver_gives_up_quietly() -> None:
 def test_blocked_webhook_url_is_never_contacted(receiver: tuple[str, type[_Receiver]]) -> None:
     url, handler = receiver
 
-    def refuse(u: str) -> None:
+    def refuse(u: str) -> tuple[str, str]:
         raise PermissionError("private address")
 
-    assert send_webhook(url, b"{}", secret="s", check_url=refuse, sleep=lambda s: None) is False
+    assert send_webhook(url, b"{}", secret="s", pin=refuse, sleep=lambda s: None) is False
     assert handler.seen == []
+
+
+def test_webhook_resolves_once_and_every_retry_goes_to_the_checked_address(
+    receiver: tuple[str, type[_Receiver]],
+) -> None:
+    """DNS rebinding: the name is resolved once, by the SSRF guard; the retries (two
+    503s here) connect to that address, with the name in the Host header."""
+    from genblaze_s3.transfer import FetchPolicy
+    from genblaze_s3.transfer.fetch import pin_url
+
+    url, handler = receiver
+    port = url.split(":")[2].split("/")[0]
+    answers = iter([["127.0.0.1"], ["169.254.169.254"]])  # a second answer would be a trap
+    calls: list[str] = []
+
+    def resolver(host: str, p: int) -> list[str]:
+        calls.append(host)
+        return next(answers)
+
+    policy = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"hooks.test"}))
+    ok = send_webhook(
+        f"http://hooks.test:{port}/hook",
+        b"{}",
+        secret="s",
+        pin=lambda u: pin_url(u, policy, resolver),
+        sleep=lambda s: None,
+    )
+    assert ok and len(handler.seen) == 3 and calls == ["hooks.test"]
+    assert handler.hosts == [f"hooks.test:{port}"] * 3
