@@ -376,10 +376,10 @@ class StatusStore:
     def _incr_stats(self, stats: list[tuple[str, float]]) -> None:
         p = self.redis.pipeline(transaction=False)
         for name, amount in stats:
-            if isinstance(amount, float) and not amount.is_integer():
+            if isinstance(amount, float):  # the rule _ASSET_CAS follows too ('.' = float)
                 p.hincrbyfloat(keys.stats_key(), name, amount)
             else:
-                p.hincrby(keys.stats_key(), name, int(amount))
+                p.hincrby(keys.stats_key(), name, amount)
         p.execute()
 
     # -- internals ------------------------------------------------------------

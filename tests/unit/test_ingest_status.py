@@ -184,3 +184,15 @@ def test_a_stale_view_never_overwrites_what_another_worker_wrote(store: StatusSt
     rec = store.get_asset(job_id, a)
     assert rec is not None and rec.state == AssetState.FAILED and rec.key is None
     assert "assets_stored" not in store.stats()
+
+
+def test_float_counters_add_up_on_both_write_paths(store: StatusStore) -> None:
+    """copy_seconds_sum is a float counter: a whole-number duration on the WATCH path
+    must not be sent as an integer increment onto a field that already holds 1.5."""
+    job_id = _create(store, 2)
+    a, b = store.get_meta(job_id).asset_ids  # type: ignore[union-attr]
+    store.snapshot(job_id, a)  # fast path for a
+    store.finish_asset(job_id, a, AssetState.STORED, key="k", url="u", size=1, copy_seconds=1.5)
+    store.finish_asset(job_id, b, AssetState.STORED, key="k2", url="u", size=1, copy_seconds=2.0)
+    stats = store.stats()
+    assert stats["copy_seconds_sum"] == pytest.approx(3.5) and stats["copy_count"] == 2
