@@ -13,7 +13,6 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from genblaze_s3.ingest.redact import redact_url
 
@@ -50,6 +49,7 @@ def send_webhook(
     answering DNS differently between the check and the connect. Resolved once;
     every retry goes to the same checked address.
     """
+    import requests
 
     from genblaze_s3.transfer.fetch import pinned_session
 
@@ -63,40 +63,19 @@ def send_webhook(
             return False
     if secret:
         headers[SIGNATURE_HEADER] = sign(body, secret)
-    session = pinned_session()
-    try:
-        return _post_with_retries(
-            session, url, target, body, headers, attempts, backoff, timeout, sleep
-        )
-    finally:
-        session.close()
-
-
-def _post_with_retries(
-    session: Any,
-    url: str,
-    target: str,
-    body: bytes,
-    headers: dict[str, str],
-    attempts: int,
-    backoff: float,
-    timeout: float,
-    sleep: Callable[[float], None],
-) -> bool:
-    import requests
-
-    for attempt in range(attempts):
-        try:
-            r = session.post(
-                target, data=body, headers=headers, timeout=timeout, allow_redirects=False
-            )
-            if 200 <= r.status_code < 300:
-                return True
-            if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
-                break  # the receiver rejected it; repeating will not help
-        except requests.RequestException as exc:
-            logger.info("webhook to %s failed: %s", redact_url(url), type(exc).__name__)
-        if attempt + 1 < attempts:
-            sleep(min(backoff * 2**attempt, 30.0))
-    logger.warning("webhook to %s gave up after %d attempts", redact_url(url), attempts)
-    return False
+    with pinned_session() as session:
+        for attempt in range(attempts):
+            try:
+                r = session.post(
+                    target, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                )
+                if 200 <= r.status_code < 300:
+                    return True
+                if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
+                    break  # the receiver rejected it; repeating will not help
+            except requests.RequestException as exc:
+                logger.info("webhook to %s failed: %s", redact_url(url), type(exc).__name__)
+            if attempt + 1 < attempts:
+                sleep(min(backoff * 2**attempt, 30.0))
+        logger.warning("webhook to %s gave up after %d attempts", redact_url(url), attempts)
+        return False

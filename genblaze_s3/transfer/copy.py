@@ -21,7 +21,6 @@ Keys are genblaze-core's own (``_build_key`` / ``_guess_extension`` /
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import logging
@@ -55,6 +54,7 @@ from genblaze_s3.transfer.models import (
 from genblaze_s3.transfer.multipart import (
     MultipartUpload,
     abort_checkpointed_upload,
+    b64_of_hex_digest,
     call_with_retries,
     choose_part_size,
     install_part_signing_hook,
@@ -321,7 +321,7 @@ def _put_small(
         params["IfNoneMatch"] = "*"
     if job.checksums:
         # The object's SHA-256 is already known: no second pass over the bytes.
-        params["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+        params["ChecksumSHA256"] = b64_of_hex_digest(sha256)
         if job.config.unsigned_checksummed_parts:
             install_part_signing_hook(job.client)
     resp = call_with_retries(

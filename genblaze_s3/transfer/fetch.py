@@ -92,11 +92,13 @@ def pin_url(url: str, policy: FetchPolicy, resolver: Resolver | None = None) -> 
     return _pinned_url(target, resolve_target(target, policy, resolver)), target.host_header
 
 
-def pinned_session() -> requests.Session:
+def pinned_session(*, pool_connections: int = 10, pool_maxsize: int = 10) -> requests.Session:
     """A Session that connects where a `pin_url` URL says and verifies TLS for its Host."""
     session = requests.Session()
-    session.trust_env = False  # no env proxies: the pinned address is the peer
-    adapter = PinnedAdapter(max_retries=0)
+    session.trust_env = False  # no env proxies / netrc: the pinned address is the peer
+    adapter = PinnedAdapter(
+        max_retries=0, pool_connections=pool_connections, pool_maxsize=pool_maxsize
+    )
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -259,11 +261,7 @@ class Fetcher:
         self.policy = policy
         self.config = config
         self._resolver = resolver
-        self._session = requests.Session()
-        self._session.trust_env = False  # no env proxies / netrc: the pinned IP is the peer
-        adapter = PinnedAdapter(max_retries=0, pool_connections=16, pool_maxsize=4)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        self._session = pinned_session(pool_connections=16, pool_maxsize=4)
 
     def open(self, url: str, *, headers: Mapping[str, str] | None = None) -> SourceStream:
         """GET url (following at most ``max_redirects`` re-validated hops); return the body."""

@@ -75,6 +75,11 @@ def sha256_b64(data: bytes | bytearray | memoryview) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
 
+def b64_of_hex_digest(hex_digest: str) -> str:
+    """An already computed SHA-256 (hex) in the x-amz-checksum-sha256 spelling."""
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
+
+
 def call_with_retries(
     fn: Callable[[], T],
     *,
