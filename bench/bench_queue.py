@@ -89,12 +89,14 @@ def _run_through_queue(
 ROUNDS = int(os.environ.get("GENBLAZE_BENCH_SMALL_ROUNDS", "3"))
 
 
-def _small_round(work: Path, cdn: Any, tag: str) -> tuple[Path, list[tuple[str, str]]]:
+def _small_round(
+    work: Path, cdn: Any, tag: str, n: int = N_SMALL
+) -> tuple[Path, list[tuple[str, str]]]:
     """Fresh random files (CAS would dedupe a repeat) served by the CDN, and their URLs."""
     d = work / f"small-{tag}"
     d.mkdir()
     urls = []
-    for i in range(N_SMALL):
+    for i in range(n):
         f = d / f"s{i:03d}.png"
         f.write_bytes(os.urandom(64 * KiB))
         urls.append((cdn.add(f"/img/{tag}/s{i:03d}.png", f, content_type="image/png"), "image/png"))
@@ -184,10 +186,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GENBLAZE_ALLOW_HTTP", "1")
     os.environ.setdefault("GENBLAZE_ALLOW_PRIVATE_HOSTS", "127.0.0.1,localhost")
     work = Path(tempfile.mkdtemp(prefix="genblaze-bench-queue-"))
-    small_dir = work / "small"
-    small_dir.mkdir()
-    for i in range(N_SMALL):
-        (small_dir / f"s{i:03d}.png").write_bytes(os.urandom(64 * KiB))
     big = work / "big.mp4"
     _write_random(big, BIG)
     sw = start_seaweedfs(work / "seaweed")
@@ -224,15 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         with CDNServer() as cdn:
-            small_urls = [
-                (
-                    cdn.add(
-                        f"/img/s{i:03d}.png", small_dir / f"s{i:03d}.png", content_type="image/png"
-                    ),
-                    "image/png",
-                )
-                for i in range(N_SMALL)
-            ]
+            _, small_urls = _small_round(work, cdn, "latency", n=10)  # the 10-asset job
             big_url = cdn.add("/video/big.mp4", big, content_type="video/mp4")
 
             # -- small files -------------------------------------------------------
