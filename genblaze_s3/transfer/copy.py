@@ -6,9 +6,10 @@ Three paths, chosen by what is known before the body arrives:
    download and upload are pipelined straight to the final key; the object only
    appears at CompleteMultipartUpload, after the hash was verified.
 2. **CAS, hash unknown**: the key exists only after the last byte is hashed.
-   ``cas_mode="spool"`` (default) hashes while writing an anonymous temp file,
-   then uploads it to the now-known key; ``cas_mode="refetch"`` hashes a first
-   download and streams a second one to the key. Measured against staging key +
+   ``cas_mode="spool"`` hashes while writing an anonymous temp file, then
+   uploads it to the now-known key; ``cas_mode="refetch"`` hashes a first
+   download and streams a second one to the key; ``"auto"`` (default) refetches
+   sources that state a length and a validator, spools the rest. Measured against staging key +
    server-side copy (bench/results/copy.md): SeaweedFS copies 1 GiB in 2.2-4.9 s,
    so staging ties with spool at best, while writing every byte twice into the
    store and leaving a staging object behind if the worker dies; spool and
@@ -228,7 +229,7 @@ def _fetch_and_store(
         if key is not None:
             return _copy_to_known_key(job, src, key, content_type)
         large = src.length is None or src.length >= job.config.part_size
-        if job.config.cas_mode == "refetch" and large:
+        if large and _refetches(job.config.cas_mode, src):
             sha256 = _hash_only(job, src)
             key = cast(str, dest.build_key(url, src.content_type or media_type, sha256))
             validators = src.validators
@@ -254,6 +255,19 @@ def _fetcher(job: _Job, resolver: Resolver | None) -> AbstractContextManager[Fet
     if resolver is not None:
         return Fetcher(job.policy, job.config, resolver=resolver)
     return nullcontext(thread_fetcher(job.policy, job.config))
+
+
+def _refetches(mode: str, src: SourceStream) -> bool:
+    """Whether a CAS copy with an unknown hash reads the source twice instead of spooling.
+
+    ``auto`` refetches only a source whose second read can be checked up front
+    (a length and an ETag or Last-Modified): a source without validators may be
+    generated per request, and would only be caught by the hash at the very end.
+    """
+    if mode == "auto":
+        v = src.validators
+        return src.length is not None and (v.etag is not None or v.last_modified is not None)
+    return mode == "refetch"
 
 
 def _hash_only(job: _Job, src: SourceStream) -> str:

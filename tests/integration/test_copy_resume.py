@@ -146,8 +146,35 @@ def test_refetch_cas_mode_stores_the_object_without_a_spool(cdn: CDNServer, back
     assert body == DATA
 
 
-def test_refetch_detects_a_source_that_changed_between_passes(cdn: CDNServer, backend: Any) -> None:
-    cfg = CopyConfig(part_size=5 * MiB, cas_mode="refetch")
+@pytest.mark.parametrize(
+    ("mode", "cdn_mode", "requests"),
+    [
+        ("auto", None, 2),  # length + validators: hash pass, then streamed upload
+        ("auto", "no_validators", 1),  # nothing to check a second read against: spool
+        ("spool", None, 1),
+    ],
+)
+def test_cas_with_unknown_hash_refetches_or_spools(
+    cdn: CDNServer, backend: Any, mode: str, cdn_mode: str | None, requests: int
+) -> None:
+    cfg = CopyConfig(part_size=5 * MiB, cas_mode=mode)  # type: ignore[arg-type]
+    cdn.clear_requests()
+    r = copy_url(
+        backend, cdn.url("/v.mp4", mode=cdn_mode), Destination(), policy=POLICY, config=cfg
+    )
+    sha = hashlib.sha256(DATA).hexdigest()
+    assert r.sha256 == sha and r.key.endswith(f"{sha}.mp4") and r.size == len(DATA)
+    assert len(cdn.requests) == requests
+    body = backend.client.get_object(Bucket=backend.bucket, Key=r.key)["Body"].read()
+    assert body == DATA
+    assert debris(backend.client, backend.bucket) == ([r.key], [])
+
+
+@pytest.mark.parametrize("mode", ["refetch", "auto"])
+def test_refetch_detects_a_source_that_changed_between_passes(
+    cdn: CDNServer, backend: Any, mode: str
+) -> None:
+    cfg = CopyConfig(part_size=5 * MiB, cas_mode=mode)  # type: ignore[arg-type]
     with pytest.raises(TransferError) as info:
         copy_url(
             backend,

@@ -30,6 +30,7 @@ Fault modes (``mode=`` on :meth:`CDNServer.url`, extra params as keyword args):
 ``gzip``           add ``Content-Encoding: gzip`` (the stored data as is)
 ``no_range``       ignore Range headers (always 200 with the full body)
 ``changing_etag``  a new ETag on every request
+``no_validators``  neither ETag nor Last-Modified (a body generated per request)
 ``redirect``       302 to ``to`` (a URL), after ``hops`` self-redirects
 ``set_cookie``     add ``Set-Cookie: cdn_session=<value>`` (default ``c00kie``)
 =================  ==========================================================
@@ -204,6 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
+        if mode == "no_validators":
+            del headers["ETag"], headers["Last-Modified"]
         if mode == "gzip":
             headers["Content-Encoding"] = "gzip"
         if mode == "set_cookie":
