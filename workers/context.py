@@ -59,12 +59,26 @@ _COPY_ENV = {
 }
 
 
+# How a CAS copy with an unknown hash learns its key (CopyConfig.cas_mode): "auto",
+# "spool" (a source read once, the body buffered on local disk) or "refetch" (read twice).
+_COPY_ENV_STR = {
+    "GENBLAZE_CAS_MODE": "cas_mode",
+    "GENBLAZE_SPOOL_DIR": "spool_dir",  # where spooled bodies go (default: the temp dir)
+}
+
+
 def copy_config_from_env() -> Any:
-    """A CopyConfig with the GENBLAZE_SOURCE_* overrides, or None when none is set."""
+    """A CopyConfig with the GENBLAZE_SOURCE_* / _CAS_MODE / _SPOOL_DIR overrides, or None.
+
+    A bad value fails the worker at start-up (ValueError from CopyConfig), not a copy.
+    """
     from genblaze_s3.transfer import CopyConfig
 
-    overrides = {f: float(os.environ[k]) for k, f in _COPY_ENV.items() if os.environ.get(k)}
-    return CopyConfig(**overrides) if overrides else None  # type: ignore[arg-type]
+    overrides: dict[str, Any] = {
+        f: float(os.environ[k]) for k, f in _COPY_ENV.items() if os.environ.get(k)
+    }
+    overrides.update({f: os.environ[k] for k, f in _COPY_ENV_STR.items() if os.environ.get(k)})
+    return CopyConfig(**overrides) if overrides else None
 
 
 @cache

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from tests.support.workers import procfile_command
@@ -52,3 +54,19 @@ def test_worker_warms_the_task_path_before_forking_without_network() -> None:
     import sys
 
     assert "genblaze_s3.transfer.copy" in sys.modules and "requests" in sys.modules
+
+
+def test_worker_copy_settings_come_from_the_environment(monkeypatch: Any) -> None:
+    from workers.context import copy_config_from_env
+
+    for name in ("GENBLAZE_CAS_MODE", "GENBLAZE_SPOOL_DIR", "GENBLAZE_SOURCE_READ_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    assert copy_config_from_env() is None  # CopyConfig's defaults (cas_mode="auto")
+    monkeypatch.setenv("GENBLAZE_CAS_MODE", "spool")
+    monkeypatch.setenv("GENBLAZE_SPOOL_DIR", "/var/tmp")
+    monkeypatch.setenv("GENBLAZE_SOURCE_READ_TIMEOUT", "5")
+    cfg = copy_config_from_env()
+    assert (cfg.cas_mode, cfg.spool_dir, cfg.read_timeout) == ("spool", "/var/tmp", 5.0)
+    monkeypatch.setenv("GENBLAZE_CAS_MODE", "sometimes")
+    with pytest.raises(ValueError, match="cas_mode"):
+        copy_config_from_env()
