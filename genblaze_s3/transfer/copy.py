@@ -230,6 +230,7 @@ def _fetch_and_store(
             return _copy_to_known_key(job, src, key, content_type)
         large = src.length is None or src.length >= job.config.part_size
         if large and _refetches(job.config.cas_mode, src):
+            job.progress.passes = 2
             sha256 = _hash_only(job, src)
             key = cast(str, dest.build_key(url, src.content_type or media_type, sha256))
             validators = src.validators
@@ -238,6 +239,7 @@ def _fetch_and_store(
     # Second pass ("refetch"): the key is known now, so stream straight to it.
     head = job.head(key)
     if head is not None:
+        job.progress.skip_second_pass()  # already stored: the hash pass was the copy
         job.progress.finish()
         return _dedup_result(job, key, head, sha256)
     pinned = replace(job, expected_sha256=sha256)
@@ -272,7 +274,7 @@ def _refetches(mode: str, src: SourceStream) -> bool:
 
 def _hash_only(job: _Job, src: SourceStream) -> str:
     """First pass of ``cas_mode="refetch"``: read and hash the body, store nothing."""
-    sha256, _size = hash_stream(src.read_into, check=job.check_cancel)
+    sha256, _size = hash_stream(src.read_into, on_block=job.progress.add, check=job.check_cancel)
     return sha256
 
 
@@ -414,7 +416,7 @@ def _multipart(
         size += len(view)
         if hasher is not None:
             hasher.update(view)
-            job.progress.add(len(view))
+        job.progress.add(len(view))
 
     try:
         n_parts = upload_parts(
@@ -493,8 +495,8 @@ def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> Cop
     )
     first = bytearray(part_size if src.length is None else min(part_size, src.length))
     first_len = src.read_into(first)
-    job.progress.add(first_len)
     if first_len < part_size:
+        job.progress.add(first_len)
         sha256 = hashlib.sha256(memoryview(first)[:first_len]).hexdigest()
         _verify(job, sha256, first_len)
         key = cast(str, job.dest.build_key(job.url, src.content_type or content_type, sha256))
@@ -502,6 +504,8 @@ def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> Cop
         return _put_small_cas(job, key, memoryview(first)[:first_len], content_type, sha256)
     # An anonymous file (O_TMPFILE / unlinked at once): even a SIGKILLed worker
     # leaves no spool behind, and the disk space is freed when the process dies.
+    job.progress.passes = 2  # spool, then upload
+    job.progress.add(first_len)
     with tempfile.TemporaryFile(
         buffering=0, prefix="genblaze-spool-", dir=job.config.spool_dir
     ) as f:
@@ -517,6 +521,7 @@ def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> Cop
         key = cast(str, job.dest.build_key(job.url, src.content_type or content_type, sha256))
         head = job.head(key)
         if head is not None:
+            job.progress.skip_second_pass()  # already stored: the spool was the copy
             return _dedup_result(job, key, head, sha256)
         f.seek(0)
         file = cast(io.RawIOBase, f)

@@ -79,21 +79,34 @@ ProgressCallback = Callable[[CopyProgress], None]
 
 
 class Progress:
-    """Calls the callback at most every ``interval`` seconds, plus once at the end."""
+    """Calls the callback at most every ``interval`` seconds, plus once at the end.
+
+    ``passes``: how often the copy reads the body. A CAS copy with an unknown hash
+    reads it twice (hash pass or spool, then the upload); each pass then counts
+    for half, so ``bytes_done`` moves on during both and ends at the size, once.
+    """
 
     def __init__(self, cb: ProgressCallback | None, interval: float, total: int | None) -> None:
         self._cb = cb
         self._interval = interval
         self.total = total
         self.done = 0
+        self.passes = 1
+        self._processed = 0
         self._last = 0.0
 
     def add(self, n: int) -> None:
-        self.done += n
+        self._processed += n
+        self.done = self._processed // self.passes
         now = time.monotonic()
         if self._cb is not None and now - self._last >= self._interval:
             self._last = now
             self._cb(CopyProgress(self.done, self.total))
+
+    def skip_second_pass(self) -> None:
+        """The first pass found the object already stored: it was the whole copy."""
+        self.passes = 1
+        self.done = self._processed
 
     def finish(self) -> None:
         if self._cb is not None:

@@ -157,17 +157,27 @@ def test_refetch_cas_mode_stores_the_object_without_a_spool(cdn: CDNServer, back
 def test_cas_with_unknown_hash_refetches_or_spools(
     cdn: CDNServer, backend: Any, mode: str, cdn_mode: str | None, requests: int
 ) -> None:
-    cfg = CopyConfig(part_size=5 * MiB, cas_mode=mode)  # type: ignore[arg-type]
+    cfg = CopyConfig(part_size=5 * MiB, cas_mode=mode, progress_interval=0.0)  # type: ignore[arg-type]
     cdn.clear_requests()
-    r = copy_url(
-        backend, cdn.url("/v.mp4", mode=cdn_mode), Destination(), policy=POLICY, config=cfg
-    )
+    seen: list[CopyProgress] = []
+    url = cdn.url("/v.mp4", mode=cdn_mode)
+    r = copy_url(backend, url, Destination(), policy=POLICY, config=cfg, progress=seen.append)
     sha = hashlib.sha256(DATA).hexdigest()
     assert r.sha256 == sha and r.key.endswith(f"{sha}.mp4") and r.size == len(DATA)
     assert len(cdn.requests) == requests
     body = backend.client.get_object(Bucket=backend.bucket, Key=r.key)["Body"].read()
     assert body == DATA
     assert debris(backend.client, backend.bucket) == ([r.key], [])
+    # Two passes over the body, each counted for half: monotonic, halfway after the
+    # first pass, the size exactly once at the end.
+    done = [p.bytes_done for p in seen]
+    assert done == sorted(done) and len(DATA) // 2 in done
+    assert seen[-1] == CopyProgress(len(DATA), len(DATA))
+    # The same bytes again: found after the first pass, which then was the whole copy.
+    seen.clear()
+    again = copy_url(backend, url, Destination(), policy=POLICY, config=cfg, progress=seen.append)
+    assert again.deduplicated and again.key == r.key
+    assert seen[-1] == CopyProgress(len(DATA), len(DATA))
 
 
 @pytest.mark.parametrize("mode", ["refetch", "auto"])
