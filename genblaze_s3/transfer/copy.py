@@ -9,11 +9,11 @@ Three paths, chosen by what is known before the body arrives:
    ``cas_mode="spool"`` hashes while writing an anonymous temp file, then
    uploads it to the now-known key; ``cas_mode="refetch"`` hashes a first
    download and streams a second one to the key; ``"auto"`` (default) refetches
-   sources that state a length and a validator, spools the rest. Measured against staging key +
-   server-side copy (bench/results/copy.md): SeaweedFS copies 1 GiB in 2.2-4.9 s,
-   so staging ties with spool at best, while writing every byte twice into the
-   store and leaving a staging object behind if the worker dies; spool and
-   refetch never write anything but the final key.
+   sources that state a length and a validator and spools the rest. Measured
+   against staging key + server-side copy (bench/results/copy.md): SeaweedFS
+   copies 1 GiB in 1.6-4.9 s, so staging ties with refetch at best, while
+   writing every byte twice into the store and leaving a staging object behind
+   if the worker dies; spool and refetch never write anything but the final key.
 3. **Small** (body < one part): one PutObject from memory.
 
 Keys are genblaze-core's own (``_build_key`` / ``_guess_extension`` /

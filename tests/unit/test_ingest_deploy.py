@@ -70,3 +70,27 @@ def test_worker_copy_settings_come_from_the_environment(monkeypatch: Any) -> Non
     monkeypatch.setenv("GENBLAZE_CAS_MODE", "sometimes")
     with pytest.raises(ValueError, match="cas_mode"):
         copy_config_from_env()
+
+
+def test_worker_with_an_invalid_copy_setting_refuses_to_start() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "GENBLAZE_CAS_MODE": "sometimes",
+        # Never reached: the check runs before the worker connects anywhere.
+        "GENBLAZE_BROKER_URL": "redis://127.0.0.1:9/0",
+    }
+    out = subprocess.run(
+        ["bash", "-c", "exec " + procfile_command("worker")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert "invalid setting: cas_mode must be 'auto', 'spool' or 'refetch'" in out.stderr
