@@ -298,8 +298,11 @@ def _main(work: Path) -> None:
             extra.append(
                 f"- Rejected CAS design, measured: SeaweedFS server-side CopyObject of 1 GiB took "
                 f"{copy_s:.2f} s; staging + copy would take ~{known['seconds'] + copy_s:.2f} s "
-                f"(ratio {s5_ref / (known['seconds'] + copy_s):.2f} of s5cmd) versus spool-then-"
-                f"upload {cas['seconds']:.2f} s (ratio {s5_ref / cas['seconds']:.2f})."
+                f"(ratio {s5_ref / (known['seconds'] + copy_s):.2f} of s5cmd) versus hash pass + "
+                f"streamed upload {cas['seconds']:.2f} s (ratio {s5_ref / cas['seconds']:.2f}) "
+                f"and spool-then-upload {spool['seconds']:.2f} s (ratio "
+                f"{s5_ref / spool['seconds']:.2f}). Staging would also write every byte twice "
+                f"into the store and leave a staging object behind when a worker dies."
             )
 
             def secs(xs: list[float]) -> str:
