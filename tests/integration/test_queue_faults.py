@@ -65,6 +65,7 @@ def kill_stack(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("strategy", [KeyStrategy.HIERARCHICAL, KeyStrategy.CONTENT_ADDRESSABLE])
 def test_killed_worker_resumes_upload(
     kill_stack: QueueStack,
     seaweed: SeaweedS3,
@@ -72,14 +73,18 @@ def test_killed_worker_resumes_upload(
     bucket: str,
     s3_client: object,
     big_file: tuple[Path, str],
+    strategy: KeyStrategy,
 ) -> None:
     path, digest = big_file
     url = cdn.add("/big.mp4", path, content_type="video/mp4")
-    # HIERARCHICAL: the key is known before the hash, so the upload streams with checkpoints.
+    # HIERARCHICAL: the key is known before the hash, so the upload streams with
+    # checkpoints. CAS (default cas_mode="auto"): a hash pass, then the same streamed,
+    # checkpointed upload to the CAS key; progress counts each pass for half.
+    two_pass = strategy == KeyStrategy.CONTENT_ADDRESSABLE
     sink = QueuedStorageSink(
         backend_for(seaweed, bucket),
         redis_url=kill_stack.redis_url,
-        key_strategy=KeyStrategy.HIERARCHICAL,
+        key_strategy=strategy,
         queue=kill_stack.queue,
         destination_policy=policy_for(seaweed),
     )
@@ -92,17 +97,22 @@ def test_killed_worker_resumes_upload(
     job = sink.last_job
     assert job is not None and url
     asset_id = run.steps[0].assets[0].asset_id
-    wait_for(lambda: job.status().progress.bytes_done >= 48 * 1024 * 1024, timeout=60)
+    # Kill ~48 MiB into the upload (for CAS: after the hash pass, the first half).
+    upload_mark = 48 * 1024 * 1024 + (SIZE // 2 if two_pass else 0)
+    wait_for(lambda: job.status().progress.bytes_done >= upload_mark, timeout=60)
     rec = sink.store.get_asset(job.id, asset_id)
     assert rec is not None and rec.worker
     victim_pid = int(rec.worker.rsplit(":", 1)[1])
-    done_before_kill = job.status().progress.bytes_done
+    progress = job.status().progress.bytes_done
     os.kill(victim_pid, signal.SIGKILL)
+    done_before_kill = 2 * progress - SIZE if two_pass else progress  # bytes of the upload pass
 
     final = job.wait(timeout=180)
     assert final.state == JobState.SUCCEEDED, final.model_dump_json()
     a = final.assets[0]
     assert a.sha256 == digest and a.key is not None
+    if two_pass:
+        assert digest in a.key
     head = s3_client.head_object(Bucket=bucket, Key=a.key)  # type: ignore[attr-defined]
     assert head["ContentLength"] == SIZE
     rec = sink.store.get_asset(job.id, asset_id)
