@@ -502,10 +502,10 @@ def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> Cop
         key = cast(str, job.dest.build_key(job.url, src.content_type or content_type, sha256))
         job.check_cancel()
         return _put_small_cas(job, key, memoryview(first)[:first_len], content_type, sha256)
-    # An anonymous file (O_TMPFILE / unlinked at once): even a SIGKILLed worker
-    # leaves no spool behind, and the disk space is freed when the process dies.
     job.progress.passes = 2  # spool, then upload
     job.progress.add(first_len)
+    # An anonymous file (O_TMPFILE / unlinked at once): even a SIGKILLed worker
+    # leaves no spool behind, and the disk space is freed when the process dies.
     with tempfile.TemporaryFile(
         buffering=0, prefix="genblaze-spool-", dir=job.config.spool_dir
     ) as f:

@@ -135,21 +135,11 @@ def test_progress_is_reported_at_a_bounded_rate(cdn: CDNServer, backend: Any) ->
     assert done == sorted(done) and seen[-1] == CopyProgress(len(DATA), len(DATA))
 
 
-def test_refetch_cas_mode_stores_the_object_without_a_spool(cdn: CDNServer, backend: Any) -> None:
-    cfg = CopyConfig(part_size=5 * MiB, cas_mode="refetch")
-    cdn.clear_requests()
-    r = copy_url(backend, cdn.url("/v.mp4"), Destination(), policy=POLICY, config=cfg)
-    sha = hashlib.sha256(DATA).hexdigest()
-    assert r.sha256 == sha and r.key.endswith(f"{sha}.mp4") and r.size == len(DATA)
-    assert [q.path for q in cdn.requests] == ["/v.mp4", "/v.mp4"]  # hash pass + upload pass
-    body = backend.client.get_object(Bucket=backend.bucket, Key=r.key)["Body"].read()
-    assert body == DATA
-
-
 @pytest.mark.parametrize(
     ("mode", "cdn_mode", "requests"),
     [
-        ("auto", None, 2),  # length + validators: hash pass, then streamed upload
+        ("refetch", None, 2),  # hash pass, then streamed upload; no spool
+        ("auto", None, 2),  # length + validators: as refetch
         ("auto", "no_validators", 1),  # nothing to check a second read against: spool
         ("spool", None, 1),
     ],
@@ -164,7 +154,7 @@ def test_cas_with_unknown_hash_refetches_or_spools(
     r = copy_url(backend, url, Destination(), policy=POLICY, config=cfg, progress=seen.append)
     sha = hashlib.sha256(DATA).hexdigest()
     assert r.sha256 == sha and r.key.endswith(f"{sha}.mp4") and r.size == len(DATA)
-    assert len(cdn.requests) == requests
+    assert [q.path for q in cdn.requests] == ["/v.mp4"] * requests
     body = backend.client.get_object(Bucket=backend.bucket, Key=r.key)["Body"].read()
     assert body == DATA
     assert debris(backend.client, backend.bucket) == ([r.key], [])
