@@ -239,12 +239,14 @@ class S3StorageBackend(ReadOps, URLOps, StorageBackend):
         ``endpoint_template`` / ``regions`` exist so tests can point the region
         logic at local servers.
         """
-        env = os.environ
-        name = bucket or env.get("B2_BUCKET") or env.get("B2_BUCKET_NAME")
+        from genblaze_s3.settings import load_b2_settings
+
+        env = load_b2_settings()
+        name = bucket or env.bucket
         if not name:
             raise ValueError("Backblaze B2 bucket missing: pass bucket= or set B2_BUCKET")
-        key = key_id or env.get("B2_KEY_ID") or env.get("B2_APPLICATION_KEY_ID")
-        secret = app_key or env.get("B2_APP_KEY") or env.get("B2_APPLICATION_KEY")
+        key = key_id or (env.key_id.get_secret_value() if env.key_id else None)
+        secret = app_key or (env.app_key.get_secret_value() if env.app_key else None)
         if not key or not secret:
             raise ValueError(
                 "Backblaze B2 credentials missing: pass key_id= and app_key=, or set "
@@ -255,7 +257,7 @@ class S3StorageBackend(ReadOps, URLOps, StorageBackend):
                 "auto_lifecycle=True needs the network at construction; with preflight=False "
                 "call backend.ensure_lifecycle_defaults() later instead"
             )
-        chosen_region = region or env.get("B2_REGION") or B2_DEFAULT_REGION
+        chosen_region = region or env.region or B2_DEFAULT_REGION
         service = RegionalService(
             B2.name,
             endpoint_template or B2.endpoint_template,

@@ -1,7 +1,8 @@
 """`genblaze-ingest`: run a worker or the API, submit URLs, watch jobs, run the demo.
 
-This is an entry point: it is allowed to read the environment
-(GENBLAZE_API_URL, GENBLAZE_API_TOKEN, GENBLAZE_REDIS_URL, ...).
+This is an entry point: it reads the settings once (GENBLAZE_API_URL,
+GENBLAZE_API_TOKEN, GENBLAZE_BUCKET, ...; see genblaze_s3.settings) and passes
+them down as option defaults.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-API_URL_DEFAULT = "http://127.0.0.1:8000"
+from genblaze_s3.settings import Settings, SettingsError, load_settings
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -23,6 +24,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         "worker",
         "--loglevel",
         args.loglevel,
+        "--pool",
+        args.pool,
         "--concurrency",
         str(args.concurrency),
         *args.celery_args,
@@ -48,7 +51,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Any:
     import httpx
 
-    token = args.token or os.environ.get("GENBLAZE_API_TOKEN")
+    token = args.token
     if not token:
         sys.exit("set GENBLAZE_API_TOKEN or pass --token")
     return httpx.Client(
@@ -57,11 +60,11 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    bucket = args.bucket or os.environ.get("GENBLAZE_BUCKET")
+    bucket = args.bucket
     if not bucket:
         sys.exit("pass --bucket or set GENBLAZE_BUCKET")
     dest: dict[str, Any] = {"bucket": bucket, "prefix": args.prefix, "key_strategy": args.strategy}
-    endpoint = args.endpoint or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = args.endpoint
     if endpoint:
         dest["endpoint_url"] = endpoint
     body = {"assets": [{"url": u} for u in args.urls], "destination": dest}
@@ -156,29 +159,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(workers=args.workers)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
+    """The CLI; option defaults come from `config` (default: the environment)."""
+    config = config or load_settings()
     p = argparse.ArgumentParser(prog="genblaze-ingest", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("worker", help="run a Celery worker (celery -A workers worker)")
-    w.add_argument(
-        "--concurrency", type=int, default=int(os.environ.get("GENBLAZE_WORKER_CONCURRENCY", "2"))
-    )
+    w.add_argument("--concurrency", type=int, default=config.worker_concurrency)
+    w.add_argument("--pool", default=config.worker_pool)
     w.add_argument("--loglevel", default="INFO")
     w.add_argument("celery_args", nargs=argparse.REMAINDER)
     w.set_defaults(func=_cmd_worker)
     a = sub.add_parser("api", help="serve the status API")
-    a.add_argument("--host", default=os.environ.get("GENBLAZE_API_HOST", "127.0.0.1"))
-    a.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    a.add_argument("--host", default=config.api_host)
+    a.add_argument("--port", type=int, default=config.port)
     a.add_argument("--loglevel", default="INFO")
     a.set_defaults(func=_cmd_api)
     for name, helptext in (("submit", "submit URLs for ingestion"), ("status", "show a job")):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("--api-url", default=os.environ.get("GENBLAZE_API_URL", API_URL_DEFAULT))
-        s.add_argument("--token", default=None)
+        s.add_argument("--api-url", default=config.api_url)
+        s.add_argument("--token", default=config.secret("api_token"))
         if name == "submit":
             s.add_argument("urls", nargs="+")
-            s.add_argument("--bucket")
-            s.add_argument("--endpoint")
+            s.add_argument("--bucket", default=config.bucket)
+            s.add_argument("--endpoint", default=config.aws_endpoint_url)
             s.add_argument("--prefix", default="genblaze")
             s.add_argument(
                 "--strategy",
@@ -198,7 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        config = load_settings()
+    except SettingsError as exc:
+        sys.exit(f"genblaze-ingest: invalid setting: {exc}")
+    args = build_parser(config).parse_args(argv)
     return int(args.func(args) or 0)
 
 

@@ -1,28 +1,482 @@
-"""Settings read from the environment -- called only at entry points (worker, API, CLI).
+"""Every setting read from the environment, in one validated object.
 
-Library objects receive typed values (``FetchPolicy``); only this module reads
-``os.environ``, so defaults stay safe: SSRF guard on, no plain http, no private hosts.
+Why one module: a reader finds every ``GENBLAZE_*`` variable (and the few standard
+ones we honour: ``PORT``, ``AWS_*``, ``B2_*``), its type, default and reason in one
+screen, and a bad value fails where it is read, naming its variable
+(``GENBLAZE_MAX_RETRIES: expected an integer, got 'abc'``), instead of deep inside a
+copy. Only this module reads ``os.environ`` (a unit test greps for it): entry points
+(the Celery worker, the API app factory, the CLI, a ``QueuedStorageSink`` built
+without explicit values) call :func:`load_settings` once and pass typed values down.
+
+Adding a variable: add a field to :class:`Settings` with a ``Field(default,
+description=...)``; its variable is ``GENBLAZE_`` + the field name upper-cased
+(or the ``validation_alias`` it names). :func:`describe` turns the fields into the
+README's configuration table, so the description is the documentation.
+
+Defaults are safe: SSRF guard on, no plain http, no private hosts.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from genblaze_s3.transfer.config import DEFAULT_MAX_SOURCE_BYTES, FetchPolicy
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
+if TYPE_CHECKING:
+    from genblaze_s3.ingest.destinations import DestinationPolicy
+    from genblaze_s3.transfer.config import CopyConfig
+
+ENV_PREFIX = "GENBLAZE_"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_QUEUE = "genblaze-ingest"
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+TASK_TIME_LIMIT = 6 * 3600  # Celery's hard kill (workers/celery_app.py): 6 h is stuck, not slow
+# Above the time limit: a Redis broker must not redeliver a task that is still running.
+DEFAULT_VISIBILITY_TIMEOUT = TASK_TIME_LIMIT + 3600
+
+# Fields whose empty value means something ("" = "none"), rather than "use the default".
+_EMPTY_IS_A_VALUE = frozenset({"allowed_endpoints", "api_rate_limit"})
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value its setting cannot take.
+
+    The message names the variable and the expected type, never a secret's value.
+    """
+
+
+class Settings(BaseSettings):
+    """The process's configuration; build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # -- store and broker ------------------------------------------------------------
+    redis_url: str = Field(
+        DEFAULT_REDIS_URL, description="Redis holding the status store (job and asset state)."
+    )
+    broker_url: str | None = Field(
+        None,
+        description="Celery broker (redis:// or amqp://); default: the status store's Redis.",
+    )
+    queue: str = Field(DEFAULT_QUEUE, description="Broker queue the jobs are sent to.")
+    retention_seconds: int = Field(
+        7 * 24 * 3600, gt=0, description="How long job records stay in the store (seconds)."
+    )
+    batch_max: int = Field(
+        16,
+        ge=1,
+        description="Most assets one queue message carries (1: a message per asset).",
+    )
+    source_key: SecretStr | None = Field(
+        None,
+        description="Fernet key sealing raw source URLs in the store; shared by submitters "
+        "and workers (unset: stored as is, for development).",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Signs job webhooks (Standard Webhooks); unset: sent unsigned."
+    )
+
+    # -- what a job may reach ----------------------------------------------------------
+    allow_http: bool = Field(
+        False, description="Allow plain http:// sources (development and tests only)."
+    )
+    allow_private_hosts: CommaList = Field(
+        (),
+        description="Comma-separated hosts that may resolve to private or loopback "
+        "addresses (development and tests only).",
+    )
+    max_source_bytes: int = Field(
+        DEFAULT_MAX_SOURCE_BYTES, gt=0, description="Largest source a job may copy (bytes)."
+    )
+    ca_bundle: str | None = Field(None, description="Extra CA file trusted for sources.")
+    allowed_endpoints: CommaList | None = Field(
+        None,
+        description="Comma-separated S3 endpoints a job may name besides official AWS/B2 "
+        "(unset: AWS_ENDPOINT_URL; empty: official endpoints only).",
+    )
+    allowed_buckets: CommaList | None = Field(
+        None, description="Comma-separated buckets a job may name (unset: any)."
+    )
+    aws_endpoint_url: str | None = Field(
+        None,
+        validation_alias="AWS_ENDPOINT_URL",
+        description="The S3 endpoint of this deployment (allowed by default; CLI default).",
+    )
+
+    # -- worker ------------------------------------------------------------------------
+    worker_concurrency: int = Field(
+        2, ge=1, description="Pool processes per worker (`genblaze-ingest worker`, Procfile)."
+    )
+    worker_pool: Literal["prefork", "threads", "solo", "eventlet", "gevent"] = Field(
+        "prefork", description="Celery pool of `genblaze-ingest worker` and the Procfile."
+    )
+    chunk_threads: int = Field(
+        4, ge=1, description="Copies one chunk message runs at once inside a pool process."
+    )
+    lease_ttl_ms: int = Field(
+        30000, gt=0, description="Asset lease lifetime (ms); renewed while a copy runs."
+    )
+    max_attempts: int = Field(
+        5, ge=1, description="Deliveries of one asset before it fails (counted in the store)."
+    )
+    max_retries: int = Field(
+        5, ge=0, description="Retries of a retryable copy or finalize error before failing."
+    )
+    visibility_timeout: int = Field(
+        DEFAULT_VISIBILITY_TIMEOUT,
+        gt=0,
+        description="Redis broker: seconds before an unacked message is redelivered; "
+        "above the task time limit.",
+    )
+    unacked_restore_interval: int = Field(
+        60, gt=0, description="Redis broker: seconds between sweeps for unacked messages."
+    )
+    source_read_timeout: float | None = Field(
+        None, gt=0, description="Seconds without a byte from a source: source_too_slow."
+    )
+    source_min_rate: float | None = Field(
+        None, ge=0, description="Bytes/s below which a trickling source fails..."
+    )
+    source_min_rate_grace: float | None = Field(
+        None, ge=0, description="...once this many seconds of the download have passed."
+    )
+    source_deadline: float | None = Field(
+        None, gt=0, description="Seconds allowed for one whole download."
+    )
+    cas_mode: Literal["auto", "spool", "refetch"] | None = Field(
+        None,
+        description="How a content-addressed copy with an unknown hash learns its key: "
+        "auto, spool (local disk) or refetch (read twice); unset: auto.",
+    )
+    spool_dir: str | None = Field(
+        None, description="Where spooled bodies go (unset: the temp directory)."
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "B2_KEY_ID"),
+        description="The workers' S3 key id (or B2_KEY_ID); jobs never carry credentials.",
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "B2_APP_KEY"),
+        description="The workers' S3 secret (or B2_APP_KEY).",
+    )
+
+    # -- API ---------------------------------------------------------------------------
+    api_tokens: SecretStr = Field(
+        SecretStr(""),
+        description="API bearer tokens as 'tenant:token,tenant2:token2'.",
+    )
+    api_rate_limit: str = Field(
+        "1000/1",
+        description="Requests per seconds per token, as 'requests/seconds' (empty: no limit).",
+    )
+    api_host: str = Field("127.0.0.1", description="Address `genblaze-ingest api` binds.")
+    port: int = Field(8000, gt=0, lt=65536, validation_alias="PORT", description="Port of the API.")
+
+    # -- CLI client --------------------------------------------------------------------
+    api_url: str = Field(DEFAULT_API_URL, description="API the CLI talks to.")
+    api_token: SecretStr | None = Field(None, description="The CLI's bearer token.")
+    bucket: str | None = Field(None, description="Default bucket of `genblaze-ingest submit`.")
+
+    # -- validation --------------------------------------------------------------------
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: Any, info: Any) -> Any:
+        """An empty variable is unset (as ``VAR= cmd`` usually means), unless "" is a value."""
+        if isinstance(value, str) and not value.strip():
+            if info.field_name in _EMPTY_IS_A_VALUE:
+                return "" if info.field_name == "api_rate_limit" else ()
+            raise PydanticUseDefault()
+        return value
+
+    @field_validator("allow_private_hosts", "allowed_endpoints", "allowed_buckets", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_parse(cls, value: SecretStr) -> SecretStr:
+        from genblaze_s3.api.auth import parse_tokens
+
+        parse_tokens(value.get_secret_value())
+        return value
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _rate_parses(cls, value: str) -> str:
+        from genblaze_s3.api.ratelimit import parse_rate
+
+        parse_rate(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit values, then the environment (or the mapping given to load_settings)."""
+        return init_settings, _MappingEnvSource(settings_cls, _ENVIRON.get())
+
+    # -- derived values ------------------------------------------------------------------
+    @property
+    def effective_broker_url(self) -> str:
+        """The broker defaults to the status store's Redis."""
+        return self.broker_url or self.redis_url
+
+    def secret(self, name: str) -> str | None:
+        """The plain value of a secret setting (``source_key``, ``webhook_secret``...)."""
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
+
+    def fetch_policy(self) -> FetchPolicy:
+        """Who the copy engine may fetch from."""
+        return FetchPolicy(
+            allow_http=self.allow_http,
+            allow_private_hosts=frozenset(self.allow_private_hosts),
+            max_source_bytes=self.max_source_bytes,
+            ca_bundle=self.ca_bundle,
+        )
+
+    def destination_policy(self) -> DestinationPolicy:
+        """Which endpoints and buckets a job may name."""
+        from genblaze_s3.ingest.destinations import DestinationPolicy, normalize_endpoint
+
+        endpoints = self.allowed_endpoints
+        if endpoints is None:
+            endpoints = (self.aws_endpoint_url,) if self.aws_endpoint_url else ()
+        return DestinationPolicy(
+            frozenset(normalize_endpoint(e) for e in endpoints),
+            frozenset(self.allowed_buckets) if self.allowed_buckets is not None else None,
+        )
+
+    def copy_config(self) -> CopyConfig | None:
+        """CopyConfig with the operator's source / CAS overrides; None when none is set.
+
+        Raises SettingsError (naming the variable) for a value CopyConfig refuses.
+        """
+        from genblaze_s3.transfer.config import CopyConfig
+
+        overrides = {
+            field: getattr(self, name)
+            for name, field in _COPY_OVERRIDES.items()
+            if getattr(self, name) is not None
+        }
+        if not overrides:
+            return None
+        try:
+            return CopyConfig(**overrides)
+        except ValueError as exc:
+            names = ", ".join(env_name(n) for n in _COPY_OVERRIDES if getattr(self, n) is not None)
+            raise SettingsError(f"{names}: {exc}") from exc
+
+    def worker_credentials(self) -> tuple[str | None, str | None]:
+        """The workers' own S3 key pair (AWS_* or B2_*)."""
+        return self.secret("aws_access_key_id"), self.secret("aws_secret_access_key")
+
+
+# Settings field -> CopyConfig field.
+_COPY_OVERRIDES = {
+    "source_read_timeout": "read_timeout",
+    "source_min_rate": "min_rate",
+    "source_min_rate_grace": "min_rate_grace",
+    "source_deadline": "total_deadline",
+    "cas_mode": "cas_mode",
+    "spool_dir": "spool_dir",
+}
+
+
+class B2Settings(BaseSettings):
+    """``S3StorageBackend.for_b2``'s environment (genblaze-s3 0.3.x names, unprefixed)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
+
+    bucket: str | None = Field(
+        None,
+        validation_alias=AliasChoices("B2_BUCKET", "B2_BUCKET_NAME"),
+        description="Backblaze B2 bucket of `S3StorageBackend.for_b2()`.",
+    )
+    region: str | None = Field(
+        None, validation_alias="B2_REGION", description="B2 region (default us-west-004)."
+    )
+    key_id: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("B2_KEY_ID", "B2_APPLICATION_KEY_ID"),
+        description="B2 application key id.",
+    )
+    app_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("B2_APP_KEY", "B2_APPLICATION_KEY"),
+        description="B2 application key.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _MappingEnvSource(settings_cls, _ENVIRON.get())
+
+
+# -- loading -----------------------------------------------------------------------------
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("genblaze_environ", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (default: os.environ)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None):
+        self._environ = os.environ if environ is None else environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # What pydantic-settings does with os.environ (its helper is private): names
+        # matched case-insensitively, empty values dropped where the model says so.
+        return {
+            (k if self.case_sensitive else k.lower()): v
+            for k, v in self._environ.items()
+            if not (self.env_ignore_empty and v == "")
+        }
+
+
+@contextmanager
+def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(environ)
+    try:
+        yield
+    finally:
+        _ENVIRON.reset(token)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting (from `environ`, default ``os.environ``).
+
+    Raises SettingsError naming each bad variable, e.g.
+    ``GENBLAZE_MAX_RETRIES: expected an integer, got 'abc'``.
+    """
+    with _reading(environ):
+        try:
+            return Settings()
+        except ValidationError as exc:
+            raise _settings_error(Settings, exc) from None
+
+
+def load_b2_settings(environ: Mapping[str, str] | None = None) -> B2Settings:
+    """The ``B2_*`` variables ``S3StorageBackend.for_b2`` falls back to."""
+    with _reading(environ):
+        try:
+            return B2Settings()
+        except ValidationError as exc:
+            raise _settings_error(B2Settings, exc) from None
+
+
+def process_environ() -> dict[str, str]:
+    """A copy of this process's environment, for development tools (the demo, the test
+    supervisor) that start workers and the API with a few variables changed."""
+    return dict(os.environ)
 
 
 def fetch_policy_from_env(environ: Mapping[str, str] | None = None) -> FetchPolicy:
-    """Build a FetchPolicy from GENBLAZE_ALLOW_HTTP, GENBLAZE_ALLOW_PRIVATE_HOSTS,
-    GENBLAZE_MAX_SOURCE_BYTES and GENBLAZE_CA_BUNDLE (all optional)."""
-    env = os.environ if environ is None else environ
-    hosts = env.get("GENBLAZE_ALLOW_PRIVATE_HOSTS", "")
-    max_bytes = env.get("GENBLAZE_MAX_SOURCE_BYTES", "").strip()
-    return FetchPolicy(
-        allow_http=env.get("GENBLAZE_ALLOW_HTTP", "").strip().lower() in _TRUE,
-        allow_private_hosts=frozenset(h for h in hosts.split(",") if h.strip()),
-        max_source_bytes=int(max_bytes) if max_bytes else DEFAULT_MAX_SOURCE_BYTES,
-        ca_bundle=env.get("GENBLAZE_CA_BUNDLE") or None,
-    )
+    """A FetchPolicy from GENBLAZE_ALLOW_HTTP / _ALLOW_PRIVATE_HOSTS / _MAX_SOURCE_BYTES /
+    _CA_BUNDLE (kept for callers of 0.4; entry points use ``load_settings()``)."""
+    return load_settings(environ).fetch_policy()
+
+
+# -- errors and documentation ----------------------------------------------------------
+_EXPECTED = {
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_parsing": "a number",
+    "bool_parsing": "a boolean (1/0, true/false, yes/no, on/off)",
+}
+
+
+def env_name(field: str, model: type[BaseSettings] = Settings) -> str:
+    """The environment variable of a settings field (its first alias, else the prefixed name)."""
+    info = model.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    if isinstance(alias, str):
+        return alias
+    return f"{model.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _settings_error(model: type[BaseSettings], exc: ValidationError) -> SettingsError:
+    lines = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        name = env_name(field, model) if field in model.model_fields else field
+        secret = field in model.model_fields and _is_secret(model.model_fields[field])
+        expected = _EXPECTED.get(err["type"])
+        got = "" if secret else f", got {err.get('input')!r}"
+        if expected:
+            lines.append(f"{name}: expected {expected}{got}")
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ").removeprefix(f"{name} ")
+            lines.append(f"{name}: {msg}{got}")
+    return SettingsError("; ".join(lines))
+
+
+def _is_secret(info: FieldInfo) -> bool:
+    return SecretStr in (info.annotation, *get_args(info.annotation))
+
+
+def _type_label(annotation: Any) -> str:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) is Literal:
+        return " | ".join(repr(a) for a in args)
+    if annotation == CommaList or (args and args[0] == CommaList):
+        return "comma list"
+    if args and len(args) == 1:
+        return _type_label(args[0])
+    if annotation is SecretStr:
+        return "secret"
+    if get_origin(annotation) is tuple:
+        return "comma list"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(variable, type, default, description) rows: the README's configuration table."""
+    rows = []
+    for model in (Settings, B2Settings):
+        for field, info in model.model_fields.items():
+            default = info.default
+            if isinstance(default, SecretStr):
+                default = default.get_secret_value()
+            shown = "" if default in (None, (), "") else str(default)
+            rows.append(
+                (env_name(field, model), _type_label(info.annotation), shown, info.description)
+            )
+    return rows

@@ -8,20 +8,36 @@ the longest task so Redis does not redeliver a task that is still running.
 
 from __future__ import annotations
 
-import os
+import logging
 
 from celery import Celery
 
-from genblaze_s3.ingest import settings
+from genblaze_s3.settings import TASK_TIME_LIMIT, Settings, SettingsError, load_settings
 
-TASK_TIME_LIMIT = 6 * 3600  # hard kill: a copy that runs 6 h is stuck, not slow
+logger = logging.getLogger("genblaze_s3.workers")
+
+# TASK_TIME_LIMIT (6 h, from settings: the visibility timeout's default derives from it):
+# the hard kill, as a copy that runs 6 h is stuck, not slow.
 TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMIT - 300  # lets the task checkpoint/abort before the kill
-# Must exceed the time limit, or Redis redelivers tasks that are still running. Fault
-# tests shorten it (GENBLAZE_VISIBILITY_TIMEOUT) to prove redelivery is harmless.
-VISIBILITY_TIMEOUT = int(os.environ.get("GENBLAZE_VISIBILITY_TIMEOUT", TASK_TIME_LIMIT + 3600))
-# How often a worker sweeps for unacked messages whose visibility timeout passed: on a
-# Redis broker, the only way the task of a worker killed as a whole comes back.
-UNACKED_RESTORE_INTERVAL = int(os.environ.get("GENBLAZE_UNACKED_RESTORE_INTERVAL", "60"))
+
+
+def worker_settings() -> Settings:
+    """The worker's environment, read once: the Celery app is the worker's entry point.
+
+    A bad value stops the worker before it connects anywhere (SystemExit, naming the
+    variable): a worker that started would fail every copy instead. CopyConfig's own
+    cross-field checks run here too, for the same reason.
+    """
+    try:
+        config = load_settings()
+        config.copy_config()
+    except SettingsError as exc:
+        logger.critical("invalid worker setting: %s", exc)
+        raise SystemExit(f"genblaze worker: invalid setting: {exc}") from exc
+    return config
+
+
+CONFIG = worker_settings()
 
 SETTINGS: dict[str, object] = {
     # Ack after the task ends: a worker that dies mid-copy leaves the message for another.
@@ -31,9 +47,14 @@ SETTINGS: dict[str, object] = {
     # One message per process: a long copy must not hold other tasks hostage.
     "worker_prefetch_multiplier": 1,
     # Redis broker: unacked messages come back only after this; above the task time limit.
+    # Must exceed the time limit, or Redis redelivers tasks that are still running. Fault
+    # tests shorten it (GENBLAZE_VISIBILITY_TIMEOUT) to prove redelivery is harmless.
+    # The restore interval is how often a worker sweeps for unacked messages whose
+    # visibility timeout passed: on a Redis broker, the only way the task of a worker
+    # killed as a whole comes back (GENBLAZE_UNACKED_RESTORE_INTERVAL).
     "broker_transport_options": {
-        "visibility_timeout": VISIBILITY_TIMEOUT,
-        "unacked_restore_interval": UNACKED_RESTORE_INTERVAL,
+        "visibility_timeout": CONFIG.visibility_timeout,
+        "unacked_restore_interval": CONFIG.unacked_restore_interval,
         "unacked_restore_throttle": 1,  # every sweep scans: the interval alone sets the pace
     },
     "task_time_limit": TASK_TIME_LIMIT,
@@ -48,7 +69,7 @@ SETTINGS: dict[str, object] = {
     "task_serializer": "json",
     "accept_content": ["json"],
     # Tasks sent without a queue (finalize from a worker) stay on the ingest queue.
-    "task_default_queue": settings.queue_name(),
+    "task_default_queue": CONFIG.queue,
     # Keep retrying the broker at startup instead of crashing the worker on a slow Redis.
     "broker_connection_retry_on_startup": True,
     # Memory hygiene for long-lived pool children copying large files.
@@ -59,13 +80,15 @@ SETTINGS: dict[str, object] = {
 }
 
 
-def create_app() -> Celery:
-    """Read the broker from the environment (entry point) and apply SETTINGS."""
+def create_app(config: Settings) -> Celery:
+    """The Celery app on the configured broker, with SETTINGS applied."""
     app = Celery(
-        "genblaze", broker=settings.broker_url(), include=["workers.tasks", "workers.warmup"]
+        "genblaze",
+        broker=config.effective_broker_url,
+        include=["workers.tasks", "workers.warmup"],
     )
     app.conf.update(SETTINGS)
     return app
 
 
-app = create_app()
+app = create_app(CONFIG)

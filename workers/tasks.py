@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -12,13 +11,12 @@ from typing import Any, NoReturn
 import redis
 from celery.exceptions import Reject
 
-from genblaze_s3.ingest import settings
 from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
 from genblaze_s3.ingest.finalize import NotReady, finalize_job
 from genblaze_s3.ingest.leases import AssetLease
 from genblaze_s3.ingest.notify import send_webhook
 from genblaze_s3.ingest.process import Action, StepResult, process_asset
-from workers.celery_app import app
+from workers.celery_app import CONFIG, app
 from workers.context import backend_for, context
 
 logger = logging.getLogger("genblaze_s3.workers")
@@ -26,7 +24,7 @@ logger = logging.getLogger("genblaze_s3.workers")
 
 def _queue(task: Any) -> str:
     info = getattr(task.request, "delivery_info", None) or {}
-    return info.get("routing_key") or settings.queue_name()
+    return info.get("routing_key") or CONFIG.queue
 
 
 def _requeue_when_store_is_down(exc: redis.RedisError) -> NoReturn:
@@ -45,7 +43,7 @@ CHUNK_SPLIT_SECONDS = 2.0
 # Copies a chunk runs at once inside one pool child: small assets spend most of their
 # time waiting on the source and the bucket, so a few threads per child overlap those
 # waits at a fraction of a process's cost. Each thread holds one copy's buffers.
-CHUNK_THREADS = max(1, int(os.environ.get("GENBLAZE_CHUNK_THREADS", "4")))
+CHUNK_THREADS = CONFIG.chunk_threads  # GENBLAZE_CHUNK_THREADS
 
 
 def _follow_up(job_id: str, asset_id: str, result: StepResult, retries: int, queue: str) -> None:
@@ -137,7 +135,7 @@ def _notify(meta: Any, body: str) -> None:
     send_webhook(
         meta.notify_url,
         body.encode(),
-        secret=settings.webhook_secret(),
+        secret=CONFIG.secret("webhook_secret"),
         pin=_pin_webhook_url,
     )
 

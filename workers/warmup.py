@@ -41,19 +41,3 @@ def _warm_before_fork(**_: object) -> None:
         warm()
     except Exception:  # a slower first task is better than a worker that will not start
         logger.exception("worker warm-up failed; continuing cold")
-
-
-@worker_init.connect
-def _refuse_invalid_copy_settings(**_: object) -> None:
-    """A worker with an invalid copy setting must not start: it would fail every copy.
-
-    SystemExit, because Celery logs and swallows an Exception raised by a signal
-    receiver.
-    """
-    from workers.context import copy_config_from_env
-
-    try:
-        copy_config_from_env()
-    except ValueError as exc:
-        logger.critical("invalid worker setting: %s", exc)
-        raise SystemExit(f"genblaze worker: invalid setting: {exc}") from exc

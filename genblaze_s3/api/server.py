@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import redis
@@ -11,12 +10,11 @@ from fastapi import FastAPI
 from genblaze_s3.api.app import create_app
 from genblaze_s3.api.auth import parse_tokens
 from genblaze_s3.api.ratelimit import parse_rate
-from genblaze_s3.ingest import settings
-from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.enqueue import CelerySender
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.service import IngestService
 from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.settings import Settings, load_settings
 
 
 def _broker_checks(
@@ -37,25 +35,23 @@ def _broker_checks(
     return ping, (lambda: None)
 
 
-def app_from_env() -> FastAPI:
-    """GENBLAZE_REDIS_URL, GENBLAZE_BROKER_URL, GENBLAZE_API_TOKENS, allow-list vars."""
-    rurl = settings.redis_url()
-    burl = settings.broker_url()
-    queue = settings.queue_name()
-    client = redis.Redis.from_url(rurl, socket_timeout=5, socket_connect_timeout=2)
-    store = StatusStore(client, retention_seconds=settings.retention_seconds())
-    sealer = SourceSealer(settings.source_key())
+def app_from_env(config: Settings | None = None) -> FastAPI:
+    """The API app factory (the `web:` entry point): settings read once, here."""
+    config = config or load_settings()
+    burl = config.effective_broker_url
+    client = redis.Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    store = StatusStore(client, retention_seconds=config.retention_seconds)
     service = IngestService(
         store,
         CelerySender(burl),
-        queue,
-        DestinationPolicy.from_env(),
-        sealer,
-        batch_max=settings.batch_max(),
+        config.queue,
+        config.destination_policy(),
+        SourceSealer(config.secret("source_key")),
+        batch_max=config.batch_max,
     )
-    ping, depth = _broker_checks(burl, queue)
-    tokens = parse_tokens(os.environ.get("GENBLAZE_API_TOKENS", ""))
+    ping, depth = _broker_checks(burl, config.queue)
+    tokens = parse_tokens(config.api_tokens.get_secret_value())
     # On by default: a leaked or buggy client token must not be able to starve
     # the status store; generous enough for a 500 req/s polling fleet per token.
-    rate = parse_rate(os.environ.get("GENBLAZE_API_RATE_LIMIT", "1000/1"))
+    rate = parse_rate(config.api_rate_limit)
     return create_app(service, tokens, broker_ping=ping, queue_depth=depth, rate_limit=rate)

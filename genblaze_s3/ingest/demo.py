@@ -204,6 +204,7 @@ def run_demo(*, workers: int = 2) -> int:
     from genblaze_s3.embedded import free_port, redis_reachable, start_redis, start_seaweedfs
     from genblaze_s3.ingest import JobView, QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
+    from genblaze_s3.settings import process_environ
 
     console = Console()
     started = Started()
@@ -232,7 +233,7 @@ def run_demo(*, workers: int = 2) -> int:
         )
         token = secrets.token_urlsafe(16)
         port = free_port()
-        env = dict(os.environ)
+        env = process_environ()
         env.update(
             GENBLAZE_REDIS_URL=redis_url,
             GENBLAZE_QUEUE=queue,

@@ -8,7 +8,6 @@ requests for someone else's server.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,15 +42,11 @@ class DestinationPolicy:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DestinationPolicy:
-        """GENBLAZE_ALLOWED_ENDPOINTS (default: AWS_ENDPOINT_URL), GENBLAZE_ALLOWED_BUCKETS."""
-        env = os.environ if env is None else env
-        raw = env.get("GENBLAZE_ALLOWED_ENDPOINTS")
-        if raw is None:
-            raw = env.get("AWS_ENDPOINT_URL", "")
-        endpoints = frozenset(normalize_endpoint(e) for e in raw.split(",") if e.strip())
-        braw = env.get("GENBLAZE_ALLOWED_BUCKETS", "").strip()
-        buckets = frozenset(b.strip() for b in braw.split(",") if b.strip()) if braw else None
-        return cls(endpoints, buckets)
+        """From GENBLAZE_ALLOWED_ENDPOINTS (default: AWS_ENDPOINT_URL) and
+        GENBLAZE_ALLOWED_BUCKETS in `env` (default: the process environment)."""
+        from genblaze_s3.settings import load_settings
+
+        return load_settings(env).destination_policy()
 
     def check(self, dest: DestinationSpec) -> None:
         """Raise DestinationNotAllowedError unless `dest` is allowed."""

@@ -14,7 +14,6 @@ from typing import Any, Protocol
 INGEST_ASSET = "genblaze.ingest_asset"
 INGEST_ASSETS = "genblaze.ingest_assets"  # a chunk of one job's assets, copied in turn
 FINALIZE_JOB = "genblaze.finalize_job"
-DEFAULT_QUEUE = "genblaze-ingest"
 
 
 # A job is cut into at least this many messages (when it has that many assets), so

@@ -15,16 +15,16 @@ from genblaze_core.exceptions import SinkError
 from genblaze_core.sinks.base import BaseSink
 from genblaze_core.storage.base import KeyStrategy
 
-from genblaze_s3.ingest import settings
 from genblaze_s3.ingest.client import JobHandle, StoreSource
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import DEFAULT_QUEUE, CelerySender, TaskSender
+from genblaze_s3.ingest.enqueue import CelerySender, TaskSender
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import DestinationSpec, LockPolicy
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.service import IngestService
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.submission import build_submission
+from genblaze_s3.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from genblaze_core.models.manifest import Manifest
@@ -57,21 +57,24 @@ class QueuedStorageSink(BaseSink):
         manifest_lock: ObjectLockConfig | None = None,
         redis_url: str | None = None,
         broker_url: str | None = None,
-        queue: str = DEFAULT_QUEUE,
+        queue: str | None = None,
         notify_url: str | None = None,
         tenant: str | None = None,
         store: StatusStore | None = None,
         sender: TaskSender | None = None,
         destination_policy: DestinationPolicy | None = None,
+        settings: Settings | None = None,
     ) -> None:
         """Layout options match ObjectStorageSink; the rest configure the queue.
 
         `store` / `sender` / `destination_policy` are injection points for tests
-        and embedding; by default they come from `redis_url` / `broker_url` (or
-        GENBLAZE_REDIS_URL / GENBLAZE_BROKER_URL) and the allow-list env vars.
+        and embedding; by default they come from `redis_url` / `broker_url` / `queue`
+        or the settings (`settings`, else read from the environment here, once:
+        GENBLAZE_REDIS_URL, GENBLAZE_BROKER_URL, GENBLAZE_QUEUE, the allow-lists...).
         """
         import redis
 
+        config = settings or load_settings()
         self._backend = backend
         self._prefix = prefix
         self._key_strategy = KeyStrategy(key_strategy)
@@ -82,17 +85,17 @@ class QueuedStorageSink(BaseSink):
         )
         self._notify_url = notify_url
         self._tenant = tenant or "default"
-        rurl = redis_url or settings.redis_url()
+        rurl = redis_url or config.redis_url
         self._store = store or StatusStore(redis.Redis.from_url(rurl))
         self._owns_sender = sender is None
-        self._sender = sender or CelerySender(broker_url or settings.broker_url_or(rurl))
+        self._sender = sender or CelerySender(broker_url or config.broker_url or rurl)
         self._service = IngestService(
             self._store,
             self._sender,
-            queue,
-            destination_policy or DestinationPolicy.from_env(),
-            SourceSealer(settings.source_key()),
-            batch_max=settings.batch_max(),
+            queue or config.queue,
+            destination_policy or config.destination_policy(),
+            SourceSealer(config.secret("source_key")),
+            batch_max=config.batch_max,
         )
         self._destination = destination_of(backend, prefix, self._key_strategy)
         self.last_job: JobHandle | None = None

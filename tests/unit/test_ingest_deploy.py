@@ -57,7 +57,10 @@ def test_worker_warms_the_task_path_before_forking_without_network() -> None:
 
 
 def test_worker_copy_settings_come_from_the_environment(monkeypatch: Any) -> None:
-    from workers.context import copy_config_from_env
+    from genblaze_s3.settings import load_settings
+
+    def copy_config_from_env() -> Any:
+        return load_settings().copy_config()
 
     for name in ("GENBLAZE_CAS_MODE", "GENBLAZE_SPOOL_DIR", "GENBLAZE_SOURCE_READ_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
@@ -68,7 +71,7 @@ def test_worker_copy_settings_come_from_the_environment(monkeypatch: Any) -> Non
     cfg = copy_config_from_env()
     assert (cfg.cas_mode, cfg.spool_dir, cfg.read_timeout) == ("spool", "/var/tmp", 5.0)
     monkeypatch.setenv("GENBLAZE_CAS_MODE", "sometimes")
-    with pytest.raises(ValueError, match="cas_mode"):
+    with pytest.raises(ValueError, match="GENBLAZE_CAS_MODE"):
         copy_config_from_env()
 
 
@@ -93,4 +96,5 @@ def test_worker_with_an_invalid_copy_setting_refuses_to_start() -> None:
         timeout=60,
     )
     assert out.returncode != 0
-    assert "invalid setting: cas_mode must be 'auto', 'spool' or 'refetch'" in out.stderr
+    assert "invalid setting: GENBLAZE_CAS_MODE: " in out.stderr
+    assert "'auto', 'spool' or 'refetch', got 'sometimes'" in out.stderr

@@ -97,3 +97,12 @@ def test_write_run_p50_is_milliseconds() -> None:
         sink.write_run(m.run, m)
         times.append(time.perf_counter() - t)
     assert statistics.median(times) < 0.05
+
+
+def test_sink_sends_to_the_configured_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GENBLAZE_QUEUE reaches the sink like every other entry point (workers consume it)."""
+    monkeypatch.setenv("GENBLAZE_QUEUE", "ingest-eu")
+    sink, sender = _sink()
+    m = make_manifest(["https://cdn.invalid/a.png"])
+    sink.write_run(m.run, m)
+    assert [s[2] for s in sender.sent] == ["ingest-eu"]
