@@ -12,6 +12,7 @@ import redis
 from celery.exceptions import Reject
 
 from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
+from genblaze_s3.ingest.errors import StoreUnavailableError
 from genblaze_s3.ingest.finalize import NotReady, finalize_job
 from genblaze_s3.ingest.leases import AssetLease
 from genblaze_s3.ingest.notify import send_webhook
@@ -27,7 +28,12 @@ def _queue(task: Any) -> str:
     return info.get("routing_key") or CONFIG.queue
 
 
-def _requeue_when_store_is_down(exc: redis.RedisError) -> NoReturn:
+# The store's own boundary error, and redis errors from the lease and checkpoint
+# scripts that talk to the same Redis directly.
+STORE_DOWN = (StoreUnavailableError, redis.RedisError)
+
+
+def _requeue_when_store_is_down(exc: Exception) -> NoReturn:
     """The store (or broker) went away mid-task: hand the message back, never ack it.
 
     Every step is idempotent (lease, checkpoint, terminal states), so running it again
@@ -64,7 +70,7 @@ def ingest_asset(self: Any, job_id: str, asset_id: str, retries: int = 0) -> Non
     """Copy one asset; retry only what the copy engine marks retryable."""
     try:
         result = process_asset(context(), job_id, asset_id, retries=retries)
-    except redis.RedisError as exc:
+    except STORE_DOWN as exc:
         _requeue_when_store_is_down(exc)
     _follow_up(job_id, asset_id, result, retries, _queue(self))
 
@@ -112,7 +118,7 @@ def ingest_assets(self: Any, job_id: str, asset_ids: list[str]) -> None:
     run()
     for t in threads:
         t.join()
-    if failures and isinstance(failures[0], redis.RedisError):
+    if failures and isinstance(failures[0], STORE_DOWN):
         _requeue_when_store_is_down(failures[0])  # the whole chunk comes back; idempotent
     if pending:  # over budget (or failed): hand back what was not started, in two halves
         rest = list(pending)
@@ -147,7 +153,7 @@ def finalize(self: Any, job_id: str, attempt: int = 0) -> None:
     lease = AssetLease(ctx.redis, job_id, "_finalize", ctx.lease_ttl_ms)
     try:
         acquired = lease.acquire()
-    except redis.RedisError as exc:
+    except STORE_DOWN as exc:
         _requeue_when_store_is_down(exc)
     if not acquired:
         app.send_task(
@@ -162,7 +168,7 @@ def finalize(self: Any, job_id: str, attempt: int = 0) -> None:
             finalize_job(ctx.store, backend_for, job_id, notify=_notify)
         except NotReady:
             return  # the last asset to finish enqueues finalize again
-        except redis.RedisError as exc:
+        except STORE_DOWN as exc:
             _requeue_when_store_is_down(exc)
         except Exception:
             if attempt >= ctx.max_retries:

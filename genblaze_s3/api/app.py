@@ -1,7 +1,8 @@
 """The status API: submit, poll, stream, cancel. Tenant-scoped, bearer-token auth.
 
 `create_app` receives everything it needs (store, service, tokens); only
-`app_from_env` reads the environment. A Redis outage answers 503, never 500.
+`app_from_env` reads the settings. Errors become HTTP answers in one table
+(api/errors.py): a Redis outage answers 503, never 500.
 """
 
 from __future__ import annotations
@@ -14,18 +15,17 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-import redis
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from genblaze_s3.api.auth import tenant_for
+from genblaze_s3.api.errors import install_error_handlers
 from genblaze_s3.api.metrics import StoreCollector
 from genblaze_s3.api.ratelimit import RateLimiter, retry_after
 from genblaze_s3.api.schemas import JobAccepted, JobCreate, Problem
-from genblaze_s3.ingest.errors import DestinationNotAllowedError, EnqueueError, InvalidJobError
+from genblaze_s3.ingest.errors import InvalidJobError
 from genblaze_s3.ingest.models import JobState, JobView
 from genblaze_s3.ingest.service import IngestService
 from genblaze_s3.ingest.submission import build_submission, run_from_urls
@@ -138,41 +138,9 @@ def create_app(
     registry = CollectorRegistry()
     registry.register(StoreCollector(store, queue_depth))
 
-    @app.exception_handler(redis.RedisError)
-    async def _store_down(_: Request, exc: redis.RedisError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "status store unavailable", "code": "store_unavailable"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
-
-    @app.exception_handler(InvalidJobError)
-    async def _invalid(_: Request, exc: InvalidJobError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=422)
-
-    @app.exception_handler(DestinationNotAllowedError)
-    async def _refused(_: Request, exc: DestinationNotAllowedError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=422)
-
-    @app.exception_handler(EnqueueError)
-    async def _enqueue(_: Request, exc: EnqueueError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "broker unavailable", "code": exc.code},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
-
+    install_error_handlers(app)
     app.state.tokens = tokens
     app.state.limiter = RateLimiter(*rate_limit) if rate_limit else None
-
-    @app.exception_handler(RequestValidationError)
-    async def _schema(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # Never echo the submitted values back: a rejected URL may carry a signature.
-        detail = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": detail, "code": "invalid_request"}, status_code=422)
 
     cache = DocumentCache()
 

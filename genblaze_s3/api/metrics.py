@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.models import AssetState, JobState
 from genblaze_s3.ingest.status import StatusStore
 
@@ -26,10 +27,10 @@ class StoreCollector(Collector):
         except Exception:
             return
         jobs = CounterMetricFamily("genblaze_jobs", "Jobs entering each state", labels=["state"])
-        jobs.add_metric(["submitted"], stats.get("jobs_submitted", 0))
+        jobs.add_metric(["submitted"], stats.get(stat_names.JOBS_SUBMITTED, 0))
         for s in JobState:
             if s != JobState.QUEUED:
-                jobs.add_metric([s.value], stats.get(f"jobs_{s.value}", 0))
+                jobs.add_metric([s.value], stats.get(stat_names.jobs_entered(s), 0))
         yield jobs
         assets = CounterMetricFamily(
             "genblaze_assets", "Assets finished, by state", labels=["state"]
@@ -40,23 +41,25 @@ class StoreCollector(Collector):
             AssetState.FAILED,
             AssetState.CANCELED,
         ):
-            assets.add_metric([a.value], stats.get(f"assets_{a.value}", 0))
+            assets.add_metric([a.value], stats.get(stat_names.assets_finished(a), 0))
         yield assets
         yield CounterMetricFamily(
             "genblaze_bytes_ingested",
             "Bytes stored by workers",
-            value=stats.get("bytes_ingested", 0),
+            value=stats.get(stat_names.BYTES_INGESTED, 0),
         )
         yield CounterMetricFamily(
-            "genblaze_copy_retries", "Retried copy attempts", value=stats.get("retries_total", 0)
+            "genblaze_copy_retries",
+            "Retried copy attempts",
+            value=stats.get(stat_names.RETRIES_TOTAL, 0),
         )
         yield CounterMetricFamily(
             "genblaze_copy_seconds_sum",
             "Total seconds spent copying",
-            value=stats.get("copy_seconds_sum", 0),
+            value=stats.get(stat_names.COPY_SECONDS_SUM, 0),
         )
         yield CounterMetricFamily(
-            "genblaze_copy_count", "Copies completed", value=stats.get("copy_count", 0)
+            "genblaze_copy_count", "Copies completed", value=stats.get(stat_names.COPY_COUNT, 0)
         )
         depth = self._queue_depth()
         if depth is not None:

@@ -7,7 +7,6 @@ task only maps the returned `StepResult` to ack / retry / send finalize.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ from typing import Any
 
 import redis
 
+from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.backoff import compute_backoff
 from genblaze_s3.ingest.checkpoint import RedisCheckpointStore
 from genblaze_s3.ingest.destinations import DestinationPolicy
@@ -35,9 +35,10 @@ from genblaze_s3.ingest.models import (
     JobMeta,
     JobState,
 )
+from genblaze_s3.ingest.progress import ProgressThrottle
 from genblaze_s3.ingest.redact import redact_url
-from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.status import ProgressThrottle, StatusStore
+from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
+from genblaze_s3.ingest.status import StatusStore
 
 logger = logging.getLogger("genblaze_s3.ingest.worker")
 _URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
@@ -128,7 +129,7 @@ def process_asset(
                 ctx, job_id, asset_id, "source_missing", "source URL expired from the store"
             )
         return _copy(
-            ctx, lease, job_id, record, json.loads(ctx.sealer.unseal(source)), meta, state, retries
+            ctx, lease, job_id, record, ctx.sealer.unseal_source(source), meta, state, retries
         )
 
 
@@ -147,7 +148,7 @@ def _copy(
     lease: AssetLease,
     job_id: str,
     record: AssetRecord,
-    source: dict[str, Any],
+    source: SourceRecord,
     meta: JobMeta,
     state: JobState,
     retries: int,
@@ -195,9 +196,9 @@ def _copy(
     try:
         result = copy_url(
             backend,
-            source["url"],
+            source.url,
             dest,
-            expected_sha256=source.get("sha256"),
+            expected_sha256=source.sha256,
             media_type=record.media_type,
             progress=on_progress,
             checkpoint_store=ctx.checkpoints,
@@ -217,14 +218,14 @@ def _copy(
             )
             return StepResult(Action.DONE)  # a canceled job writes no manifest
         if exc.retryable and retries < ctx.max_retries:
-            ctx.store.incr_stat("retries_total")
+            ctx.store.incr_stat(stat_names.RETRIES_TOTAL)
             logger.info("asset %s/%s retry %d: %s", job_id, asset_id, retries + 1, exc.code)
             return StepResult(Action.RETRY, countdown=compute_backoff(retries))
         return _fail(ctx, job_id, asset_id, exc.code, str(exc))
     except Exception as exc:  # unexpected: bounded retries, then a stable code
         logger.exception("asset %s/%s internal error", job_id, asset_id)
         if retries < ctx.max_retries:
-            ctx.store.incr_stat("retries_total")
+            ctx.store.incr_stat(stat_names.RETRIES_TOTAL)
             return StepResult(Action.RETRY, countdown=compute_backoff(retries))
         return _fail(ctx, job_id, asset_id, "internal_error", type(exc).__name__)
     state_done = AssetState.DEDUPLICATED if result.deduplicated else AssetState.STORED

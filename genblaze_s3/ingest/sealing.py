@@ -8,7 +8,22 @@ Without a key it is stored as is (development default) - documented, not hidden.
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict
+
 _PREFIX = "fernet:"
+
+
+class SourceRecord(BaseModel):
+    """What a worker needs to fetch one asset, stored sealed per asset until it ends.
+
+    Built by the submitter (`build_submission`), read by the worker (`process_asset`);
+    the raw `url` (signature included) is never served by the API or logged.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    url: str
+    sha256: str | None = None  # the hash the submitter expects, checked after the copy
 
 
 class SourceSealer:
@@ -29,6 +44,14 @@ class SourceSealer:
         if self._fernet is None:
             return text
         return _PREFIX + self._fernet.encrypt(text.encode()).decode()
+
+    def seal_source(self, record: SourceRecord) -> str:
+        """The record as stored: its JSON, sealed when a key is set."""
+        return self.seal(record.model_dump_json())
+
+    def unseal_source(self, text: str) -> SourceRecord:
+        """The record from its stored form (sealed or not)."""
+        return SourceRecord.model_validate_json(self.unseal(text))
 
     def unseal(self, text: str) -> str:
         if not text.startswith(_PREFIX):

@@ -44,9 +44,12 @@ class IngestService:
     def submit(self, sub: JobSubmission, *, idempotency_key: str | None = None) -> tuple[str, bool]:
         """Record and enqueue; returns (job_id, created). Raises before any write if refused."""
         self.policy.check(sub.meta.destination)
-        sources = {k: self.sealer.seal(v) for k, v in sub.sources.items()}
         job_id, created = self.store.create_job(
-            sub.meta, sub.assets, sources, sub.payload, idempotency_key=idempotency_key
+            sub.meta,
+            sub.assets,
+            sub.sealed_sources(self.sealer),
+            sub.payload,
+            idempotency_key=idempotency_key,
         )
         if not created:
             return job_id, False

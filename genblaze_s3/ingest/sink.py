@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from genblaze_core.exceptions import SinkError
 from genblaze_core.sinks.base import BaseSink
 from genblaze_core.storage.base import KeyStrategy
+from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.ingest.client import JobHandle, StoreSource
 from genblaze_s3.ingest.destinations import DestinationPolicy
@@ -98,6 +99,8 @@ class QueuedStorageSink(BaseSink):
             batch_max=config.batch_max,
         )
         self._destination = destination_of(backend, prefix, self._key_strategy)
+        # Only its key layout is used: the manifest is written by finalize, in a worker.
+        self._layout = ObjectStorageSink(backend, prefix=prefix, key_strategy=self._key_strategy)
         self.last_job: JobHandle | None = None
 
     @property
@@ -105,17 +108,9 @@ class QueuedStorageSink(BaseSink):
         return self._store
 
     def manifest_key_for(self, run: Run) -> str:
-        """Where the workers will write this run's manifest (ObjectStorageSink's rule)."""
-        from genblaze_core.storage.key_builder import KeyBuilder
-
-        kb = KeyBuilder.from_prefix(self._prefix)
-        if self._key_strategy == KeyStrategy.HIERARCHICAL:
-            parts = ["runs"]
-            if run.tenant_id:
-                parts.append(run.tenant_id)
-            parts += [run.created_at.strftime("%Y-%m-%d"), run.run_id, "manifest.json"]
-            return kb.build(*parts)
-        return kb.build("manifests", f"{run.run_id}.json")
+        """Where the workers will write this run's manifest: genblaze-core's own rule
+        (the `ObjectStorageSink` finalize writes through), never re-derived here."""
+        return self._layout.manifest_key_for(run)
 
     def write_run(self, run: Run, manifest: Manifest) -> None:
         """Validate, record and enqueue; returns without downloading anything.

@@ -4,30 +4,36 @@ Why Redis and not the Celery result backend: state must be readable by the API,
 the CLI and `job.wait()` while tasks run, survive redelivery, and expire on a
 retention we choose. Every write goes through one pipeline that also refreshes
 the key's TTL, so a record never outlives its retention and never needs a sweep.
+
+Its neighbours: the keys it touches are in `keys.py`, the counters of its stats
+hash in `stats.py`, the public job document it serves is built by `document.py`.
+Every public method raises `StoreUnavailableError` (wrapping the redis error) when
+Redis fails to answer: the store's one error boundary, mapped once by the API
+(503) and the workers (requeue).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
 from genblaze_s3.ingest import keys
+from genblaze_s3.ingest import stats as stat_names
+from genblaze_s3.ingest.document import build_document, document_json, document_view
+from genblaze_s3.ingest.errors import StoreUnavailableError
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     AssetRecord,
     AssetState,
-    AssetView,
     ErrorInfo,
     JobMeta,
     JobState,
     JobView,
     ManifestInfo,
-    Progress,
     utc_now,
 )
 from genblaze_s3.ingest.transitions import can_transition_asset, can_transition_job
@@ -56,28 +62,38 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-class ProgressThrottle:
-    """Decides when a progress update is worth a Redis write.
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-    Why: a 1 GiB copy reports progress thousands of times; the store only needs
-    a few writes per second per asset to drive progress bars.
+
+def _store_errors_mapped(method: _F) -> _F:
+    """Raise StoreUnavailableError (from the redis error) instead of a redis-py error.
+
+    Every redis error but DataError, which redis-py raises before sending anything
+    (a value it cannot encode: our bug, not the store's state), so it stays itself.
     """
 
-    def __init__(self, interval: float = 0.5, clock: Callable[[], float] = time.monotonic):
-        self._interval = interval
-        self._clock = clock
-        # Start the clock now: a copy shorter than one interval writes no progress at
-        # all (its terminal write carries the bytes), which saves small files a write.
-        self._last = clock()
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except redis.DataError:
+            raise
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"status store unavailable ({type(exc).__name__})") from exc
 
-    def ready(self, *, final: bool = False) -> bool:
-        now = self._clock()
-        if final or now - self._last >= self._interval:
-            self._last = now
-            return True
-        return False
+    return wrapper  # type: ignore[return-value]
 
 
+def _map_store_errors(cls: type) -> type:
+    """Apply `_store_errors_mapped` to every public method: the boundary cannot be
+    forgotten by a method added later."""
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and callable(value):
+            setattr(cls, name, _store_errors_mapped(value))
+    return cls
+
+
+@_map_store_errors
 class StatusStore:
     """Job/asset records in Redis; receives its connection, reads no environment."""
 
@@ -105,6 +121,9 @@ class StatusStore:
         idempotency_key: str | None = None,
     ) -> tuple[str, bool]:
         """Record a new job; returns (job_id, created).
+
+        `sources` are the stored forms of the jobs' SourceRecords (asset_id -> the
+        text `SourceSealer.seal_source` made), kept until each asset ends.
 
         With an Idempotency-Key already seen for this tenant, nothing is written
         and the earlier job id is returned with created=False.
@@ -137,7 +156,7 @@ class StatusStore:
             p.hset(keys.sources_key(meta.job_id), mapping=dict[Any, Any](sources))
             p.expire(keys.sources_key(meta.job_id), self.retention)
         p.set(keys.payload_key(meta.job_id), payload, ex=self.retention)
-        p.hincrby(keys.stats_key(), "jobs_submitted", 1)
+        p.hincrby(keys.stats_key(), stat_names.JOBS_SUBMITTED, 1)
         p.execute()
         return meta.job_id, True
 
@@ -145,11 +164,6 @@ class StatusStore:
     def get_meta(self, job_id: str) -> JobMeta | None:
         raw = self.redis.hget(keys.job_key(job_id), "meta")
         return JobMeta.model_validate_json(raw) if raw else None
-
-    def job_tenant(self, job_id: str) -> str | None:
-        """The owning tenant (one HGET), for authorization checks."""
-        raw = self.redis.hget(keys.job_key(job_id), "tenant")
-        return _s(raw) if raw is not None else None
 
     def job_version(self, job_id: str) -> tuple[str, int] | None:
         """(tenant, version) in one round trip; the version changes with every write."""
@@ -161,10 +175,6 @@ class StatusStore:
     def job_state(self, job_id: str) -> JobState | None:
         raw = self.redis.hget(keys.job_key(job_id), "state")
         return JobState(_s(raw)) if raw else None
-
-    def source_url(self, job_id: str, asset_id: str) -> str | None:
-        raw = self.redis.hget(keys.sources_key(job_id), asset_id)
-        return _s(raw) if raw is not None else None
 
     def payload(self, job_id: str) -> str | None:
         raw = self.redis.get(keys.payload_key(job_id))
@@ -181,53 +191,29 @@ class StatusStore:
         return [AssetRecord.model_validate_json(raw) for raw in raws if raw]
 
     def get_job(self, job_id: str) -> JobView | None:
-        """The full public document (two round trips whatever the asset count)."""
-        raw = self.redis.hgetall(keys.job_key(job_id))
-        if not raw:
-            return None
-        fields = {_s(k): _s(v) for k, v in raw.items()}
-        meta = JobMeta.model_validate_json(fields["meta"])
-        assets = self.get_assets(job_id, meta.asset_ids)
-        return build_view(meta, fields, assets)
+        """The public job document as a JobView (the Python API's view of it)."""
+        doc = self._document(job_id)
+        return document_view(doc) if doc is not None else None
 
     def get_job_document(self, job_id: str) -> str | None:
-        """The same document as `get_job(...).model_dump_json()`, built without pydantic.
+        """The public job document as `GET /v1/jobs/{id}` sends it (JSON)."""
+        doc = self._document(job_id)
+        return document_json(doc) if doc is not None else None
 
-        Why: this is the hot path of `GET /v1/jobs/{id}` (polled by every client);
-        plain dicts and the C json codec keep a 500-asset job in a few milliseconds.
-        Two round trips: HGETALL of the job, MGET of its assets.
-        """
+    def _document(self, job_id: str) -> dict[str, Any] | None:
+        """Two round trips whatever the asset count: HGETALL of the job, MGET of its assets."""
         raw = self.redis.hgetall(keys.job_key(job_id))
         if not raw:
             return None
-        f = {_s(k): _s(v) for k, v in raw.items()}
-        meta = json.loads(f["meta"])
+        job = {_s(k): _s(v) for k, v in raw.items()}
+        meta = json.loads(job["meta"])
         ids = meta["asset_ids"]
-        recs = (
+        records = (
             [json.loads(r) for r in self.redis.mget([keys.asset_key(job_id, a) for a in ids]) if r]
             if ids
             else []
         )
-        totals = [r["bytes_total"] for r in recs]
-        doc = {
-            "job_id": meta["job_id"],
-            "state": f["state"],
-            "run_id": meta["run_id"],
-            "created_at": meta["created_at"],
-            "updated_at": _iso_z(f["updated_at"]),
-            "progress": {
-                "bytes_done": sum(r["bytes_done"] for r in recs),
-                "bytes_total": None if None in totals else sum(totals),
-                "assets_done": sum(1 for r in recs if r["state"] in _TERMINAL_ASSET_VALUES),
-                "assets_total": len(ids),
-            },
-            "assets": [{k: r[k] for k in _VIEW_FIELDS} for r in recs],
-            "manifest": json.loads(f["manifest"])
-            if f.get("manifest")
-            else {"key": None, "url": None, "locked_until": None},
-            "error": json.loads(f["error"]) if f.get("error") else None,
-        }
-        return json.dumps(doc, separators=(",", ":"))
+        return build_document(job, meta, records)
 
     # -- asset writes ---------------------------------------------------------
     def start_asset(
@@ -275,15 +261,18 @@ class StatusStore:
             fields["error"] = error
         if bytes_uploaded is not None:
             fields["bytes_uploaded"] = bytes_uploaded  # by the finishing delivery: resume evidence
-        stats: list[tuple[str, float]] = [(f"assets_{state.value}", 1)]
+        counters: list[tuple[str, float]] = [(stat_names.assets_finished(state), 1)]
         if state in (AssetState.STORED, AssetState.DEDUPLICATED):
-            stats.append(("bytes_ingested", size or 0))
+            counters.append((stat_names.BYTES_INGESTED, size or 0))
         if copy_seconds is not None:
-            stats += [("copy_seconds_sum", float(copy_seconds)), ("copy_count", 1)]
+            counters += [
+                (stat_names.COPY_SECONDS_SUM, float(copy_seconds)),
+                (stat_names.COPY_COUNT, 1),
+            ]
         ak = keys.asset_key(job_id, asset_id)
         p = self.redis.pipeline(transaction=False)
         # Fast path: the terminal write, its counters and the done-set in one round trip.
-        fast = self._queue_cas(p, job_id, asset_id, state, fields, stats)
+        fast = self._queue_cas(p, job_id, asset_id, state, fields, counters)
         p.sadd(keys.done_key(job_id), asset_id)
         p.expire(keys.done_key(job_id), self.retention)
         # The raw source URL (a presigned signature) is kept only while a copy may need it.
@@ -295,7 +284,7 @@ class StatusStore:
         if fast is not None and out[0]:
             self._seen.pop(ak, None)  # terminal: never written again
         elif self._update_asset(job_id, asset_id, state, fields, use_seen=False):
-            self._incr_stats(stats)
+            self._incr_stats(counters)
         return int(total or 0) - int(done)
 
     def remaining(self, job_id: str) -> int:
@@ -356,7 +345,7 @@ class StatusStore:
             pipe.hset(jk, mapping=fields)
             pipe.hincrby(jk, "version", 1)
             pipe.expire(jk, self.retention)
-            pipe.hincrby(keys.stats_key(), f"jobs_{new.value}", 1)
+            pipe.hincrby(keys.stats_key(), stat_names.jobs_entered(new), 1)
             moved = True
 
         self.redis.transaction(txn, jk)
@@ -368,14 +357,15 @@ class StatusStore:
         return self.job_state(job_id)
 
     def incr_stat(self, name: str, amount: float = 1) -> None:
+        """Bump one counter of `stats.py` (e.g. ``stat_names.RETRIES_TOTAL``)."""
         self._incr_stats([(name, amount)])
 
     def stats(self) -> dict[str, float]:
         return {_s(k): float(_s(v)) for k, v in self.redis.hgetall(keys.stats_key()).items()}
 
-    def _incr_stats(self, stats: list[tuple[str, float]]) -> None:
+    def _incr_stats(self, counters: list[tuple[str, float]]) -> None:
         p = self.redis.pipeline(transaction=False)
-        for name, amount in stats:
+        for name, amount in counters:
             if isinstance(amount, float):  # the rule _ASSET_CAS follows too ('.' = float)
                 p.hincrbyfloat(keys.stats_key(), name, amount)
             else:
@@ -409,7 +399,7 @@ class StatusStore:
         asset_id: str,
         new: AssetState | None,
         fields: dict[str, Any],
-        stats: list[tuple[str, float]] | None = None,
+        counters: list[tuple[str, float]] | None = None,
     ) -> str | None:
         """Queue the CAS script on `pipe` when this process knows the current record.
 
@@ -423,7 +413,7 @@ class StatusStore:
         if updated is None:
             return None
         args: list[Any] = [raw, updated, self.retention, utc_now().isoformat()]
-        for name, amount in stats or ():
+        for name, amount in counters or ():
             args += [name, f"{amount:.6f}" if isinstance(amount, float) else int(amount)]
         # EVAL, not a Script object: redis-py precedes a pipeline holding a Script with a
         # SCRIPT EXISTS round trip; the server caches the compiled body by its hash anyway.
@@ -479,53 +469,3 @@ class StatusStore:
             self._seen.pop(ak, None)
         else:
             self._remember(ak, raw)
-
-
-_TERMINAL_ASSET_VALUES = frozenset(s.value for s in TERMINAL_ASSET_STATES)
-_VIEW_FIELDS = tuple(AssetView.model_fields)
-
-
-def _iso_z(value: str) -> str:
-    """Our stored isoformat ('+00:00') in pydantic's JSON spelling ('Z')."""
-    return value[:-6] + "Z" if value.endswith("+00:00") else value
-
-
-def build_view(meta: JobMeta, fields: dict[str, str], assets: list[AssetRecord]) -> JobView:
-    """Assemble the public document from stored pieces (pure; no I/O)."""
-    totals = [a.bytes_total for a in assets]
-    progress = Progress(
-        bytes_done=sum(a.bytes_done for a in assets),
-        bytes_total=None if any(t is None for t in totals) else sum(t or 0 for t in totals),
-        assets_done=sum(1 for a in assets if a.state in TERMINAL_ASSET_STATES),
-        assets_total=len(meta.asset_ids),
-    )
-    return JobView(
-        job_id=meta.job_id,
-        state=JobState(fields["state"]),
-        run_id=meta.run_id,
-        created_at=meta.created_at,
-        updated_at=datetime.fromisoformat(fields["updated_at"]),
-        progress=progress,
-        assets=[
-            AssetView(
-                asset_id=a.asset_id,
-                source_url=a.source_url,
-                state=a.state,
-                bytes_done=a.bytes_done,
-                bytes_total=a.bytes_total,
-                sha256=a.sha256,
-                key=a.key,
-                url=a.url,
-                error=a.error,
-            )
-            for a in assets
-        ],
-        manifest=ManifestInfo.model_validate_json(fields["manifest"])
-        if fields.get("manifest")
-        else ManifestInfo(),
-        error=ErrorInfo.model_validate_json(fields["error"]) if fields.get("error") else None,
-    )
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), default=str)

@@ -6,7 +6,6 @@ the same way and produce the same records.
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ from genblaze_core.models.step import Step
 from genblaze_s3.ingest.errors import InvalidJobError
 from genblaze_s3.ingest.models import AssetRecord, DestinationSpec, JobMeta, LockPolicy, utc_now
 from genblaze_s3.ingest.redact import redact_url
+from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
 
 MAX_ASSETS_PER_JOB = 10_000
 MAX_URL_LENGTH = 8192
@@ -36,8 +36,12 @@ class JobSubmission:
 
     meta: JobMeta
     assets: list[AssetRecord]
-    sources: dict[str, str]  # asset_id -> JSON {"url", "sha256"}: raw URL, never served
+    sources: dict[str, SourceRecord]  # asset_id -> raw URL + expected hash, never served
     payload: str  # the manifest JSON finalize rewrites
+
+    def sealed_sources(self, sealer: SourceSealer) -> dict[str, str]:
+        """The source records as the store keeps them (sealed when `sealer` has a key)."""
+        return {asset_id: sealer.seal_source(r) for asset_id, r in self.sources.items()}
 
 
 def run_from_urls(items: list[tuple[str, str | None, str | None]]) -> Run:
@@ -81,7 +85,7 @@ def build_submission(
         raise InvalidJobError(f"a job holds at most {MAX_ASSETS_PER_JOB} assets")
     seen: set[str] = set()
     records: list[AssetRecord] = []
-    sources: dict[str, str] = {}
+    sources: dict[str, SourceRecord] = {}
     for asset in pairs:
         if asset.asset_id in seen:
             raise InvalidJobError(f"asset {asset.asset_id} appears twice in the run")
@@ -95,7 +99,7 @@ def build_submission(
             )
         )
         sha = (expected_sha256 or {}).get(asset.asset_id)
-        sources[asset.asset_id] = json.dumps({"url": asset.url, "sha256": sha})
+        sources[asset.asset_id] = SourceRecord(url=asset.url, sha256=sha)
     if notify_url is not None:
         p = urlsplit(notify_url)
         if p.scheme not in {"http", "https"} or not p.hostname or p.username or p.password:

@@ -32,6 +32,7 @@ from typing import Any
 import redis
 
 from genblaze_s3.ingest import keys
+from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     TERMINAL_JOB_STATES,
@@ -267,7 +268,7 @@ def assert_terminal_counters(store: StatusStore) -> None:
         if state is not None and JobState(state.decode()) in TERMINAL_JOB_STATES:
             n_terminal += 1
     stats = store.stats()
-    counted = sum(stats.get(f"jobs_{s.value}", 0) for s in TERMINAL_JOB_STATES)
+    counted = sum(stats.get(stat_names.jobs_entered(s), 0) for s in TERMINAL_JOB_STATES)
     assert counted == n_terminal, f"{counted} terminal transitions for {n_terminal} terminal jobs"
 
 

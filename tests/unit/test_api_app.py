@@ -123,8 +123,35 @@ def test_store_down_is_503_not_500(sender: MemorySender) -> None:
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     app = create_app(IngestService(StatusStore(dead), sender, "q", DestinationPolicy()), TOKENS)
     c = TestClient(app, raise_server_exceptions=False)
-    assert c.get("/v1/jobs/abc", headers=_h()).status_code == 503
+    r = c.get("/v1/jobs/abc", headers=_h())
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert r.json() == {"detail": "status store unavailable", "code": "store_unavailable"}
+    body = {"assets": [{"url": "https://cdn.x/a.png"}], "destination": {"bucket": "media"}}
+    assert c.post("/v1/jobs", json=body, headers=_h()).status_code == 503
     assert c.get("/healthz").status_code == 503
+
+
+def test_every_mapped_error_answers_its_code_and_status() -> None:
+    """The one table (api/errors.py): each library error, its status and stable code."""
+    from fastapi import FastAPI
+
+    from genblaze_s3.api.errors import ERROR_RESPONSES, install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/raise/{name}")
+    def raise_(name: str) -> None:
+        cls = next(c for c in ERROR_RESPONSES if c.__name__ == name)
+        raise cls("https://cdn.x/a.png?sig=SECRET")
+
+    c = TestClient(app)
+    for cls, how in ERROR_RESPONSES.items():
+        r = c.get(f"/raise/{cls.__name__}")
+        assert r.status_code == how.status and r.json()["code"] == cls.code
+        assert ("Retry-After" in r.headers) == how.retry_after
+        if how.detail is not None:  # infrastructure errors never echo their text
+            assert "SECRET" not in r.text
 
 
 def test_openapi_document_in_repo_is_current(client: TestClient) -> None:

@@ -15,6 +15,7 @@ from moto import mock_aws
 from genblaze_s3 import S3StorageBackend
 from genblaze_s3.ingest.finalize import NotReady, finalize_job
 from genblaze_s3.ingest.models import AssetState, DestinationSpec, ErrorInfo, JobState, LockPolicy
+from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.submission import build_submission
 from tests.unit.ingest_fixtures import make_manifest
@@ -35,7 +36,7 @@ def _job(store: StatusStore, backend: S3StorageBackend, *, lock: bool = False, f
     m = make_manifest(["https://cdn.invalid/a.png", "https://cdn.invalid/b.png"])
     policy = LockPolicy(retain_until=datetime.now(UTC) + timedelta(days=1)) if lock else None
     sub = build_submission(m, DestinationSpec(bucket="media"), tenant="t", manifest_lock=policy)
-    store.create_job(sub.meta, sub.assets, sub.sources, sub.payload)
+    store.create_job(sub.meta, sub.assets, sub.sealed_sources(SourceSealer(None)), sub.payload)
     for i, aid in enumerate(sub.meta.asset_ids):
         if fail and i == 1:
             store.finish_asset(
@@ -97,6 +98,6 @@ def test_finalize_waits_for_every_asset(s3: S3StorageBackend) -> None:
     store = StatusStore(fakeredis.FakeRedis())
     m = make_manifest(["https://cdn.invalid/a.png"])
     sub = build_submission(m, DestinationSpec(bucket="media"), tenant="t")
-    store.create_job(sub.meta, sub.assets, sub.sources, sub.payload)
+    store.create_job(sub.meta, sub.assets, sub.sealed_sources(SourceSealer(None)), sub.payload)
     with pytest.raises(NotReady):
         finalize_job(store, lambda d: s3, sub.meta.job_id)

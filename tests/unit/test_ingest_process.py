@@ -13,6 +13,7 @@ from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.leases import AssetLease
 from genblaze_s3.ingest.models import AssetState, JobState
 from genblaze_s3.ingest.process import Action, WorkerContext, process_asset
+from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.transfer import SourceNotFound, SourceUnavailable
 from tests.unit.ingest_fixtures import make_submission
@@ -39,7 +40,7 @@ def ctx() -> WorkerContext:
 
 def _job(ctx: WorkerContext, n: int = 1) -> tuple[str, list[str]]:
     sub = make_submission(n)
-    ctx.store.create_job(sub.meta, sub.assets, sub.sources, sub.payload)
+    ctx.store.create_job(sub.meta, sub.assets, sub.sealed_sources(SourceSealer(None)), sub.payload)
     return sub.meta.job_id, sub.meta.asset_ids
 
 

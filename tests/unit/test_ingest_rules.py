@@ -94,7 +94,7 @@ def test_submission_keeps_raw_urls_out_of_records() -> None:
     m = make_manifest(["https://cdn.x/a.png?token=SECRET"])
     sub = build_submission(m, DestinationSpec(bucket="abc"), tenant="t")
     assert "SECRET" not in sub.assets[0].model_dump_json()
-    assert "SECRET" in sub.sources[sub.assets[0].asset_id]
+    assert "SECRET" in sub.sources[sub.assets[0].asset_id].url
     assert sub.meta.run_id == m.run.run_id and sub.meta.asset_ids == [sub.assets[0].asset_id]
 
 
@@ -146,6 +146,21 @@ def test_sealed_sources_round_trip_and_hide_the_signature() -> None:
     assert SourceSealer(None).unseal(raw) == raw  # unsealed values still read
     with pytest.raises(ValueError):
         SourceSealer(None).unseal(sealed)
+
+
+def test_source_records_round_trip_sealed_and_unsealed() -> None:
+    from cryptography.fernet import Fernet
+
+    from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
+
+    record = SourceRecord(url="https://cdn.x/a.png?X-Amz-Signature=CANARY", sha256="ab" * 32)
+    for sealer in (SourceSealer(Fernet.generate_key().decode()), SourceSealer(None)):
+        stored = sealer.seal_source(record)
+        assert ("CANARY" in stored) != sealer.enabled
+        assert sealer.unseal_source(stored) == record
+    # Records stored before the typed record existed (plain JSON) still read.
+    legacy = '{"url": "https://cdn.x/b.png", "sha256": null}'
+    assert SourceSealer(None).unseal_source(legacy) == SourceRecord(url="https://cdn.x/b.png")
 
 
 def test_stored_payload_has_no_source_secrets() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import fakeredis
 import pytest
@@ -10,7 +11,9 @@ import redis
 
 from genblaze_s3.ingest import keys
 from genblaze_s3.ingest.models import AssetState, ErrorInfo, JobState, ManifestInfo
-from genblaze_s3.ingest.status import ProgressThrottle, StatusStore
+from genblaze_s3.ingest.progress import ProgressThrottle
+from genblaze_s3.ingest.sealing import SourceSealer
+from genblaze_s3.ingest.status import StatusStore
 from tests.unit.ingest_fixtures import make_submission
 
 
@@ -24,9 +27,15 @@ def store(request: pytest.FixtureRequest) -> Iterator[StatusStore]:
     client.close()
 
 
+def _sealed(sub: Any) -> dict[str, str]:
+    return sub.sealed_sources(SourceSealer(None))
+
+
 def _create(store: StatusStore, n: int = 3) -> str:
     sub = make_submission(n)
-    job_id, created = store.create_job(sub.meta, sub.assets, sub.sources, sub.payload)
+    job_id, created = store.create_job(
+        sub.meta, sub.assets, sub.sealed_sources(SourceSealer(None)), sub.payload
+    )
     assert created
     return job_id
 
@@ -50,8 +59,8 @@ def test_every_key_has_the_retention_ttl(store: StatusStore) -> None:
 
 def test_idempotency_key_returns_the_first_job(store: StatusStore) -> None:
     a, b = make_submission(), make_submission()
-    first, c1 = store.create_job(a.meta, a.assets, a.sources, a.payload, idempotency_key="k1")
-    second, c2 = store.create_job(b.meta, b.assets, b.sources, b.payload, idempotency_key="k1")
+    first, c1 = store.create_job(a.meta, a.assets, _sealed(a), a.payload, idempotency_key="k1")
+    second, c2 = store.create_job(b.meta, b.assets, _sealed(b), b.payload, idempotency_key="k1")
     assert (c1, c2) == (True, False) and first == second
     assert store.get_meta(b.meta.job_id) is None
 
@@ -196,3 +205,15 @@ def test_float_counters_add_up_on_both_write_paths(store: StatusStore) -> None:
     store.finish_asset(job_id, b, AssetState.STORED, key="k2", url="u", size=1, copy_seconds=2.0)
     stats = store.stats()
     assert stats["copy_seconds_sum"] == pytest.approx(3.5) and stats["copy_count"] == 2
+
+
+def test_an_unreachable_store_raises_its_own_error() -> None:
+    """Callers see StoreUnavailableError (the redis error as its cause), never redis-py's."""
+    from genblaze_s3.ingest.errors import StoreUnavailableError
+
+    dead = StatusStore(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    for call in (lambda: dead.get_job("j"), lambda: dead.job_state("j"), dead.stats):
+        with pytest.raises(StoreUnavailableError) as info:
+            call()
+        assert isinstance(info.value.__cause__, redis.ConnectionError)
+        assert info.value.code == "store_unavailable"

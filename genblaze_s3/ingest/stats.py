@@ -1,0 +1,39 @@
+"""Every counter in the store's stats hash (``keys.stats_key()``), one name each.
+
+Read this file to know what /metrics can report. Writers (the StatusStore, the
+worker) and the reader (api/metrics.py) build field names only here, so a renamed
+counter cannot silently read as zero.
+
+| field                    | type  | bumped when                                       |
+|--------------------------|-------|---------------------------------------------------|
+| jobs_submitted           | int   | a job is recorded                                 |
+| jobs_{job state}         | int   | a job enters that state (running, succeeded, ...) |
+| assets_{asset state}     | int   | an asset ends in that state (stored, failed, ...) |
+| bytes_ingested           | int   | an asset is stored or deduplicated (its size)     |
+| retries_total            | int   | a copy attempt is retried                         |
+| copy_seconds_sum         | float | a copy ends (its duration)                        |
+| copy_count               | int   | a copy ends                                       |
+
+A float counter is written with HINCRBYFLOAT, an int with HINCRBY: the value's
+Python type decides (the store's Lua fast path follows the same rule).
+"""
+
+from __future__ import annotations
+
+from genblaze_s3.ingest.models import AssetState, JobState
+
+JOBS_SUBMITTED = "jobs_submitted"
+BYTES_INGESTED = "bytes_ingested"
+RETRIES_TOTAL = "retries_total"
+COPY_SECONDS_SUM = "copy_seconds_sum"
+COPY_COUNT = "copy_count"
+
+
+def jobs_entered(state: JobState) -> str:
+    """Jobs that entered `state`."""
+    return f"jobs_{state.value}"
+
+
+def assets_finished(state: AssetState) -> str:
+    """Assets that ended in the terminal `state`."""
+    return f"assets_{state.value}"
