@@ -5,7 +5,7 @@ Read this file to know the whole Redis footprint. Types and TTLs:
 | key                                   | type   | TTL              |
 |---------------------------------------|--------|------------------|
 | {ns}:job:{job}                        | hash   | retention        |
-| {ns}:job:{job}:asset:{asset}          | hash   | retention        |
+| {ns}:job:{job}:asset:{asset}          | string | retention        | AssetRecord JSON (asset_records.py)
 | {ns}:job:{job}:sources                | hash   | retention        | raw URLs, until asset ends
 | {ns}:job:{job}:payload                | string | retention        | manifest JSON to finalize
 | {ns}:job:{job}:done                   | set    | retention        | assets in a terminal state

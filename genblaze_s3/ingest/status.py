@@ -23,6 +23,7 @@ import redis
 
 from genblaze_s3.ingest import keys
 from genblaze_s3.ingest import stats as stat_names
+from genblaze_s3.ingest.asset_records import AssetRecordWriter
 from genblaze_s3.ingest.document import build_document, document_json, document_view
 from genblaze_s3.ingest.errors import StoreUnavailableError
 from genblaze_s3.ingest.models import (
@@ -36,26 +37,7 @@ from genblaze_s3.ingest.models import (
     ManifestInfo,
     utc_now,
 )
-from genblaze_s3.ingest.transitions import can_transition_asset, can_transition_job
-
-# Replace an asset record only if it still holds exactly what this process last saw,
-# then bump the job's version and (on a terminal move) its counters: one round trip
-# instead of WATCH/GET/MULTI/EXEC. ARGV[5..] are (stats field, amount) pairs.
-_ASSET_CAS = """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3])
-redis.call('hset', KEYS[2], 'updated_at', ARGV[4])
-redis.call('hincrby', KEYS[2], 'version', 1)
-for i = 5, #ARGV, 2 do
-  if string.find(ARGV[i + 1], '.', 1, true) then
-    redis.call('hincrbyfloat', KEYS[3], ARGV[i], ARGV[i + 1])
-  else
-    redis.call('hincrby', KEYS[3], ARGV[i], ARGV[i + 1])
-  end
-end
-return 1
-"""
-_SEEN_MAX = 2_000  # asset records remembered for the CAS fast path (per process)
+from genblaze_s3.ingest.transitions import can_transition_job
 
 
 def _s(v: Any) -> str:
@@ -102,9 +84,7 @@ class StatusStore:
     ):
         self.redis = client
         self.retention = retention_seconds
-        # Raw asset records as last read or written here: the expected value of the
-        # one-round-trip compare-and-set. A stale entry only costs a fallback.
-        self._seen: dict[str, bytes | str] = {}
+        self._assets = AssetRecordWriter(client, retention_seconds)
 
     # -- health ---------------------------------------------------------------
     def ping(self) -> bool:
@@ -223,14 +203,14 @@ class StatusStore:
 
         Pass the `job_state` already read to skip the job write when it is running.
         """
-        ok = self._update_asset(job_id, asset_id, AssetState.COPYING, {"worker": worker})
+        ok = self._assets.update(job_id, asset_id, AssetState.COPYING, {"worker": worker})
         if ok and job_state in (None, JobState.QUEUED):
             self.transition_job(job_id, JobState.RUNNING)
         return ok
 
     def record_progress(self, job_id: str, asset_id: str, done: int, total: int | None) -> None:
         """Write an asset's bytes (never over a terminal state); throttling is the caller's."""
-        self._update_asset(job_id, asset_id, None, {"bytes_done": done, "bytes_total": total})
+        self._assets.update(job_id, asset_id, None, {"bytes_done": done, "bytes_total": total})
 
     def finish_asset(
         self,
@@ -269,10 +249,9 @@ class StatusStore:
                 (stat_names.COPY_SECONDS_SUM, float(copy_seconds)),
                 (stat_names.COPY_COUNT, 1),
             ]
-        ak = keys.asset_key(job_id, asset_id)
         p = self.redis.pipeline(transaction=False)
         # Fast path: the terminal write, its counters and the done-set in one round trip.
-        fast = self._queue_cas(p, job_id, asset_id, state, fields, counters)
+        fast = self._assets.queue(p, job_id, asset_id, state, fields, counters)
         p.sadd(keys.done_key(job_id), asset_id)
         p.expire(keys.done_key(job_id), self.retention)
         # The raw source URL (a presigned signature) is kept only while a copy may need it.
@@ -282,8 +261,8 @@ class StatusStore:
         out = p.execute()
         *_, total, done = out
         if fast is not None and out[0]:
-            self._seen.pop(ak, None)  # terminal: never written again
-        elif self._update_asset(job_id, asset_id, state, fields, use_seen=False):
+            self._assets.forget(job_id, asset_id)
+        elif self._assets.update(job_id, asset_id, state, fields, use_seen=False):
             self._incr_stats(counters)
         return int(total or 0) - int(done)
 
@@ -306,7 +285,7 @@ class StatusStore:
         (meta, state), rec, source = p.execute()
         record = AssetRecord.model_validate_json(rec) if rec else None
         if record is not None and record.state not in TERMINAL_ASSET_STATES:
-            self._remember(keys.asset_key(job_id, asset_id), rec)  # it is about to be written
+            self._assets.remember(job_id, asset_id, rec)  # it is about to be written
         return (
             JobMeta.model_validate_json(meta) if meta else None,
             JobState(_s(state)) if state else None,
@@ -366,106 +345,8 @@ class StatusStore:
     def _incr_stats(self, counters: list[tuple[str, float]]) -> None:
         p = self.redis.pipeline(transaction=False)
         for name, amount in counters:
-            if isinstance(amount, float):  # the rule _ASSET_CAS follows too ('.' = float)
+            if isinstance(amount, float):  # the rule the CAS script follows too ('.' = float)
                 p.hincrbyfloat(keys.stats_key(), name, amount)
             else:
                 p.hincrby(keys.stats_key(), name, amount)
         p.execute()
-
-    # -- internals ------------------------------------------------------------
-    def _remember(self, ak: str, raw: bytes | str) -> None:
-        if len(self._seen) >= _SEEN_MAX:
-            self._seen.clear()  # only a cache: the next write takes the WATCH path
-        self._seen[ak] = raw
-
-    def _next_record(
-        self, raw: bytes | str, new: AssetState | None, fields: dict[str, Any]
-    ) -> str | None:
-        """The record after the change, or None when the change is not legal from `raw`."""
-        rec = AssetRecord.model_validate_json(raw)
-        if new is None:
-            if rec.state in TERMINAL_ASSET_STATES:
-                return None
-        elif not can_transition_asset(rec.state, new):
-            return None
-        return rec.model_copy(
-            update={**fields, **({"state": new} if new else {})}
-        ).model_dump_json()
-
-    def _queue_cas(
-        self,
-        pipe: Any,
-        job_id: str,
-        asset_id: str,
-        new: AssetState | None,
-        fields: dict[str, Any],
-        counters: list[tuple[str, float]] | None = None,
-    ) -> str | None:
-        """Queue the CAS script on `pipe` when this process knows the current record.
-
-        Returns the record it would write (None: no fast path; use the WATCH path).
-        """
-        ak = keys.asset_key(job_id, asset_id)
-        raw = self._seen.get(ak)
-        if raw is None:
-            return None
-        updated = self._next_record(raw, new, fields)
-        if updated is None:
-            return None
-        args: list[Any] = [raw, updated, self.retention, utc_now().isoformat()]
-        for name, amount in counters or ():
-            args += [name, f"{amount:.6f}" if isinstance(amount, float) else int(amount)]
-        # EVAL, not a Script object: redis-py precedes a pipeline holding a Script with a
-        # SCRIPT EXISTS round trip; the server caches the compiled body by its hash anyway.
-        pipe.eval(_ASSET_CAS, 3, ak, keys.job_key(job_id), keys.stats_key(), *args)
-        return updated
-
-    def _update_asset(
-        self,
-        job_id: str,
-        asset_id: str,
-        new: AssetState | None,
-        fields: dict[str, Any],
-        *,
-        use_seen: bool = True,
-    ) -> bool:
-        """Compare-and-set one asset record; False when the change is illegal.
-
-        `new=None` updates fields only, and only while the asset is not terminal.
-        One round trip when this process last wrote (or read) the record, else a
-        WATCH transaction.
-        """
-        ak = keys.asset_key(job_id, asset_id)
-        if use_seen:
-            p = self.redis.pipeline(transaction=False)
-            updated = self._queue_cas(p, job_id, asset_id, new, fields)
-            if updated is not None and p.execute()[0]:
-                self._after_write(ak, new, updated)
-                return True
-        moved: str | None = None
-
-        def txn(pipe: Any) -> None:
-            nonlocal moved
-            moved = None
-            raw = pipe.get(ak)
-            if raw is None:
-                return
-            updated = self._next_record(raw, new, fields)
-            if updated is None:
-                return
-            pipe.multi()
-            pipe.set(ak, updated, ex=self.retention)
-            pipe.hset(keys.job_key(job_id), "updated_at", utc_now().isoformat())
-            pipe.hincrby(keys.job_key(job_id), "version", 1)
-            moved = updated
-
-        self.redis.transaction(txn, ak)
-        if moved is not None:
-            self._after_write(ak, new, moved)
-        return moved is not None
-
-    def _after_write(self, ak: str, new: AssetState | None, raw: str) -> None:
-        if new in TERMINAL_ASSET_STATES:
-            self._seen.pop(ak, None)
-        else:
-            self._remember(ak, raw)
