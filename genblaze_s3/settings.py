@@ -84,15 +84,18 @@ class Settings(BaseSettings):
     batch_max: int = Field(
         16,
         ge=1,
-        description="Most assets one queue message carries (1: a message per asset).",
+        description="Most assets per queue message for large jobs (1: a message per asset; "
+        "docs/RELIABILITY.md).",
     )
     source_key: SecretStr | None = Field(
         None,
-        description="Fernet key sealing raw source URLs in the store; shared by submitters "
-        "and workers (unset: stored as is, for development).",
+        description="Fernet key encrypting raw source URLs at rest in Redis; shared by the "
+        "API/sink and the workers (unset: stored as is, for development).",
     )
     webhook_secret: SecretStr | None = Field(
-        None, description="Signs job webhooks (Standard Webhooks); unset: sent unsigned."
+        None,
+        description="HMAC-SHA256 key signing webhook bodies (X-Genblaze-Signature); "
+        "unset: sent unsigned.",
     )
 
     # -- what a job may reach ----------------------------------------------------------
@@ -105,16 +108,20 @@ class Settings(BaseSettings):
         "addresses (development and tests only).",
     )
     max_source_bytes: int = Field(
-        DEFAULT_MAX_SOURCE_BYTES, gt=0, description="Largest source a job may copy (bytes)."
+        DEFAULT_MAX_SOURCE_BYTES,
+        gt=0,
+        description="Size cap on a source download in bytes (larger: `too_large`).",
     )
-    ca_bundle: str | None = Field(None, description="Extra CA file trusted for sources.")
+    ca_bundle: str | None = Field(
+        None, description="CA bundle for https sources (unset: the system's)."
+    )
     allowed_endpoints: CommaList | None = Field(
         None,
-        description="Comma-separated S3 endpoints a job may name besides official AWS/B2 "
-        "(unset: AWS_ENDPOINT_URL; empty: official endpoints only).",
+        description="Comma-separated S3 endpoints a worker signs for, besides official "
+        "AWS S3 and B2 (unset: AWS_ENDPOINT_URL; empty: official endpoints only).",
     )
     allowed_buckets: CommaList | None = Field(
-        None, description="Comma-separated buckets a job may name (unset: any)."
+        None, description="Comma-separated buckets a worker writes to (unset: any)."
     )
     aws_endpoint_url: str | None = Field(
         None,
@@ -127,16 +134,27 @@ class Settings(BaseSettings):
         2, ge=1, description="Pool processes per worker (`genblaze-ingest worker`, Procfile)."
     )
     worker_pool: Literal["prefork", "threads", "solo", "eventlet", "gevent"] = Field(
-        "prefork", description="Celery pool of `genblaze-ingest worker` and the Procfile."
+        "prefork",
+        description="Celery pool of `genblaze-ingest worker` and the Procfile "
+        "(prefork survives a killed child).",
     )
     chunk_threads: int = Field(
-        4, ge=1, description="Copies one chunk message runs at once inside a pool process."
+        4,
+        ge=1,
+        description="Copies a chunk runs at once inside one pool child (each holds one "
+        "copy's part buffers).",
     )
     lease_ttl_ms: int = Field(
-        30000, gt=0, description="Asset lease lifetime (ms); renewed while a copy runs."
+        30000,
+        gt=0,
+        description="Per-asset lease (ms), renewed while a copy runs; a duplicate delivery "
+        "exits without side effects.",
     )
     max_attempts: int = Field(
-        5, ge=1, description="Deliveries of one asset before it fails (counted in the store)."
+        5,
+        ge=1,
+        description="Deliveries of one asset counted in Redis before it fails "
+        "(`too_many_attempts`: a poison task).",
     )
     max_retries: int = Field(
         5, ge=0, description="Retries of a retryable copy or finalize error before failing."
@@ -184,11 +202,13 @@ class Settings(BaseSettings):
     # -- API ---------------------------------------------------------------------------
     api_tokens: SecretStr = Field(
         SecretStr(""),
-        description="API bearer tokens as 'tenant:token,tenant2:token2'.",
+        description="API bearer tokens as 'tenant:token,tenant2:token2' (unset: the API "
+        "refuses every request).",
     )
     api_rate_limit: str = Field(
         "1000/1",
-        description="Requests per seconds per token, as 'requests/seconds' (empty: no limit).",
+        description="Per-token rate as 'requests/seconds', answered 429 + Retry-After above "
+        "it (empty: no limit).",
     )
     api_host: str = Field("127.0.0.1", description="Address `genblaze-ingest api` binds.")
     port: int = Field(8000, gt=0, lt=65536, validation_alias="PORT", description="Port of the API.")

@@ -5,8 +5,8 @@ Read this file to know the whole Redis footprint. Types and TTLs:
 | key                                   | type   | TTL              |
 |---------------------------------------|--------|------------------|
 | {ns}:job:{job}                        | hash   | retention        |
-| {ns}:job:{job}:asset:{asset}          | string | retention        | AssetRecord JSON (asset_records.py)
-| {ns}:job:{job}:sources                | hash   | retention        | raw URLs, until asset ends
+| {ns}:job:{job}:asset:{asset}          | string | retention        | AssetRecord JSON
+| {ns}:job:{job}:sources                | hash   | retention        | sealed sources, until done
 | {ns}:job:{job}:payload                | string | retention        | manifest JSON to finalize
 | {ns}:job:{job}:done                   | set    | retention        | assets in a terminal state
 | {ns}:idem:{tenant}:{key}              | string | retention        | Idempotency-Key -> job id
