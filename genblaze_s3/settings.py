@@ -8,10 +8,13 @@ copy. Only this module reads ``os.environ`` (a unit test greps for it): entry po
 (the Celery worker, the API app factory, the CLI, a ``QueuedStorageSink`` built
 without explicit values) call :func:`load_settings` once and pass typed values down.
 
-Adding a variable: add a field to :class:`Settings` with a ``Field(default,
-description=...)``; its variable is ``GENBLAZE_`` + the field name upper-cased
-(or the ``validation_alias`` it names). :func:`describe` turns the fields into the
-README's configuration table, so the description is the documentation.
+Adding a variable: add a typed field to :class:`Settings`, ``name: int =
+Field(default=..., description="...")`` (constraints such as ``ge=1`` make a bad
+value fail here, named); its variable is ``GENBLAZE_`` + the field name
+upper-cased (or the ``validation_alias`` it names). Then pass the value (or an
+object built from it, like ``fetch_policy()``) down from the entry point.
+:func:`describe` turns the fields into the README's configuration table, so the
+description is the documentation.
 
 Defaults are safe: SSRF guard on, no plain http, no private hosts.
 """
@@ -71,152 +74,159 @@ class Settings(BaseSettings):
 
     # -- store and broker ------------------------------------------------------------
     redis_url: str = Field(
-        DEFAULT_REDIS_URL, description="Redis holding the status store (job and asset state)."
+        default=DEFAULT_REDIS_URL,
+        description="Redis holding the status store (job and asset state).",
     )
     broker_url: str | None = Field(
-        None,
+        default=None,
         description="Celery broker (redis:// or amqp://); default: the status store's Redis.",
     )
-    queue: str = Field(DEFAULT_QUEUE, description="Broker queue the jobs are sent to.")
+    queue: str = Field(default=DEFAULT_QUEUE, description="Broker queue the jobs are sent to.")
     retention_seconds: int = Field(
-        7 * 24 * 3600, gt=0, description="How long job records stay in the store (seconds)."
+        default=7 * 24 * 3600, gt=0, description="How long job records stay in the store (seconds)."
     )
     batch_max: int = Field(
-        16,
+        default=16,
         ge=1,
         description="Most assets per queue message for large jobs (1: a message per asset; "
         "docs/RELIABILITY.md).",
     )
     source_key: SecretStr | None = Field(
-        None,
+        default=None,
         description="Fernet key encrypting raw source URLs at rest in Redis; shared by the "
         "API/sink and the workers (unset: stored as is, for development).",
     )
     webhook_secret: SecretStr | None = Field(
-        None,
+        default=None,
         description="HMAC-SHA256 key signing webhook bodies (X-Genblaze-Signature); "
         "unset: sent unsigned.",
     )
 
     # -- what a job may reach ----------------------------------------------------------
     allow_http: bool = Field(
-        False, description="Allow plain http:// sources (development and tests only)."
+        default=False, description="Allow plain http:// sources (development and tests only)."
     )
     allow_private_hosts: CommaList = Field(
-        (),
+        default=(),
         description="Comma-separated hosts that may resolve to private or loopback "
         "addresses (development and tests only).",
     )
     max_source_bytes: int = Field(
-        DEFAULT_MAX_SOURCE_BYTES,
+        default=DEFAULT_MAX_SOURCE_BYTES,
         gt=0,
         description="Size cap on a source download in bytes (larger: `too_large`).",
     )
     ca_bundle: str | None = Field(
-        None, description="CA bundle for https sources (unset: the system's)."
+        default=None, description="CA bundle for https sources (unset: the system's)."
     )
     allowed_endpoints: CommaList | None = Field(
-        None,
+        default=None,
         description="Comma-separated S3 endpoints a worker signs for, besides official "
         "AWS S3 and B2 (unset: AWS_ENDPOINT_URL; empty: official endpoints only).",
     )
     allowed_buckets: CommaList | None = Field(
-        None, description="Comma-separated buckets a worker writes to (unset: any)."
+        default=None, description="Comma-separated buckets a worker writes to (unset: any)."
     )
     aws_endpoint_url: str | None = Field(
-        None,
+        default=None,
         validation_alias="AWS_ENDPOINT_URL",
         description="The S3 endpoint of this deployment (allowed by default; CLI default).",
     )
 
     # -- worker ------------------------------------------------------------------------
     worker_concurrency: int = Field(
-        2, ge=1, description="Pool processes per worker (`genblaze-ingest worker`, Procfile)."
+        default=2,
+        ge=1,
+        description="Pool processes per worker (`genblaze-ingest worker`, Procfile).",
     )
     worker_pool: Literal["prefork", "threads", "solo", "eventlet", "gevent"] = Field(
-        "prefork",
+        default="prefork",
         description="Celery pool of `genblaze-ingest worker` and the Procfile "
         "(prefork survives a killed child).",
     )
     chunk_threads: int = Field(
-        4,
+        default=4,
         ge=1,
         description="Copies a chunk runs at once inside one pool child (each holds one "
         "copy's part buffers).",
     )
     lease_ttl_ms: int = Field(
-        30000,
+        default=30000,
         gt=0,
         description="Per-asset lease (ms), renewed while a copy runs; a duplicate delivery "
         "exits without side effects.",
     )
     max_attempts: int = Field(
-        5,
+        default=5,
         ge=1,
         description="Deliveries of one asset counted in Redis before it fails "
         "(`too_many_attempts`: a poison task).",
     )
     max_retries: int = Field(
-        5, ge=0, description="Retries of a retryable copy or finalize error before failing."
+        default=5, ge=0, description="Retries of a retryable copy or finalize error before failing."
     )
     visibility_timeout: int = Field(
-        DEFAULT_VISIBILITY_TIMEOUT,
+        default=DEFAULT_VISIBILITY_TIMEOUT,
         gt=0,
         description="Redis broker: seconds before an unacked message is redelivered; "
         "above the task time limit.",
     )
     unacked_restore_interval: int = Field(
-        60, gt=0, description="Redis broker: seconds between sweeps for unacked messages."
+        default=60, gt=0, description="Redis broker: seconds between sweeps for unacked messages."
     )
     source_read_timeout: float | None = Field(
-        None, gt=0, description="Seconds without a byte from a source: source_too_slow."
+        default=None, gt=0, description="Seconds without a byte from a source: source_too_slow."
     )
     source_min_rate: float | None = Field(
-        None, ge=0, description="Bytes/s below which a trickling source fails..."
+        default=None, ge=0, description="Bytes/s below which a trickling source fails..."
     )
     source_min_rate_grace: float | None = Field(
-        None, ge=0, description="...once this many seconds of the download have passed."
+        default=None, ge=0, description="...once this many seconds of the download have passed."
     )
     source_deadline: float | None = Field(
-        None, gt=0, description="Seconds allowed for one whole download."
+        default=None, gt=0, description="Seconds allowed for one whole download."
     )
     cas_mode: Literal["auto", "spool", "refetch"] | None = Field(
-        None,
+        default=None,
         description="How a content-addressed copy with an unknown hash learns its key: "
         "auto, spool (local disk) or refetch (read twice); unset: auto.",
     )
     spool_dir: str | None = Field(
-        None, description="Where spooled bodies go (unset: the temp directory)."
+        default=None, description="Where spooled bodies go (unset: the temp directory)."
     )
     aws_access_key_id: SecretStr | None = Field(
-        None,
+        default=None,
         validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "B2_KEY_ID"),
         description="The workers' S3 key id (or B2_KEY_ID); jobs never carry credentials.",
     )
     aws_secret_access_key: SecretStr | None = Field(
-        None,
+        default=None,
         validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "B2_APP_KEY"),
         description="The workers' S3 secret (or B2_APP_KEY).",
     )
 
     # -- API ---------------------------------------------------------------------------
     api_tokens: SecretStr = Field(
-        SecretStr(""),
+        default=SecretStr(""),
         description="API bearer tokens as 'tenant:token,tenant2:token2' (unset: the API "
         "refuses every request).",
     )
     api_rate_limit: str = Field(
-        "1000/1",
+        default="1000/1",
         description="Per-token rate as 'requests/seconds', answered 429 + Retry-After above "
         "it (empty: no limit).",
     )
-    api_host: str = Field("127.0.0.1", description="Address `genblaze-ingest api` binds.")
-    port: int = Field(8000, gt=0, lt=65536, validation_alias="PORT", description="Port of the API.")
+    api_host: str = Field(default="127.0.0.1", description="Address `genblaze-ingest api` binds.")
+    port: int = Field(
+        default=8000, gt=0, lt=65536, validation_alias="PORT", description="Port of the API."
+    )
 
     # -- CLI client --------------------------------------------------------------------
-    api_url: str = Field(DEFAULT_API_URL, description="API the CLI talks to.")
-    api_token: SecretStr | None = Field(None, description="The CLI's bearer token.")
-    bucket: str | None = Field(None, description="Default bucket of `genblaze-ingest submit`.")
+    api_url: str = Field(default=DEFAULT_API_URL, description="API the CLI talks to.")
+    api_token: SecretStr | None = Field(default=None, description="The CLI's bearer token.")
+    bucket: str | None = Field(
+        default=None, description="Default bucket of `genblaze-ingest submit`."
+    )
 
     # -- validation --------------------------------------------------------------------
     @field_validator("*", mode="before")
@@ -338,20 +348,20 @@ class B2Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
 
     bucket: str | None = Field(
-        None,
+        default=None,
         validation_alias=AliasChoices("B2_BUCKET", "B2_BUCKET_NAME"),
         description="Backblaze B2 bucket of `S3StorageBackend.for_b2()`.",
     )
     region: str | None = Field(
-        None, validation_alias="B2_REGION", description="B2 region (default us-west-004)."
+        default=None, validation_alias="B2_REGION", description="B2 region (default us-west-004)."
     )
     key_id: SecretStr | None = Field(
-        None,
+        default=None,
         validation_alias=AliasChoices("B2_KEY_ID", "B2_APPLICATION_KEY_ID"),
         description="B2 application key id.",
     )
     app_key: SecretStr | None = Field(
-        None,
+        default=None,
         validation_alias=AliasChoices("B2_APP_KEY", "B2_APPLICATION_KEY"),
         description="B2 application key.",
     )
@@ -497,6 +507,11 @@ def describe() -> list[tuple[str, str, str, str]]:
                 default = default.get_secret_value()
             shown = "" if default in (None, (), "") else str(default)
             rows.append(
-                (env_name(field, model), _type_label(info.annotation), shown, info.description)
+                (
+                    env_name(field, model),
+                    _type_label(info.annotation),
+                    shown,
+                    info.description or "",
+                )
             )
     return rows
