@@ -56,6 +56,7 @@ DEFAULT_VISIBILITY_TIMEOUT = TASK_TIME_LIMIT + 3600
 _EMPTY_IS_A_VALUE = frozenset({"allowed_endpoints", "api_rate_limit"})
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+CeleryPool = Literal["prefork", "processes", "threads", "solo", "eventlet", "gevent", "custom"]
 
 
 class SettingsError(ValueError):
@@ -139,7 +140,7 @@ class Settings(BaseSettings):
         ge=1,
         description="Pool processes per worker (`genblaze-ingest worker`, Procfile).",
     )
-    worker_pool: Literal["prefork", "threads", "solo", "eventlet", "gevent"] = Field(
+    worker_pool: CeleryPool = Field(
         default="prefork",
         description="Celery pool of `genblaze-ingest worker` and the Procfile "
         "(prefork survives a killed child).",
