@@ -11,13 +11,14 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from genblaze_core.storage.url_policy import URLPolicy, URLPolicyError
+
 from genblaze_s3.backend import S3StorageBackend
-from genblaze_s3.encryption import Encryption, EncryptionMode
-from genblaze_s3.presigned import PresignedURL
-from genblaze_s3.url_policy import URLPolicy, URLPolicyError
+from genblaze_s3.backend.encryption import Encryption, EncryptionMode
+from genblaze_s3.backend.presigned import PresignedURL
 
 if TYPE_CHECKING:
-    from genblaze_s3.async_backend import AsyncS3StorageBackend
+    from genblaze_s3.backend.async_backend import AsyncS3StorageBackend
 
 try:
     __version__ = version("genblaze-s3")
@@ -27,7 +28,7 @@ except PackageNotFoundError:  # running from a source checkout
 
 def __getattr__(name: str) -> Any:
     if name == "AsyncS3StorageBackend":
-        value = import_module("genblaze_s3.async_backend").AsyncS3StorageBackend
+        value = import_module("genblaze_s3.backend.async_backend").AsyncS3StorageBackend
         globals()[name] = value
         return value
     raise AttributeError(f"module 'genblaze_s3' has no attribute {name!r}")

@@ -4,7 +4,8 @@ Why: Celery retry decisions, job status and the HTTP API read ``code`` and
 ``retryable``, never an exception's text. Every error a copy can raise is a
 :class:`TransferError` with a stable ``code``; :func:`map_source_error` and
 :func:`map_storage_error` are the only places that look at requests / urllib3 /
-botocore / socket exceptions (most specific first, like httpx's ``map_exceptions``).
+botocore / socket exceptions (most specific first, like httpx's ``map_exceptions``);
+S3 error codes are read by the backend's :mod:`~genblaze_s3.backend.s3errors`.
 Messages never include URL query strings (presigned signatures are secrets).
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 import socket
 import ssl
 from typing import ClassVar
+
+from genblaze_s3.backend import s3errors
 
 
 class TransferError(Exception):
@@ -106,25 +109,6 @@ class Canceled(TransferError):
     code = "canceled"
 
 
-# S3 error codes worth retrying (transient server side or throttling).
-RETRYABLE_S3_CODES = frozenset(
-    {
-        "InternalError",
-        "ServiceUnavailable",
-        "SlowDown",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "500",
-        "502",
-        "503",
-        "504",
-    }
-)
-
-
 def map_source_error(exc: BaseException) -> TransferError:
     """Map a requests/urllib3/socket error raised while fetching the source."""
     import requests
@@ -167,44 +151,11 @@ def error_for_status(status: int) -> TransferError | None:
     return SourceUnavailable(f"unexpected source status {status}")
 
 
-def s3_error_code(exc: BaseException) -> str | None:
-    """The S3 error code of a botocore ClientError, else None."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        err = response.get("Error") or {}
-        code = err.get("Code")
-        if code:
-            return str(code)
-        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        return str(status) if status else None
-    return None
-
-
 def is_retryable_storage_error(exc: BaseException) -> bool:
     """Whether an object-store error is transient (worth retrying the same request)."""
-    import botocore.exceptions as bce
-
     if isinstance(exc, TransferError):
         return exc.retryable
-    if isinstance(exc, bce.ClientError):
-        code = s3_error_code(exc)
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code == "NotImplemented" or status == 501:
-            return False  # a missing feature does not appear on retry
-        return code in RETRYABLE_S3_CODES or (isinstance(status, int) and status >= 500)
-    return isinstance(
-        exc,
-        (
-            bce.ConnectionError,
-            bce.HTTPClientError,
-            bce.ReadTimeoutError,
-            bce.IncompleteReadError,
-            bce.ResponseStreamingError,
-            ConnectionError,
-            socket.timeout,
-            OSError,
-        ),
-    )
+    return s3errors.is_retryable(exc)
 
 
 def map_storage_error(exc: BaseException, what: str) -> TransferError:
@@ -214,5 +165,5 @@ def map_storage_error(exc: BaseException, what: str) -> TransferError:
     retryable = is_retryable_storage_error(exc)
     if not retryable:
         retryable = bool(getattr(exc, "is_retriable", False))
-    code = s3_error_code(exc) or type(exc).__name__
+    code = s3errors.error_code(exc) or type(exc).__name__
     return StorageFailure(f"{what} failed ({code})", retryable=retryable)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from genblaze_s3 import S3StorageBackend
-from genblaze_s3._backend_client import EXPECT_MIN_BODY
+from genblaze_s3.backend.client import EXPECT_MIN_BODY
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

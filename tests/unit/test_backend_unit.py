@@ -17,11 +17,11 @@ from genblaze_core.storage.types import FileEntry, ListPage, TransferProgress
 from moto import mock_aws
 
 from genblaze_s3 import Encryption, PresignedURL, S3StorageBackend, URLPolicy, URLPolicyError
-from genblaze_s3 import _backend_bulk as bulk
-from genblaze_s3._backend_client import ProgressReporter
-from genblaze_s3._backend_copy import MIN_PART_SIZE, CopyPlan
-from genblaze_s3._backend_errors import scrub, to_storage_error
-from genblaze_s3._user_agent import build_user_agent
+from genblaze_s3.backend import bulk
+from genblaze_s3.backend.errors import scrub, to_storage_error
+from genblaze_s3.backend.progress import ProgressReporter
+from genblaze_s3.backend.server_copy import MIN_PART_SIZE, CopyPlan
+from genblaze_s3.backend.user_agent import build_user_agent
 
 
 @pytest.fixture

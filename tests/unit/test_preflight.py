@@ -132,6 +132,8 @@ def test_b2_403_with_bucket_nowhere_says_so(stubs: Callable[..., Stub]) -> None:
     with pytest.raises(StorageError) as exc:
         b2_backend(regions, "us-west-004")
     assert "does not exist in any" in str(exc.value)
+    # The code comes from the finding, not from the hint's wording: nowhere is not a redirect.
+    assert exc.value.error_code is StorageErrorCode.ACCESS_DENIED
 
 
 def test_permanent_failure_is_remembered(stubs: Callable[..., Stub]) -> None:
@@ -177,6 +179,7 @@ def test_custom_endpoint_301_names_region_without_guessing_endpoint(
     with pytest.raises(StorageError) as exc:
         backend.exists("k")
     assert "eu-west-1" in str(exc.value)
+    assert exc.value.error_code is StorageErrorCode.REGION_REDIRECT
     assert backend.endpoint_url == stub.url
 
 

@@ -1,23 +1,26 @@
-"""One place where boto errors become genblaze ``StorageError`` — with secrets scrubbed.
+"""The S3 boundary: the one place boto errors become genblaze ``StorageError``, secrets scrubbed.
 
 Classification is genblaze-core's (:func:`classify_botocore_error`), so
 ``error_code`` / ``is_retriable`` mean the same thing across every genblaze
-backend. On top of it we remove SSE-C key material from messages (botocore's
-parameter validator echoes parameter values) and install a logging filter that
-redacts the SSE-C headers botocore prints at DEBUG level.
+backend (raw S3 codes are read in :mod:`genblaze_s3.backend.s3errors`). On top
+of it we remove SSE-C key material from messages (botocore's parameter
+validator echoes parameter values) and install a logging filter that redacts
+the SSE-C headers botocore prints at DEBUG level.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from botocore.exceptions import ClientError
 from genblaze_core.exceptions import StorageError
 from genblaze_core.storage.errors import StorageErrorCode, classify_botocore_error
 
-from genblaze_s3.encryption import Encryption
+from genblaze_s3.backend.encryption import Encryption
+from genblaze_s3.backend.s3errors import http_status
 
 _REDACTED = "<redacted>"
 
@@ -41,21 +44,6 @@ def scrub(text: str, encryption: Encryption | None = None) -> str:
     return text
 
 
-def error_code_of(exc: BaseException) -> str:
-    """The S3 error code (``NoSuchKey``, ``404``...) of a ClientError, else ``""``."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def status_of(exc: BaseException) -> int | None:
-    """HTTP status of a ClientError, if any."""
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return status if isinstance(status, int) else None
-    return None
-
-
 def to_storage_error(
     exc: BaseException,
     *,
@@ -71,15 +59,31 @@ def to_storage_error(
     code = err.error_code
     if (
         encryption is None
-        and status_of(exc) == 400
+        and http_status(exc) == 400
         and operation in {"head", "get", "get_range", "stream", "copy"}
     ):
         # S3 answers 400 to reads of an SSE-C object made without the key.
         code = StorageErrorCode.ENCRYPTION_REQUIRED
         message += " (SSE-C objects need encryption=Encryption.sse_c(key))"
+    return restated(err, message, error_code=code, operation=operation)
+
+
+@contextmanager
+def storage_errors(
+    operation: str, key: str | None = None, encryption: Encryption | None = None
+) -> Iterator[None]:
+    """Map whatever the block raises to a ``StorageError`` (see :func:`to_storage_error`)."""
+    try:
+        yield
+    except Exception as exc:
+        raise to_storage_error(exc, operation=operation, key=key, encryption=encryption) from exc
+
+
+def restated(err: StorageError, message: str, *, error_code: Any, operation: str) -> StorageError:
+    """``err`` with a new message and code; request id, status and retry facts kept."""
     return StorageError(
         message,
-        error_code=code,
+        error_code=error_code,
         request_id=err.request_id,
         status_code=err.status_code,
         retry_after=err.retry_after,
@@ -125,17 +129,10 @@ def install_log_redaction() -> None:
             logger.addFilter(_FILTER)
 
 
-def client_error_status(exc: ClientError) -> tuple[str, int | None, dict[str, Any]]:
-    """(error code, HTTP status, response headers) of a ClientError."""
-    meta = exc.response.get("ResponseMetadata", {}) or {}
-    return error_code_of(exc), status_of(exc), dict(meta.get("HTTPHeaders", {}) or {})
-
-
 __all__ = [
-    "client_error_status",
-    "error_code_of",
     "install_log_redaction",
+    "restated",
     "scrub",
-    "status_of",
+    "storage_errors",
     "to_storage_error",
 ]

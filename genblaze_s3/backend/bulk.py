@@ -14,9 +14,12 @@ from typing import Any
 from genblaze_core.exceptions import StorageError
 from genblaze_core.storage.types import DeleteError, DeleteResult, ListPage
 
-from genblaze_s3._backend_errors import error_code_of, to_storage_error
+from genblaze_s3.backend.errors import to_storage_error
+from genblaze_s3.backend.s3errors import error_code
 
 logger = logging.getLogger("genblaze_s3.backend")
+
+LifecycleRules = list[dict[str, Any]]  # S3 LifecycleConfiguration "Rules", as boto3 takes them
 
 DELETE_BATCH_MAX = 1000  # S3 DeleteObjects hard cap per request
 ABORT_MULTIPART_RULE_ID = "genblaze-cancel-unfinished-multipart"
@@ -47,7 +50,7 @@ def delete_keys(client: Any, bucket: str, keys: Sequence[str]) -> DeleteResult:
             )
         except Exception as exc:
             err = to_storage_error(exc, operation="delete_many")
-            code = error_code_of(exc) or str(err.error_code or "backend_error")
+            code = error_code(exc) or str(err.error_code or "backend_error")
             errors.extend(DeleteError(key=k, code=code, message=str(err)) for k in batch)
             continue
         deleted.extend(d["Key"] for d in resp.get("Deleted") or [])
@@ -152,20 +155,33 @@ def read_lifecycle_rules(client: Any, bucket: str) -> list[dict[str, Any]]:
     try:
         resp = client.get_bucket_lifecycle_configuration(Bucket=bucket)
     except Exception as exc:
-        if error_code_of(exc) in {"NoSuchLifecycleConfiguration", "NoSuchLifecycle"}:
+        if error_code(exc) in {"NoSuchLifecycleConfiguration", "NoSuchLifecycle"}:
             return []
         raise
     return list(resp.get("Rules") or [])
 
 
+def ensure_lifecycle_rules(
+    client: Any, bucket: str, ours: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Put ``ours`` merged into the bucket's lifecycle rules; returns the rules now set."""
+    merged = merge_lifecycle_rules(read_lifecycle_rules(client, bucket), ours)
+    client.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": merged}
+    )
+    return merged
+
+
 __all__ = [
     "ABORT_MULTIPART_RULE_ID",
     "DELETE_BATCH_MAX",
+    "LifecycleRules",
     "NONCURRENT_RULE_ID",
     "chunked",
     "default_lifecycle_rules",
     "delete_keys",
     "delete_pages",
+    "ensure_lifecycle_rules",
     "merge_lifecycle_rules",
     "read_lifecycle_rules",
 ]

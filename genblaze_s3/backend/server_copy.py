@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from genblaze_s3.encryption import Encryption
+from genblaze_s3.backend import calls
+from genblaze_s3.backend.encryption import Encryption
 
 MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -95,7 +96,7 @@ def multipart_copy(
             Key=dst_key,
             UploadId=upload_id,
             MultipartUpload={"Parts": parts},
-            **(encryption.to_read_args() if encryption is not None else {}),
+            **calls.read_args(encryption),
         )
     except BaseException:
         # The original failure matters more than a failed cleanup (the bucket's
@@ -105,10 +106,42 @@ def multipart_copy(
         raise
 
 
+def copy_within_bucket(
+    client: Any,
+    bucket: str,
+    src_key: str,
+    dst_key: str,
+    *,
+    encryption: Encryption | None,
+    threshold: int,
+    part_size: int,
+) -> None:
+    """CopyObject, or :func:`multipart_copy` for a source above ``threshold`` bytes."""
+    head = client.head_object(Bucket=bucket, Key=src_key, **calls.read_args(encryption))
+    if int(head.get("ContentLength", 0)) > threshold:
+        multipart_copy(
+            client,
+            bucket,
+            src_key,
+            dst_key,
+            source_head=head,
+            part_size=part_size,
+            encryption=encryption,
+        )
+        return
+    client.copy_object(
+        Bucket=bucket,
+        Key=dst_key,
+        CopySource={"Bucket": bucket, "Key": src_key},
+        **(encryption.to_copy_args() if encryption is not None else {}),
+    )
+
+
 __all__ = [
     "COPY_CONCURRENCY",
     "CopyPlan",
     "DEFAULT_COPY_PART_SIZE",
     "DEFAULT_COPY_THRESHOLD",
+    "copy_within_bucket",
     "multipart_copy",
 ]

@@ -24,61 +24,42 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from enum import Enum
+from typing import Any
 
 from botocore.exceptions import ClientError
 from genblaze_core.exceptions import StorageError
 from genblaze_core.storage.errors import RETRYABLE_STORAGE_CODES, StorageErrorCode
 
-from genblaze_s3._backend_client import ClientSettings, build_client
-from genblaze_s3._backend_errors import client_error_status, to_storage_error
+from genblaze_s3.backend.client import ClientSettings, build_client
+from genblaze_s3.backend.errors import restated, to_storage_error
+from genblaze_s3.backend.regions import RegionalService, endpoint_for
+from genblaze_s3.backend.s3errors import http_status, response_headers
 
 logger = logging.getLogger("genblaze_s3.preflight")
 
-# Backblaze's published S3 regions. A new one appears every few years.
-B2_REGIONS: tuple[str, ...] = (
-    "us-west-001",
-    "us-west-002",
-    "us-west-004",
-    "us-east-005",
-    "eu-central-003",
-    "ca-east-006",
-)
-B2_DEFAULT_REGION = "us-west-004"
-B2_ENDPOINT_TEMPLATE = "https://s3.{region}.backblazeb2.com"
 PROBE_TIMEOUT_SEC = 3.0
 
-EndpointTemplate = str | Callable[[str], str]
 
+class Finding(Enum):
+    """What a failed preflight found out about where the bucket is."""
 
-def endpoint_for(template: EndpointTemplate, region: str) -> str:
-    """Render a regional endpoint from a ``"...{region}..."`` template or a callable."""
-    return template(region) if callable(template) else template.format(region=region)
-
-
-def is_b2_host(host: str) -> bool:
-    """True for ``backblazeb2.com`` and its subdomains."""
-    host = host.lower()
-    return host == "backblazeb2.com" or host.endswith(".backblazeb2.com")
-
-
-def host_of(url: str | None) -> str:
-    """Lower-case host name of ``url`` (``""`` when absent)."""
-    if not url:
-        return ""
-    return (urlsplit(url if "://" in url else f"//{url}").hostname or "").lower()
+    OTHER_REGION = "other_region"  # it answers in another region (301, or a B2 probe)
+    NO_REGION = "no_region"  # no region of the service has it
 
 
 @dataclass(frozen=True, slots=True)
-class RegionalService:
-    """A provider whose endpoint is a function of the region (Backblaze B2)."""
+class Diagnosis:
+    """A preflight failure explained: what was found, and the hint that tells the user."""
 
-    name: str
-    endpoint_template: EndpointTemplate
-    regions: tuple[str, ...]
+    finding: Finding
+    hint: str
 
-
-B2 = RegionalService("Backblaze B2", B2_ENDPOINT_TEMPLATE, B2_REGIONS)
+    def error_code(self, err: StorageError) -> Any:
+        """The code to raise: a bucket found elsewhere is a region redirect."""
+        if self.finding is Finding.OTHER_REGION:
+            return StorageErrorCode.REGION_REDIRECT
+        return err.error_code
 
 
 def is_permanent(err: StorageError) -> bool:
@@ -109,7 +90,7 @@ def probe_regions(
                 client.head_bucket(Bucket=bucket)
                 return 200
         except ClientError as exc:
-            return client_error_status(exc)[1]
+            return http_status(exc)
         except Exception:  # unreachable region: timeouts, DNS, refused
             return None
 
@@ -122,9 +103,9 @@ def probe_regions(
 class BucketPreflight:
     """Owns the verified / failed state of one backend's bucket.
 
-    ``head_bucket`` performs the request on the backend's current client;
-    ``relocate(region)`` rebuilds that client for another region and returns
-    the new settings. Keeping the state here keeps the backend free of it.
+    ``head_bucket`` performs the request on the connection's current client;
+    ``relocate(region)`` rebuilds that client for another region. Keeping the
+    state here keeps the connection free of it.
     """
 
     def __init__(
@@ -150,11 +131,6 @@ class BucketPreflight:
         """True once a HeadBucket succeeded (or was declared unnecessary)."""
         return self._verified and self._error is None
 
-    def mark_verified(self) -> None:
-        """Skip preflight: used by ``from_sync`` for an already-verified region."""
-        with self._lock:
-            self._verified, self._error = True, None
-
     def ensure(self) -> None:
         """Verify once; re-raise a remembered permanent failure; retry transient ones."""
         if self._verified:
@@ -172,8 +148,8 @@ class BucketPreflight:
         try:
             self._head_bucket()
         except ClientError as exc:
-            code, status, headers = client_error_status(exc)
-            actual = headers.get("x-amz-bucket-region")
+            status = http_status(exc)
+            actual = response_headers(exc).get("x-amz-bucket-region")
             settings = self._settings()
             # A regional service (B2) or AWS itself can be re-targeted; an arbitrary
             # custom endpoint cannot, so there the region only goes into the error.
@@ -186,75 +162,63 @@ class BucketPreflight:
                 self._relocate(actual)
                 self._run(redirects_left - 1)
                 return
-            self._fail(exc, self._explain(exc, status, actual))
+            self._fail(exc, self._explain(status, actual))
         except Exception as exc:
             self._fail(exc, None)
         else:
             self._verified = True
 
-    def _explain(self, exc: ClientError, status: int | None, actual: str | None) -> str | None:
-        """A human hint for the failure, probing other B2 regions on a 403."""
+    def _explain(self, status: int | None, actual: str | None) -> Diagnosis | None:
+        """What the failure means and how to fix it, probing other B2 regions on a 403."""
         settings = self._settings()
         if status == 301:
             region = actual or "another region"
             if self._service is None and settings.endpoint_url:
-                return (
+                hint = (
                     f"bucket {self._bucket!r} lives in {region}; this endpoint cannot be "
                     f"derived automatically - pass the endpoint_url and region={region!r}"
                 )
-            return f"bucket {self._bucket!r} lives in {region}; pass region={region!r}"
+            else:
+                hint = f"bucket {self._bucket!r} lives in {region}; pass region={region!r}"
+            return Diagnosis(Finding.OTHER_REGION, hint)
         if status == 403 and self._service is not None:
             others = [r for r in self._service.regions if r != settings.region]
             probes = probe_regions(self._bucket, settings, self._service, others)
             found = [r for r, s in probes.items() if s == 200]
             if len(found) == 1:
-                return (
+                return Diagnosis(
+                    Finding.OTHER_REGION,
                     f"bucket {self._bucket!r} lives in {found[0]} (not {settings.region}) - "
-                    f"pass region={found[0]!r} (or set B2_REGION={found[0]})"
+                    f"pass region={found[0]!r} (or set B2_REGION={found[0]})",
                 )
             if probes and all(s == 404 for s in probes.values()):
-                return (
+                return Diagnosis(
+                    Finding.NO_REGION,
                     f"bucket {self._bucket!r} does not exist in any {self._service.name} "
-                    "region - check the bucket name"
+                    "region - check the bucket name",
                 )
         return None
 
-    def _fail(self, exc: BaseException, hint: str | None) -> None:
+    def _fail(self, exc: BaseException, diagnosis: Diagnosis | None) -> None:
         err = to_storage_error(exc, operation="preflight", key=None)
         settings = self._settings()
         where = settings.endpoint_url or f"AWS S3 ({settings.region or 'default region'})"
         message = f"bucket {self._bucket!r} preflight failed at {where}: {err}"
-        if hint:
-            message = f"{message}. {hint}"
+        if diagnosis is not None:
+            message = f"{message}. {diagnosis.hint}"
         elif is_permanent(err):
             message = f"{message}. Check the bucket name, region and credentials."
-        code = err.error_code
-        if hint and " lives in " in hint:
-            code = StorageErrorCode.REGION_REDIRECT
-        typed = StorageError(
-            message,
-            error_code=code,
-            request_id=err.request_id,
-            status_code=err.status_code,
-            retry_after=err.retry_after,
-            is_retriable=err.is_retriable,
-            operation="preflight",
-        )
+        code = diagnosis.error_code(err) if diagnosis is not None else err.error_code
+        typed = restated(err, message, error_code=code, operation="preflight")
         if is_permanent(err):
             self._error, self._verified = typed, True
         raise typed from exc
 
 
 __all__ = [
-    "B2",
-    "B2_DEFAULT_REGION",
-    "B2_ENDPOINT_TEMPLATE",
-    "B2_REGIONS",
     "BucketPreflight",
+    "Diagnosis",
+    "Finding",
     "PROBE_TIMEOUT_SEC",
-    "RegionalService",
-    "endpoint_for",
-    "host_of",
-    "is_b2_host",
     "probe_regions",
 ]

@@ -1,4 +1,4 @@
-"""Building boto3 clients and transfer settings, and adapting progress callbacks.
+"""Building boto3 clients and s3transfer settings.
 
 Every client this package creates goes through :func:`build_client` so the
 settings that matter for S3-compatible stores hold everywhere:
@@ -18,8 +18,6 @@ settings that matter for S3-compatible stores hold everywhere:
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,9 +25,8 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from genblaze_core.storage.config import StorageConfig
-from genblaze_core.storage.types import TransferProgress
 
-from genblaze_s3._user_agent import build_user_agent
+from genblaze_s3.backend.user_agent import build_user_agent
 
 RetryMode = Literal["standard", "adaptive"]
 
@@ -152,67 +149,9 @@ def transfer_config(config: StorageConfig) -> TransferConfig:
     return cfg
 
 
-class ProgressReporter:
-    """Turns s3transfer's per-thread byte deltas into monotonic ``TransferProgress`` events.
-
-    s3transfer calls back from every part worker, and on a retried request it
-    reports a *negative* delta when it rewinds the body. Users were promised a
-    non-decreasing ``bytes_transferred`` that ends at the total, so deltas are
-    summed under a lock and only a new maximum is reported — from inside the
-    lock, so two threads can never deliver their events out of order.
-    """
-
-    def __init__(
-        self,
-        callback: Callable[[TransferProgress], None],
-        *,
-        operation: str,
-        key: str,
-        total: int | None,
-    ) -> None:
-        self._callback = callback
-        self._operation = operation
-        self._key = key
-        self._total = total
-        self._lock = threading.Lock()
-        self._sum = 0
-        self._reported = -1
-
-    def add(self, delta: int) -> None:
-        """Record ``delta`` bytes (negative on a rewind) and report a new high mark."""
-        with self._lock:
-            self._sum += delta
-            value = self._sum if self._total is None else min(self._sum, self._total)
-            if value > self._reported:
-                self._emit(value)
-
-    __call__ = add
-
-    def finish(self, transferred: int | None = None) -> None:
-        """Report the final count (the total when known) if not reported yet."""
-        with self._lock:
-            final = self._total if self._total is not None else (transferred or self._sum)
-            if final > self._reported or (self._total is None and final >= 0):
-                # With an unknown total, the last event states the total that was reached.
-                self._emit(final, total=final)
-
-    def _emit(self, value: int, *, total: int | None = None) -> None:
-        self._reported = value
-        total = self._total if self._total is not None else total
-        self._callback(
-            TransferProgress(
-                bytes_transferred=value,
-                total_bytes=total,
-                operation=self._operation,
-                key=self._key,
-            )
-        )
-
-
 __all__ = [
     "MULTIPART_CONCURRENCY",
     "ClientSettings",
-    "ProgressReporter",
     "botocore_config",
     "build_client",
     "client_kwargs",
