@@ -136,16 +136,23 @@ def read_args(encryption: Encryption | None) -> dict[str, Any]:
     return encryption.to_read_args() if encryption is not None else {}
 
 
-def put_args(
+def put_request(
+    key: str,
+    data: UploadData,
     *,
-    content_type: str | None,
-    metadata: dict[str, str] | None,
-    extra_args: dict[str, Any] | None,
-    encryption: Encryption | None,
-    object_lock: ObjectLockConfig | None,
     sha256_checksums: bool,
-) -> dict[str, Any]:
-    """PutObject / upload ``ExtraArgs``; ``ValueError`` when two sources set one envelope."""
+    content_type: str | None = None,
+    metadata: dict[str, str] | None = None,
+    extra_args: dict[str, Any] | None = None,
+    encryption: Encryption | None = None,
+    object_lock: ObjectLockConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> PutRequest:
+    """Everything an upload of ``data`` to ``key`` sends, from the :class:`PutOptions`.
+
+    ``ValueError`` when ``extra_args`` and ``encryption`` / ``object_lock`` both
+    set one envelope (the result would be half one, half the other).
+    """
     extra = dict(extra_args or {})
     if encryption is not None and SSE_KEYS & extra.keys():
         raise ValueError(
@@ -167,30 +174,6 @@ def put_args(
     args.update(extra)
     if sha256_checksums and not CHECKSUM_KEYS & args.keys():
         args["ChecksumAlgorithm"] = "SHA256"
-    return args
-
-
-def put_request(
-    key: str,
-    data: UploadData,
-    *,
-    sha256_checksums: bool,
-    content_type: str | None = None,
-    metadata: dict[str, str] | None = None,
-    extra_args: dict[str, Any] | None = None,
-    encryption: Encryption | None = None,
-    object_lock: ObjectLockConfig | None = None,
-    progress: ProgressCallback | None = None,
-) -> PutRequest:
-    """Everything an upload of ``data`` to ``key`` sends, from the :class:`PutOptions`."""
-    args = put_args(
-        content_type=content_type,
-        metadata=metadata,
-        extra_args=extra_args,
-        encryption=encryption,
-        object_lock=object_lock,
-        sha256_checksums=sha256_checksums,
-    )
     total = remaining_size(data) if progress is not None else None
     reporter = reporter_for(progress, operation="put", key=key, total=total)
     return PutRequest(key=key, args=args, reporter=reporter, encryption=encryption)
@@ -375,7 +358,6 @@ __all__ = [
     "list_page",
     "list_page_from_response",
     "object_metadata",
-    "put_args",
     "put_object",
     "put_request",
     "raise_mapped",
