@@ -34,7 +34,6 @@ from typing import Any, cast
 from genblaze_core.storage.base import KeyStrategy
 from genblaze_core.storage.transfer import _guess_extension
 
-from genblaze_s3.backend import s3errors
 from genblaze_s3.transfer.checkpoint import CheckpointStore, SourceValidators
 from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
 from genblaze_s3.transfer.errors import (
@@ -43,6 +42,7 @@ from genblaze_s3.transfer.errors import (
     SourceChanged,
     TransferError,
     map_storage_error,
+    s3_error_code,
 )
 from genblaze_s3.transfer.fetch import Fetcher, SourceStream, thread_fetcher
 from genblaze_s3.transfer.hashing import hash_stream
@@ -107,7 +107,7 @@ class _Job:
             )
         except TransferError as exc:
             cause = exc.__cause__
-            if cause is not None and s3errors.error_code(cause) in s3errors.NOT_FOUND_CODES:
+            if cause is not None and s3_error_code(cause) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
 
@@ -305,7 +305,7 @@ def _put_small_cas(
         try:
             return _put_small(job, key, data, content_type, sha256, if_none_match=True)
         except TransferError as exc:
-            code = s3errors.error_code(exc.__cause__) if exc.__cause__ is not None else None
+            code = s3_error_code(exc.__cause__) if exc.__cause__ is not None else None
             if code in _CONDITIONAL_UNSUPPORTED:
                 _NO_CONDITIONAL_PUT.add(endpoint)
             elif code not in _PRECONDITION_FAILED:

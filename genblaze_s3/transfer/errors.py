@@ -17,6 +17,10 @@ from typing import ClassVar
 
 from genblaze_s3.backend import s3errors
 
+# S3 error codes are read in one place, the backend's s3errors: the backend and the
+# copy engine ask the same questions of the same botocore errors.
+s3_error_code = s3errors.error_code
+
 
 class TransferError(Exception):
     """Base of every copy-engine error; ``code`` is stable and safe to show users."""
@@ -165,5 +169,5 @@ def map_storage_error(exc: BaseException, what: str) -> TransferError:
     retryable = is_retryable_storage_error(exc)
     if not retryable:
         retryable = bool(getattr(exc, "is_retriable", False))
-    code = s3errors.error_code(exc) or type(exc).__name__
+    code = s3_error_code(exc) or type(exc).__name__
     return StorageFailure(f"{what} failed ({code})", retryable=retryable)

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from genblaze_s3.backend import s3errors
 from genblaze_s3.transfer.checkpoint import (
     Checkpoint,
     CheckpointStore,
@@ -32,6 +31,7 @@ from genblaze_s3.transfer.config import MAX_PART_SIZE, MAX_PARTS, CopyConfig
 from genblaze_s3.transfer.errors import (
     is_retryable_storage_error,
     map_storage_error,
+    s3_error_code,
 )
 
 logger = logging.getLogger("genblaze_s3.transfer")
@@ -98,7 +98,7 @@ def call_with_retries(
                 raise map_storage_error(exc, what) from exc
             delay = compute_backoff(attempt, base=config.backoff_base, cap=config.backoff_cap)
             logger.info(
-                "%s failed (%s), retry %d in %.2fs", what, s3errors.error_code(exc), attempt, delay
+                "%s failed (%s), retry %d in %.2fs", what, s3_error_code(exc), attempt, delay
             )
             sleep(delay)
 
@@ -243,7 +243,7 @@ class MultipartUpload:
                 if marker == 0:
                     break
         except Exception as exc:
-            if s3errors.error_code(exc.__cause__ or exc) in (s3errors.NO_SUCH_UPLOAD, "404"):
+            if s3_error_code(exc.__cause__ or exc) in ("NoSuchUpload", "404"):
                 return None
             raise
         restored = replace(cp, parts=tuple(sorted(parts, key=lambda p: p.number)))
@@ -337,7 +337,7 @@ class MultipartUpload:
             except Exception as exc:
                 # A retry after a lost response sees NoSuchUpload though the object
                 # was assembled: accept it if the key now exists with our part count.
-                if s3errors.error_code(exc) == s3errors.NO_SUCH_UPLOAD:
+                if s3_error_code(exc) == "NoSuchUpload":
                     head = self.client.head_object(Bucket=cp.bucket, Key=cp.key)
                     tag = str(head.get("ETag", ""))
                     if tag.strip('"').endswith(f"-{total_parts}"):
@@ -362,7 +362,7 @@ class MultipartUpload:
                 config=self.config,
             )
         except Exception as exc:
-            if s3errors.error_code(exc.__cause__ or exc) not in (s3errors.NO_SUCH_UPLOAD, "404"):
+            if s3_error_code(exc.__cause__ or exc) not in ("NoSuchUpload", "404"):
                 logger.warning("abort of %s failed; bucket lifecycle must reap it", cp.key)
         self.closed = True
         if self._store is not None and self._cp_id is not None:
