@@ -10,7 +10,6 @@ module costs nothing to import; aiobotocore raises the same ``ClientError``.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import botocore.exceptions as bce
@@ -51,7 +50,7 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     bce.IncompleteReadError,
     bce.ResponseStreamingError,
     ConnectionError,
-    socket.timeout,
+    TimeoutError,
     OSError,
 )
 
