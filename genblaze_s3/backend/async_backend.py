@@ -58,11 +58,6 @@ class AsyncS3StorageBackend:
     def __init__(self, bucket: str, **kwargs: Any) -> None:
         self._init(S3StorageBackend(bucket, **kwargs))
 
-    @property
-    def bucket(self) -> str:
-        """The bucket name."""
-        return self._sync.bucket
-
     def _init(self, sync: S3StorageBackend) -> None:
         self._aioboto3 = _require_aioboto3()
         self._sync = sync
@@ -80,11 +75,17 @@ class AsyncS3StorageBackend:
 
     @property
     def sync(self) -> S3StorageBackend:
-        """The companion sync backend; both use its connection (client, region, preflight).
+        """The companion sync backend.
 
-        Its ``public_url_base`` and configuration are this backend's too.
+        Both use its connection (client, region, preflight); its ``public_url_base``,
+        configuration and URL methods are this backend's too.
         """
         return self._sync
+
+    @property
+    def bucket(self) -> str:
+        """The bucket name."""
+        return self._sync.bucket
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -256,6 +257,11 @@ class AsyncS3StorageBackend:
         return await asyncio.to_thread(
             self._sync.presigned_put, key, expires_in=expires_in, content_type=content_type
         )
+
+    @property
+    def public_url_base(self) -> str | None:
+        """Base of public object URLs (the sync companion's; change it there)."""
+        return self._sync.public_url_base
 
     async def aget_durable_url(self, key: str) -> str:
         return self._sync.get_durable_url(key)
