@@ -372,3 +372,20 @@ def test_async_backend_imports_without_aioboto3_and_names_the_extra() -> None:
         "    raise SystemExit('no ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_module_paths_of_the_public_0_3_package_still_import() -> None:
+    import genblaze_s3
+    from genblaze_s3.async_backend import AsyncS3StorageBackend
+    from genblaze_s3.backend import S3StorageBackend as FromBackend
+    from genblaze_s3.encryption import Encryption as FromEncryption
+    from genblaze_s3.encryption import EncryptionMode
+    from genblaze_s3.presigned import PresignedURL as FromPresigned
+    from genblaze_s3.url_policy import URLPolicy as FromURLPolicy
+    from genblaze_s3.url_policy import URLPolicyError as FromURLPolicyError
+
+    assert FromBackend is S3StorageBackend
+    assert AsyncS3StorageBackend is genblaze_s3.AsyncS3StorageBackend
+    assert FromEncryption is Encryption and EncryptionMode is genblaze_s3.EncryptionMode
+    assert FromPresigned is PresignedURL
+    assert (FromURLPolicy, FromURLPolicyError) == (URLPolicy, URLPolicyError)
