@@ -128,7 +128,7 @@ class BucketPreflight:
 
     @property
     def verified(self) -> bool:
-        """True once a HeadBucket succeeded (or was declared unnecessary)."""
+        """True once a HeadBucket succeeded."""
         return self._verified and self._error is None
 
     def ensure(self) -> None:
