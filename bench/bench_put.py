@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         _child(args)
         return 0
 
-    from genblaze_s3.embedded import start_seaweedfs
+    from genblaze_s3.local.services import start_seaweedfs
 
     with tempfile.TemporaryDirectory(prefix="genblaze-bench-put-") as tmp:
         root = Path(tmp)

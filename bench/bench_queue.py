@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
@@ -179,15 +180,16 @@ def _get_latency(
 
 def main(argv: list[str] | None = None) -> int:
     import redis
+    from cryptography.fernet import Fernet
     from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
 
     from genblaze_s3 import S3StorageBackend
-    from genblaze_s3.embedded import start_redis, start_seaweedfs
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
     from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.local.services import start_redis, start_seaweedfs
+    from genblaze_s3.local.stack import start_stack
     from tests.support.cdn import CDNServer
-    from tests.support.workers import start_stack
 
     os.environ.setdefault("GENBLAZE_ALLOW_HTTP", "1")
     os.environ.setdefault("GENBLAZE_ALLOW_PRIVATE_HOSTS", "127.0.0.1,localhost")
@@ -201,8 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     try:
         lock = ObjectLockConfig(retain_until=datetime.now(UTC) + timedelta(days=1))
+        # Production defaults, plus a source key: URLs sealed at rest, as documented.
         stack = start_stack(
-            redis_url=rds.url, seaweed=sw, log_dir=work, n_workers=2, concurrency=CONCURRENCY
+            redis_url=rds.url,
+            s3=sw,
+            log_dir=work,
+            tokens={"acme": secrets.token_urlsafe(16)},
+            n_workers=2,
+            concurrency=CONCURRENCY,
+            extra_env={"GENBLAZE_SOURCE_KEY": Fernet.generate_key().decode()},
         )
         policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": sw.endpoint_url})
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any
 
 from genblaze_s3.settings import Settings, SettingsError, load_settings
@@ -92,6 +91,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _watch(client: Any, job_id: str) -> int:
     """Progress bars for bytes and assets until the job is terminal."""
     from genblaze_s3.ingest.models import JobView
+    from genblaze_s3.terminal import print_summary, watch_progress
 
     def fetch() -> JobView:
         r = client.get(f"/v1/jobs/{job_id}")
@@ -103,58 +103,8 @@ def _watch(client: Any, job_id: str) -> int:
     return 0 if view.state.value == "succeeded" else 1
 
 
-def watch_progress(fetch: Any, interval: float = 0.3) -> Any:
-    """Render rich progress bars from `fetch()` (a JobView source) until terminal."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TransferSpeedColumn,
-    )
-
-    with (
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            transient=False,
-        ) as bytes_bar,
-        Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as assets_bar,
-    ):
-        btask = bytes_bar.add_task("bytes ", total=None)
-        atask = assets_bar.add_task("assets", total=None)
-        while True:
-            view = fetch()
-            p = view.progress
-            bytes_bar.update(
-                btask,
-                completed=p.bytes_done,
-                total=p.bytes_total,
-                description=f"bytes  [{view.state.value}]",
-            )
-            assets_bar.update(atask, completed=p.assets_done, total=p.assets_total)
-            if view.terminal:
-                return view
-            time.sleep(interval)
-
-
-def print_summary(view: Any) -> None:
-    from rich.console import Console
-
-    console = Console()
-    console.print(f"job {view.job_id}: [bold]{view.state.value}[/bold]")
-    for a in view.assets:
-        err = f"  {a.error.code}: {a.error.message}" if a.error else ""
-        console.print(f"  {a.state.value:13} {a.key or a.source_url}{err}")
-    if view.manifest.key:
-        console.print(f"  manifest {view.manifest.key} locked_until={view.manifest.locked_until}")
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from genblaze_s3.ingest.demo import run_demo
+    from genblaze_s3.local.demo import run_demo
 
     return run_demo(workers=args.workers)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis, start_seaweedfs
+from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis, start_seaweedfs
 
 # Tests only talk to loopback: let the SSRF guard admit the local CDN server.
 os.environ.setdefault("GENBLAZE_ALLOW_PRIVATE_HOSTS", "127.0.0.1,localhost")

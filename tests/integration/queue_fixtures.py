@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from genblaze_s3 import S3StorageBackend
-from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis
 from genblaze_s3.ingest.destinations import DestinationPolicy
+from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
 from tests.support.cdn import CDNServer
 from tests.support.workers import QueueStack, start_stack
 

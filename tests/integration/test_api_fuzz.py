@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
 from tests.support.workers import QueueStack, start_stack
 
 

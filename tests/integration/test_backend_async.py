@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from genblaze_s3 import AsyncS3StorageBackend, Encryption, S3StorageBackend
-from genblaze_s3.embedded import SeaweedS3
+from genblaze_s3.local.services import SeaweedS3
 
 MiB = 1024 * 1024
 

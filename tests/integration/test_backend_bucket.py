@@ -9,7 +9,7 @@ from genblaze_core.exceptions import StorageError
 from genblaze_core.storage.errors import StorageErrorCode
 
 from genblaze_s3 import S3StorageBackend
-from genblaze_s3.embedded import SeaweedS3
+from genblaze_s3.local.services import SeaweedS3
 
 OWNER_RULE = {
     "ID": "owner-tmp-expiry",

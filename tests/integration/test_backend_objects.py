@@ -15,7 +15,7 @@ from genblaze_core.storage.errors import StorageErrorCode
 from genblaze_core.storage.types import TransferProgress
 
 from genblaze_s3 import S3StorageBackend
-from genblaze_s3.embedded import SeaweedS3
+from genblaze_s3.local.services import SeaweedS3
 
 MiB = 1024 * 1024
 

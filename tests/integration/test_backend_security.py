@@ -13,7 +13,7 @@ from genblaze_core.exceptions import StorageError
 from genblaze_core.storage.errors import StorageErrorCode
 
 from genblaze_s3 import Encryption, PresignedURL, S3StorageBackend, URLPolicy, URLPolicyError
-from genblaze_s3.embedded import SeaweedS3
+from genblaze_s3.local.services import SeaweedS3
 
 MiB = 1024 * 1024
 

@@ -20,7 +20,7 @@ from genblaze_core.storage import transfer as core_transfer
 from genblaze_core.storage.base import ObjectLockConfig
 
 from genblaze_s3 import S3StorageBackend
-from genblaze_s3.embedded import SeaweedS3
+from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
 from tests.support import s3proxy
 from tests.support.cdn import CDNServer
 from tests.support.invariants import Services, assert_invariants, scratch_bucket, wait_terminal

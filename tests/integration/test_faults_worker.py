@@ -31,8 +31,8 @@ import httpx
 import pytest
 import redis
 
-from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis
 from genblaze_s3.ingest import keys
+from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
 from tests.support.cdn import CDNServer
 from tests.support.invariants import Services, assert_invariants, scratch_bucket, wait_terminal
 from tests.support.workers import QueueStack, start_stack

@@ -13,7 +13,7 @@ import pytest
 from genblaze_core.storage.base import KeyStrategy
 from genblaze_core.storage.sink import ObjectStorageSink
 
-from genblaze_s3.embedded import SeaweedS3
+from genblaze_s3.local.services import SeaweedS3
 from tests.integration.queue_fixtures import (  # noqa: F401 - fixtures
     backend_for,
     cdn,

@@ -15,9 +15,9 @@ from genblaze_core.pipeline import Pipeline
 from genblaze_core.storage.base import KeyStrategy
 from genblaze_core.storage.sink import ObjectStorageSink
 
-from genblaze_s3.embedded import SeaweedS3
 from genblaze_s3.ingest import JobState, QueuedStorageSink
 from genblaze_s3.ingest.models import AssetState
+from genblaze_s3.local.services import SeaweedS3
 from tests.integration.queue_fixtures import (  # noqa: F401 - fixtures
     backend_for,
     cdn,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from genblaze_core.storage.base import KeyStrategy
 
-from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3
 from genblaze_s3.ingest import JobState, QueuedStorageSink
 from genblaze_s3.ingest.submission import run_from_urls
+from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3
 from tests.integration.queue_fixtures import (  # noqa: F401 - fixtures
     backend_for,
     cdn,

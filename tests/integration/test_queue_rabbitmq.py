@@ -16,8 +16,8 @@ from genblaze_core.models.asset import Asset
 from genblaze_core.pipeline import Pipeline
 from genblaze_core.storage.sink import ObjectStorageSink
 
-from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3
 from genblaze_s3.ingest import JobState, QueuedStorageSink
+from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3
 from tests.integration.queue_fixtures import (  # noqa: F401 - fixtures
     backend_for,
     cdn,

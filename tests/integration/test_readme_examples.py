@@ -23,7 +23,7 @@ from genblaze_core.models.asset import Asset
 from moto import mock_aws
 
 from genblaze_s3 import S3StorageBackend
-from genblaze_s3.embedded import SeaweedS3
+from genblaze_s3.local.services import SeaweedS3
 from tests.integration.test_core_sink import loopback_fetches  # noqa: F401 - fixture
 from tests.support.cdn import CDNServer
 

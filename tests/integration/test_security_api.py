@@ -20,7 +20,7 @@ import pytest
 import redis
 from cryptography.fernet import Fernet
 
-from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
 from tests.support.cdn import CDNServer
 from tests.support.invariants import (
     Services,

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 
-from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
 from tests.support.invariants import Services, assert_invariants, scratch_bucket, wait_terminal
 from tests.support.workers import QueueStack, start_stack
 

