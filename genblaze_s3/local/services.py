@@ -72,6 +72,38 @@ def _find_binary(name: str) -> str:
     return path
 
 
+def drop_bucket(client: Any, bucket: str) -> None:
+    """Abort every upload, delete every version (bypassing GOVERNANCE), delete the bucket.
+
+    Why: `weed mini` gives every bucket its own collection of volumes from a fixed
+    number of slots; a suite or a benchmark that leaves buckets behind runs out
+    ("No writable volumes") and later writes fail at random. Best effort: a
+    COMPLIANCE-locked object keeps its bucket.
+    """
+    with contextlib.suppress(Exception):
+        for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
+    for _ in range(20):  # each round lists one page of versions and deletes it
+        try:
+            resp = client.list_object_versions(Bucket=bucket)
+        except Exception:  # noqa: BLE001 - no such bucket (any more): nothing to drop
+            return
+        items = resp.get("Versions", []) + resp.get("DeleteMarkers", [])
+        if not items:  # a store that lists no versions: plain keys
+            listing = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+            items = [{"Key": o["Key"]} for o in listing]
+        if not items:
+            break
+        for v in items:
+            extra = {"VersionId": v["VersionId"]} if "VersionId" in v else {}
+            with contextlib.suppress(Exception):
+                client.delete_object(
+                    Bucket=bucket, Key=v["Key"], BypassGovernanceRetention=True, **extra
+                )
+    with contextlib.suppress(Exception):
+        client.delete_bucket(Bucket=bucket)
+
+
 @dataclass
 class SeaweedS3:
     """A running `weed mini`: an S3 endpoint with Object Lock, SSE-C, multipart."""
@@ -118,33 +150,8 @@ class SeaweedS3:
         return name
 
     def drop_bucket(self, name: str) -> None:
-        """Empty (every version, bypassing GOVERNANCE retention) and delete a bucket.
-
-        Why: `weed mini` gives every bucket its own collection of volumes from a
-        fixed number of slots; a suite that leaves buckets behind runs out
-        ("No writable volumes"). Best effort: COMPLIANCE-locked objects stay.
-        """
-        c = self.client()
-        with contextlib.suppress(Exception):
-            for u in c.list_multipart_uploads(Bucket=name).get("Uploads", []):
-                c.abort_multipart_upload(Bucket=name, Key=u["Key"], UploadId=u["UploadId"])
-        with contextlib.suppress(Exception):
-            pages = c.get_paginator("list_object_versions").paginate(Bucket=name)
-            for page in pages:
-                for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                    with contextlib.suppress(Exception):
-                        c.delete_object(
-                            Bucket=name,
-                            Key=v["Key"],
-                            VersionId=v["VersionId"],
-                            BypassGovernanceRetention=True,
-                        )
-        with contextlib.suppress(Exception):
-            for page in c.get_paginator("list_objects_v2").paginate(Bucket=name):
-                for o in page.get("Contents", []):
-                    c.delete_object(Bucket=name, Key=o["Key"])
-        with contextlib.suppress(Exception):
-            c.delete_bucket(Bucket=name)
+        """Empty and delete a bucket (see `drop_bucket`)."""
+        drop_bucket(self.client(), name)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -9,7 +9,6 @@ is a different row, see test_faults_worker.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,34 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
-from tests.support.workers import QueueStack, start_stack
+from tests.support.workers import QueueStack, StartStack
 
 
 @pytest.fixture(scope="module")
-def fuzz_redis() -> Iterator[EmbeddedRedis]:
-    server = start_redis()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def fuzz_stack(
-    fuzz_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[QueueStack]:
-    s = start_stack(
-        redis_url=fuzz_redis.url,
-        seaweed=seaweed,
-        n_workers=0,
-        log_dir=tmp_path_factory.mktemp("fuzz-logs"),
-        queue="genblaze-fuzz",
-    )
-    try:
-        yield s
-    finally:
-        s.stop()
+def fuzz_stack(start_module_stack: StartStack) -> QueueStack:
+    return start_module_stack(n_workers=0, queue="genblaze-fuzz")
 
 
 def _fuzz_operation(op: Any, mode: GenerationMode, stack: QueueStack, seen: list[str]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from genblaze_s3.local.services import drop_bucket
 from genblaze_s3.transfer import (
     CopyConfig,
     CopyProgress,
@@ -22,7 +23,7 @@ from genblaze_s3.transfer import (
 )
 from genblaze_s3.transfer.multipart import install_part_signing_hook
 from tests.support.cdn import CDNServer
-from tests.support.s3proxy import debris, drop_bucket, make_backend
+from tests.support.s3proxy import debris, make_backend
 
 MiB = 1024 * 1024
 POLICY = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}))

@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
+from genblaze_s3.local.services import drop_bucket
 from genblaze_s3.transfer import FileCheckpointStore
 from tests.support.cdn import CDNServer
-from tests.support.s3proxy import debris, drop_bucket, make_backend
+from tests.support.s3proxy import debris, make_backend
 
 MiB = 1024 * 1024
 SIZE = 256 * MiB

@@ -3,58 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-import urllib3
 from genblaze_core import KeyStrategy, ObjectStorageSink, Pipeline
-from genblaze_core.exceptions import StorageError
 from genblaze_core.mocks import MockProvider
 from genblaze_core.models.asset import Asset
-from genblaze_core.storage import transfer as core_transfer
 from genblaze_core.storage.base import ObjectLockConfig
 
 from genblaze_s3 import S3StorageBackend
 from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
-
-
-@pytest.fixture
-def loopback_fetches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let genblaze-core download from 127.0.0.1 (its SSRF guard refuses loopback).
-
-    Only loopback URLs take the relaxed path; anything else still goes through
-    core's pinned, SSRF-checked fetcher.
-    """
-    original = core_transfer._http_get_stream
-    pool = urllib3.PoolManager(retries=False)
-
-    def fetch(url: str, *, timeout: float) -> Any:
-        host = urlsplit(url).hostname or ""
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            return original(url, timeout=timeout)
-        resp = pool.request("GET", url, preload_content=False, timeout=timeout)
-        if resp.status >= 400:
-            resp.release_conn()
-            raise StorageError(f"HTTP {resp.status} downloading {url}")
-        return resp
-
-    monkeypatch.setattr(core_transfer, "_http_get_stream", fetch)
-
-
-@pytest.fixture
-def cdn() -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        yield server
 
 
 def make_backend(seaweed: SeaweedS3, bucket: str) -> S3StorageBackend:

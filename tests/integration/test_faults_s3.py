@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import re
 import socket
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,11 +24,12 @@ from typing import Any
 import httpx
 import pytest
 
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.local.services import SeaweedS3
 from tests.support import s3proxy
 from tests.support.cdn import CDNServer
-from tests.support.invariants import Services, assert_invariants, scratch_bucket, wait_terminal
-from tests.support.workers import QueueStack, start_stack
+from tests.support.helpers import wait_for
+from tests.support.invariants import Services, assert_invariants, wait_broker_clear, wait_terminal
+from tests.support.workers import QueueStack, StartStack
 
 MiB = 1024 * 1024
 _ERROR_200 = (
@@ -143,19 +144,6 @@ class FaultProxy(s3proxy.S3FaultProxy):
             self._state.log.clear()
 
 
-@pytest.fixture
-def bucket(seaweed: SeaweedS3) -> Iterator[str]:
-    """A fresh bucket per row, dropped afterwards (weed mini has few volume slots)."""
-    with scratch_bucket(seaweed) as name:
-        yield name
-
-
-@pytest.fixture
-def locked_bucket(seaweed: SeaweedS3) -> Iterator[str]:
-    with scratch_bucket(seaweed, object_lock=True) as name:
-        yield name
-
-
 @pytest.fixture(scope="module")
 def proxy(seaweed: SeaweedS3) -> Iterator[FaultProxy]:
     with FaultProxy(seaweed.endpoint_url) as p:
@@ -163,34 +151,13 @@ def proxy(seaweed: SeaweedS3) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture(scope="module")
-def s3_stack(
-    seaweed: SeaweedS3, proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[QueueStack]:
-    server: EmbeddedRedis = start_redis()
-    try:
-        s = start_stack(
-            redis_url=server.url,
-            seaweed=seaweed,
-            queue="genblaze-s3f",
-            log_dir=tmp_path_factory.mktemp("s3f-logs"),
-            n_workers=1,
-            concurrency=2,
-            extra_env={
-                "GENBLAZE_ALLOWED_ENDPOINTS": f"{seaweed.endpoint_url},{proxy.endpoint_url}"
-            },
-        )
-        try:
-            yield s
-        finally:
-            s.stop()
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def cdn() -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        yield server
+def s3_stack(start_module_stack: StartStack, seaweed: SeaweedS3, proxy: FaultProxy) -> QueueStack:
+    return start_module_stack(
+        queue="genblaze-s3f",
+        n_workers=1,
+        concurrency=2,
+        extra_env={"GENBLAZE_ALLOWED_ENDPOINTS": f"{seaweed.endpoint_url},{proxy.endpoint_url}"},
+    )
 
 
 @pytest.fixture
@@ -373,14 +340,22 @@ def test_object_lock_second_finalize_adds_no_version_and_locked_version_cannot_b
 
     first = versions()
     assert len(first) == 1
-    # 1. a redelivered finalize task for the finished job
+    # 1. a redelivered finalize task for the finished job: wait until both ran to the
+    # end (the worker logs each success; late acks clear the broker after the return)
+    finalized = re.compile(rf"{FINALIZE_JOB}\[[0-9a-f-]+\] succeeded")
+    n_before = len(finalized.findall(s3_stack.worker_logs()))
     sender = CelerySender(s3_stack.broker_url)
     try:
         sender.send(FINALIZE_JOB, [job], s3_stack.queue)
         sender.send(FINALIZE_JOB, [job, 3], s3_stack.queue)
     finally:
         sender.close()
-    time.sleep(3)
+    wait_for(
+        lambda: len(finalized.findall(s3_stack.worker_logs())) >= n_before + 2,
+        60,
+        what="both finalize deliveries to succeed",
+    )
+    wait_broker_clear(s3_stack.broker_url, [job])
     # 2. a finalize that got past the state check (raced) writes again in-process
     store = StatusStore(redis.Redis.from_url(s3_stack.redis_url))
     meta = store.get_meta(job)

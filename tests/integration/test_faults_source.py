@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
 from tests.support.invariants import Services, assert_invariants, drop_bucket, wait_terminal
-from tests.support.workers import QueueStack, start_stack
+from tests.support.workers import QueueStack, StartStack
 
 MAX_RETRIES = 2
 CAP = 8 * 1024 * 1024
@@ -70,30 +70,19 @@ class Row:
 
 
 @pytest.fixture(scope="module")
-def src_stack(seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueStack]:
-    server: EmbeddedRedis = start_redis()
-    try:
-        s = start_stack(
-            redis_url=server.url,
-            seaweed=seaweed,
-            queue="genblaze-src",
-            log_dir=tmp_path_factory.mktemp("src-logs"),
-            n_workers=1,
-            concurrency=4,
-            extra_env={
-                "GENBLAZE_MAX_SOURCE_BYTES": str(CAP),
-                "GENBLAZE_MAX_RETRIES": str(MAX_RETRIES),
-                # Shorter source timeouts, when the worker reads them.
-                "GENBLAZE_SOURCE_READ_TIMEOUT": "3",
-                "GENBLAZE_SOURCE_MIN_RATE_GRACE": "3",
-            },
-        )
-        try:
-            yield s
-        finally:
-            s.stop()
-    finally:
-        server.stop()
+def src_stack(start_module_stack: StartStack) -> QueueStack:
+    return start_module_stack(
+        queue="genblaze-src",
+        n_workers=1,
+        concurrency=4,
+        extra_env={
+            "GENBLAZE_MAX_SOURCE_BYTES": str(CAP),
+            "GENBLAZE_MAX_RETRIES": str(MAX_RETRIES),
+            # Shorter source timeouts, when the worker reads them.
+            "GENBLAZE_SOURCE_READ_TIMEOUT": "3",
+            "GENBLAZE_SOURCE_MIN_RATE_GRACE": "3",
+        },
+    )
 
 
 @pytest.fixture(scope="module")

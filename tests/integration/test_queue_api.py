@@ -1,8 +1,5 @@
 """The HTTP API over a real socket (Procfile `web:`), with real workers behind it."""
 
-# Fixtures are imported from queue_fixtures; pytest injects them by parameter name.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import json
@@ -14,15 +11,8 @@ from genblaze_core.storage.base import KeyStrategy
 from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.local.services import SeaweedS3
-from tests.integration.queue_fixtures import (  # noqa: F401 - fixtures
-    backend_for,
-    cdn,
-    queue_redis,
-    sha,
-    stack,
-    wait_for,
-)
 from tests.support.cdn import CDNServer
+from tests.support.helpers import backend_for, sha, wait_for
 from tests.support.workers import QueueStack
 
 

@@ -1,8 +1,5 @@
 """Runs through the real queue: Redis broker + store, Procfile workers, SeaweedFS, test CDN."""
 
-# Fixtures are imported from queue_fixtures; pytest injects them by parameter name.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import os
@@ -18,17 +15,8 @@ from genblaze_core.storage.sink import ObjectStorageSink
 from genblaze_s3.ingest import JobState, QueuedStorageSink
 from genblaze_s3.ingest.models import AssetState
 from genblaze_s3.local.services import SeaweedS3
-from tests.integration.queue_fixtures import (  # noqa: F401 - fixtures
-    backend_for,
-    cdn,
-    no_multipart_uploads,
-    policy_for,
-    queue_redis,
-    sha,
-    stack,
-    wait_for,
-)
 from tests.support.cdn import CDNServer
+from tests.support.helpers import backend_for, no_multipart_uploads, policy_for, sha, wait_for
 from tests.support.workers import QueueStack
 
 MEDIA = [("/img.png", "image/png"), ("/voice.wav", "audio/wav"), ("/clip.mp4", "video/mp4")]

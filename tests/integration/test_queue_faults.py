@@ -1,8 +1,5 @@
 """A worker killed mid-copy of a 256 MiB asset: another delivery resumes and finishes."""
 
-# Fixtures are imported from queue_fixtures; pytest injects them by parameter name.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import os
@@ -16,15 +13,8 @@ from genblaze_core.storage.base import KeyStrategy
 from genblaze_s3.ingest import JobState, QueuedStorageSink
 from genblaze_s3.ingest.submission import run_from_urls
 from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3
-from tests.integration.queue_fixtures import (  # noqa: F401 - fixtures
-    backend_for,
-    cdn,
-    no_multipart_uploads,
-    policy_for,
-    queue_redis,
-    wait_for,
-)
 from tests.support.cdn import CDNServer
+from tests.support.helpers import backend_for, no_multipart_uploads, policy_for, wait_for
 from tests.support.workers import QueueStack, start_stack
 
 SIZE = 256 * 1024 * 1024
@@ -48,10 +38,10 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
 
 @pytest.fixture
 def kill_stack(
-    queue_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path: Path
+    module_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path: Path
 ) -> Iterator[QueueStack]:
     s = start_stack(
-        redis_url=queue_redis.url,
+        redis_url=module_redis.url,
         seaweed=seaweed,
         log_dir=tmp_path,
         n_workers=2,

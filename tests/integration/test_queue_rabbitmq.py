@@ -1,8 +1,5 @@
 """The same run end to end with RabbitMQ as the broker (Redis stays the status store)."""
 
-# Fixtures are imported from queue_fixtures; pytest injects them by parameter name.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import os
@@ -18,14 +15,8 @@ from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.ingest import JobState, QueuedStorageSink
 from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3
-from tests.integration.queue_fixtures import (  # noqa: F401 - fixtures
-    backend_for,
-    cdn,
-    policy_for,
-    queue_redis,
-    sha,
-)
 from tests.support.cdn import CDNServer
+from tests.support.helpers import backend_for, policy_for, sha
 from tests.support.workers import QueueStack, start_stack
 
 AMQP_URL = os.environ.get("GENBLAZE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -33,7 +24,7 @@ AMQP_URL = os.environ.get("GENBLAZE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.
 
 @pytest.fixture(scope="module")
 def rabbit_stack(
-    queue_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
+    module_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[QueueStack]:
     from kombu import Connection
 
@@ -44,7 +35,7 @@ def rabbit_stack(
         pytest.fail(f"RabbitMQ at {AMQP_URL} is unreachable: {exc!r}")
     queue = f"genblaze-test-{uuid.uuid4().hex[:10]}"
     s = start_stack(
-        redis_url=queue_redis.url,
+        redis_url=module_redis.url,
         seaweed=seaweed,
         broker_url=AMQP_URL,
         queue=queue,

@@ -24,7 +24,6 @@ from moto import mock_aws
 
 from genblaze_s3 import S3StorageBackend
 from genblaze_s3.local.services import SeaweedS3
-from tests.integration.test_core_sink import loopback_fetches  # noqa: F401 - fixture
 from tests.support.cdn import CDNServer
 
 README_BUCKET = "my-genblaze-bucket"
@@ -54,7 +53,7 @@ def test_quickstart_backblaze_pipeline(
     seaweed: SeaweedS3,
     readme_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
-    loopback_fetches: None,  # noqa: F811
+    loopback_fetches: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("B2_KEY_ID", seaweed.access_key)

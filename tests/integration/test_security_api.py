@@ -11,7 +11,6 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,45 +19,23 @@ import pytest
 import redis
 from cryptography.fernet import Fernet
 
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
 from tests.support.invariants import (
     Services,
     assert_invariants,
     redis_dump_texts,
-    scratch_bucket,
     wait_terminal,
 )
-from tests.support.workers import QueueStack, start_stack
+from tests.support.workers import QueueStack, StartStack
 
 CANARY = "CANARYs3cr3tZq7"
 RATE = 40  # requests per second per token in this stack
 
 
-@pytest.fixture
-def bucket(seaweed: SeaweedS3) -> Iterator[str]:
-    """A fresh bucket per row, dropped afterwards (weed mini has few volume slots)."""
-    with scratch_bucket(seaweed) as name:
-        yield name
-
-
 @pytest.fixture(scope="module")
-def sec_redis() -> Iterator[EmbeddedRedis]:
-    server = start_redis()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def sec_stack(
-    sec_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[QueueStack]:
-    s = start_stack(
-        redis_url=sec_redis.url,
-        seaweed=seaweed,
-        log_dir=tmp_path_factory.mktemp("sec-logs"),
+def sec_stack(start_module_stack: StartStack) -> QueueStack:
+    return start_module_stack(
         queue="genblaze-sec",
         n_workers=1,
         concurrency=2,
@@ -70,16 +47,6 @@ def sec_stack(
             "GENBLAZE_SOURCE_READ_TIMEOUT": "5",
         },
     )
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def cdn() -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -415,26 +382,14 @@ def test_canary_secret_never_leaves_the_job(
 
 
 @pytest.fixture(scope="module")
-def unsealed_stack(
-    seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[QueueStack]:
+def unsealed_stack(start_module_stack: StartStack) -> QueueStack:
     """A deployment that did not set GENBLAZE_SOURCE_KEY (the development default)."""
-    server = start_redis()
-    try:
-        s = start_stack(
-            redis_url=server.url,
-            seaweed=seaweed,
-            queue="genblaze-unsealed",
-            log_dir=tmp_path_factory.mktemp("unsealed-logs"),
-            n_workers=1,
-            extra_env={"GENBLAZE_SOURCE_KEY": "", "GENBLAZE_MAX_RETRIES": "0"},
-        )
-        try:
-            yield s
-        finally:
-            s.stop()
-    finally:
-        server.stop()
+    return start_module_stack(
+        redis_url=None,  # a Redis of its own: nothing sealed by the other stack in it
+        queue="genblaze-unsealed",
+        n_workers=1,
+        extra_env={"GENBLAZE_SOURCE_KEY": "", "GENBLAZE_MAX_RETRIES": "0"},
+    )
 
 
 def test_without_a_source_key_the_raw_url_leaves_redis_when_the_asset_ends(

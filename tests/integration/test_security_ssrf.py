@@ -25,9 +25,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
-from tests.support.invariants import Services, assert_invariants, scratch_bucket, wait_terminal
-from tests.support.workers import QueueStack, start_stack
+from genblaze_s3.local.services import SeaweedS3
+from tests.support.invariants import Services, assert_invariants, wait_terminal
+from tests.support.workers import QueueStack, StartStack
 
 PUBLIC = "127.0.0.2"  # the one host the workers may reach: plays a public CDN
 REFUSED_CODES = {"url_blocked", "invalid_url"}
@@ -172,13 +172,6 @@ def _cert_for(ip: str, directory: Path) -> tuple[Path, Path]:
     return c, k
 
 
-@pytest.fixture
-def bucket(seaweed: SeaweedS3) -> Iterator[str]:
-    """A fresh bucket per row, dropped afterwards (weed mini has few volume slots)."""
-    with scratch_bucket(seaweed) as name:
-        yield name
-
-
 @pytest.fixture(scope="module")
 def ssrf_env(
     tmp_path_factory: pytest.TempPathFactory,
@@ -197,33 +190,20 @@ def ssrf_env(
 
 @pytest.fixture(scope="module")
 def ssrf_stack(
-    seaweed: SeaweedS3,
-    ssrf_env: tuple[Recorder, Trampoline, Trampoline],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[QueueStack, EmbeddedRedis]]:
+    start_module_stack: StartStack, ssrf_env: tuple[Recorder, Trampoline, Trampoline]
+) -> QueueStack:
     _, _, tls = ssrf_env
-    server = start_redis()
-    try:
-        s = start_stack(
-            redis_url=server.url,
-            seaweed=seaweed,
-            queue="genblaze-ssrf",
-            log_dir=tmp_path_factory.mktemp("ssrf-logs"),
-            n_workers=1,
-            concurrency=4,
-            extra_env={
-                "GENBLAZE_ALLOW_PRIVATE_HOSTS": PUBLIC,
-                "GENBLAZE_ALLOW_HTTP": "1",
-                "GENBLAZE_CA_BUNDLE": tls.ca,  # type: ignore[attr-defined]
-                "GENBLAZE_MAX_RETRIES": "0",
-            },
-        )
-        try:
-            yield s, server
-        finally:
-            s.stop()
-    finally:
-        server.stop()
+    return start_module_stack(
+        queue="genblaze-ssrf",
+        n_workers=1,
+        concurrency=4,
+        extra_env={
+            "GENBLAZE_ALLOW_PRIVATE_HOSTS": PUBLIC,
+            "GENBLAZE_ALLOW_HTTP": "1",
+            "GENBLAZE_CA_BUNDLE": tls.ca,  # type: ignore[attr-defined]
+            "GENBLAZE_MAX_RETRIES": "0",
+        },
+    )
 
 
 def _vectors(p: int) -> dict[str, str]:
@@ -297,13 +277,13 @@ def _run_table(
 
 
 def test_ssrf_vectors_fail_without_any_connection(
-    ssrf_stack: tuple[QueueStack, EmbeddedRedis],
+    ssrf_stack: QueueStack,
     ssrf_env: tuple[Recorder, Trampoline, Trampoline],
     seaweed: SeaweedS3,
     bucket: str,
     s3_client: Any,
 ) -> None:
-    stack, _ = ssrf_stack
+    stack = ssrf_stack
     rec, plain, _ = ssrf_env
     outcome = _run_table(stack, seaweed, bucket, s3_client, _vectors(rec.port))
     bad = {k: v for k, v in outcome.items() if v != "422" and v not in REFUSED_CODES}
@@ -313,13 +293,13 @@ def test_ssrf_vectors_fail_without_any_connection(
 
 
 def test_redirects_to_blocked_targets_are_refused(
-    ssrf_stack: tuple[QueueStack, EmbeddedRedis],
+    ssrf_stack: QueueStack,
     ssrf_env: tuple[Recorder, Trampoline, Trampoline],
     seaweed: SeaweedS3,
     bucket: str,
     s3_client: Any,
 ) -> None:
-    stack, _ = ssrf_stack
+    stack = ssrf_stack
     rec, plain, tls = ssrf_env
     targets = {
         k: v
@@ -342,14 +322,14 @@ def test_redirects_to_blocked_targets_are_refused(
 
 
 def test_allowed_host_still_works_under_the_strict_policy(
-    ssrf_stack: tuple[QueueStack, EmbeddedRedis],
+    ssrf_stack: QueueStack,
     ssrf_env: tuple[Recorder, Trampoline, Trampoline],
     seaweed: SeaweedS3,
     bucket: str,
     s3_client: Any,
 ) -> None:
     """Control row: the guard is not simply refusing everything."""
-    stack, _ = ssrf_stack
+    stack = ssrf_stack
     _, plain, tls = ssrf_env
     svc = Services(redis_url=stack.redis_url, s3=s3_client)
     ids = []

@@ -11,7 +11,8 @@ After any fault, for every job the product accepted:
 4. `ListMultipartUploads` under the job's prefix is empty;
 5. no staging objects: every object under the prefix is an asset key the
    status reports, or a manifest;
-6. the broker holds no message (queued or unacked) for the job.
+6. the broker holds no message (queued or unacked) for the job; checked first,
+   so the other checks read a job no task can still change.
 
 Everything here reads the real services directly (plain boto3 on SeaweedFS,
 plain redis-py), never through the code under test.
@@ -42,6 +43,7 @@ from genblaze_s3.ingest.models import (
     JobView,
 )
 from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.local.services import drop_bucket
 
 STORED = (AssetState.STORED, AssetState.DEDUPLICATED)
 
@@ -175,17 +177,24 @@ def assert_invariants(
     svc: Services,
     job_ids: Iterable[str],
     *,
-    settle: float = 1.0,
     broker_timeout: float = 30,
     extra_allowed_keys: Iterable[str] = (),
     check_counters: bool = True,
 ) -> dict[str, JobFacts]:
-    """Run every invariant for `job_ids`; return what was found per job."""
+    """Run every invariant for `job_ids`; return what was found per job.
+
+    Order matters: the states are read once the broker holds no message for the
+    jobs (6.), not after a sleep. Tasks ack late (workers/celery_app.py), so a
+    message leaves the broker only when its task has returned: from then on no
+    task can change these jobs, and a state that differs from the first terminal
+    one seen is a real second transition.
+    """
     ids = list(job_ids)
     store = svc.store
     s3 = svc.s3
     first = wait_terminal(svc, ids, timeout=5)
-    time.sleep(settle)
+    # 6. nothing left in the broker for these jobs (queued, reserved or running)
+    wait_broker_clear(svc.broker_url or svc.redis_url, ids, timeout=broker_timeout)
     facts: dict[str, JobFacts] = {}
     allowed: dict[tuple[str, str], set[str]] = {}
     for job_id in ids:
@@ -251,8 +260,6 @@ def assert_invariants(
         for f in facts.values():
             if f.meta.destination.bucket == bucket:
                 f.objects = objects
-    # 6. nothing left in the broker for these jobs
-    wait_broker_clear(svc.broker_url or svc.redis_url, ids, timeout=broker_timeout)
     if check_counters:
         assert_terminal_counters(store)
     return facts
@@ -306,39 +313,6 @@ def redis_dump_texts(client: redis.Redis) -> list[tuple[str, str]]:
 
 
 # -- buckets ---------------------------------------------------------------------
-def drop_bucket(s3: Any, bucket: str) -> None:
-    """Delete every version (bypassing GOVERNANCE locks), every upload, then the bucket.
-
-    Why: `weed mini` gives each bucket its own volume collection from a fixed
-    number of slots; buckets left behind make later tests fail with "No
-    writable volumes". Best effort: a COMPLIANCE-locked object keeps its bucket.
-    """
-    with contextlib.suppress(Exception):
-        for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-            s3.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
-    for _ in range(20):
-        try:
-            resp = s3.list_object_versions(Bucket=bucket)
-        except Exception:
-            return
-        items = resp.get("Versions", []) + resp.get("DeleteMarkers", [])
-        if not items:
-            break
-        for v in items:
-            with contextlib.suppress(Exception):
-                s3.delete_object(
-                    Bucket=bucket,
-                    Key=v["Key"],
-                    VersionId=v["VersionId"],
-                    BypassGovernanceRetention=True,
-                )
-        for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-            with contextlib.suppress(Exception):
-                s3.delete_object(Bucket=bucket, Key=o["Key"])
-    with contextlib.suppress(Exception):
-        s3.delete_bucket(Bucket=bucket)
-
-
 @contextlib.contextmanager
 def scratch_bucket(seaweed: Any, *, object_lock: bool = False) -> Any:
     """A fresh bucket for one row, dropped afterwards."""

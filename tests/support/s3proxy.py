@@ -235,21 +235,3 @@ def debris(client: Any, bucket: str) -> tuple[list[str], list[str]]:
     objects = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
     uploads = [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
     return objects, uploads
-
-
-def drop_bucket(client: Any, bucket: str) -> None:
-    """Empty and delete a test bucket.
-
-    Why: SeaweedFS gives every bucket its own collection of volumes, and `weed
-    mini` has a fixed number of volume slots; a suite that leaves one bucket per
-    test behind runs out ("No writable volumes") and later tests fail at random.
-    """
-    for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-        client.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
-    while True:
-        objs = client.list_objects_v2(Bucket=bucket).get("Contents", [])
-        if not objs:
-            break
-        for o in objs:
-            client.delete_object(Bucket=bucket, Key=o["Key"])
-    client.delete_bucket(Bucket=bucket)

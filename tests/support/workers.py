@@ -9,14 +9,18 @@ webhook secret and a fixed source key (source URLs sealed at rest, as in product
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from genblaze_s3.local.stack import QueueStack, S3Endpoint
 from genblaze_s3.local.stack import start_stack as start_local_stack
 from genblaze_s3.local.supervisor import Process, procfile_command
 
-__all__ = ["Process", "QueueStack", "procfile_command", "start_stack"]
+__all__ = ["Process", "QueueStack", "StartStack", "procfile_command", "start_stack"]
+
+# The `start_module_stack` fixture (tests/integration/conftest.py): start_stack's
+# keywords, the module's Redis and SeaweedFS filled in.
+StartStack = Callable[..., QueueStack]
 
 TEST_TOKENS = {"acme": "tok-acme", "globex": "tok-globex"}
 TEST_ENV = {

@@ -1,0 +1,42 @@
+"""Small helpers the queue tests share (fixtures live in tests/integration/conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from genblaze_s3 import S3StorageBackend
+from genblaze_s3.ingest.destinations import DestinationPolicy
+from genblaze_s3.local.services import SeaweedS3
+from genblaze_s3.local.supervisor import wait_until
+
+
+def backend_for(seaweed: SeaweedS3, bucket: str) -> S3StorageBackend:
+    return S3StorageBackend(
+        bucket,
+        endpoint_url=seaweed.endpoint_url,
+        region="us-east-1",
+        access_key_id=seaweed.access_key,
+        secret_access_key=seaweed.secret_key,
+        preflight=False,
+    )
+
+
+def policy_for(seaweed: SeaweedS3) -> DestinationPolicy:
+    return DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": seaweed.endpoint_url})
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def no_multipart_uploads(s3: Any, bucket: str) -> bool:
+    return not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def wait_for(
+    pred: Callable[[], bool], timeout: float = 30, interval: float = 0.05, what: str = ""
+) -> None:
+    """Poll an observable condition (a store field, a log line, a counter) until true."""
+    wait_until(pred, timeout, what or "condition not met", interval=interval)
