@@ -89,7 +89,9 @@ class Process:
         except FileNotFoundError:
             return ""
 
-    def wait_ready(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+    def wait_ready(
+        self, ready: Callable[[], bool], timeout: float, what: str, *, interval: float = 0.1
+    ) -> None:
         """Wait for `ready()`; fail at once, quoting the log, if the process exits first."""
 
         def check() -> bool:
@@ -103,7 +105,7 @@ class Process:
             return False
 
         try:
-            wait_until(check, timeout, f"{self.name}: no {what}")
+            wait_until(check, timeout, f"{self.name}: no {what}", interval=interval)
         except TimeoutError as exc:
             raise ProcessError(f"{exc}; {self.log_path}:\n{self.log()[-LOG_TAIL:]}") from None
 

@@ -11,15 +11,14 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from genblaze_s3.local.services import drop_bucket
+from genblaze_s3.local.supervisor import Process, spawn
 from genblaze_s3.transfer import FileCheckpointStore
 from tests.support.cdn import CDNServer
 from tests.support.s3proxy import debris, make_backend
@@ -47,25 +46,11 @@ print(json.dumps({"sha256": r.sha256, "size": r.size, "bytes_uploaded": r.bytes_
 """.replace("PART_SIZE", str(PART)).replace("CONCURRENCY", str(CONCURRENCY))
 
 
-def _child(seaweed: Any, bucket: str, url: str, cpdir: Path) -> subprocess.Popen[str]:
+def _child(seaweed: Any, bucket: str, url: str, cpdir: Path, log: Path) -> Process:
+    """The copy in a process of its own (the one supervisor: own group, log file)."""
     root = str(Path(__file__).resolve().parents[2])
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            CHILD,
-            root,
-            seaweed.endpoint_url,
-            seaweed.access_key,
-            seaweed.secret_key,
-            bucket,
-            url,
-            str(cpdir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = [root, seaweed.endpoint_url, seaweed.access_key, seaweed.secret_key, bucket, url]
+    return spawn([sys.executable, "-c", CHILD, *args, str(cpdir)], log_path=log, name="copy")
 
 
 @pytest.mark.slow
@@ -86,31 +71,33 @@ def test_killed_copy_resumes_from_checkpoint_in_new_process(
         cdn.add("/big.bin", src)
         # Throttled so the kill lands mid-copy on a fast machine.
         url = cdn.url("/big.bin", mode="slow", rate=48 * MiB)
-        proc = _child(seaweed, bucket, url, cpdir)
+        proc = _child(seaweed, bucket, url, cpdir, tmp_path / "first.log")
+        done_at_kill = 0
+
+        def far_enough() -> bool:
+            nonlocal done_at_kill
+            cp = store.load("job:big")
+            done_at_kill = len(cp.parts) if cp is not None else 0
+            return done_at_kill >= int(total_parts * 0.6)
+
         try:
-            deadline = time.monotonic() + 120
-            done_at_kill = 0
-            while time.monotonic() < deadline and proc.poll() is None:
-                cp = store.load("job:big")
-                if cp is not None and len(cp.parts) >= int(total_parts * 0.6):
-                    done_at_kill = len(cp.parts)
-                    os.kill(proc.pid, signal.SIGKILL)
-                    break
-                time.sleep(0.01)
+            proc.wait_ready(far_enough, 120, "60% of the parts checkpointed", interval=0.01)
+            os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
+            proc.stop()
+        assert proc.proc.returncode == -signal.SIGKILL, proc.log()[-3000:]
         assert done_at_kill >= int(total_parts * 0.6)
         client = make_backend(seaweed, bucket).client
         assert debris(client, bucket) == ([], ["big/object.bin"])  # nothing at the final key
 
-        resumed = _child(seaweed, bucket, cdn.url("/big.bin"), cpdir)
-        out, err = resumed.communicate(timeout=300)
-        assert resumed.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+        resumed = _child(seaweed, bucket, cdn.url("/big.bin"), cpdir, tmp_path / "resumed.log")
+        try:
+            assert resumed.wait(timeout=300) == 0, resumed.log()[-3000:]
+        finally:
+            resumed.stop()
+    out = [line for line in resumed.log().splitlines() if line.startswith("{")]
+    result = json.loads(out[-1])
     assert result["sha256"] == digest.hexdigest() and result["size"] == SIZE
     missing_at_kill = total_parts - done_at_kill
     assert result["parts_uploaded"] <= missing_at_kill
