@@ -20,11 +20,16 @@ from genblaze_s3.local.supervisor import (
 PACKAGE = Path(__file__).resolve().parents[2] / "genblaze_s3"
 
 
-def _imported_modules(path: Path) -> set[str]:
+def _is_cli(path: Path) -> bool:
+    """The CLI itself: genblaze_s3/cli.py, or a genblaze_s3/cli/ package."""
+    return path == PACKAGE / "cli.py" or (PACKAGE / "cli") in path.parents
+
+
+def _imported_modules(path: Path, source: str | None = None) -> set[str]:
     """Every module an `import` / `from ... import` in the file names (relative ones resolved)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = ast.parse(path.read_text() if source is None else source, filename=str(path))
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    package = parts[:-1]
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -42,12 +47,8 @@ def _imported_modules(path: Path) -> set[str]:
 def test_no_library_module_imports_the_cli() -> None:
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        if (
-            path == PACKAGE / "cli.py"
-            or path.parent.name == "cli"
-            and path.parent.parent == PACKAGE
-        ):
-            continue  # the CLI itself (a module or a package)
+        if _is_cli(path):
+            continue
         if any(
             m == "genblaze_s3.cli" or m.startswith("genblaze_s3.cli.")
             for m in _imported_modules(path)
@@ -56,20 +57,28 @@ def test_no_library_module_imports_the_cli() -> None:
     assert not offenders, f"library modules importing genblaze_s3.cli: {offenders}"
 
 
-def test_the_import_check_sees_relative_and_absolute_imports(tmp_path: Path) -> None:
-    """The grep above is not vacuous: it finds each way of importing the CLI."""
-    probe = PACKAGE / "local" / "_probe_imports_cli.py"
+def test_no_library_module_imports_the_development_tools() -> None:
+    """genblaze_s3.local (embedded services, demo, supervisor) is for development only:
+    the CLI's `demo` command is its one user inside the package."""
+    offenders = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.parent != PACKAGE / "local" and not _is_cli(path)
+        if any(m.startswith("genblaze_s3.local") for m in _imported_modules(path))
+    ]
+    assert not offenders, f"library modules importing genblaze_s3.local: {offenders}"
+
+
+def test_the_import_check_sees_relative_and_absolute_imports() -> None:
+    """The checks above are not vacuous: they see each way of importing a module."""
+    probe = PACKAGE / "local" / "probe.py"  # parsed as if it lived there; never written
     for text in (
         "from genblaze_s3.cli import main\n",
         "import genblaze_s3.cli\n",
         "from .. import cli\n",
+        "def f():\n    from ..cli import main\n",
     ):
-        probe.write_text(text)
-        try:
-            names = _imported_modules(probe)
-        finally:
-            probe.unlink()
-        assert "genblaze_s3.cli" in names, text
+        assert "genblaze_s3.cli" in _imported_modules(probe, text), text
 
 
 def test_the_fallback_procfile_is_the_procfile() -> None:
