@@ -137,10 +137,12 @@ class QueueStack:
         return "".join(w.log() for w in self.workers)
 
     def stop(self) -> None:
-        for h in self.workers:
-            h.stop()
-        if self.api is not None:
-            self.api.stop()
+        """Warm-shut-down every worker and the API side by side, then wait for each."""
+        processes = [*self.workers, *([self.api] if self.api is not None else [])]
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.stop()
 
 
 def start_stack(

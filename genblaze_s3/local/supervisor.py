@@ -113,6 +113,12 @@ class Process:
         """Wait until `needle` appears in the log (e.g. Celery's "ready.")."""
         self.wait_ready(lambda: needle in self.log(), timeout, f"{needle!r} in its log")
 
+    def terminate(self) -> None:
+        """SIGTERM the group without waiting (stop several processes side by side)."""
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM the group (a warm shutdown for Celery), then SIGKILL what is left.
 
@@ -120,8 +126,7 @@ class Process:
         pool child orphaned by a killed main process is still in the group.
         """
         if self.running():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+            self.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
         with contextlib.suppress(ProcessLookupError, PermissionError):
