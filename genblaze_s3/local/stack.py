@@ -57,7 +57,7 @@ def procfile_env(
         AWS_DEFAULT_REGION="us-east-1",
         # `celery` and `python` of this interpreter's environment, this checkout first.
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
         PYTHONUNBUFFERED="1",
     )
     env.pop("GENBLAZE_BROKER_URL", None)

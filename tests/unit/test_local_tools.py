@@ -133,3 +133,20 @@ def test_supervisor_stops_in_reverse_order_even_when_a_stop_fails() -> None:
         s.add(fail)
         s.add(lambda: order.append("c"))
     assert order == ["c", "b", "a"]
+
+
+def test_procfile_env_names_store_broker_queue_and_the_workers_own_credentials() -> None:
+    from types import SimpleNamespace
+
+    from genblaze_s3.local.stack import procfile_env
+
+    s3 = SimpleNamespace(endpoint_url="http://127.0.0.1:1", access_key="ak", secret_key="sk")
+    base = {"GENBLAZE_BROKER_URL": "amqp://elsewhere//", "PYTHONPATH": "/mine", "PATH": "/bin"}
+    env = procfile_env(redis_url="redis://127.0.0.1:2/0", s3=s3, queue="q", base=base)
+    assert "GENBLAZE_BROKER_URL" not in env  # the store's Redis is the broker
+    assert env["GENBLAZE_QUEUE"] == "q" and env["AWS_SECRET_ACCESS_KEY"] == "sk"
+    assert env["PYTHONPATH"].endswith(os.pathsep + "/mine")
+    rabbit = procfile_env(
+        redis_url="redis://x", s3=s3, broker_url="amqp://b//", extra={"GENBLAZE_QUEUE": "z"}
+    )
+    assert rabbit["GENBLAZE_BROKER_URL"] == "amqp://b//" and rabbit["GENBLAZE_QUEUE"] == "z"
