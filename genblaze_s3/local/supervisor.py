@@ -89,6 +89,18 @@ class Process:
         except FileNotFoundError:
             return ""
 
+    def child_pids(self) -> list[int]:
+        """The other live members of this process group (a Celery pool's children)."""
+        out = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == self.proc.pid:
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                state, _ppid, pgid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+                if int(pgid) == self.proc.pid and state != "Z":
+                    out.append(int(entry.name))
+        return out
+
     def wait_ready(
         self, ready: Callable[[], bool], timeout: float, what: str, *, interval: float = 0.1
     ) -> None:

@@ -98,7 +98,7 @@ def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
     p = spawn(["bash", "-c", "sleep 300 & echo child=$!; wait"], log_path=log)
     p.wait_for_log("child=", timeout=10)
     child = int(p.log().split("child=")[1].split()[0])
-    assert os.getpgid(child) == p.pid
+    assert os.getpgid(child) == p.pid and child in p.child_pids()
     p.stop(timeout=5)
     assert not p.running()
     assert not _alive(child)
