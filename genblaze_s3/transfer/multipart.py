@@ -214,6 +214,7 @@ class MultipartUpload:
         Returns None when the server no longer knows the upload (aborted or expired).
         """
         parts: list[PartRecord] = []
+        recorded = {p.number: p for p in cp.parts}
         marker = 0
         try:
             while True:
@@ -229,12 +230,18 @@ class MultipartUpload:
                     config=config,
                 )
                 for p in resp.get("Parts", []):
+                    number, etag = int(p["PartNumber"]), str(p["ETag"])
+                    # Some stores (SeaweedFS) list no checksums: the checkpoint's record of
+                    # the same part (same ETag) has it, as CompleteMultipartUpload needs.
+                    known = recorded.get(number)
+                    same = known is not None and known.etag == etag
                     parts.append(
                         PartRecord(
-                            number=int(p["PartNumber"]),
-                            etag=str(p["ETag"]),
+                            number=number,
+                            etag=etag,
                             size=int(p["Size"]),
-                            checksum_sha256=p.get("ChecksumSHA256"),
+                            checksum_sha256=p.get("ChecksumSHA256")
+                            or (known.checksum_sha256 if same and known else None),
                         )
                     )
                 if not resp.get("IsTruncated"):
@@ -281,6 +288,25 @@ class MultipartUpload:
             self._store.save(self._cp_id, cp)
         except Exception:  # a lost checkpoint write costs a re-upload, never the copy
             logger.warning("checkpoint save failed for %s", self._cp.key, exc_info=True)
+
+    def save_slice_boundary(self, offset: int, sha256_state: str, bytes_uploaded: int) -> None:
+        """Record where a bounded slice stopped: every part below ``offset`` is uploaded.
+
+        The next slice restores the hash from ``sha256_state`` and asks the source
+        for ``offset`` onwards. Unlike a part's checkpoint write, a failed write
+        here raises: a continuation without it would re-read from an older point.
+        """
+        with self._lock:
+            self._cp = replace(
+                self._cp,
+                parts=tuple(sorted(self._parts.values(), key=lambda p: p.number)),
+                offset=offset,
+                sha256_state=sha256_state,
+                bytes_uploaded=bytes_uploaded,
+            )
+            cp = self._cp
+        if self._store is not None and self._cp_id is not None:
+            self._store.save(self._cp_id, cp)
 
     # -- parts ----------------------------------------------------------------------
     def upload_part(self, number: int, data: bytes | bytearray | memoryview) -> PartRecord:
