@@ -4,8 +4,8 @@ Why this shape (after s3transfer's CreateMultipartUploadTask): the moment
 CreateMultipartUpload returns an id, the id is written to the checkpoint, so
 neither a crash nor an exception can orphan it -- either a later attempt resumes
 it, or :meth:`MultipartUpload.abort` (called by the owner on any permanent
-failure) removes it. Parts are retried here, each in a bounded loop with capped,
-jittered exponential backoff on transient S3 errors only.
+failure) removes it. Parts are retried here, each in a bounded loop with the
+package's one backoff policy (`genblaze_s3.backoff`) on transient S3 errors only.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import base64
 import functools
 import hashlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from genblaze_s3.backoff import backoff_delay
 from genblaze_s3.transfer.checkpoint import (
     Checkpoint,
     CheckpointStore,
@@ -36,24 +36,6 @@ from genblaze_s3.transfer.errors import (
 
 logger = logging.getLogger("genblaze_s3.transfer")
 T = TypeVar("T")
-
-
-def compute_backoff(
-    attempt: int,
-    *,
-    base: float = 0.25,
-    cap: float = 8.0,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Seconds to sleep before retry ``attempt`` (1-based): full jitter, capped.
-
-    ``rand() * min(cap, base * 2**(attempt-1))`` -- full jitter spreads retries
-    from many parts hitting the same 503 SlowDown instead of synchronising them.
-    """
-    if attempt < 1:
-        return 0.0
-    ceiling = min(cap, base * (2 ** min(attempt - 1, 32)))
-    return max(0.0, rand() * ceiling)
 
 
 def choose_part_size(
@@ -96,7 +78,7 @@ def call_with_retries(
         except Exception as exc:
             if attempt >= config.max_part_attempts or not is_retryable_storage_error(exc):
                 raise map_storage_error(exc, what) from exc
-            delay = compute_backoff(attempt, base=config.backoff_base, cap=config.backoff_cap)
+            delay = backoff_delay(attempt, base=config.backoff_base, cap=config.backoff_cap)
             logger.info(
                 "%s failed (%s), retry %d in %.2fs", what, s3_error_code(exc), attempt, delay
             )
