@@ -39,21 +39,22 @@ CHUNK_SPLIT_SECONDS = 2.0
 def after_step(
     ctx: WorkerContext, job_id: str, asset_id: str, result: StepResult, send: Send
 ) -> None:
-    """Send what an asset step asks for: finalize, its retry, or its next slice.
+    """Send what an asset step asks for: finalize, its retry, its next slice, or (BUSY)
+    itself again once the holder's lease would have run out.
 
-    BUSY sends nothing: the delivery holding the lease sends the follow-up itself,
-    and if it dies its own message comes back (late ack) or the sweeper re-enqueues
-    the asset; re-sending here would only multiply duplicates.
+    Why BUSY comes back: the holder may be dead (a whole host killed, its message
+    already requeued to us by RabbitMQ); coming back when its lease expires resumes
+    the copy in about one lease TTL instead of waiting for the sweeper. While the
+    holder lives, slices keep such loops short, and they end with the asset.
     """
     if result.action is Action.DONE:
         if result.finalize:
             request_finalize(ctx, job_id, send)
         return
-    if result.action is Action.BUSY:
-        return
-    # RETRY waits its backoff; the sweeper must not take that wait for a lost message.
-    member = f"{job_id} {asset_id}"
-    ctx.redis.zadd(keys.inflight_key(), {member: time.time() + result.countdown})
+    if result.action is Action.RETRY:
+        # A retry waits its backoff: the sweeper must not take that wait for a lost message.
+        member = f"{job_id} {asset_id}"
+        ctx.redis.zadd(keys.inflight_key(), {member: time.time() + result.countdown})
     send(INGEST_ASSET, [job_id, asset_id], result.countdown)
 
 

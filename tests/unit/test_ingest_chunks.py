@@ -101,7 +101,7 @@ def test_a_chunk_resends_each_retry_alone_and_finalizes_once(chunk_rig: Any) -> 
     worker.run_chunk(ctx, "job", ["a0", "a1", "a2", "a3", "a4"], queue, threads=1)
     assert queue.sent == [
         (INGEST_ASSET, ["job", "a1"], 2.0),  # a retry, after its backoff
-        # a busy lease sends nothing: the holder sends the follow-up itself
+        (INGEST_ASSET, ["job", "a2"], 1.0),  # a busy lease: when the holder's would end
         (FINALIZE_JOB, ["job"], 0.0),
         (INGEST_ASSET, ["job", "a4"], 0.0),  # the next slice, at once
     ]
