@@ -77,6 +77,7 @@ class Checkpoint:
     offset: int = 0
     sha256_state: str | None = None
     bytes_uploaded: int = 0  # by earlier slices (the asset's bytes_uploaded sums them)
+    expected_sha256: str | None = None  # what the finished object must hash to, if known
     version: int = CHECKPOINT_VERSION
 
     def to_json(self) -> str:
@@ -100,6 +101,7 @@ class Checkpoint:
             offset=int(data.get("offset", 0)),
             sha256_state=data.get("sha256_state"),
             bytes_uploaded=int(data.get("bytes_uploaded", 0)),
+            expected_sha256=data.get("expected_sha256"),
         )
 
 

@@ -172,7 +172,11 @@ class _Digest:
     known: str | None = None  # the spool already hashed every byte
 
     def hexdigest(self) -> str:
-        return self.known if self.known is not None else str(self.hasher.hexdigest())
+        if self.known is not None:
+            return self.known
+        if self.hasher is None:
+            raise ValueError("a digest needs a hasher or a known SHA-256")
+        return str(self.hasher.hexdigest())
 
 
 @dataclass
@@ -402,6 +406,8 @@ def _continue_slice(
     validators then reject: the old upload is aborted and the copy starts over
     rather than stitching two versions together.
     """
+    if cp.expected_sha256 is not None:  # a refetch's upload pass: its hash pass pinned it
+        job = replace(job, expected_sha256=cp.expected_sha256)
     headers = {"Range": f"bytes={cp.offset}-"}
     validator = cp.source.etag or cp.source.last_modified
     if validator is not None:
@@ -657,21 +663,12 @@ def _send_multipart(
             first_number=body.offset // part_size,
             pause=time_is_up if sliced else None,
         )
-        if sliced and sent.size < cast(int, body.length):
-            upload.save_slice_boundary(
-                sent.size,
-                cast(ResumableSha256, digest.hasher).state(),
-                uploaded + upload.bytes_uploaded,
-            )
-            return CopyPaused(
-                bytes_done=sent.size,
-                bytes_total=body.length,
-                bytes_uploaded=upload.bytes_uploaded,
-            )
-        sha256 = digest.hexdigest()
-        _verify(job, sha256, sent.size)
-        job.check_cancel()
-        resp = upload.complete(n_parts)
+        paused = sliced and sent.size < cast(int, body.length)
+        if not paused:
+            sha256 = digest.hexdigest()
+            _verify(job, sha256, sent.size)
+            job.check_cancel()
+            resp = upload.complete(n_parts)
     except BaseException as exc:
         keep = isinstance(exc, TransferError) and exc.retryable and job.store is not None
         if not keep:
@@ -679,6 +676,20 @@ def _send_multipart(
         if isinstance(exc, TransferError) or not isinstance(exc, Exception):
             raise
         raise map_storage_error(exc, "multipart upload") from exc
+    if paused:
+        # Outside the handler above: a store that fails this write raises its own error
+        # and the upload stays for the next delivery (which resumes from older state).
+        upload.save_slice_boundary(
+            sent.size,
+            cast(ResumableSha256, digest.hasher).state(),
+            uploaded + upload.bytes_uploaded,
+            expected_sha256=job.expected_sha256,
+        )
+        return CopyPaused(
+            bytes_done=sent.size,
+            bytes_total=body.length,
+            bytes_uploaded=upload.bytes_uploaded,
+        )
     if job.store is not None and job.checkpoint_id is not None:
         job.store.clear(job.checkpoint_id)
     key = upload.checkpoint.key

@@ -271,7 +271,14 @@ class MultipartUpload:
         except Exception:  # a lost checkpoint write costs a re-upload, never the copy
             logger.warning("checkpoint save failed for %s", self._cp.key, exc_info=True)
 
-    def save_slice_boundary(self, offset: int, sha256_state: str, bytes_uploaded: int) -> None:
+    def save_slice_boundary(
+        self,
+        offset: int,
+        sha256_state: str,
+        bytes_uploaded: int,
+        *,
+        expected_sha256: str | None = None,
+    ) -> None:
         """Record where a bounded slice stopped: every part below ``offset`` is uploaded.
 
         The next slice restores the hash from ``sha256_state`` and asks the source
@@ -285,6 +292,7 @@ class MultipartUpload:
                 offset=offset,
                 sha256_state=sha256_state,
                 bytes_uploaded=bytes_uploaded,
+                expected_sha256=expected_sha256,
             )
             cp = self._cp
         if self._store is not None and self._cp_id is not None:
