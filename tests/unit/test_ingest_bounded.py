@@ -68,9 +68,7 @@ def ctx() -> WorkerContext:
 
 def _job(ctx: WorkerContext, *, sealer: SourceSealer | None = None) -> tuple[str, str]:
     sub = make_submission(1)
-    sources = sub.sources
-    if sealer is not None:
-        sources = {k: sealer.seal(v) for k, v in sources.items()}
+    sources = sub.sealed_sources(sealer or SourceSealer(None))
     ctx.store.create_job(sub.meta, sub.assets, sources, sub.payload)
     return sub.meta.job_id, sub.meta.asset_ids[0]
 

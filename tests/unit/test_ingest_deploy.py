@@ -32,7 +32,7 @@ def test_the_celery_app_is_importable_as_the_procfile_expects() -> None:
     assert conf.task_time_limit > conf.task_soft_time_limit
     # Deliveries are bounded by the slice: a dead host's message is back within minutes,
     # with room above a slice (a redelivered duplicate would only back off on the lease).
-    from genblaze_s3.ingest.settings import DEFAULT_SLICE_SECONDS
+    from genblaze_s3.settings import DEFAULT_SLICE_SECONDS
 
     vt = conf.broker_transport_options["visibility_timeout"]
     assert 6 * DEFAULT_SLICE_SECONDS <= vt <= 5 * 60
