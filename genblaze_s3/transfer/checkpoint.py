@@ -78,6 +78,8 @@ class Checkpoint:
     sha256_state: str | None = None
     bytes_uploaded: int = 0  # by earlier slices (the asset's bytes_uploaded sums them)
     expected_sha256: str | None = None  # what the finished object must hash to, if known
+    # "hash": the first pass of a refetch CAS copy stopped (no upload yet: no key, no id).
+    phase: str = "upload"
     version: int = CHECKPOINT_VERSION
 
     def to_json(self) -> str:
@@ -102,6 +104,7 @@ class Checkpoint:
             sha256_state=data.get("sha256_state"),
             bytes_uploaded=int(data.get("bytes_uploaded", 0)),
             expected_sha256=data.get("expected_sha256"),
+            phase=str(data.get("phase") or "upload"),
         )
 
 

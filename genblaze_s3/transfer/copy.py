@@ -24,10 +24,13 @@ checkpoint; ``copy_url`` then returns :class:`CopyPaused`. The next call with th
 same checkpoint asks for ``Range: bytes=<offset>-`` with ``If-Range``, so no byte
 is downloaded or hashed twice. A source that ignores Range (answers 200) is read
 from the start and the first ``offset`` bytes are discarded: one extra download
-of what earlier slices read, nothing uploaded or hashed again. A source without
-a length or a validator, and the spool / hash passes of a CAS copy with an
-unknown hash, run in one call (a continuation could not prove it reads the same
-bytes).
+of what earlier slices read, nothing uploaded or hashed again. The hash pass
+of a CAS copy with an unknown hash (``refetch``) is sliced the same way (a
+hash-phase checkpoint: offset and hash state, no upload yet). A source without a
+length or a validator, and the spool of ``cas_mode="spool"`` (a local file), run
+in one call: a continuation could not prove it reads the same bytes. A slice ends
+between parts (8 MiB blocks in the hash pass), so a source slower than one part
+per slice overruns it by up to one part's read.
 
 Keys are genblaze-core's own (``_build_key`` / ``_guess_extension`` /
 ``_cache_control_for``), so a copy lands exactly where ``ObjectStorageSink`` puts it.
@@ -333,7 +336,17 @@ def _fetch_and_store(
     dest, expected_sha256 = job.dest, job.expected_sha256
     job.check_cancel()
     boundary = _slice_boundary(job)
-    if boundary is not None:
+    if boundary is not None and boundary.phase == HASH_PHASE:
+        with _fetcher(job, resolver) as fetcher:
+            hashed = _continue_hash_pass(job, fetcher, url, boundary)
+        if isinstance(hashed, CopyPaused):
+            return hashed
+        if hashed is not None:
+            sha256, validators, served_type = hashed
+            content_type = served_type or media_type
+            hashed_key = cast(str, dest.build_key(url, content_type, sha256))
+            return _upload_pass(job, url, hashed_key, sha256, validators, content_type, resolver)
+    elif boundary is not None:
         with _fetcher(job, resolver) as fetcher:
             result = _continue_slice(job, fetcher, url, boundary)
         if result is not None:
@@ -352,14 +365,28 @@ def _fetch_and_store(
         if key is not None:
             return _copy_to_known_key(job, src, key, content_type)
         large = src.length is None or src.length >= job.config.part_size
-        if large and _refetches(job.config.cas_mode, src):
-            job.progress.passes = 2
-            sha256 = _hash_only(job, src)
-            key = cast(str, dest.build_key(url, src.content_type or media_type, sha256))
-            validators = src.validators
-        else:
+        if not (large and _refetches(job.config.cas_mode, src)):
             return _copy_spooled(job, src, content_type)
-    # Second pass ("refetch"): the key is known now, so stream straight to it.
+        job.progress.passes = 2
+        validators = src.validators
+        hashed_here = _hash_pass(job, src.read_into, validators, src.length)
+        if isinstance(hashed_here, CopyPaused):
+            return hashed_here
+        sha256 = hashed_here
+        key = cast(str, dest.build_key(url, src.content_type or media_type, sha256))
+    return _upload_pass(job, url, key, sha256, validators, content_type, resolver)
+
+
+def _upload_pass(
+    job: _Job,
+    url: str,
+    key: str,
+    sha256: str,
+    validators: SourceValidators,
+    content_type: str | None,
+    resolver: Resolver | None,
+) -> CopyResult | CopyPaused:
+    """Second pass of a refetch: the key is known now, so stream straight to it."""
     head = job.head(key)
     if head is not None:
         job.progress.skip_second_pass()  # already stored: the hash pass was the copy
@@ -373,6 +400,116 @@ def _fetch_and_store(
             return _copy_to_known_key(pinned, src, key, content_type)
         except ChecksumMismatch as exc:
             raise SourceChanged("source bytes changed between the hash and upload passes") from exc
+
+
+HASH_PHASE = "hash"
+_HASH_BLOCK = 8 * 1024 * 1024
+
+
+def _hash_pass(
+    job: _Job,
+    read_into: Callable[[bytearray], int],
+    validators: SourceValidators,
+    total: int | None,
+    *,
+    offset: int = 0,
+    hasher: ResumableSha256 | None = None,
+) -> str | CopyPaused:
+    """First pass of a refetch: hash the body, store nothing.
+
+    A bounded slice (a length and a validator to continue against) hashes with a
+    state it can save and stops between blocks when its time is up, leaving a
+    hash-phase checkpoint; otherwise the two-thread `hash_stream` reads and hashes.
+    """
+    sliceable = (
+        job.slice_deadline is not None
+        and job.store is not None
+        and total is not None
+        and (validators.etag is not None or validators.last_modified is not None)
+    )
+    if not sliceable and hasher is None:
+        sha256, _size = hash_stream(read_into, on_block=job.progress.add, check=job.check_cancel)
+        return sha256
+    h = hasher or ResumableSha256()
+    buf = bytearray(_HASH_BLOCK)
+    done = offset
+    while n := read_into(buf):
+        h.update(memoryview(buf)[:n])
+        done += n
+        job.progress.add(n)
+        job.check_cancel()
+        if (
+            sliceable
+            and done < cast(int, total)
+            and time.monotonic() >= cast(float, job.slice_deadline)
+        ):
+            cp = Checkpoint(
+                bucket=job.bucket,
+                key="",
+                upload_id="",
+                part_size=0,
+                source=validators,
+                offset=done,
+                sha256_state=h.state(),
+                phase=HASH_PHASE,
+            )
+            cast(CheckpointStore, job.store).save(cast(str, job.checkpoint_id), cp)
+            # bytes_done as progress counts it: the hash pass is the first half of two
+            return CopyPaused(bytes_done=done // 2, bytes_total=total, bytes_uploaded=0)
+    return h.hexdigest()
+
+
+def _continuation(src: SourceStream, cp: Checkpoint) -> SourceValidators:
+    """What identifies the source this continuation reached (a 206's total as length);
+    empty validators when the server answered another range than the one asked for."""
+    validators = src.validators
+    if src.status == 206:
+        span = _range_start_and_total(src.content_range)
+        validators = replace(validators, length=span[1] if span is not None else None)
+        if span is None or span[0] != cp.offset:
+            return SourceValidators()
+    return validators
+
+
+def _range_headers(cp: Checkpoint) -> dict[str, str]:
+    headers = {"Range": f"bytes={cp.offset}-"}
+    validator = cp.source.etag or cp.source.last_modified
+    if validator is not None:
+        headers["If-Range"] = validator
+    return headers
+
+
+def _continue_hash_pass(
+    job: _Job, fetcher: Fetcher, url: str, cp: Checkpoint
+) -> tuple[str, SourceValidators, str | None] | CopyPaused | None:
+    """Go on hashing where the previous slice stopped; None: the source changed, start over.
+
+    Returns (sha256, validators, content type) once the whole body is hashed.
+    """
+    store, cp_id = cast(CheckpointStore, job.store), cast(str, job.checkpoint_id)
+    with fetcher.open(url, headers=_range_headers(cp)) as src:
+        validators = _continuation(src, cp)
+        if not (validators.matches(cp.source) and cp.source.length is not None):
+            logger.info("hash checkpoint no longer fits the source; starting over")
+            store.clear(cp_id)
+            return None
+        if src.status != 206:
+            _discard(src, cp.offset, _HASH_BLOCK)  # the source ignored Range
+        job.progress.passes = 2
+        job.progress.total = cp.source.length
+        job.progress.add(cp.offset)
+        hashed = _hash_pass(
+            job,
+            src.read_into,
+            cp.source,
+            cp.source.length,
+            offset=cp.offset,
+            hasher=ResumableSha256.from_state(cast(str, cp.sha256_state)),
+        )
+        if isinstance(hashed, CopyPaused):
+            return hashed
+        store.clear(cp_id)
+        return hashed, cp.source, src.content_type
 
 
 def _slice_boundary(job: _Job) -> Checkpoint | None:
@@ -408,18 +545,8 @@ def _continue_slice(
     """
     if cp.expected_sha256 is not None:  # a refetch's upload pass: its hash pass pinned it
         job = replace(job, expected_sha256=cp.expected_sha256)
-    headers = {"Range": f"bytes={cp.offset}-"}
-    validator = cp.source.etag or cp.source.last_modified
-    if validator is not None:
-        headers["If-Range"] = validator
-    with fetcher.open(url, headers=headers) as src:
-        validators = src.validators
-        if src.status == 206:
-            span = _range_start_and_total(src.content_range)
-            total = span[1] if span is not None else None
-            validators = replace(validators, length=total)
-            if span is None or span[0] != cp.offset:
-                validators = SourceValidators()  # not the range we asked for: start over
+    with fetcher.open(url, headers=_range_headers(cp)) as src:
+        validators = _continuation(src, cp)
         same = (
             validators.matches(cp.source)
             and cp.source.length is not None
@@ -488,12 +615,6 @@ def _refetches(mode: str, src: SourceStream) -> bool:
         v = src.validators
         return src.length is not None and (v.etag is not None or v.last_modified is not None)
     return mode == "refetch"
-
-
-def _hash_only(job: _Job, src: SourceStream) -> str:
-    """First pass of ``cas_mode="refetch"``: read and hash the body, store nothing."""
-    sha256, _size = hash_stream(src.read_into, on_block=job.progress.add, check=job.check_cancel)
-    return sha256
 
 
 def _verify(job: _Job, sha256: str, size: int) -> None:

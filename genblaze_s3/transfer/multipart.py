@@ -369,6 +369,11 @@ class MultipartUpload:
         if self.closed:
             return
         cp = self._cp
+        if not cp.upload_id:  # a hash-pass checkpoint: nothing was uploaded yet
+            self.closed = True
+            if self._store is not None and self._cp_id is not None:
+                self._store.clear(self._cp_id)
+            return
         try:
             call_with_retries(
                 lambda: self.client.abort_multipart_upload(

@@ -109,3 +109,31 @@ def test_sliced_cas_copy_with_known_hash(cdn: CDNServer, backend: Any) -> None:
     assert isinstance(final, CopyResult) and final.sha256 == DIGEST
     assert DIGEST in final.key
     assert not debris(backend.client, backend.bucket)[1]  # no multipart upload left
+
+
+def test_sliced_cas_copy_with_unknown_hash_slices_both_passes(cdn: CDNServer, backend: Any) -> None:
+    """The refetch mode's hash pass stops and goes on too (a hash-phase checkpoint),
+    then the upload pass: each pass reads every byte once."""
+    cdn.clear_requests()
+    out = _slices(
+        backend,
+        cdn.url("/v.mp4", mode="slow", rate=12 * MiB),
+        Destination(key_strategy=KeyStrategy.CONTENT_ADDRESSABLE),
+        media_type="video/mp4",
+    )
+    final = out[-1]
+    assert isinstance(final, CopyResult) and final.sha256 == DIGEST and DIGEST in final.key
+    assert len(out) >= 4, out  # both passes were cut (24 MiB at 12 MiB/s, 0.4 s slices)
+    # Every continuation asked for the byte after the last one it had (a pass restarts at 0
+    # once: the upload pass); the CDN's count also holds what sat in socket buffers when a
+    # slice closed its connection, so it is bounded, not exact.
+    gets = [r for r in cdn.requests if r.path == "/v.mp4"]
+    starts = [int(r.range[6:-1]) if r.range else 0 for r in gets]
+    assert starts.count(0) == 2 and starts[0] == 0, starts
+    second = starts.index(0, 1)
+    for one_pass in (starts[:second], starts[second:]):
+        assert one_pass == sorted(set(one_pass)), starts  # forward only, never twice
+    assert cdn.bytes_sent("/v.mp4") <= 2 * len(DATA) + len(gets) * 8 * MiB
+    body = backend.client.get_object(Bucket=backend.bucket, Key=final.key)["Body"].read()
+    assert body == DATA
+    assert not debris(backend.client, backend.bucket)[1]
