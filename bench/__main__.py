@@ -13,7 +13,7 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ["put", "copy", "queue"]
+BENCHMARKS = ["put", "copy", "queue", "slices"]
 
 
 def main(argv: list[str]) -> int:

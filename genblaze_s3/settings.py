@@ -49,8 +49,15 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_QUEUE = "genblaze-ingest"
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 TASK_TIME_LIMIT = 6 * 3600  # Celery's hard kill (workers/celery_app.py): 6 h is stuck, not slow
-# Above the time limit: a Redis broker must not redeliver a task that is still running.
-DEFAULT_VISIBILITY_TIMEOUT = TASK_TIME_LIMIT + 3600
+# Deliveries are bounded by the slice, so a Redis broker may redeliver an unacked message
+# after 2 minutes: a dead host's work is back within minutes; a longer, unsliceable copy
+# is redelivered meanwhile and the duplicate backs off on the lease. (Before slicing it
+# had to exceed the time limit: 7 h, how long a dead host held its job.)
+DEFAULT_VISIBILITY_TIMEOUT = 120
+# A copy works this long in one delivery, then checkpoints and sends its continuation.
+# Measured (bench/results/slices.md): well under 3% of a 1 GiB copy; short enough that
+# no delivery comes near RabbitMQ's consumer_timeout or the visibility timeout above.
+DEFAULT_SLICE_SECONDS = 10.0
 
 # Fields whose empty value means something ("" = "none"), rather than "use the default".
 _EMPTY_IS_A_VALUE = frozenset({"allowed_endpoints", "api_rate_limit"})
@@ -169,8 +176,26 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(
         default=DEFAULT_VISIBILITY_TIMEOUT,
         gt=0,
-        description="Redis broker: seconds before an unacked message is redelivered; "
-        "above the task time limit.",
+        description="Redis broker: seconds before an unacked message is redelivered "
+        "(deliveries are bounded by the slice; a duplicate backs off on the lease).",
+    )
+    slice_seconds: float = Field(
+        default=DEFAULT_SLICE_SECONDS,
+        ge=0,
+        description="Seconds a copy works in one delivery before it checkpoints and "
+        "continues in the next (Range at the next byte); 0: one delivery per copy.",
+    )
+    sweep_interval: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between sweeps re-enqueuing work a broker lost (one sweep "
+        "per interval fleet-wide, run by every worker); 0: no sweeper on this worker.",
+    )
+    sweep_grace: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a started asset may go without a lease before a sweep "
+        "re-enqueues it (keep it above the lease TTL).",
     )
     unacked_restore_interval: int = Field(
         default=60, gt=0, description="Redis broker: seconds between sweeps for unacked messages."

@@ -1,9 +1,11 @@
 """The Celery app and its settings: each one named, each with the reason it is set.
 
-Jobs are long (a multi-GB copy) and idempotent (leases + checkpoints), so the
-settings favour "run again" over "lose": acknowledge late, re-queue on worker
-death, take one task at a time, and keep the broker's visibility timeout above
-the longest task so Redis does not redeliver a task that is still running.
+Jobs are long (a multi-GB copy) but no delivery is: a copy runs in bounded slices
+(GENBLAZE_SLICE_SECONDS) and hands on a continuation, and steps are idempotent
+(leases + checkpoints). So the settings favour "run again" over "lose": acknowledge
+late, re-queue on worker death, take one task at a time, and keep the Redis
+visibility timeout short, so a dead host's message is back within minutes; a
+redelivered duplicate of a delivery still running finds the lease held and stops.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from genblaze_s3.settings import TASK_TIME_LIMIT, Settings, SettingsError, load_
 
 logger = logging.getLogger("genblaze_s3.workers")
 
-# TASK_TIME_LIMIT (6 h, from settings: the visibility timeout's default derives from it):
-# the hard kill, as a copy that runs 6 h is stuck, not slow.
+# TASK_TIME_LIMIT (6 h, from settings): the hard kill. Only a copy that cannot be sliced
+# (a source without a length or a validator, a CAS spool) runs long in one delivery;
+# 6 h means stuck, not slow.
 TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMIT - 300  # lets the task checkpoint/abort before the kill
 
 
@@ -46,9 +49,9 @@ SETTINGS: dict[str, object] = {
     "task_reject_on_worker_lost": True,
     # One message per process: a long copy must not hold other tasks hostage.
     "worker_prefetch_multiplier": 1,
-    # Redis broker: unacked messages come back only after this; above the task time limit.
-    # Must exceed the time limit, or Redis redelivers tasks that are still running. Fault
-    # tests shorten it (GENBLAZE_VISIBILITY_TIMEOUT) to prove redelivery is harmless.
+    # Redis broker: unacked messages come back after GENBLAZE_VISIBILITY_TIMEOUT (120 s).
+    # Deliveries are bounded by the slice; a longer, unsliceable copy is redelivered
+    # meanwhile and the duplicate backs off on the lease (settings.py says why).
     # The restore interval is how often a worker sweeps for unacked messages whose
     # visibility timeout passed: on a Redis broker, the only way the task of a worker
     # killed as a whole comes back (GENBLAZE_UNACKED_RESTORE_INTERVAL).
@@ -62,6 +65,9 @@ SETTINGS: dict[str, object] = {
     # If the broker connection drops, the unacked task will be redelivered: stop ours
     # (the lease then makes any overlap harmless).
     "worker_cancel_long_running_tasks_on_connection_loss": True,
+    # Celery's consumer plus one fix: the main process survives Redis dying mid-task
+    # (kombu 5.7 re-closes a collected channel; root cause in workers/consumer.py).
+    "worker_consumer": "workers.consumer:Consumer",
     # Status lives in the StatusStore; Celery results would be a second, stale truth.
     "task_ignore_result": True,
     "result_backend": None,
@@ -85,7 +91,7 @@ def create_app(config: Settings) -> Celery:
     app = Celery(
         "genblaze",
         broker=config.effective_broker_url,
-        include=["workers.tasks", "workers.warmup"],
+        include=["workers.tasks", "workers.warmup", "workers.sweeping"],
     )
     app.conf.update(SETTINGS)
     return app

@@ -57,4 +57,5 @@ def context() -> WorkerContext:
         max_attempts=CONFIG.max_attempts,
         max_retries=CONFIG.max_retries,
         sealer=SourceSealer(CONFIG.secret("source_key")),
+        slice_seconds=CONFIG.slice_seconds or None,
     )

@@ -61,6 +61,22 @@ class StoreCollector(Collector):
         yield CounterMetricFamily(
             "genblaze_copy_count", "Copies completed", value=stats.get(stat_names.COPY_COUNT, 0)
         )
+        yield CounterMetricFamily(
+            "genblaze_copy_slices",
+            "Bounded copy slices that handed on to a continuation",
+            value=stats.get("copy_slices_total", 0),
+        )
+        yield CounterMetricFamily(
+            "genblaze_sweeps",
+            "Sweeps run (one per interval, fleet-wide)",
+            value=stats.get("sweeps_total", 0),
+        )
+        swept = CounterMetricFamily(
+            "genblaze_swept", "Work the sweeper re-enqueued after a broker lost it", labels=["kind"]
+        )
+        swept.add_metric(["asset"], stats.get("swept_assets_total", 0))
+        swept.add_metric(["finalize"], stats.get("swept_jobs_total", 0))
+        yield swept
         depth = self._queue_depth()
         if depth is not None:
             yield GaugeMetricFamily(

@@ -35,10 +35,6 @@ from genblaze_s3.ingest.transitions import job_outcome
 logger = logging.getLogger("genblaze_s3.ingest.finalize")
 
 
-class NotReady(Exception):
-    """Some asset is not terminal yet; finalize will be triggered again."""
-
-
 def _sink_for(backend: Any, meta: JobMeta) -> ObjectStorageSink:
     lock = meta.manifest_lock
     return ObjectStorageSink(
@@ -93,10 +89,12 @@ def finalize_job(
     *,
     notify: Callable[[JobMeta, str], None] | None = None,
 ) -> JobState | None:
-    """Write the manifest (or fail the job) and return the terminal state.
+    """Write the manifest (or fail the job) and return the job's state afterwards.
 
-    Idempotent: a job already terminal is left alone; a manifest already in the
-    bucket is never overwritten (its existing lock is recorded instead).
+    A state that is not terminal means some asset is not terminal yet: nothing was
+    done, and the last asset to finish asks for finalize again. None: the job is
+    gone (expired). Idempotent: a job already terminal is left alone; a manifest
+    already in the bucket is never overwritten (its existing lock is recorded instead).
     """
     meta = store.get_meta(job_id)
     state = store.job_state(job_id)
@@ -106,7 +104,7 @@ def finalize_job(
         return state
     assets = store.get_assets(job_id, meta.asset_ids)
     if any(a.state not in TERMINAL_ASSET_STATES for a in assets):
-        raise NotReady(job_id)
+        return state
     outcome = job_outcome([a.state for a in assets])
     if outcome == JobState.CANCELED:
         store.transition_job(job_id, JobState.CANCELED, error=ErrorInfo(code="canceled"))

@@ -13,6 +13,12 @@ Read this file to know the whole Redis footprint. Types and TTLs:
 | {ns}:ckpt:{checkpoint_id}             | string | retention        | copy-engine checkpoint
 | {ns}:lease:{job}:{asset}              | string | lease TTL (PX)   | one live worker per asset
 | {ns}:attempts:{job}:{asset}           | string | retention        | deliveries seen (poison guard)
+| {ns}:retries:{job}:{asset}            | string | retention        | retryable failures retried
+| {ns}:finalize-lease:{job}             | string | lease TTL (PX)   | one live finalizer per job
+| {ns}:finalize-retries:{job}           | string | retention        | failed manifest writes retried
+| {ns}:inflight                         | zset   | none             | started assets, by next check
+| {ns}:finalize-due                     | zset   | none             | finalizable jobs, next check
+| {ns}:sweeper                          | string | sweep interval   | one sweep per interval
 | {ns}:stats                            | hash   | none             | counters for /metrics
 """
 
@@ -60,3 +66,31 @@ def attempts_key(job_id: str, asset_id: str) -> str:
 
 def stats_key() -> str:
     return f"{NAMESPACE}:stats"
+
+
+def retries_key(job_id: str, asset_id: str) -> str:
+    return f"{NAMESPACE}:retries:{job_id}:{asset_id}"
+
+
+def finalize_retries_key(job_id: str) -> str:
+    return f"{NAMESPACE}:finalize-retries:{job_id}"
+
+
+def finalize_lease_key(job_id: str) -> str:
+    return f"{NAMESPACE}:finalize-lease:{job_id}"
+
+
+def inflight_key() -> str:
+    """Assets a delivery started (member ``"{job} {asset}"``), scored by when the sweeper
+    should next look at them; an asset leaves when it reaches a terminal state."""
+    return f"{NAMESPACE}:inflight"
+
+
+def finalize_due_key() -> str:
+    """Jobs whose assets are all terminal, scored by when the sweeper should next look;
+    a job leaves when it is terminal."""
+    return f"{NAMESPACE}:finalize-due"
+
+
+def sweeper_lock_key() -> str:
+    return f"{NAMESPACE}:sweeper"

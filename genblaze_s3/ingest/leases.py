@@ -22,11 +22,13 @@ import redis
 
 from genblaze_s3.ingest import keys
 
-# SET NX PX, and only when it took, count the delivery: one atomic step.
+# SET NX PX, and only when it took, count the delivery and note the asset as in flight
+# for the sweeper (KEYS[3] scored ARGV[4], member ARGV[5]): one atomic step, one round trip.
 _ACQUIRE_AND_COUNT = """
 if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
 local n = redis.call('incr', KEYS[2])
 redis.call('expire', KEYS[2], ARGV[3])
+if KEYS[3] then redis.call('zadd', KEYS[3], ARGV[4], ARGV[5]) end
 return n
 """
 _RENEW_IF_MINE = """
@@ -39,13 +41,15 @@ return redis.call('del', KEYS[1])
 """
 
 
-class AssetLease:
-    """A renewable lock on one (job, asset); use as a context manager after `acquire`."""
+class Lease:
+    """A renewable lock on one Redis key; use as a context manager after `acquire`."""
 
-    def __init__(self, client: redis.Redis, job_id: str, asset_id: str, ttl_ms: int = 30_000):
+    def __init__(
+        self, client: redis.Redis, key: str, ttl_ms: int = 30_000, attempts_key: str | None = None
+    ):
         self._redis = client
-        self.key = keys.lease_key(job_id, asset_id)
-        self._attempts_key = keys.attempts_key(job_id, asset_id)
+        self.key = key
+        self._attempts_key = attempts_key or f"{key}:attempts"
         self.ttl_ms = ttl_ms
         self.token = secrets.token_hex(16)
         self._stop = threading.Event()
@@ -59,13 +63,21 @@ class AssetLease:
         self._start_renewal()
         return True
 
-    def acquire_and_count(self, retention: int) -> int:
+    def acquire_and_count(
+        self, retention: int, *, inflight: tuple[str, str, float] | None = None
+    ) -> int:
         """Acquire and count this delivery in one round trip: 0 when another holds it,
-        else the number of deliveries that have started this asset (this one included)."""
+        else the number of deliveries that have started this asset (this one included).
+
+        ``inflight``: (zset key, member, score) to add in the same step when acquired.
+        """
         script = self._redis.register_script(_ACQUIRE_AND_COUNT)
-        n = int(
-            script(keys=[self.key, self._attempts_key], args=[self.token, self.ttl_ms, retention])
-        )
+        ks = [self.key, self._attempts_key]
+        args: list[str | int | float] = [self.token, self.ttl_ms, retention]
+        if inflight is not None:
+            ks.append(inflight[0])
+            args += [inflight[2], inflight[1]]
+        n = int(script(keys=ks, args=args))
         if n:
             self._start_renewal()
         return n
@@ -95,10 +107,28 @@ class AssetLease:
         with contextlib.suppress(redis.RedisError):  # else the lease expires on its own
             self._redis.register_script(_RELEASE_IF_MINE)(keys=[self.key], args=[self.token])
 
-    def __enter__(self) -> AssetLease:
+    def __enter__(self) -> Lease:
         return self
 
     def __exit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+class AssetLease(Lease):
+    """The lease of one (job, asset), with its delivery counter (the poison guard)."""
+
+    def __init__(self, client: redis.Redis, job_id: str, asset_id: str, ttl_ms: int = 30_000):
+        super().__init__(
+            client, keys.lease_key(job_id, asset_id), ttl_ms, keys.attempts_key(job_id, asset_id)
+        )
+
+    def forget_attempts(self) -> None:
+        """This delivery ended cleanly (a slice handed on): the guard counts crashes in a row."""
+        self._redis.delete(self._attempts_key)
+
+
+def finalize_lease(client: redis.Redis, job_id: str, ttl_ms: int = 30_000) -> Lease:
+    """The lease one finalizer of a job holds while it writes the manifest."""
+    return Lease(client, keys.finalize_lease_key(job_id), ttl_ms)

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from genblaze_s3.backoff import WEBHOOK, backoff_delay
 from genblaze_s3.ingest.redact import redact_url
 
 logger = logging.getLogger("genblaze_s3.ingest.notify")
@@ -35,7 +36,7 @@ def send_webhook(
     *,
     secret: str | None,
     attempts: int = 4,
-    backoff: float = 0.5,
+    backoff: float = WEBHOOK[0],
     timeout: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
     pin: Callable[[str], tuple[str, str]] | None = None,
@@ -76,6 +77,6 @@ def send_webhook(
             except requests.RequestException as exc:
                 logger.info("webhook to %s failed: %s", redact_url(url), type(exc).__name__)
             if attempt + 1 < attempts:
-                sleep(min(backoff * 2**attempt, 30.0))
+                sleep(backoff_delay(attempt + 1, base=backoff, cap=WEBHOOK[1]))
         logger.warning("webhook to %s gave up after %d attempts", redact_url(url), attempts)
         return False

@@ -3,6 +3,12 @@
 Why here and not in `workers/`: this is business logic (leases, attempt limits,
 cancel, which errors retry) and must be testable without a broker. The Celery
 task only maps the returned `StepResult` to ack / retry / send finalize.
+
+`process_asset` is total: whatever goes wrong for one asset ends that asset in a
+state (stored, failed with a code, canceled, or handed on to a retry / the next
+slice); only the store itself being unreachable (`STORE_DOWN`) escapes, so
+the delivery is handed back to the broker. Every path that ends an asset for
+good aborts its multipart upload first: no terminal state leaves one behind.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from typing import Any
 
 import redis
 
+from genblaze_s3.backoff import ASSET, backoff_delay
+from genblaze_s3.ingest import keys
 from genblaze_s3.ingest import stats as stat_names
-from genblaze_s3.ingest.backoff import compute_backoff
 from genblaze_s3.ingest.checkpoint import RedisCheckpointStore
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.errors import DestinationNotAllowedError
+from genblaze_s3.ingest.errors import DestinationNotAllowedError, StoreUnavailableError
 from genblaze_s3.ingest.leases import AssetLease
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
@@ -37,10 +44,15 @@ from genblaze_s3.ingest.models import (
 )
 from genblaze_s3.ingest.progress import ProgressThrottle
 from genblaze_s3.ingest.redact import redact_url
+from genblaze_s3.ingest.retries import count_retry
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
 from genblaze_s3.ingest.status import StatusStore
 
 logger = logging.getLogger("genblaze_s3.ingest.worker")
+# "The store went away": the store's own boundary error, and redis errors from the
+# lease and checkpoint scripts that talk to the same Redis directly. Never an asset's
+# failure: the delivery goes back to the broker and runs again when Redis is back.
+STORE_DOWN = (StoreUnavailableError, redis.RedisError)
 _URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -53,6 +65,7 @@ class Action(Enum):
     DONE = "done"  # ack
     RETRY = "retry"  # transient failure: retry after `countdown`, counts against max_retries
     BUSY = "busy"  # another delivery holds the lease: come back later, not an attempt
+    CONTINUE = "continue"  # a bounded slice handed on: send the next one now
 
 
 @dataclass(frozen=True)
@@ -73,14 +86,20 @@ class WorkerContext:
     fetch_policy: Any = None  # genblaze_s3.transfer.FetchPolicy
     copy_config: Any = None  # genblaze_s3.transfer.CopyConfig
     lease_ttl_ms: int = 30_000
-    max_attempts: int = 5  # deliveries, counted in Redis (poison-task guard)
-    max_retries: int = 5  # retryable-error retries
+    max_attempts: int = 5  # deliveries that died in a row, counted in Redis (poison guard)
+    max_retries: int = 5  # retryable-error retries, counted in Redis
     cancel_poll_interval: float = 0.5
     sealer: SourceSealer = field(default_factory=lambda: SourceSealer(None))
+    # One delivery copies for at most this long, then hands on (None: no slicing).
+    slice_seconds: float | None = None
     checkpoints: RedisCheckpointStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.checkpoints = RedisCheckpointStore(self.redis, retention_seconds=self.store.retention)
+
+
+class SourceUnreadable(Exception):
+    """The stored source record cannot be read on this worker (e.g. another source key)."""
 
 
 def _ready_to_finalize(ctx: WorkerContext, job_id: str) -> bool:
@@ -90,74 +109,147 @@ def _ready_to_finalize(ctx: WorkerContext, job_id: str) -> bool:
     )
 
 
+def _inflight_member(job_id: str, asset_id: str) -> str:
+    return f"{job_id} {asset_id}"
+
+
 def process_asset(
-    ctx: WorkerContext, job_id: str, asset_id: str, *, retries: int = 0
+    ctx: WorkerContext, job_id: str, asset_id: str, *, retries: int | None = None
 ) -> StepResult:
-    """Copy one asset of a job into its bucket; safe under any number of redeliveries."""
+    """Copy one asset of a job into its bucket; safe under any number of redeliveries.
+
+    ``retries`` is accepted for messages sent by older workers; the count lives in
+    Redis (`keys.retries_key`), the one place every delivery can see it.
+    """
     meta, state, record, source = ctx.store.snapshot(job_id, asset_id)
     if meta is None or record is None or state is None:
         return StepResult(Action.DONE)  # expired or never recorded: nothing to do
     if record.state in TERMINAL_ASSET_STATES:
+        _forget_inflight(ctx, job_id, asset_id)
         return StepResult(Action.DONE, finalize=_ready_to_finalize(ctx, job_id))
     if state in TERMINAL_JOB_STATES:
-        ctx.store.finish_asset(
-            job_id,
-            asset_id,
-            AssetState.CANCELED,
-            error=ErrorInfo(code="canceled", message="job is " + str(state)),
-        )
-        return StepResult(Action.DONE)
+        # A canceled job: also what a slice finds when the job was canceled between two.
+        return _end(ctx, meta, asset_id, AssetState.CANCELED, "canceled", "job is " + str(state))
     lease = AssetLease(ctx.redis, job_id, asset_id, ctx.lease_ttl_ms)
-    attempts = lease.acquire_and_count(ctx.store.retention)
+    member = _inflight_member(job_id, asset_id)
+    attempts = lease.acquire_and_count(
+        ctx.store.retention, inflight=(keys.inflight_key(), member, time.time())
+    )
     if not attempts:
         return StepResult(Action.BUSY, countdown=lease.remaining_ms() / 1000 + 0.5)
     with lease:
-        if attempts > ctx.max_attempts:
-            return _fail(
-                ctx,
-                job_id,
-                asset_id,
-                "too_many_attempts",
-                f"gave up after {attempts - 1} deliveries (worker crashed each time?)",
-            )
         try:
-            ctx.policy.check(meta.destination)
-        except DestinationNotAllowedError as exc:
-            return _fail(ctx, job_id, asset_id, exc.code, str(exc))
-        if source is None:
-            return _fail(
-                ctx, job_id, asset_id, "source_missing", "source URL expired from the store"
-            )
-        return _copy(
-            ctx, lease, job_id, record, ctx.sealer.unseal_source(source), meta, state, retries
+            return _leased_step(ctx, lease, meta, state, record, source, attempts)
+        except STORE_DOWN:
+            raise  # the store went away: the delivery goes back to the broker
+        except SourceUnreadable as exc:
+            logger.error("asset %s/%s: source unreadable: %s", job_id, asset_id, exc)
+            return _end(ctx, meta, asset_id, AssetState.FAILED, "source_unreadable", str(exc))
+        except Exception as exc:
+            logger.exception("asset %s/%s: internal error", job_id, asset_id)
+            return _end(ctx, meta, asset_id, AssetState.FAILED, "internal_error", _brief(exc))
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {redact_text(str(exc))}"[:300]
+
+
+def _leased_step(
+    ctx: WorkerContext,
+    lease: AssetLease,
+    meta: JobMeta,
+    state: JobState,
+    record: AssetRecord,
+    source: str | None,
+    attempts: int,
+) -> StepResult:
+    asset_id = record.asset_id
+    if attempts > ctx.max_attempts:
+        return _end(
+            ctx,
+            meta,
+            asset_id,
+            AssetState.FAILED,
+            "too_many_attempts",
+            f"gave up after {attempts - 1} deliveries (worker crashed each time?)",
         )
+    try:
+        ctx.policy.check(meta.destination)
+    except DestinationNotAllowedError as exc:
+        return _end(ctx, meta, asset_id, AssetState.FAILED, exc.code, str(exc))
+    if source is None:
+        return _end(ctx, meta, asset_id, AssetState.FAILED, "source_missing", "source URL expired")
+    return _copy(ctx, lease, meta, state, record, _unseal(ctx, source))
 
 
-def _fail(ctx: WorkerContext, job_id: str, asset_id: str, code: str, message: str) -> StepResult:
+def _unseal(ctx: WorkerContext, source: str) -> SourceRecord:
+    try:
+        return ctx.sealer.unseal_source(source)
+    except Exception as exc:
+        # InvalidToken has no message: say what it means for the operator.
+        raise SourceUnreadable(
+            "the sealed source URL cannot be opened with this worker's GENBLAZE_SOURCE_KEY "
+            f"(missing, rotated or different from the submitter's; {type(exc).__name__})"
+        ) from exc
+
+
+def _forget_inflight(ctx: WorkerContext, job_id: str, asset_id: str) -> None:
+    """The asset is terminal: the sweeper need not look at it, its retry count is spent."""
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.zrem(keys.inflight_key(), _inflight_member(job_id, asset_id))
+    pipe.delete(keys.retries_key(job_id, asset_id))
+    pipe.execute()
+
+
+def _abort_upload(ctx: WorkerContext, meta: JobMeta, asset_id: str) -> None:
+    """Abort the asset's checkpointed multipart upload, if any (best effort, logged)."""
+    from genblaze_s3.transfer import abort_checkpointed_upload
+
+    cp_id = f"{meta.job_id}:{asset_id}"
+    try:
+        if ctx.checkpoints.load(cp_id) is None:
+            return
+        backend = ctx.backend_for(meta.destination)
+        abort_checkpointed_upload(backend.client, ctx.checkpoints, cp_id)
+    except STORE_DOWN:
+        raise
+    except Exception:
+        logger.warning("asset %s/%s: could not abort its upload", meta.job_id, asset_id)
+
+
+def _end(
+    ctx: WorkerContext,
+    meta: JobMeta,
+    asset_id: str,
+    state: AssetState,
+    code: str,
+    message: str,
+) -> StepResult:
+    """End an asset for good (failed or canceled): abort its upload first, then record it."""
+    _abort_upload(ctx, meta, asset_id)
     remaining = ctx.store.finish_asset(
-        job_id,
+        meta.job_id,
         asset_id,
-        AssetState.FAILED,
+        state,
         error=ErrorInfo(code=code, message=redact_text(message)),
     )
-    return StepResult(Action.DONE, finalize=remaining <= 0)
+    _forget_inflight(ctx, meta.job_id, asset_id)
+    return StepResult(Action.DONE, finalize=state == AssetState.FAILED and remaining <= 0)
 
 
 def _copy(
     ctx: WorkerContext,
     lease: AssetLease,
-    job_id: str,
-    record: AssetRecord,
-    source: SourceRecord,
     meta: JobMeta,
     state: JobState,
-    retries: int,
+    record: AssetRecord,
+    source: SourceRecord,
 ) -> StepResult:
     from genblaze_core.storage.base import KeyStrategy
 
-    from genblaze_s3.transfer import Destination, TransferError, copy_url
+    from genblaze_s3.transfer import CopyPaused, Destination, TransferError, copy_url
 
-    asset_id = record.asset_id
+    job_id, asset_id = meta.job_id, record.asset_id
     dest_spec = meta.destination
     backend = ctx.backend_for(dest_spec)
     ctx.store.start_asset(
@@ -192,6 +284,8 @@ def _copy(
         kwargs["policy"] = ctx.fetch_policy
     if ctx.copy_config is not None:
         kwargs["config"] = ctx.copy_config
+    if ctx.slice_seconds is not None:
+        kwargs["slice_seconds"] = ctx.slice_seconds
     started = time.monotonic()
     try:
         result = copy_url(
@@ -210,24 +304,23 @@ def _copy(
         if exc.code == "canceled":
             if lease.lost:  # another delivery owns it now: leave no trace
                 return StepResult(Action.DONE)
-            ctx.store.finish_asset(
-                job_id,
-                asset_id,
-                AssetState.CANCELED,
-                error=ErrorInfo(code="canceled", message="job canceled"),
+            # a canceled job writes no manifest
+            return _end(ctx, meta, asset_id, AssetState.CANCELED, "canceled", "job canceled")
+        if exc.retryable:
+            n = count_retry(
+                ctx.redis, keys.retries_key(job_id, asset_id), ctx.max_retries, ctx.store.retention
             )
-            return StepResult(Action.DONE)  # a canceled job writes no manifest
-        if exc.retryable and retries < ctx.max_retries:
-            ctx.store.incr_stat(stat_names.RETRIES_TOTAL)
-            logger.info("asset %s/%s retry %d: %s", job_id, asset_id, retries + 1, exc.code)
-            return StepResult(Action.RETRY, countdown=compute_backoff(retries))
-        return _fail(ctx, job_id, asset_id, exc.code, str(exc))
-    except Exception as exc:  # unexpected: bounded retries, then a stable code
-        logger.exception("asset %s/%s internal error", job_id, asset_id)
-        if retries < ctx.max_retries:
-            ctx.store.incr_stat(stat_names.RETRIES_TOTAL)
-            return StepResult(Action.RETRY, countdown=compute_backoff(retries))
-        return _fail(ctx, job_id, asset_id, "internal_error", type(exc).__name__)
+            if n is not None:
+                ctx.store.incr_stat(stat_names.RETRIES_TOTAL)
+                logger.info("asset %s/%s retry %d: %s", job_id, asset_id, n, exc.code)
+                delay = backoff_delay(n, base=ASSET[0], cap=ASSET[1])
+                return StepResult(Action.RETRY, countdown=delay)
+        return _end(ctx, meta, asset_id, AssetState.FAILED, exc.code, str(exc))
+    if isinstance(result, CopyPaused):  # a bounded slice handed on
+        ctx.store.record_progress(job_id, asset_id, result.bytes_done, result.bytes_total)
+        ctx.store.incr_stat(stat_names.COPY_SLICES_TOTAL)
+        lease.forget_attempts()  # a clean hand-on is not a crashed delivery
+        return StepResult(Action.CONTINUE)
     state_done = AssetState.DEDUPLICATED if result.deduplicated else AssetState.STORED
     remaining = ctx.store.finish_asset(
         job_id,
@@ -240,4 +333,5 @@ def _copy(
         bytes_uploaded=result.bytes_uploaded,
         copy_seconds=time.monotonic() - started,
     )
+    _forget_inflight(ctx, job_id, asset_id)
     return StepResult(Action.DONE, finalize=remaining <= 0)

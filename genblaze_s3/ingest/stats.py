@@ -13,6 +13,10 @@ counter cannot silently read as zero.
 | retries_total            | int   | a copy attempt is retried                         |
 | copy_seconds_sum         | float | a copy ends (its duration)                        |
 | copy_count               | int   | a copy ends                                       |
+| copy_slices_total        | int   | a bounded copy slice hands on to a continuation   |
+| sweeps_total             | int   | a sweeper run (one per interval, fleet-wide)      |
+| swept_assets_total       | int   | the sweeper re-enqueues an asset a broker lost    |
+| swept_jobs_total         | int   | the sweeper re-sends a lost finalize              |
 
 A float counter is written with HINCRBYFLOAT, an int with HINCRBY: the value's
 Python type decides (the store's Lua fast path follows the same rule).
@@ -27,6 +31,10 @@ BYTES_INGESTED = "bytes_ingested"
 RETRIES_TOTAL = "retries_total"
 COPY_SECONDS_SUM = "copy_seconds_sum"
 COPY_COUNT = "copy_count"
+COPY_SLICES_TOTAL = "copy_slices_total"
+SWEEPS_TOTAL = "sweeps_total"
+SWEPT_ASSETS_TOTAL = "swept_assets_total"
+SWEPT_JOBS_TOTAL = "swept_jobs_total"
 
 
 def jobs_entered(state: JobState) -> str:

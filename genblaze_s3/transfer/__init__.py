@@ -2,7 +2,7 @@
 
 Public surface (everything else is private)::
 
-    copy_url, Destination, CopyResult, CopyProgress, CopyConfig, FetchPolicy,
+    copy_url, Destination, CopyResult, CopyPaused, CopyProgress, CopyConfig, FetchPolicy,
     CheckpointStore, Checkpoint, MemoryCheckpointStore, FileCheckpointStore,
     TransferError (+ subclasses, each with ``code`` and ``retryable``)
 """
@@ -32,7 +32,7 @@ from genblaze_s3.transfer.errors import (
     TransferError,
     URLBlocked,
 )
-from genblaze_s3.transfer.models import CopyProgress, CopyResult, Destination
+from genblaze_s3.transfer.models import CopyPaused, CopyProgress, CopyResult, Destination
 from genblaze_s3.transfer.multipart import abort_checkpointed_upload
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "CheckpointStore",
     "ChecksumMismatch",
     "CopyConfig",
+    "CopyPaused",
     "CopyProgress",
     "CopyResult",
     "Destination",

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # v1 had no slice state: it reads as "nothing hashed yet"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,14 @@ class PartRecord:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """JSON-serialisable resume state of one multipart copy."""
+    """JSON-serialisable resume state of one multipart copy.
+
+    ``offset``, ``sha256_state`` and ``bytes_uploaded`` are the slice boundary
+    (written only when a bounded slice ends, with every part below ``offset``
+    uploaded): the next slice asks the source for ``Range: bytes=offset-`` and
+    restores the SHA-256 state, so no byte is downloaded or hashed twice.
+    ``sha256_state`` is rehashes' serialized state (base64), opaque here.
+    """
 
     bucket: str
     key: str
@@ -66,6 +74,12 @@ class Checkpoint:
     source: SourceValidators = field(default_factory=SourceValidators)
     parts: tuple[PartRecord, ...] = ()
     checksum_sha256: bool = False
+    offset: int = 0
+    sha256_state: str | None = None
+    bytes_uploaded: int = 0  # by earlier slices (the asset's bytes_uploaded sums them)
+    expected_sha256: str | None = None  # what the finished object must hash to, if known
+    # "hash": the first pass of a refetch CAS copy stopped (no upload yet: no key, no id).
+    phase: str = "upload"
     version: int = CHECKPOINT_VERSION
 
     def to_json(self) -> str:
@@ -76,7 +90,7 @@ class Checkpoint:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Checkpoint:
         data = json.loads(raw)
-        if data.get("version") != CHECKPOINT_VERSION:
+        if data.get("version") not in _READABLE_VERSIONS:
             raise ValueError(f"unsupported checkpoint version {data.get('version')!r}")
         return cls(
             bucket=str(data["bucket"]),
@@ -86,6 +100,11 @@ class Checkpoint:
             source=SourceValidators(**data.get("source") or {}),
             parts=tuple(PartRecord(**p) for p in data.get("parts") or ()),
             checksum_sha256=bool(data.get("checksum_sha256", False)),
+            offset=int(data.get("offset", 0)),
+            sha256_state=data.get("sha256_state"),
+            bytes_uploaded=int(data.get("bytes_uploaded", 0)),
+            expected_sha256=data.get("expected_sha256"),
+            phase=str(data.get("phase") or "upload"),
         )
 
 

@@ -85,7 +85,7 @@ class CopyConfig:
     concurrency: int = 3
     part_buffers: int | None = None
     max_part_attempts: int = 5
-    backoff_base: float = 0.25
+    backoff_base: float = 0.25  # = genblaze_s3.backoff.S3_CALL
     backoff_cap: float = 8.0
     connect_timeout: float = 10.0
     read_timeout: float = 30.0

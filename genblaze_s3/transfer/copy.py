@@ -16,6 +16,22 @@ Three paths, chosen by what is known before the body arrives:
    if the worker dies; spool and refetch never write anything but the final key.
 3. **Small** (body < one part): one PutObject from memory.
 
+**Bounded slices** (``slice_seconds``): a multipart copy to a known key whose
+source states a length and a validator stops reading once the slice's time is
+up, lets the parts in flight finish, and saves the upload id, the parts and the
+SHA-256 state (:class:`~genblaze_s3.transfer.hashing.ResumableSha256`) in the
+checkpoint; ``copy_url`` then returns :class:`CopyPaused`. The next call with the
+same checkpoint asks for ``Range: bytes=<offset>-`` with ``If-Range``, so no byte
+is downloaded or hashed twice. A source that ignores Range (answers 200) is read
+from the start and the first ``offset`` bytes are discarded: one extra download
+of what earlier slices read, nothing uploaded or hashed again. The hash pass
+of a CAS copy with an unknown hash (``refetch``) is sliced the same way (a
+hash-phase checkpoint: offset and hash state, no upload yet). A source without a
+length or a validator, and the spool of ``cas_mode="spool"`` (a local file), run
+in one call: a continuation could not prove it reads the same bytes. A slice ends
+between parts (8 MiB blocks in the hash pass), so a source slower than one part
+per slice overruns it by up to one part's read.
+
 Keys are genblaze-core's own (``_build_key`` / ``_guess_extension`` /
 ``_cache_control_for``), so a copy lands exactly where ``ObjectStorageSink`` puts it.
 """
@@ -26,27 +42,30 @@ import hashlib
 import io
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from genblaze_core.storage.base import KeyStrategy
 from genblaze_core.storage.transfer import _guess_extension
 
-from genblaze_s3.transfer.checkpoint import CheckpointStore, SourceValidators
+from genblaze_s3.transfer.checkpoint import Checkpoint, CheckpointStore, SourceValidators
 from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
 from genblaze_s3.transfer.errors import (
     Canceled,
     ChecksumMismatch,
     SourceChanged,
+    SourceTruncated,
     TransferError,
     map_storage_error,
     s3_error_code,
 )
 from genblaze_s3.transfer.fetch import Fetcher, SourceStream, thread_fetcher
-from genblaze_s3.transfer.hashing import hash_stream
+from genblaze_s3.transfer.hashing import ResumableSha256, hash_stream
 from genblaze_s3.transfer.models import (
+    CopyPaused,
     CopyResult,
     Destination,
     Progress,
@@ -81,6 +100,8 @@ class _Job:
     should_cancel: Callable[[], bool]
     progress: Progress
     expected_sha256: str | None
+    expected_size: int | None = None
+    slice_deadline: float | None = None  # time.monotonic() at which a slice hands on
 
     @property
     def client(self) -> Any:
@@ -115,6 +136,58 @@ class _Job:
         if self.should_cancel():
             raise Canceled("copy canceled by the caller")
 
+    def may_slice(self, body: _Body) -> bool:
+        """Whether this copy may stop early and be continued by a later call.
+
+        Only with somewhere to keep the checkpoint, and only for a source that a
+        Range request can continue provably: a stated length and a validator.
+        """
+        v = body.validators
+        return (
+            self.slice_deadline is not None
+            and self.store is not None
+            and body.length is not None
+            and (v.etag is not None or v.last_modified is not None)
+        )
+
+
+@dataclass
+class _Body:
+    """The bytes a multipart copy still has to send, and what identifies the source.
+
+    ``offset``: bytes before ``read_part``'s first byte (sent by earlier slices);
+    ``first``/``first_len``: a part already read to choose between PUT and multipart.
+    """
+
+    read_part: Callable[[bytearray], int]
+    validators: SourceValidators
+    length: int | None
+    offset: int = 0
+    first: bytearray | None = None
+    first_len: int = 0
+
+
+@dataclass
+class _Digest:
+    """How the multipart path learns the SHA-256: hash while sending, or known already."""
+
+    hasher: Any | None = None  # hashlib or ResumableSha256 object, fed in byte order
+    known: str | None = None  # the spool already hashed every byte
+
+    def hexdigest(self) -> str:
+        if self.known is not None:
+            return self.known
+        if self.hasher is None:
+            raise ValueError("a digest needs a hasher or a known SHA-256")
+        return str(self.hasher.hexdigest())
+
+
+@dataclass
+class _Sent:
+    """What the part pipeline saw of one slice (filled in as parts go out)."""
+
+    size: int = 0
+
 
 def _durable_url(backend: Any, key: str) -> str | None:
     fn = getattr(backend, "get_durable_url", None)
@@ -140,6 +213,46 @@ def _dedup_result(job: _Job, key: str, head: dict[str, Any], sha256: str) -> Cop
     )
 
 
+@overload
+def copy_url(
+    backend: Any,
+    url: str,
+    dest: Destination,
+    *,
+    expected_sha256: str | None = ...,
+    expected_size: int | None = ...,
+    media_type: str | None = ...,
+    progress: ProgressCallback | None = ...,
+    checkpoint_store: CheckpointStore | None = ...,
+    checkpoint_id: str | None = ...,
+    policy: FetchPolicy | None = ...,
+    config: CopyConfig | None = ...,
+    should_cancel: Callable[[], bool] | None = ...,
+    resolver: Resolver | None = ...,
+    slice_seconds: None = ...,
+) -> CopyResult: ...
+
+
+@overload
+def copy_url(
+    backend: Any,
+    url: str,
+    dest: Destination,
+    *,
+    expected_sha256: str | None = ...,
+    expected_size: int | None = ...,
+    media_type: str | None = ...,
+    progress: ProgressCallback | None = ...,
+    checkpoint_store: CheckpointStore | None = ...,
+    checkpoint_id: str | None = ...,
+    policy: FetchPolicy | None = ...,
+    config: CopyConfig | None = ...,
+    should_cancel: Callable[[], bool] | None = ...,
+    resolver: Resolver | None = ...,
+    slice_seconds: float,
+) -> CopyResult | CopyPaused: ...
+
+
 def copy_url(
     backend: Any,
     url: str,
@@ -155,14 +268,18 @@ def copy_url(
     config: CopyConfig | None = None,
     should_cancel: Callable[[], bool] | None = None,
     resolver: Resolver | None = None,
-) -> CopyResult:
+    slice_seconds: float | None = None,
+) -> CopyResult | CopyPaused:
     """Copy ``url`` into ``backend.bucket`` at the destination key; see the module doc.
 
     Raises a :class:`TransferError` subclass (``.code``, ``.retryable``). On a
     retryable failure with a checkpoint store, the multipart upload is kept for
     the next attempt; otherwise it is aborted. Nothing partial is ever visible at
-    the final key.
+    the final key. With ``slice_seconds`` (and a checkpoint store) a long copy
+    may return :class:`CopyPaused` instead: call again with the same checkpoint.
     """
+    if slice_seconds is not None and slice_seconds <= 0:
+        raise ValueError("slice_seconds must be positive")
     policy = policy or FetchPolicy()
     config = config or CopyConfig()
     validate_url(url, policy)
@@ -181,6 +298,8 @@ def copy_url(
         should_cancel=should_cancel or (lambda: False),
         progress=Progress(progress, config.progress_interval, expected_size),
         expected_sha256=expected_sha256,
+        expected_size=expected_size,
+        slice_deadline=None if slice_seconds is None else time.monotonic() + slice_seconds,
     )
     is_cas = dest.key_strategy == KeyStrategy.CONTENT_ADDRESSABLE and not dest.key
     # CAS with a known hash: if the object exists, skip the download entirely.
@@ -201,7 +320,8 @@ def copy_url(
             except Exception:
                 logger.warning("could not abort checkpointed upload %s", job.checkpoint_id)
         raise
-    job.progress.finish()
+    if isinstance(result, CopyResult):
+        job.progress.finish()
     return result
 
 
@@ -212,9 +332,25 @@ def _fetch_and_store(
     media_type: str | None,
     expected_size: int | None,
     resolver: Resolver | None,
-) -> CopyResult:
+) -> CopyResult | CopyPaused:
     dest, expected_sha256 = job.dest, job.expected_sha256
     job.check_cancel()
+    boundary = _slice_boundary(job)
+    if boundary is not None and boundary.phase == HASH_PHASE:
+        with _fetcher(job, resolver) as fetcher:
+            hashed = _continue_hash_pass(job, fetcher, url, boundary)
+        if isinstance(hashed, CopyPaused):
+            return hashed
+        if hashed is not None:
+            sha256, validators, served_type = hashed
+            content_type = served_type or media_type
+            hashed_key = cast(str, dest.build_key(url, content_type, sha256))
+            return _upload_pass(job, url, hashed_key, sha256, validators, content_type, resolver)
+    elif boundary is not None:
+        with _fetcher(job, resolver) as fetcher:
+            result = _continue_slice(job, fetcher, url, boundary)
+        if result is not None:
+            return result
     with _fetcher(job, resolver) as fetcher, fetcher.open(url) as src:
         job.progress.total = src.length if src.length is not None else expected_size
         if expected_size is not None and src.length is not None and src.length != expected_size:
@@ -229,14 +365,28 @@ def _fetch_and_store(
         if key is not None:
             return _copy_to_known_key(job, src, key, content_type)
         large = src.length is None or src.length >= job.config.part_size
-        if large and _refetches(job.config.cas_mode, src):
-            job.progress.passes = 2
-            sha256 = _hash_only(job, src)
-            key = cast(str, dest.build_key(url, src.content_type or media_type, sha256))
-            validators = src.validators
-        else:
+        if not (large and _refetches(job.config.cas_mode, src)):
             return _copy_spooled(job, src, content_type)
-    # Second pass ("refetch"): the key is known now, so stream straight to it.
+        job.progress.passes = 2
+        validators = src.validators
+        hashed_here = _hash_pass(job, src.read_into, validators, src.length)
+        if isinstance(hashed_here, CopyPaused):
+            return hashed_here
+        sha256 = hashed_here
+        key = cast(str, dest.build_key(url, src.content_type or media_type, sha256))
+    return _upload_pass(job, url, key, sha256, validators, content_type, resolver)
+
+
+def _upload_pass(
+    job: _Job,
+    url: str,
+    key: str,
+    sha256: str,
+    validators: SourceValidators,
+    content_type: str | None,
+    resolver: Resolver | None,
+) -> CopyResult | CopyPaused:
+    """Second pass of a refetch: the key is known now, so stream straight to it."""
     head = job.head(key)
     if head is not None:
         job.progress.skip_second_pass()  # already stored: the hash pass was the copy
@@ -250,6 +400,201 @@ def _fetch_and_store(
             return _copy_to_known_key(pinned, src, key, content_type)
         except ChecksumMismatch as exc:
             raise SourceChanged("source bytes changed between the hash and upload passes") from exc
+
+
+HASH_PHASE = "hash"
+_HASH_BLOCK = 8 * 1024 * 1024
+
+
+def _hash_pass(
+    job: _Job,
+    read_into: Callable[[bytearray], int],
+    validators: SourceValidators,
+    total: int | None,
+    *,
+    offset: int = 0,
+    hasher: ResumableSha256 | None = None,
+) -> str | CopyPaused:
+    """First pass of a refetch: hash the body, store nothing.
+
+    A bounded slice (a length and a validator to continue against) hashes with a
+    state it can save and stops between blocks when its time is up, leaving a
+    hash-phase checkpoint; otherwise the two-thread `hash_stream` reads and hashes.
+    """
+    sliceable = (
+        job.slice_deadline is not None
+        and job.store is not None
+        and total is not None
+        and (validators.etag is not None or validators.last_modified is not None)
+    )
+    if not sliceable and hasher is None:
+        sha256, _size = hash_stream(read_into, on_block=job.progress.add, check=job.check_cancel)
+        return sha256
+    h = hasher or ResumableSha256()
+    buf = bytearray(_HASH_BLOCK)
+    done = offset
+    while n := read_into(buf):
+        h.update(memoryview(buf)[:n])
+        done += n
+        job.progress.add(n)
+        job.check_cancel()
+        if (
+            sliceable
+            and done < cast(int, total)
+            and time.monotonic() >= cast(float, job.slice_deadline)
+        ):
+            cp = Checkpoint(
+                bucket=job.bucket,
+                key="",
+                upload_id="",
+                part_size=0,
+                source=validators,
+                offset=done,
+                sha256_state=h.state(),
+                phase=HASH_PHASE,
+            )
+            cast(CheckpointStore, job.store).save(cast(str, job.checkpoint_id), cp)
+            # bytes_done as progress counts it: the hash pass is the first half of two
+            return CopyPaused(bytes_done=done // 2, bytes_total=total, bytes_uploaded=0)
+    return h.hexdigest()
+
+
+def _continuation(src: SourceStream, cp: Checkpoint) -> SourceValidators:
+    """What identifies the source this continuation reached (a 206's total as length);
+    empty validators when the server answered another range than the one asked for."""
+    validators = src.validators
+    if src.status == 206:
+        span = _range_start_and_total(src.content_range)
+        validators = replace(validators, length=span[1] if span is not None else None)
+        if span is None or span[0] != cp.offset:
+            return SourceValidators()
+    return validators
+
+
+def _range_headers(cp: Checkpoint) -> dict[str, str]:
+    headers = {"Range": f"bytes={cp.offset}-"}
+    validator = cp.source.etag or cp.source.last_modified
+    if validator is not None:
+        headers["If-Range"] = validator
+    return headers
+
+
+def _continue_hash_pass(
+    job: _Job, fetcher: Fetcher, url: str, cp: Checkpoint
+) -> tuple[str, SourceValidators, str | None] | CopyPaused | None:
+    """Go on hashing where the previous slice stopped; None: the source changed, start over.
+
+    Returns (sha256, validators, content type) once the whole body is hashed.
+    """
+    store, cp_id = cast(CheckpointStore, job.store), cast(str, job.checkpoint_id)
+    with fetcher.open(url, headers=_range_headers(cp)) as src:
+        validators = _continuation(src, cp)
+        if not (validators.matches(cp.source) and cp.source.length is not None):
+            logger.info("hash checkpoint no longer fits the source; starting over")
+            store.clear(cp_id)
+            return None
+        if src.status != 206:
+            _discard(src, cp.offset, _HASH_BLOCK)  # the source ignored Range
+        job.progress.passes = 2
+        job.progress.total = cp.source.length
+        job.progress.add(cp.offset)
+        hashed = _hash_pass(
+            job,
+            src.read_into,
+            cp.source,
+            cp.source.length,
+            offset=cp.offset,
+            hasher=ResumableSha256.from_state(cast(str, cp.sha256_state)),
+        )
+        if isinstance(hashed, CopyPaused):
+            return hashed
+        store.clear(cp_id)
+        return hashed, cp.source, src.content_type
+
+
+def _slice_boundary(job: _Job) -> Checkpoint | None:
+    """The checkpoint of a slice that handed on (offset and hash state), if any."""
+    if job.store is None or job.checkpoint_id is None:
+        return None
+    cp = job.store.load(job.checkpoint_id)
+    if cp is None or cp.offset <= 0 or cp.sha256_state is None:
+        return None
+    return cp
+
+
+def _range_start_and_total(content_range: str | None) -> tuple[int, int] | None:
+    """(start, total) of a ``bytes START-END/TOTAL`` header, else None."""
+    if not content_range or not content_range.startswith("bytes "):
+        return None
+    span, _, total = content_range[6:].partition("/")
+    start, _, _end = span.partition("-")
+    try:
+        return int(start), int(total)
+    except ValueError:
+        return None
+
+
+def _continue_slice(
+    job: _Job, fetcher: Fetcher, url: str, cp: Checkpoint
+) -> CopyResult | CopyPaused | None:
+    """Go on from the byte where the previous slice stopped; None: start over instead.
+
+    ``If-Range`` makes a changed source answer 200 with its new body, which the
+    validators then reject: the old upload is aborted and the copy starts over
+    rather than stitching two versions together.
+    """
+    if cp.expected_sha256 is not None:  # a refetch's upload pass: its hash pass pinned it
+        job = replace(job, expected_sha256=cp.expected_sha256)
+    with fetcher.open(url, headers=_range_headers(cp)) as src:
+        validators = _continuation(src, cp)
+        same = (
+            validators.matches(cp.source)
+            and cp.source.length is not None
+            and cp.bucket == job.bucket
+            and cp.checksum_sha256 == job.checksums
+        )
+        upload = None
+        if same:
+            upload = MultipartUpload.resume(
+                job.client, cp, config=job.config, store=job.store, checkpoint_id=job.checkpoint_id
+            )
+        first_parts = cp.offset // cp.part_size
+        if upload is None or any(
+            upload.existing_part(n) is None for n in range(1, first_parts + 1)
+        ):
+            logger.info("slice checkpoint for %s no longer fits; starting over", cp.key)
+            if upload is not None:
+                upload.abort()
+            else:
+                store, cp_id = cast(CheckpointStore, job.store), cast(str, job.checkpoint_id)
+                abort_checkpointed_upload(job.client, store, cp_id, config=job.config)
+            return None
+        if src.status != 206:
+            # The source ignored Range: read what earlier slices already sent, drop it.
+            _discard(src, cp.offset, cp.part_size)
+        job.progress.total = cp.source.length
+        job.progress.add(cp.offset)
+        body = _Body(
+            read_part=src.read_into,
+            validators=cp.source,
+            length=cp.source.length,
+            offset=cp.offset,
+        )
+        digest = _Digest(hasher=ResumableSha256.from_state(cast(str, cp.sha256_state)))
+        content_type = src.content_type
+        return _send_multipart(job, upload, body, digest, content_type, uploaded=cp.bytes_uploaded)
+
+
+def _discard(src: SourceStream, n: int, block: int) -> None:
+    """Read and drop the first ``n`` bytes of a source that ignored our Range request."""
+    buf = bytearray(min(block, 8 * 1024 * 1024))
+    left = n
+    while left > 0:
+        view = memoryview(buf)[: min(len(buf), left)]
+        got = src.read_into(cast(bytearray, view))
+        if got == 0:
+            raise SourceTruncated(f"source ended at {n - left} bytes, before the slice offset {n}")
+        left -= got
 
 
 def _fetcher(job: _Job, resolver: Resolver | None) -> AbstractContextManager[Fetcher]:
@@ -272,21 +617,19 @@ def _refetches(mode: str, src: SourceStream) -> bool:
     return mode == "refetch"
 
 
-def _hash_only(job: _Job, src: SourceStream) -> str:
-    """First pass of ``cas_mode="refetch"``: read and hash the body, store nothing."""
-    sha256, _size = hash_stream(src.read_into, on_block=job.progress.add, check=job.check_cancel)
-    return sha256
-
-
 def _verify(job: _Job, sha256: str, size: int) -> None:
+    """The bytes read are the bytes promised: the expected size, then the expected hash."""
+    if job.expected_size is not None and size != job.expected_size:
+        raise ChecksumMismatch(f"source sent {size} bytes, expected {job.expected_size}")
     if job.expected_sha256 is not None and sha256 != job.expected_sha256:
         raise ChecksumMismatch("SHA-256 of the source differs from the expected one")
 
 
-# Endpoints that answered a conditional PUT with "not implemented": HEAD + PUT there.
-_NO_CONDITIONAL_PUT: set[str] = set()
 _PRECONDITION_FAILED = ("PreconditionFailed", "412")
 _CONDITIONAL_UNSUPPORTED = ("NotImplemented", "501")
+# Set on a backend whose endpoint answered a conditional PUT with "not implemented":
+# that backend gets HEAD + PUT from then on (kept per backend object, not per process).
+NO_CONDITIONAL_PUT_ATTR = "_genblaze_no_conditional_put"
 
 
 def _put_small_cas(
@@ -298,16 +641,15 @@ def _put_small_cas(
     (measured: ~45% of the S3 time per 64 KiB asset). A 412 means the content is
     already there (deduplicated). A store that ignores the header just rewrites
     identical bytes at the content-addressed key; one that rejects it is
-    remembered and gets HEAD + PUT.
+    remembered (on the backend) and gets HEAD + PUT.
     """
-    endpoint = str(getattr(job.client.meta, "endpoint_url", ""))
-    if endpoint not in _NO_CONDITIONAL_PUT:
+    if not getattr(job.backend, NO_CONDITIONAL_PUT_ATTR, False):
         try:
             return _put_small(job, key, data, content_type, sha256, if_none_match=True)
         except TransferError as exc:
             code = s3_error_code(exc.__cause__) if exc.__cause__ is not None else None
             if code in _CONDITIONAL_UNSUPPORTED:
-                _NO_CONDITIONAL_PUT.add(endpoint)
+                setattr(job.backend, NO_CONDITIONAL_PUT_ATTR, True)
             elif code not in _PRECONDITION_FAILED:
                 raise
     head = job.head(key)
@@ -344,15 +686,15 @@ def _put_small(
         lambda: job.client.put_object(**params), what="PutObject", config=job.config
     )
     return CopyResult(
-        key,
-        sha256,
-        len(data),
-        content_type,
-        resp.get("ETag"),
-        False,
-        len(data),
-        1,
-        _durable_url(job.backend, key),
+        key=key,
+        sha256=sha256,
+        size=len(data),
+        content_type=content_type,
+        etag=resp.get("ETag"),
+        deduplicated=False,
+        bytes_uploaded=len(data),
+        parts_uploaded=1,
+        url=_durable_url(job.backend, key),
     )
 
 
@@ -376,6 +718,9 @@ def _start_or_resume(
                 and cp.source.matches(source)
             )
             if same:
+                # Re-read from byte 0 (the parts are checked, not re-sent): forget any
+                # slice boundary, which this pass will write again as it goes.
+                cp = replace(cp, offset=0, sha256_state=None)
                 upload = MultipartUpload.resume(job.client, cp, **common)  # type: ignore[arg-type]
                 if upload is not None:
                     logger.info("resuming %s with %d parts", key, len(upload.checkpoint.parts))
@@ -396,44 +741,55 @@ def _start_or_resume(
     )
 
 
-def _multipart(
+def _send_multipart(
     job: _Job,
-    key: str,
-    read_part: Callable[[bytearray], int],
-    first: bytearray | None,
-    first_len: int,
-    part_size: int,
-    source: SourceValidators,
+    upload: MultipartUpload,
+    body: _Body,
+    digest: _Digest,
     content_type: str | None,
-    hasher: Any,
-    known_sha256: str | None,
-) -> CopyResult:
-    upload = _start_or_resume(job, key, part_size, source, content_type)
-    size = 0
+    *,
+    uploaded: int = 0,
+) -> CopyResult | CopyPaused:
+    """Send ``body``'s parts; complete, or (a bounded slice whose time is up) hand on.
+
+    ``uploaded``: bytes earlier slices sent (so the result counts the whole copy).
+    On a failure the upload is aborted unless the error is retryable and a
+    checkpoint keeps it for the next attempt.
+    """
+    part_size = upload.checkpoint.part_size
+    sent = _Sent(size=body.offset)
+    sliced = job.may_slice(body) and isinstance(digest.hasher, ResumableSha256)
+    deadline = cast(float, job.slice_deadline)
 
     def on_part(view: memoryview) -> None:
-        nonlocal size
-        size += len(view)
-        if hasher is not None:
-            hasher.update(view)
+        sent.size += len(view)
+        if digest.hasher is not None:
+            digest.hasher.update(view)
         job.progress.add(len(view))
+
+    def time_is_up() -> bool:
+        return sent.size < cast(int, body.length) and time.monotonic() >= deadline
 
     try:
         n_parts = upload_parts(
             upload,
-            read_part,
+            body.read_part,
             part_size=part_size,
             concurrency=job.config.concurrency,
             buffers=job.config.part_buffers,
-            first=first,
-            first_len=first_len,
+            first=body.first,
+            first_len=body.first_len,
             on_part=on_part,
             should_cancel=job.should_cancel,
+            first_number=body.offset // part_size,
+            pause=time_is_up if sliced else None,
         )
-        sha256 = known_sha256 if known_sha256 is not None else hasher.hexdigest()
-        _verify(job, sha256, size)
-        job.check_cancel()
-        resp = upload.complete(n_parts)
+        paused = sliced and sent.size < cast(int, body.length)
+        if not paused:
+            sha256 = digest.hexdigest()
+            _verify(job, sha256, sent.size)
+            job.check_cancel()
+            resp = upload.complete(n_parts)
     except BaseException as exc:
         keep = isinstance(exc, TransferError) and exc.retryable and job.store is not None
         if not keep:
@@ -441,54 +797,69 @@ def _multipart(
         if isinstance(exc, TransferError) or not isinstance(exc, Exception):
             raise
         raise map_storage_error(exc, "multipart upload") from exc
+    if paused:
+        # Outside the handler above: a store that fails this write raises its own error
+        # and the upload stays for the next delivery (which resumes from older state).
+        upload.save_slice_boundary(
+            sent.size,
+            cast(ResumableSha256, digest.hasher).state(),
+            uploaded + upload.bytes_uploaded,
+            expected_sha256=job.expected_sha256,
+        )
+        return CopyPaused(
+            bytes_done=sent.size,
+            bytes_total=body.length,
+            bytes_uploaded=upload.bytes_uploaded,
+        )
     if job.store is not None and job.checkpoint_id is not None:
         job.store.clear(job.checkpoint_id)
+    key = upload.checkpoint.key
     return CopyResult(
-        key,
-        sha256,
-        size,
-        content_type,
-        resp.get("ETag"),
-        False,
-        upload.bytes_uploaded,
-        upload.parts_uploaded,
-        _durable_url(job.backend, key),
+        key=key,
+        sha256=sha256,
+        size=sent.size,
+        content_type=content_type,
+        etag=resp.get("ETag"),
+        deduplicated=False,
+        bytes_uploaded=uploaded + upload.bytes_uploaded,
+        parts_uploaded=upload.parts_uploaded,
+        url=_durable_url(job.backend, key),
     )
 
 
 def _copy_to_known_key(
     job: _Job, src: SourceStream, key: str, content_type: str | None
-) -> CopyResult:
+) -> CopyResult | CopyPaused:
     part_size = choose_part_size(
         src.length, minimum=job.config.part_size, fallback_max=job.policy.max_source_bytes
     )
-    hasher = hashlib.sha256()
     first = bytearray(part_size if src.length is None else min(part_size, src.length))
     first_len = src.read_into(first)
     resumable = job.store is not None and job.store.load(cast(str, job.checkpoint_id)) is not None
     if first_len < part_size and not resumable:
         view = memoryview(first)[:first_len]
-        hasher.update(view)
+        hasher = hashlib.sha256(view)
         job.progress.add(first_len)
         sha256 = hasher.hexdigest()
         _verify(job, sha256, first_len)
         job.check_cancel()
         return _put_small(job, key, view, content_type, sha256)
-    return _multipart(
-        job,
-        key,
-        src.read_into,
-        first,
-        first_len,
-        part_size,
-        src.validators,
-        content_type,
-        hasher,
-        None,
+    body = _Body(
+        read_part=src.read_into,
+        validators=src.validators,
+        length=src.length,
+        first=first,
+        first_len=first_len,
     )
+    # A copy that may be sliced hashes with a state it can save (slower: see hashing.py).
+    digest = _Digest(hasher=ResumableSha256() if job.may_slice(body) else hashlib.sha256())
+    upload = _start_or_resume(job, key, part_size, src.validators, content_type)
+    return _send_multipart(job, upload, body, digest, content_type)
 
 
-def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> CopyResult:
+def _copy_spooled(
+    job: _Job, src: SourceStream, content_type: str | None
+) -> CopyResult | CopyPaused:
     """CAS with unknown hash: hash while spooling to disk, then upload to the known key."""
     part_size = choose_part_size(
         src.length, minimum=job.config.part_size, fallback_max=job.policy.max_source_bytes
@@ -525,15 +896,12 @@ def _copy_spooled(job: _Job, src: SourceStream, content_type: str | None) -> Cop
             return _dedup_result(job, key, head, sha256)
         f.seek(0)
         file = cast(io.RawIOBase, f)
-        return _multipart(
-            job,
-            key,
-            lambda b: file.readinto(b) or 0,
-            None,
-            0,
-            part_size,
-            src.validators,
-            content_type,
-            None,
-            sha256,
+        # The spool is local to this process: its upload runs to the end in this call.
+        unsliced = replace(job, slice_deadline=None)
+        upload = _start_or_resume(unsliced, key, part_size, src.validators, content_type)
+        body = _Body(
+            read_part=lambda b: file.readinto(b) or 0,
+            validators=src.validators,
+            length=size,
         )
+        return _send_multipart(unsliced, upload, body, _Digest(known=sha256), content_type)

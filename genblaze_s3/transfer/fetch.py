@@ -122,6 +122,11 @@ class SourceStream:
         self._started = time.monotonic()
         self.bytes_read = 0
         headers = response.headers
+        self.status = response.status_code
+        # "bytes START-END/TOTAL" of a 206 (a continuation's Range request), else None.
+        self.content_range: str | None = (
+            headers.get("Content-Range") if self.status == 206 else None
+        )
         self.content_type: str | None = headers.get("Content-Type") or None
         self.length: int | None = _parse_length(headers.get("Content-Length"))
         if headers.get("Transfer-Encoding"):

@@ -75,6 +75,20 @@ class CopyResult:
     url: str | None = None
 
 
+@dataclass(frozen=True)
+class CopyPaused:
+    """A bounded slice ended before the copy did (``copy_url(..., slice_seconds=...)``).
+
+    Every part below ``bytes_done`` is uploaded and the checkpoint holds the
+    SHA-256 state at that byte: calling ``copy_url`` again with the same
+    ``checkpoint_id`` (on any host) continues with a Range request there.
+    """
+
+    bytes_done: int
+    bytes_total: int | None
+    bytes_uploaded: int  # by this slice
+
+
 ProgressCallback = Callable[[CopyProgress], None]
 
 

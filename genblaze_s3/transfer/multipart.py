@@ -4,8 +4,8 @@ Why this shape (after s3transfer's CreateMultipartUploadTask): the moment
 CreateMultipartUpload returns an id, the id is written to the checkpoint, so
 neither a crash nor an exception can orphan it -- either a later attempt resumes
 it, or :meth:`MultipartUpload.abort` (called by the owner on any permanent
-failure) removes it. Parts are retried here, each in a bounded loop with capped,
-jittered exponential backoff on transient S3 errors only.
+failure) removes it. Parts are retried here, each in a bounded loop with the
+package's one backoff policy (`genblaze_s3.backoff`) on transient S3 errors only.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import base64
 import functools
 import hashlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from genblaze_s3.backoff import backoff_delay
 from genblaze_s3.transfer.checkpoint import (
     Checkpoint,
     CheckpointStore,
@@ -36,24 +36,6 @@ from genblaze_s3.transfer.errors import (
 
 logger = logging.getLogger("genblaze_s3.transfer")
 T = TypeVar("T")
-
-
-def compute_backoff(
-    attempt: int,
-    *,
-    base: float = 0.25,
-    cap: float = 8.0,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Seconds to sleep before retry ``attempt`` (1-based): full jitter, capped.
-
-    ``rand() * min(cap, base * 2**(attempt-1))`` -- full jitter spreads retries
-    from many parts hitting the same 503 SlowDown instead of synchronising them.
-    """
-    if attempt < 1:
-        return 0.0
-    ceiling = min(cap, base * (2 ** min(attempt - 1, 32)))
-    return max(0.0, rand() * ceiling)
 
 
 def choose_part_size(
@@ -96,7 +78,7 @@ def call_with_retries(
         except Exception as exc:
             if attempt >= config.max_part_attempts or not is_retryable_storage_error(exc):
                 raise map_storage_error(exc, what) from exc
-            delay = compute_backoff(attempt, base=config.backoff_base, cap=config.backoff_cap)
+            delay = backoff_delay(attempt, base=config.backoff_base, cap=config.backoff_cap)
             logger.info(
                 "%s failed (%s), retry %d in %.2fs", what, s3_error_code(exc), attempt, delay
             )
@@ -214,6 +196,7 @@ class MultipartUpload:
         Returns None when the server no longer knows the upload (aborted or expired).
         """
         parts: list[PartRecord] = []
+        recorded = {p.number: p for p in cp.parts}
         marker = 0
         try:
             while True:
@@ -229,12 +212,18 @@ class MultipartUpload:
                     config=config,
                 )
                 for p in resp.get("Parts", []):
+                    number, etag = int(p["PartNumber"]), str(p["ETag"])
+                    # Some stores (SeaweedFS) list no checksums: the checkpoint's record of
+                    # the same part (same ETag) has it, as CompleteMultipartUpload needs.
+                    known = recorded.get(number)
+                    same = known is not None and known.etag == etag
                     parts.append(
                         PartRecord(
-                            number=int(p["PartNumber"]),
-                            etag=str(p["ETag"]),
+                            number=number,
+                            etag=etag,
                             size=int(p["Size"]),
-                            checksum_sha256=p.get("ChecksumSHA256"),
+                            checksum_sha256=p.get("ChecksumSHA256")
+                            or (known.checksum_sha256 if same and known else None),
                         )
                     )
                 if not resp.get("IsTruncated"):
@@ -281,6 +270,33 @@ class MultipartUpload:
             self._store.save(self._cp_id, cp)
         except Exception:  # a lost checkpoint write costs a re-upload, never the copy
             logger.warning("checkpoint save failed for %s", self._cp.key, exc_info=True)
+
+    def save_slice_boundary(
+        self,
+        offset: int,
+        sha256_state: str,
+        bytes_uploaded: int,
+        *,
+        expected_sha256: str | None = None,
+    ) -> None:
+        """Record where a bounded slice stopped: every part below ``offset`` is uploaded.
+
+        The next slice restores the hash from ``sha256_state`` and asks the source
+        for ``offset`` onwards. Unlike a part's checkpoint write, a failed write
+        here raises: a continuation without it would re-read from an older point.
+        """
+        with self._lock:
+            self._cp = replace(
+                self._cp,
+                parts=tuple(sorted(self._parts.values(), key=lambda p: p.number)),
+                offset=offset,
+                sha256_state=sha256_state,
+                bytes_uploaded=bytes_uploaded,
+                expected_sha256=expected_sha256,
+            )
+            cp = self._cp
+        if self._store is not None and self._cp_id is not None:
+            self._store.save(self._cp_id, cp)
 
     # -- parts ----------------------------------------------------------------------
     def upload_part(self, number: int, data: bytes | bytearray | memoryview) -> PartRecord:
@@ -353,6 +369,11 @@ class MultipartUpload:
         if self.closed:
             return
         cp = self._cp
+        if not cp.upload_id:  # a hash-pass checkpoint: nothing was uploaded yet
+            self.closed = True
+            if self._store is not None and self._cp_id is not None:
+                self._store.clear(self._cp_id)
+            return
         try:
             call_with_retries(
                 lambda: self.client.abort_multipart_upload(

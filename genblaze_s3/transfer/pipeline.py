@@ -46,8 +46,14 @@ def upload_parts(
     first_len: int = 0,
     on_part: Callable[[memoryview], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    first_number: int = 0,
+    pause: Callable[[], bool] | None = None,
 ) -> int:
-    """Upload every part of the stream; return the number of parts. Raises on any failure.
+    """Upload the parts of the stream; return the number of the last part. Raises on failure.
+
+    ``first_number``: parts already uploaded before this stream (a later slice).
+    ``pause``: asked after each full part is handed over; True stops reading there
+    (the parts in flight still complete), which is how a bounded slice ends.
 
     On failure, outstanding uploads are drained before raising so the caller's
     abort cannot race a part still being sent.
@@ -58,7 +64,7 @@ def upload_parts(
     max_buffers = max(1, buffers if buffers is not None else concurrency)
     allocated = 1 if first is not None else 0
     futures: list[Future[object]] = []
-    number = 0
+    number = first_number
 
     def _recycle(buf: bytearray) -> None:
         if len(buf) == part_size:  # a short first buffer must never be reused
@@ -120,6 +126,8 @@ def upload_parts(
                 futures.append(pool.submit(_send, number, buf, length))
             futures = [f for f in futures if not (f.done() and f.exception() is None)]
             if length < part_size:
+                break
+            if pause is not None and pause():
                 break
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         err = _first_failure()

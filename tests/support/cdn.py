@@ -104,6 +104,7 @@ class _State:
     stop: threading.Event = field(default_factory=threading.Event)
     conns: set[socket.socket] = field(default_factory=set)
     connections_accepted: int = 0
+    bytes_sent: dict[str, int] = field(default_factory=dict)  # body bytes written, per path
     cookies_received: list[str] = field(default_factory=list)
     base_url: str = ""
 
@@ -279,6 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
                     else:
                         self.wfile.write(piece)
                     sent += len(piece)
+                    with st.lock:
+                        path = self.path.split("?", 1)[0]
+                        st.bytes_sent[path] = st.bytes_sent.get(path, 0) + len(piece)
                     if rate:
                         self.wfile.flush()
                         ahead = sent / rate - (time.monotonic() - t0)
@@ -487,9 +491,15 @@ class CDNServer:
         with self._state.lock:
             return list(self._state.cookies_received)
 
+    def bytes_sent(self, path: str) -> int:
+        """Body bytes written for ``path`` so far (all requests, any mode)."""
+        with self._state.lock:
+            return self._state.bytes_sent.get(path, 0)
+
     def clear_requests(self) -> None:
         with self._state.lock:
             self._state.requests.clear()
+            self._state.bytes_sent.clear()
 
     def add(
         self,

@@ -56,123 +56,149 @@ def test_a_large_job_is_enqueued_in_chunks() -> None:
     )
 
 
+class _Queue:
+    """The ``send`` the library side gets: a list of (task, args, countdown)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Any], float]] = []
+
+    def __call__(self, name: str, args: list[Any], countdown: float) -> None:
+        self.sent.append((name, args, countdown))
+
+
 @pytest.fixture
-def chunk_task(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any], dict[str, StepResult]]:
-    import workers.tasks as tasks
+def chunk_rig(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, _Queue, dict[str, StepResult]]:
+    """run_chunk with a fake step per asset id, a fakeredis store and a list as queue."""
+    import fakeredis
 
-    sent: list[tuple[str, list[Any], float | None]] = []
-    outcomes: dict[str, StepResult] = {}
-    monkeypatch.setattr(
-        tasks.app,
-        "send_task",
-        lambda name, args, queue, countdown=None: sent.append((name, args, countdown)),
+    import genblaze_s3.ingest.worker as worker
+    from genblaze_s3.ingest.destinations import DestinationPolicy
+    from genblaze_s3.ingest.process import WorkerContext
+    from genblaze_s3.ingest.status import StatusStore
+
+    client = fakeredis.FakeRedis()
+    ctx = WorkerContext(
+        redis=client,
+        store=StatusStore(client),
+        backend_for=lambda d: None,
+        policy=DestinationPolicy.from_env({}),
     )
-    monkeypatch.setattr(tasks, "context", lambda: None)
+    outcomes: dict[str, StepResult] = {}
 
-    def fake_process(ctx: Any, job_id: str, asset_id: str, retries: int = 0) -> StepResult:
+    def fake_process(ctx: Any, job_id: str, asset_id: str, retries: int | None = None) -> Any:
         return outcomes.get(asset_id, StepResult(Action.DONE))
 
-    monkeypatch.setattr(tasks, "process_asset", fake_process)
-    return tasks, sent, outcomes
+    monkeypatch.setattr(worker, "process_asset", fake_process)
+    return (worker, ctx), _Queue(), outcomes
 
 
-def test_a_chunk_resends_each_retry_alone_and_finalizes_once(
-    chunk_task: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    tasks, sent, outcomes = chunk_task
-    monkeypatch.setattr(tasks, "CHUNK_THREADS", 1)  # in order: sends compare as a list
+def test_a_chunk_resends_each_retry_alone_and_finalizes_once(chunk_rig: Any) -> None:
+    (worker, ctx), queue, outcomes = chunk_rig
     outcomes["a1"] = StepResult(Action.RETRY, countdown=2.0)
     outcomes["a2"] = StepResult(Action.BUSY, countdown=1.0)
     outcomes["a3"] = StepResult(Action.DONE, finalize=True)
-    tasks.ingest_assets.run("job", ["a0", "a1", "a2", "a3"])
-    assert sent == [
-        (INGEST_ASSET, ["job", "a1", 1], 2.0),  # a retry counts an attempt
-        (INGEST_ASSET, ["job", "a2", 0], 1.0),  # a busy lease does not
-        (FINALIZE_JOB, ["job"], None),
+    outcomes["a4"] = StepResult(Action.CONTINUE)
+    worker.run_chunk(ctx, "job", ["a0", "a1", "a2", "a3", "a4"], queue, threads=1)
+    assert queue.sent == [
+        (INGEST_ASSET, ["job", "a1"], 2.0),  # a retry, after its backoff
+        (INGEST_ASSET, ["job", "a2"], 1.0),  # a busy lease: when the holder's would end
+        (FINALIZE_JOB, ["job"], 0.0),
+        (INGEST_ASSET, ["job", "a4"], 0.0),  # the next slice, at once
     ]
 
 
 def test_a_chunk_that_ran_long_hands_back_what_it_has_not_started(
-    chunk_task: Any, monkeypatch: pytest.MonkeyPatch
+    chunk_rig: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tasks, sent, _ = chunk_task
-    monkeypatch.setattr(tasks, "CHUNK_THREADS", 1)
+    (worker, ctx), queue, _ = chunk_rig
     ticks = iter([0.0, 0.1, 0.5])  # start, before a0, before a1 (in budget); then over
-    monkeypatch.setattr(tasks.time, "monotonic", lambda: next(ticks, 5.0))
-    tasks.ingest_assets.run("job", _ids(7))
-    assert sent == [
-        (INGEST_ASSETS, ["job", ["a2", "a3", "a4"]], None),
-        (INGEST_ASSETS, ["job", ["a5", "a6"]], None),
+    monkeypatch.setattr(worker.time, "monotonic", lambda: next(ticks, 5.0))
+    worker.run_chunk(ctx, "job", _ids(7), queue, threads=1)
+    assert queue.sent == [
+        (INGEST_ASSETS, ["job", ["a2", "a3", "a4"]], 0.0),
+        (INGEST_ASSETS, ["job", ["a5", "a6"]], 0.0),
     ]
 
 
 def test_chunk_threads_copy_every_asset_exactly_once(
-    chunk_task: Any, monkeypatch: pytest.MonkeyPatch
+    chunk_rig: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
 
-    tasks, sent, _ = chunk_task
-    monkeypatch.setattr(tasks, "CHUNK_THREADS", 4)
+    (worker, ctx), queue, _ = chunk_rig
     seen: list[tuple[str, str]] = []
 
-    def record(ctx: Any, job_id: str, asset_id: str, retries: int = 0) -> StepResult:
+    def record(ctx: Any, job_id: str, asset_id: str, retries: int | None = None) -> StepResult:
         seen.append((asset_id, threading.current_thread().name))
         return StepResult(Action.DONE, finalize=asset_id == "a9")
 
-    monkeypatch.setattr(tasks, "process_asset", record)
-    tasks.ingest_assets.run("job", _ids(10))
+    monkeypatch.setattr(worker, "process_asset", record)
+    worker.run_chunk(ctx, "job", _ids(10), queue, threads=4)
     assert sorted(a for a, _ in seen) == sorted(_ids(10))
-    assert sent == [(FINALIZE_JOB, ["job"], None)]
+    assert queue.sent == [(FINALIZE_JOB, ["job"], 0.0)]
 
 
 def test_a_failing_step_hands_back_the_unstarted_assets_then_raises(
-    chunk_task: Any, monkeypatch: pytest.MonkeyPatch
+    chunk_rig: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import redis
-    from celery.exceptions import Reject
 
-    tasks, sent, _ = chunk_task
-    monkeypatch.setattr(tasks, "CHUNK_THREADS", 1)
+    (worker, ctx), queue, _ = chunk_rig
 
-    def boom(ctx: Any, job_id: str, asset_id: str, retries: int = 0) -> StepResult:
+    def boom(ctx: Any, job_id: str, asset_id: str, retries: int | None = None) -> StepResult:
         if asset_id == "a1":
             raise ValueError("bug")
         return StepResult(Action.DONE)
 
-    monkeypatch.setattr(tasks, "process_asset", boom)
+    monkeypatch.setattr(worker, "process_asset", boom)
     with pytest.raises(ValueError):
-        tasks.ingest_assets.run("job", _ids(4))
-    assert sent == [(INGEST_ASSETS, ["job", ["a2"]], None), (INGEST_ASSETS, ["job", ["a3"]], None)]
+        worker.run_chunk(ctx, "job", _ids(4), queue, threads=1)
+    assert queue.sent == [
+        (INGEST_ASSETS, ["job", ["a2"]], 0.0),
+        (INGEST_ASSETS, ["job", ["a3"]], 0.0),
+    ]
 
-    def store_down(ctx: Any, job_id: str, asset_id: str, retries: int = 0) -> StepResult:
+    def store_down(ctx: Any, job_id: str, asset_id: str, retries: int | None = None) -> Any:
         raise redis.ConnectionError("down")
 
-    sent.clear()
-    monkeypatch.setattr(tasks, "process_asset", store_down)
-    with pytest.raises(Reject):  # the whole chunk goes back to the broker; nothing re-sent
+    queue.sent.clear()
+    monkeypatch.setattr(worker, "process_asset", store_down)
+    with pytest.raises(redis.ConnectionError):  # the task hands the whole chunk back
+        worker.run_chunk(ctx, "job", _ids(4), queue, threads=1)
+    assert queue.sent == []
+
+
+def test_the_task_hands_a_chunk_back_when_the_store_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import redis
+    from celery.exceptions import Reject
+
+    import workers.tasks as tasks
+
+    def down(*a: Any, **k: Any) -> None:
+        raise redis.ConnectionError("down")
+
+    monkeypatch.setattr(tasks, "context", lambda: None)
+    monkeypatch.setattr(tasks, "run_chunk", down)
+    with pytest.raises(Reject):
         tasks.ingest_assets.run("job", _ids(4))
-    assert sent == []
 
 
 def test_a_redelivered_chunk_runs_one_asset_at_a_time(
-    chunk_task: Any, monkeypatch: pytest.MonkeyPatch
+    chunk_rig: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """It came back because a child died: an asset that crashes must not take its chunk
     mates (running beside it in threads) down with it again."""
     import threading
 
-    tasks, _, _ = chunk_task
-    monkeypatch.setattr(tasks, "CHUNK_THREADS", 4)
+    (worker, ctx), queue, _ = chunk_rig
     names: set[str] = set()
 
-    def record(ctx: Any, job_id: str, asset_id: str, retries: int = 0) -> StepResult:
+    def record(ctx: Any, job_id: str, asset_id: str, retries: int | None = None) -> StepResult:
         names.add(threading.current_thread().name)
         return StepResult(Action.DONE)
 
-    monkeypatch.setattr(tasks, "process_asset", record)
-    tasks.ingest_assets.push_request(delivery_info={"redelivered": True})
-    try:
-        tasks.ingest_assets.run("job", _ids(6))
-    finally:
-        tasks.ingest_assets.pop_request()
+    monkeypatch.setattr(worker, "process_asset", record)
+    worker.run_chunk(ctx, "job", _ids(6), queue, threads=4, redelivered=True)
     assert names == {threading.current_thread().name}

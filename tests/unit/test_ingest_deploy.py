@@ -29,8 +29,13 @@ def test_the_celery_app_is_importable_as_the_procfile_expects() -> None:
     conf = workers.app.conf
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1 and conf.task_ignore_result
+    assert conf.task_time_limit > conf.task_soft_time_limit
+    # Deliveries are bounded by the slice: a dead host's message is back within minutes,
+    # with room above a slice (a redelivered duplicate would only back off on the lease).
+    from genblaze_s3.settings import DEFAULT_SLICE_SECONDS
+
     vt = conf.broker_transport_options["visibility_timeout"]
-    assert vt > conf.task_time_limit > conf.task_soft_time_limit
+    assert 6 * DEFAULT_SLICE_SECONDS <= vt <= 5 * 60
     assert {"genblaze.ingest_asset", "genblaze.finalize_job"} <= set(workers.app.tasks)
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import random
 import sys
 
 import pytest
 
-from genblaze_s3.ingest.backoff import compute_backoff
 from genblaze_s3.ingest.destinations import DestinationPolicy, normalize_endpoint
 from genblaze_s3.ingest.errors import DestinationNotAllowedError, InvalidJobError
 from genblaze_s3.ingest.models import AssetState, DestinationSpec, JobState
@@ -107,14 +105,6 @@ def test_submission_refuses_non_http_sources(url: str) -> None:
 def test_job_ids_are_128_bit_random() -> None:
     ids = {new_job_id() for _ in range(100)}
     assert len(ids) == 100 and all(len(i) == 32 for i in ids)
-
-
-def test_backoff_grows_and_is_capped() -> None:
-    r = random.Random(1)
-    assert compute_backoff(0, jitter=0) == 1.0
-    assert compute_backoff(3, jitter=0) == 8.0
-    assert compute_backoff(30, jitter=0, cap=60) == 60.0
-    assert 0.75 <= compute_backoff(0, rand=r) <= 1.25
 
 
 def test_webhook_signature_round_trips() -> None:

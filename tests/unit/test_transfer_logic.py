@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from genblaze_s3.backoff import backoff_delay
 from genblaze_s3.settings import fetch_policy_from_env
 from genblaze_s3.transfer import (
     Checkpoint,
@@ -28,15 +29,16 @@ from genblaze_s3.transfer.errors import (
     map_source_error,
     map_storage_error,
 )
-from genblaze_s3.transfer.multipart import call_with_retries, choose_part_size, compute_backoff
+from genblaze_s3.transfer.multipart import call_with_retries, choose_part_size
 
 
-def test_backoff_is_capped_exponential_with_full_jitter() -> None:
-    top = [compute_backoff(a, base=0.5, cap=4.0, rand=lambda: 1.0) for a in range(1, 8)]
+def test_backoff_is_capped_exponential_with_equal_jitter() -> None:
+    """The one policy: ceiling doubles per retry up to the cap; delay in [ceiling/2, ceiling]."""
+    top = [backoff_delay(a, base=0.5, cap=4.0, rand=lambda: 1.0) for a in range(1, 8)]
     assert top == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
-    assert compute_backoff(3, base=0.5, cap=4.0, rand=lambda: 0.0) == 0.0
-    assert compute_backoff(0) == 0.0
-    assert compute_backoff(10_000, base=1, cap=3, rand=lambda: 0.5) == 1.5
+    assert backoff_delay(3, base=0.5, cap=4.0, rand=lambda: 0.0) == 1.0  # the floor
+    assert backoff_delay(0, base=1, cap=3) == 0.0
+    assert backoff_delay(10_000, base=1, cap=3, rand=lambda: 0.5) == 2.25
 
 
 def test_part_size_grows_to_stay_under_ten_thousand_parts() -> None:

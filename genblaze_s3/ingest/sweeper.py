@@ -1,0 +1,136 @@
+"""The sweeper: re-enqueue what a broker lost.
+
+A Redis broker restarted without persistence, or a message an operator deleted,
+leaves work no delivery will ever do. The store knows better than the broker:
+
+- an asset in ``{ns}:inflight`` (a delivery started it) that is not terminal, has no
+  live lease and was last looked at more than ``grace`` seconds ago gets a new
+  ``ingest_asset`` message;
+- a job in ``{ns}:finalize-due`` (its assets are all terminal) that is still not
+  terminal, with no live finalizer, gets a new ``finalize_job`` message.
+
+Exactly one sweep runs per interval across the fleet: the first worker to take the
+``{ns}:sweeper`` lock (SET NX PX, left to expire, never released) sweeps, every
+other one skips, so no beat process is needed. A sweep is idempotent: each entry
+it acts on is re-scored ``now``, so the next sweep leaves it alone for another
+``grace`` seconds, and a duplicate message is harmless anyway (leases, terminal
+states). Its work is counted in the store's stats, which ``/metrics`` exports.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from genblaze_s3.ingest import keys
+from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET
+from genblaze_s3.ingest.models import TERMINAL_ASSET_STATES, TERMINAL_JOB_STATES
+from genblaze_s3.ingest.status import StatusStore
+
+logger = logging.getLogger("genblaze_s3.ingest.sweeper")
+
+Send = Callable[[str, list[Any], float], None]
+
+DEFAULT_INTERVAL = 30.0  # seconds between sweeps, fleet-wide
+DEFAULT_GRACE = 60.0  # an unleased in-flight asset is lost after this (> the lease TTL)
+BATCH = 500  # entries looked at per key and sweep: a sweep stays short
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one call did: ``ran`` False when another worker holds this interval's lock."""
+
+    ran: bool
+    assets: int = 0
+    jobs: int = 0
+
+
+def sweep_once(
+    client: redis.Redis,
+    store: StatusStore,
+    send: Send,
+    *,
+    interval: float = DEFAULT_INTERVAL,
+    grace: float = DEFAULT_GRACE,
+    now: float | None = None,
+) -> SweepReport:
+    """Sweep once if this interval's lock is free; see the module doc."""
+    token = secrets.token_hex(8)
+    if not client.set(keys.sweeper_lock_key(), token, nx=True, px=max(1, int(interval * 1000))):
+        return SweepReport(ran=False)
+    now = time.time() if now is None else now
+    assets = _sweep_assets(client, store, send, now, grace)
+    jobs = _sweep_jobs(client, store, send, now, grace)
+    store.incr_stat("sweeps_total")
+    if assets:
+        store.incr_stat("swept_assets_total", assets)
+    if jobs:
+        store.incr_stat("swept_jobs_total", jobs)
+    if assets or jobs:
+        logger.warning("sweeper re-enqueued %d asset(s) and %d finalize(s)", assets, jobs)
+    return SweepReport(ran=True, assets=assets, jobs=jobs)
+
+
+def _sweep_assets(
+    client: redis.Redis, store: StatusStore, send: Send, now: float, grace: float
+) -> int:
+    due = client.zrangebyscore(keys.inflight_key(), "-inf", now - grace, start=0, num=BATCH)
+    n = 0
+    for raw in due:
+        member = raw.decode() if isinstance(raw, bytes) else str(raw)
+        job_id, _, asset_id = member.partition(" ")
+        record = store.get_asset(job_id, asset_id)
+        if record is None or record.state in TERMINAL_ASSET_STATES:
+            client.zrem(keys.inflight_key(), member)
+            continue
+        client.zadd(keys.inflight_key(), {member: now})
+        if client.exists(keys.lease_key(job_id, asset_id)):
+            continue  # a delivery is working on it (a long, unsliced copy)
+        send(INGEST_ASSET, [job_id, asset_id], 0.0)
+        n += 1
+    return n
+
+
+def _sweep_jobs(
+    client: redis.Redis, store: StatusStore, send: Send, now: float, grace: float
+) -> int:
+    due = client.zrangebyscore(keys.finalize_due_key(), "-inf", now - grace, start=0, num=BATCH)
+    n = 0
+    for raw in due:
+        job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        state = store.job_state(job_id)
+        if state is None or state in TERMINAL_JOB_STATES or store.remaining(job_id) > 0:
+            client.zrem(keys.finalize_due_key(), job_id)  # done, gone, or retried meanwhile
+            continue
+        client.zadd(keys.finalize_due_key(), {job_id: now})
+        if client.exists(keys.finalize_lease_key(job_id)):
+            continue
+        send(FINALIZE_JOB, [job_id], 0.0)
+        n += 1
+    return n
+
+
+def run_sweeper(
+    stop: threading.Event,
+    sweep: Callable[[], SweepReport],
+    *,
+    interval: float = DEFAULT_INTERVAL,
+) -> None:
+    """Call ``sweep`` every ``interval`` seconds until ``stop`` is set; never raises.
+
+    Every worker runs this loop; the lock inside `sweep_once` makes one of them sweep.
+    """
+    while not stop.wait(interval):
+        try:
+            sweep()
+        except redis.RedisError as exc:  # the store is away: the next tick tries again
+            logger.info("sweeper skipped: %s", type(exc).__name__)
+        except Exception:
+            logger.exception("sweeper failed; trying again next interval")

@@ -1,0 +1,170 @@
+"""What one delivery does, minus Celery: one asset, a chunk of assets, or a finalize.
+
+Why here and not in `workers/`: which follow-up to send, when a chunk hands its
+rest back and who finalizes are business rules; they are plain functions that
+take a ``send`` callable (task name, JSON args, countdown seconds), so a test can
+run them with a list as the queue. The Celery tasks only bind ``send`` to the
+queue a delivery came from and map `redis.RedisError` to "hand the message back".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from genblaze_s3.backoff import FINALIZE, backoff_delay
+from genblaze_s3.ingest import keys
+from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
+from genblaze_s3.ingest.finalize import finalize_job
+from genblaze_s3.ingest.leases import finalize_lease
+from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, ErrorInfo, JobMeta, JobState
+from genblaze_s3.ingest.process import Action, StepResult, WorkerContext, process_asset
+from genblaze_s3.ingest.retries import count_retry, forget_retries
+
+logger = logging.getLogger("genblaze_s3.ingest.worker")
+
+Send = Callable[[str, list[Any], float], None]
+
+# A chunk that has run this long hands its unstarted assets back to the queue, so a
+# large asset never holds the small ones behind it hostage for more than this.
+CHUNK_SPLIT_SECONDS = 2.0
+
+
+def after_step(
+    ctx: WorkerContext, job_id: str, asset_id: str, result: StepResult, send: Send
+) -> None:
+    """Send what an asset step asks for: finalize, its retry, its next slice, or (BUSY)
+    itself again once the holder's lease would have run out.
+
+    Why BUSY comes back: the holder may be dead (a whole host killed, its message
+    already requeued to us by RabbitMQ); coming back when its lease expires resumes
+    the copy in about one lease TTL instead of waiting for the sweeper. While the
+    holder lives, slices keep such loops short, and they end with the asset.
+    """
+    if result.action is Action.DONE:
+        if result.finalize:
+            request_finalize(ctx, job_id, send)
+        return
+    if result.action is Action.RETRY:
+        # A retry waits its backoff: the sweeper must not take that wait for a lost message.
+        member = f"{job_id} {asset_id}"
+        ctx.redis.zadd(keys.inflight_key(), {member: time.time() + result.countdown})
+    send(INGEST_ASSET, [job_id, asset_id], result.countdown)
+
+
+def request_finalize(ctx: WorkerContext, job_id: str, send: Send) -> None:
+    """Note the job as due for finalize (the sweeper's safety net), then send finalize."""
+    ctx.redis.zadd(keys.finalize_due_key(), {job_id: time.time()})
+    send(FINALIZE_JOB, [job_id], 0.0)
+
+
+def run_asset(ctx: WorkerContext, job_id: str, asset_id: str, send: Send) -> None:
+    """One asset delivery: its step, then its follow-up."""
+    after_step(ctx, job_id, asset_id, process_asset(ctx, job_id, asset_id), send)
+
+
+def run_chunk(
+    ctx: WorkerContext,
+    job_id: str,
+    asset_ids: list[str],
+    send: Send,
+    *,
+    threads: int,
+    redelivered: bool = False,
+    split_seconds: float = CHUNK_SPLIT_SECONDS,
+) -> None:
+    """Copy a chunk of one job's assets, ``threads`` at a time (see `plan_chunks`).
+
+    A redelivered chunk is safe: finished assets are skipped on a single read, and
+    each asset's lease and attempt counter work exactly as for one asset. Threads
+    inside a prefork child keep prefork's crash semantics (a killed child re-queues
+    the whole chunk at once) while small copies overlap their waits. Once the chunk
+    has run ``split_seconds``, what it has not started goes back to the queue in two
+    halves (two idle slots can take over). Raises the first failure (a
+    `redis.RedisError`: the store went away) after handing the rest back.
+    """
+    started = time.monotonic()
+    pending = deque(asset_ids)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def take() -> str | None:
+        with lock:
+            if not pending or failures:
+                return None
+            over = time.monotonic() - started > split_seconds
+            return None if over and len(pending) < len(asset_ids) else pending.popleft()
+
+    def run() -> None:
+        while (asset_id := take()) is not None:
+            try:
+                run_asset(ctx, job_id, asset_id, send)
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                with lock:
+                    failures.append(exc)
+                return
+
+    # A redelivered chunk may hold an asset that kills its process (the chunk came back
+    # because a child died). Run it one asset at a time, so an asset that crashes does
+    # not take its chunk mates down with it and use up their delivery counts too.
+    n = 1 if redelivered else min(threads, len(asset_ids))
+    helpers = [threading.Thread(target=run, name=f"chunk-{i}") for i in range(n - 1)]
+    for t in helpers:
+        t.start()
+    run()
+    for t in helpers:
+        t.join()
+    if pending and not (failures and isinstance(failures[0], redis.RedisError)):
+        rest = list(pending)
+        half = (len(rest) + 1) // 2
+        for part in (rest[:half], rest[half:]):
+            if part:
+                send(INGEST_ASSETS, [job_id, part], 0.0)
+    if failures:
+        raise failures[0]  # a RedisError: the whole chunk comes back; idempotent
+
+
+def run_finalize(
+    ctx: WorkerContext,
+    job_id: str,
+    send: Send,
+    *,
+    backend_for: Callable[[Any], Any],
+    notify: Callable[[JobMeta, str], None] | None = None,
+) -> None:
+    """Write and lock the manifest once: one finalizer per job holds its lease.
+
+    A second finalizer comes back when the lease would have run out. A failed
+    manifest write is retried with the one backoff policy, counted in Redis, then
+    the job fails ``manifest_write_failed``.
+    """
+    lease = finalize_lease(ctx.redis, job_id, ctx.lease_ttl_ms)
+    if not lease.acquire():
+        send(FINALIZE_JOB, [job_id], lease.remaining_ms() / 1000 + 0.5)
+        return
+    retries_key = keys.finalize_retries_key(job_id)
+    with lease:
+        try:
+            state = finalize_job(ctx.store, backend_for, job_id, notify=notify)
+        except redis.RedisError:
+            raise
+        except Exception:
+            n = count_retry(ctx.redis, retries_key, ctx.max_retries, ctx.store.retention)
+            if n is not None:
+                send(FINALIZE_JOB, [job_id], backoff_delay(n, base=FINALIZE[0], cap=FINALIZE[1]))
+                return
+            logger.exception("finalize %s failed for good", job_id)
+            ctx.store.transition_job(
+                job_id, JobState.FAILED, error=ErrorInfo(code="manifest_write_failed")
+            )
+            state = JobState.FAILED
+    # Terminal, gone, or (not every asset is terminal) the last asset will ask again.
+    ctx.redis.zrem(keys.finalize_due_key(), job_id)
+    if state is None or state in TERMINAL_JOB_STATES:
+        forget_retries(ctx.redis, retries_key)
