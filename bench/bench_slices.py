@@ -39,10 +39,10 @@ def main() -> int:
     from genblaze_core.storage.base import KeyStrategy
 
     from genblaze_s3 import S3StorageBackend
-    from genblaze_s3.embedded import start_redis, start_seaweedfs
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
     from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.local.services import start_redis, start_seaweedfs
     from tests.support.cdn import CDNServer
     from tests.support.workers import QueueStack, start_stack
 

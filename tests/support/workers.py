@@ -12,11 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from genblaze_s3.local.stack import QueueStack, S3Endpoint
+from genblaze_s3.local.stack import QueueStack, S3Endpoint, start_worker
 from genblaze_s3.local.stack import start_stack as start_local_stack
 from genblaze_s3.local.supervisor import Process, procfile_command
 
-__all__ = ["Process", "QueueStack", "StartStack", "procfile_command", "start_stack"]
+__all__ = [
+    "Process",
+    "QueueStack",
+    "StartStack",
+    "procfile_command",
+    "start_stack",
+    "start_worker",
+]
 
 # The `start_module_stack` fixture (tests/integration/conftest.py): start_stack's
 # keywords, the module's Redis and SeaweedFS filled in.
