@@ -172,9 +172,8 @@ def main() -> None:
 
 
 def _main(work: Path) -> None:
-    from genblaze_s3.local.services import start_seaweedfs
+    from genblaze_s3.local.services import drop_bucket, start_seaweedfs
     from tests.support.cdn import CDNServer
-    from tests.support.s3proxy import drop_bucket
 
     big = work / "big.bin"
     _write_random(big, GiB)

@@ -31,7 +31,6 @@ from genblaze_s3.settings import DEFAULT_SLICE_SECONDS
 from tests.support.cdn import CDNServer
 from tests.support.invariants import (
     Services,
-    scratch_bucket,
     sha256_of_object,
     wait_terminal,
 )
@@ -42,12 +41,6 @@ SIZE = 256 * MiB
 AMQP_URL = os.environ.get("GENBLAZE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # The Procfile's defaults: start_stack shortens the lease for its other users; not here.
 DEFAULTS = {"GENBLAZE_LEASE_TTL_MS": "30000"}
-
-
-@pytest.fixture
-def bucket(seaweed: SeaweedS3) -> Iterator[str]:
-    with scratch_bucket(seaweed) as name:
-        yield name
 
 
 @pytest.fixture(scope="module")
