@@ -14,8 +14,8 @@ from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.ingest import JobState, QueuedStorageSink
 from genblaze_s3.ingest.models import AssetState
-from genblaze_s3.local.services import SeaweedS3
 from genblaze_s3.ingest.tenants import TenantRegistry
+from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
 from tests.support.helpers import backend_for, no_multipart_uploads, policy_for, sha, wait_for
 from tests.support.workers import QueueStack
