@@ -13,7 +13,7 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ["put", "copy", "queue", "slices"]
+BENCHMARKS = ["put", "copy", "queue", "slices", "submit"]
 
 
 def main(argv: list[str]) -> int:

@@ -42,6 +42,7 @@ from genblaze_s3.transfer.config import DEFAULT_MAX_SOURCE_BYTES, FetchPolicy
 
 if TYPE_CHECKING:
     from genblaze_s3.ingest.destinations import DestinationPolicy
+    from genblaze_s3.ingest.tenants import TenantRegistry
     from genblaze_s3.transfer.config import CopyConfig
 
 ENV_PREFIX = "GENBLAZE_"
@@ -106,8 +107,8 @@ class Settings(BaseSettings):
     )
     webhook_secret: SecretStr | None = Field(
         default=None,
-        description="HMAC-SHA256 key signing webhook bodies (X-Genblaze-Signature); "
-        "unset: sent unsigned.",
+        description="Standard Webhooks secret (`whsec_...`) for tenants without their own "
+        "`webhook_secret`; unset: their webhooks are sent unsigned.",
     )
 
     # -- what a job may reach ----------------------------------------------------------
@@ -232,10 +233,32 @@ class Settings(BaseSettings):
     )
 
     # -- API ---------------------------------------------------------------------------
+    tenants_file: str | None = Field(
+        default=None,
+        description="TOML or JSON file of tenants: tokens, buckets, prefix root, webhook "
+        "secret, limits (docs/SECURITY.md); read by the API, sinks and workers.",
+    )
     api_tokens: SecretStr = Field(
         default=SecretStr(""),
-        description="API bearer tokens as 'tenant:token,tenant2:token2' (unset: the API "
+        description="API bearer tokens as 'tenant:token,tenant2:token2' when there is no "
+        "tenants file (several tenants: each name is its key prefix root; unset: the API "
         "refuses every request).",
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the API reads (413 above it), checked after "
+        "authentication.",
+    )
+    max_retention_days: int = Field(
+        default=3650,  # ingest.validation.DEFAULT_MAX_RETENTION_DAYS (a library default too)
+        ge=1,
+        description="Longest manifest lock (retain_until) a job may ask for, in days.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token /metrics requires (unset: /metrics is open; serve it on an "
+        "internal network only).",
     )
     api_rate_limit: str = Field(
         default="1000/1",
@@ -275,9 +298,9 @@ class Settings(BaseSettings):
     @field_validator("api_tokens")
     @classmethod
     def _tokens_parse(cls, value: SecretStr) -> SecretStr:
-        from genblaze_s3.api.auth import parse_tokens
+        from genblaze_s3.ingest.tenants import TenantRegistry
 
-        parse_tokens(value.get_secret_value())
+        TenantRegistry.from_api_tokens(value.get_secret_value())
         return value
 
     @field_validator("api_rate_limit")
@@ -310,6 +333,23 @@ class Settings(BaseSettings):
         """The plain value of a secret setting (``source_key``, ``webhook_secret``...)."""
         value = getattr(self, name)
         return value.get_secret_value() if value is not None else None
+
+    def tenant_registry(self) -> TenantRegistry:
+        """The tenants: GENBLAZE_TENANTS_FILE, else GENBLAZE_API_TOKENS (ingest/tenants.py).
+
+        Raises SettingsError naming the variable for a malformed or unsafe file.
+        """
+        from genblaze_s3.ingest.tenants import TenantConfigError, registry_from_settings
+
+        try:
+            return registry_from_settings(
+                self.tenants_file,
+                self.api_tokens.get_secret_value() or None,
+                self.secret("webhook_secret"),
+            )
+        except TenantConfigError as exc:
+            name = "GENBLAZE_TENANTS_FILE" if self.tenants_file else "GENBLAZE_API_TOKENS"
+            raise SettingsError(f"{name}: {exc}") from exc
 
     def fetch_policy(self) -> FetchPolicy:
         """Who the copy engine may fetch from."""

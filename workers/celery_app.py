@@ -34,6 +34,7 @@ def worker_settings() -> Settings:
     try:
         config = load_settings()
         config.copy_config()
+        config.tenant_registry()  # a malformed or unsafe tenants file would fail every job
     except SettingsError as exc:
         logger.critical("invalid worker setting: %s", exc)
         raise SystemExit(f"genblaze worker: invalid setting: {exc}") from exc

@@ -58,4 +58,5 @@ def context() -> WorkerContext:
         max_retries=CONFIG.max_retries,
         sealer=SourceSealer(CONFIG.secret("source_key")),
         slice_seconds=CONFIG.slice_seconds or None,
+        tenants=CONFIG.tenant_registry(),
     )

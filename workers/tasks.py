@@ -15,7 +15,7 @@ from typing import Any
 from celery.exceptions import Reject
 
 from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
-from genblaze_s3.ingest.notify import send_webhook
+from genblaze_s3.ingest.notify import notify_job
 from genblaze_s3.ingest.process import STORE_DOWN
 from genblaze_s3.ingest.worker import run_asset, run_chunk, run_finalize
 from workers.celery_app import CONFIG, app
@@ -76,20 +76,9 @@ def ingest_assets(self: Any, job_id: str, asset_ids: list[str]) -> None:
         )
 
 
-def _pin_webhook_url(url: str) -> tuple[str, str]:
-    """The copy engine's SSRF guard on the submitter-chosen notify_url, resolved once."""
-    from genblaze_s3.transfer.fetch import pin_url
-
-    return pin_url(url, context().fetch_policy)
-
-
 def _notify(meta: Any, body: str) -> None:
-    send_webhook(
-        meta.notify_url,
-        body.encode(),
-        secret=CONFIG.secret("webhook_secret"),
-        pin=_pin_webhook_url,
-    )
+    ctx = context()
+    notify_job(meta, body, tenants=ctx.tenants, sealer=ctx.sealer, policy=ctx.fetch_policy)
 
 
 @app.task(name=FINALIZE_JOB, bind=True, max_retries=None)

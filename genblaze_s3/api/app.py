@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
@@ -20,15 +21,17 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
-from genblaze_s3.api.auth import tenant_for
 from genblaze_s3.api.errors import install_error_handlers
+from genblaze_s3.api.guard import UNAUTHORIZED, BodyGuard, Gate, client_address
 from genblaze_s3.api.metrics import StoreCollector
-from genblaze_s3.api.ratelimit import RateLimiter, retry_after
+from genblaze_s3.api.ratelimit import RateLimiter
 from genblaze_s3.api.schemas import JobAccepted, JobCreate, Problem
 from genblaze_s3.ingest.errors import InvalidJobError
 from genblaze_s3.ingest.models import JobState, JobView
 from genblaze_s3.ingest.service import IngestService
 from genblaze_s3.ingest.submission import build_submission, run_from_urls
+from genblaze_s3.ingest.tenants import TenantRegistry
+from genblaze_s3.ingest.validation import is_job_id
 
 _TERMINAL = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED}
 
@@ -93,27 +96,10 @@ class DocumentCache:
 
 def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
     """The caller's tenant, or 401 with a Bearer challenge, or 429 when over its rate."""
-    found = tenant_for(authorization, request.app.state.tokens)
-    if found is None:
-        raise HTTPException(
-            401,
-            "missing or invalid bearer token",
-            headers={"WWW-Authenticate": 'Bearer realm="genblaze"'},
-        )
-    limiter: RateLimiter | None = request.app.state.limiter
-    if limiter is not None:
-        # Per token, not per tenant: one tenant's leaked or runaway token must
-        # not starve its other clients. Keyed by a digest so the limiter's
-        # table never holds a usable secret.
-        token_key = hashlib.sha256((authorization or "").encode()).hexdigest()
-        wait = limiter.acquire(token_key)
-        if wait > 0:
-            raise HTTPException(
-                429,
-                "rate limit exceeded for this token",
-                headers={"Retry-After": retry_after(wait)},
-            )
-    return found
+    admitted = getattr(request.state, "tenant", None)  # BodyGuard already checked it
+    if admitted is None:
+        admitted = request.app.state.gate.admit(authorization, client_address(request.scope))
+    return str(admitted.name)
 
 
 Tenant = Annotated[str, Depends(_tenant)]
@@ -121,13 +107,26 @@ Tenant = Annotated[str, Depends(_tenant)]
 
 def create_app(
     service: IngestService,
-    tokens: dict[str, str],
+    tokens: Mapping[str, str] | None = None,
     *,
     broker_ping: Callable[[], bool] | None = None,
     queue_depth: Callable[[], int | None] = lambda: None,
     sse_interval: float = 0.5,
     rate_limit: tuple[float, float] | None = None,
+    max_body_bytes: int = 8 * 1024 * 1024,
+    metrics_token: str | None = None,
 ) -> FastAPI:
+    """The API over `service`; callers authenticate against `service.tenants`.
+
+    `tokens` ({token: tenant}, the 0.4 signature) replaces the service's tenant
+    registry with the GENBLAZE_API_TOKENS rules: authentication and placement
+    must read the same registry.
+    """
+    if tokens is not None:
+        service.tenants = TenantRegistry.from_api_tokens(
+            ",".join(f"{tenant}:{token}" for token, tenant in tokens.items()),
+            service.tenants.default_webhook_secret,
+        )
     store = service.store
     app = FastAPI(
         title="genblaze-s3 ingest API",
@@ -139,13 +138,15 @@ def create_app(
     registry.register(StoreCollector(store, queue_depth))
 
     install_error_handlers(app)
-    app.state.tokens = tokens
-    app.state.limiter = RateLimiter(*rate_limit) if rate_limit else None
+    gate = Gate(service.tenants, RateLimiter(*rate_limit) if rate_limit else None)
+    app.state.gate = gate
+    app.add_middleware(BodyGuard, gate=gate, max_body_bytes=max_body_bytes)
 
     cache = DocumentCache()
 
     def owned_doc(job_id: str, who: str) -> str:
-        tv = store.job_version(job_id) if len(job_id) <= 64 else None
+        # An id that cannot be one never reaches the store: same 404 as an unknown id.
+        tv = store.job_version(job_id) if is_job_id(job_id) else None
         if tv is None or tv[0] != who:
             raise HTTPException(404, "job not found")  # the same answer for "not yours"
         doc = cache.get(job_id, tv[1])
@@ -172,7 +173,13 @@ def create_app(
         "/v1/jobs",
         status_code=202,
         response_model=JobAccepted,
-        responses={**errors, 422: {"model": Problem}},
+        responses={
+            **errors,
+            409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
+            413: {"model": Problem, "description": "body over GENBLAZE_MAX_BODY_BYTES"},
+            422: {"model": Problem},
+            429: {"model": Problem, "description": "rate or concurrent-job limit"},
+        },
     )
     def submit(
         body: JobCreate,
@@ -182,6 +189,7 @@ def create_app(
     ) -> JobAccepted:
         """Accept a run or a list of URLs; returns at once with the job id."""
         manifest, expected = _manifest_from(body)
+        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
         sub = build_submission(
             manifest,
             body.destination,
@@ -190,7 +198,7 @@ def create_app(
             notify_url=body.notify_url,
             expected_sha256=expected,
         )
-        job_id, _ = service.submit(sub, idempotency_key=idempotency_key)
+        job_id, _ = service.submit(sub, idempotency_key=idempotency_key, fingerprint=fingerprint)
         return JobAccepted(job_id=job_id, status_url=str(request.url_for("get_job", job_id=job_id)))
 
     @app.get("/v1/jobs/{job_id}", response_model=JobView, responses=errors, name="get_job")
@@ -244,7 +252,14 @@ def create_app(
         return JSONResponse({"ok": ok, **checks}, status_code=200 if ok else 503)
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
+        """Prometheus text. Open unless GENBLAZE_METRICS_TOKEN is set: serve it on an
+        internal network only (it shows fleet-wide counts, never a tenant or a secret)."""
+        if metrics_token is not None:
+            presented = (authorization or "")[7:].strip().encode()
+            bearer = (authorization or "").lower().startswith("bearer ")
+            if not (bearer and hmac.compare_digest(presented, metrics_token.encode())):
+                raise HTTPException(401, UNAUTHORIZED[0], headers=UNAUTHORIZED[1])
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

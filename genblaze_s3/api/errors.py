@@ -18,9 +18,11 @@ from fastapi.responses import JSONResponse
 from genblaze_s3.ingest.errors import (
     DestinationNotAllowedError,
     EnqueueError,
+    IdempotencyConflictError,
     IngestError,
     InvalidJobError,
     StoreUnavailableError,
+    TooManyJobsError,
 )
 
 RETRY_AFTER_SECONDS = "5"  # what a client should wait after a 503 (store or broker down)
@@ -39,6 +41,8 @@ class ErrorResponse:
 ERROR_RESPONSES: dict[type[IngestError], ErrorResponse] = {
     InvalidJobError: ErrorResponse(422),
     DestinationNotAllowedError: ErrorResponse(422),
+    IdempotencyConflictError: ErrorResponse(409),  # as Stripe: a key names one request
+    TooManyJobsError: ErrorResponse(429, retry_after=True),
     # Infrastructure: a fixed message, never the lower layer's (hosts, addresses).
     StoreUnavailableError: ErrorResponse(503, "status store unavailable", retry_after=True),
     EnqueueError: ErrorResponse(503, "broker unavailable", retry_after=True),
@@ -46,9 +50,12 @@ ERROR_RESPONSES: dict[type[IngestError], ErrorResponse] = {
 
 
 def problem(exc: IngestError, how: ErrorResponse) -> JSONResponse:
-    """The JSON response for `exc` answered as `how`."""
+    """The JSON response for `exc` answered as `how` (with the request `field` to blame)."""
+    body = {"detail": how.detail if how.detail is not None else str(exc), "code": exc.code}
+    if getattr(exc, "field", None):
+        body["field"] = exc.field  # type: ignore[attr-defined]
     return JSONResponse(
-        {"detail": how.detail if how.detail is not None else str(exc), "code": exc.code},
+        body,
         status_code=how.status,
         headers={"Retry-After": RETRY_AFTER_SECONDS} if how.retry_after else None,
     )

@@ -37,3 +37,4 @@ class JobAccepted(BaseModel):
 class Problem(BaseModel):
     detail: str
     code: str | None = None
+    field: str | None = None  # the request field to blame (dotted), on some 422s

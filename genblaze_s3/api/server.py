@@ -8,7 +8,6 @@ import redis
 from fastapi import FastAPI
 
 from genblaze_s3.api.app import create_app
-from genblaze_s3.api.auth import parse_tokens
 from genblaze_s3.api.ratelimit import parse_rate
 from genblaze_s3.ingest.enqueue import CelerySender
 from genblaze_s3.ingest.sealing import SourceSealer
@@ -48,10 +47,19 @@ def app_from_env(config: Settings | None = None) -> FastAPI:
         config.destination_policy(),
         SourceSealer(config.secret("source_key")),
         batch_max=config.batch_max,
+        tenants=config.tenant_registry(),
+        fetch_policy=config.fetch_policy(),
+        max_retention_days=config.max_retention_days,
     )
     ping, depth = _broker_checks(burl, config.queue)
-    tokens = parse_tokens(config.api_tokens.get_secret_value())
     # On by default: a leaked or buggy client token must not be able to starve
     # the status store; generous enough for a 500 req/s polling fleet per token.
     rate = parse_rate(config.api_rate_limit)
-    return create_app(service, tokens, broker_ping=ping, queue_depth=depth, rate_limit=rate)
+    return create_app(
+        service,
+        broker_ping=ping,
+        queue_depth=depth,
+        rate_limit=rate,
+        max_body_bytes=config.max_body_bytes,
+        metrics_token=config.secret("metrics_token"),
+    )

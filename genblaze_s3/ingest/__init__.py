@@ -8,11 +8,13 @@ from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.errors import (
     DestinationNotAllowedError,
     EnqueueError,
+    IdempotencyConflictError,
     IngestError,
     InvalidJobError,
     JobNotFoundError,
     JobWaitTimeoutError,
     StoreUnavailableError,
+    TooManyJobsError,
 )
 from genblaze_s3.ingest.models import (
     AssetState,
@@ -24,6 +26,7 @@ from genblaze_s3.ingest.models import (
 )
 from genblaze_s3.ingest.sink import QueuedStorageSink
 from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.tenants import Tenant, TenantConfigError, TenantRegistry
 
 __all__ = [
     "AssetState",
@@ -32,6 +35,7 @@ __all__ = [
     "DestinationSpec",
     "EnqueueError",
     "ErrorInfo",
+    "IdempotencyConflictError",
     "IngestError",
     "InvalidJobError",
     "JobHandle",
@@ -43,5 +47,9 @@ __all__ = [
     "QueuedStorageSink",
     "StatusStore",
     "StoreUnavailableError",
+    "Tenant",
+    "TenantConfigError",
+    "TenantRegistry",
+    "TooManyJobsError",
     "job_handle",
 ]

@@ -10,9 +10,29 @@ class IngestError(Exception):
 
 
 class InvalidJobError(IngestError, ValueError):
-    """The submitted run or asset list cannot be ingested as given."""
+    """The submitted run or asset list cannot be ingested as given.
+
+    `field` names the offending request field (dotted, e.g. `manifest_lock.retain_until`)
+    when one is to blame; the API puts it in the 422 body.
+    """
 
     code = "invalid_job"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class IdempotencyConflictError(IngestError):
+    """An Idempotency-Key was reused with a different request body (HTTP 409)."""
+
+    code = "idempotency_key_reused"
+
+
+class TooManyJobsError(IngestError):
+    """The tenant already runs its `max_concurrent_jobs` (HTTP 429)."""
+
+    code = "too_many_jobs"
 
 
 class DestinationNotAllowedError(IngestError, PermissionError):

@@ -35,6 +35,10 @@ from genblaze_s3.ingest.transitions import job_outcome
 logger = logging.getLogger("genblaze_s3.ingest.finalize")
 
 
+class ManifestConflict(Exception):
+    """The manifest key holds another job's manifest (same run ids, other content)."""
+
+
 def _sink_for(backend: Any, meta: JobMeta) -> ObjectStorageSink:
     lock = meta.manifest_lock
     return ObjectStorageSink(
@@ -121,10 +125,17 @@ def finalize_job(
                 store.payload(job_id) or "",
                 {a.asset_id: a for a in assets},
             )
+        except ManifestConflict:
+            message = "the manifest key already holds another job's manifest; not overwritten"
+            store.transition_job(
+                job_id, JobState.FAILED, error=ErrorInfo(code="key_conflict", message=message)
+            )
+            info = None
         except Exception as exc:
             logger.warning("job %s: manifest write failed: %s", job_id, type(exc).__name__)
             raise
-        store.transition_job(job_id, JobState.SUCCEEDED, manifest=info)
+        if info is not None:
+            store.transition_job(job_id, JobState.SUCCEEDED, manifest=info)
     final = store.job_state(job_id)
     if notify is not None and meta.notify_url:
         view = store.get_job(job_id)
@@ -140,7 +151,12 @@ def write_manifest(
     manifest = build_manifest(payload, assets)
     sink = _sink_for(backend, meta)
     key = sink.manifest_key_for(manifest.run)
-    if not backend.exists(key):
+    if backend.exists(key):
+        # Ours from an earlier delivery (same canonical bytes), or another job's run
+        # manifest at the same key: never overwritten, never claimed as ours.
+        if backend.get(key) != manifest.to_canonical_json().encode("utf-8"):
+            raise ManifestConflict(key)
+    else:
         extra: dict[str, Any] = {"CacheControl": sink._manifest_cache_control()}
         if sink._manifest_object_lock is not None:
             extra.update(sink._manifest_object_lock.to_extra_args())

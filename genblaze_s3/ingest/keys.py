@@ -20,6 +20,7 @@ Read this file to know the whole Redis footprint. Types and TTLs:
 | {ns}:finalize-due                     | zset   | none             | finalizable jobs, next check
 | {ns}:sweeper                          | string | sweep interval   | one sweep per interval
 | {ns}:stats                            | hash   | none             | counters for /metrics
+| {ns}:active:{tenant}                  | zset   | none (pruned)    | a tenant's unfinished jobs
 """
 
 from __future__ import annotations
@@ -94,3 +95,7 @@ def finalize_due_key() -> str:
 
 def sweeper_lock_key() -> str:
     return f"{NAMESPACE}:sweeper"
+
+
+def active_jobs_key(tenant: str) -> str:
+    return f"{NAMESPACE}:active:{tenant}"

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from genblaze_s3.ingest import validation
+
 
 def utc_now() -> datetime:
     """Aware UTC now; every timestamp in a job record is aware UTC."""
@@ -77,7 +79,11 @@ class LockPolicy(BaseModel):
 
 
 class DestinationSpec(BaseModel):
-    """Where a job writes, by name only: workers sign with their own credentials."""
+    """Where a job writes, by name only: workers sign with their own credentials.
+
+    Every field is checked here (genblaze_s3.ingest.validation), so the API answers
+    a 422 naming the field and a sink refuses at construction, before any work.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -94,19 +100,27 @@ class DestinationSpec(BaseModel):
 
         return KeyStrategy(v.lower()).value
 
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str) -> str:
+        return validation.check_bucket(v)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        return validation.check_region(v)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return validation.check_prefix(v)
+
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
         if v is None or v == "":
             return None
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(v)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("endpoint_url must be an http(s) URL")
-        if parts.username or parts.password:
-            raise ValueError("endpoint_url must not carry credentials")
-        return v.rstrip("/")
+        return validation.check_endpoint(v)
 
 
 class AssetRecord(BaseModel):

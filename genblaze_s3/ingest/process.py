@@ -47,6 +47,7 @@ from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.retries import count_retry
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
 from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.tenants import TenantRegistry
 
 logger = logging.getLogger("genblaze_s3.ingest.worker")
 # "The store went away": the store's own boundary error, and redis errors from the
@@ -92,6 +93,7 @@ class WorkerContext:
     sealer: SourceSealer = field(default_factory=lambda: SourceSealer(None))
     # One delivery copies for at most this long, then hands on (None: no slicing).
     slice_seconds: float | None = None
+    tenants: TenantRegistry = field(default_factory=TenantRegistry)
     checkpoints: RedisCheckpointStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,6 +177,8 @@ def _leased_step(
         )
     try:
         ctx.policy.check(meta.destination)
+        if not ctx.tenants.owns(ctx.tenants.get(meta.tenant), meta.destination):
+            raise DestinationNotAllowedError("destination is outside the tenant's rights")
     except DestinationNotAllowedError as exc:
         return _end(ctx, meta, asset_id, AssetState.FAILED, exc.code, str(exc))
     if source is None:

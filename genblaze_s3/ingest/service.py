@@ -7,6 +7,8 @@ rather than silently lost.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.enqueue import (
     FINALIZE_JOB,
@@ -15,11 +17,17 @@ from genblaze_s3.ingest.enqueue import (
     TaskSender,
     plan_chunks,
 )
-from genblaze_s3.ingest.errors import EnqueueError
-from genblaze_s3.ingest.models import ErrorInfo, JobState
+from genblaze_s3.ingest.errors import EnqueueError, InvalidJobError, TooManyJobsError
+from genblaze_s3.ingest.models import DestinationSpec, ErrorInfo, JobState, utc_now
+from genblaze_s3.ingest.quotas import ActiveJobs
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.submission import JobSubmission
+from genblaze_s3.ingest.tenants import TenantRegistry
+from genblaze_s3.ingest.validation import DEFAULT_MAX_RETENTION_DAYS, check_retention
+from genblaze_s3.transfer.config import FetchPolicy
+from genblaze_s3.transfer.errors import TransferError
+from genblaze_s3.transfer.urlguard import validate_url
 
 
 class IngestService:
@@ -33,6 +41,10 @@ class IngestService:
         policy: DestinationPolicy,
         sealer: SourceSealer | None = None,
         batch_max: int = 16,
+        *,
+        tenants: TenantRegistry | None = None,
+        fetch_policy: FetchPolicy | None = None,
+        max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
     ) -> None:
         self.batch_max = batch_max
         self.sealer = sealer or SourceSealer(None)
@@ -40,18 +52,74 @@ class IngestService:
         self.sender = sender
         self.queue = queue
         self.policy = policy
+        self.tenants = tenants or TenantRegistry()
+        self.fetch_policy = fetch_policy or FetchPolicy()
+        self.max_retention_days = max_retention_days
+        self.active = ActiveJobs(store.redis)
 
-    def submit(self, sub: JobSubmission, *, idempotency_key: str | None = None) -> tuple[str, bool]:
-        """Record and enqueue; returns (job_id, created). Raises before any write if refused."""
-        self.policy.check(sub.meta.destination)
-        job_id, created = self.store.create_job(
-            sub.meta,
-            sub.assets,
-            sub.sealed_sources(self.sealer),
-            sub.payload,
-            idempotency_key=idempotency_key,
-        )
+    def place(self, tenant: str, destination: DestinationSpec) -> DestinationSpec:
+        """Where `tenant`'s job naming `destination` really writes (prefix under its root)."""
+        placed = self.tenants.place(self.tenants.get(tenant), destination)
+        self.policy.check(placed)
+        return placed
+
+    def admit(self, sub: JobSubmission) -> JobSubmission:
+        """Every tenant rule, before any store access: the submission as it will be stored
+        (destination placed, notify_url sealed) or a typed refusal.
+
+        Raises InvalidJobError (with `field`) or DestinationNotAllowedError.
+        """
+        meta = sub.meta
+        tenant = self.tenants.get(meta.tenant)
+        tenant.check_asset_count(len(meta.asset_ids))
+        if meta.manifest_lock is not None:
+            check_retention(
+                meta.manifest_lock.retain_until,
+                now=utc_now(),
+                max_days=self.max_retention_days,
+            )
+            tenant.check_lock_mode(meta.manifest_lock.mode)
+        notify_url = meta.notify_url
+        if notify_url is not None:
+            try:  # the SSRF guard sources pass in the worker, here at once (no DNS yet)
+                validate_url(notify_url, self.fetch_policy)
+            except TransferError as exc:
+                raise InvalidJobError(f"notify_url: {exc}", field="notify_url") from exc
+            notify_url = self.sealer.seal(notify_url)
+        destination = self.place(meta.tenant, meta.destination)
+        meta = meta.model_copy(update={"destination": destination, "notify_url": notify_url})
+        return replace(sub, meta=meta)
+
+    def submit(
+        self,
+        sub: JobSubmission,
+        *,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> tuple[str, bool]:
+        """Check, record and enqueue; returns (job_id, created). Raises before any write
+        if refused; `fingerprint` (a digest of the request) makes a reused
+        Idempotency-Key with another request an IdempotencyConflictError."""
+        sub = self.admit(sub)
+        limit = self.tenants.get(sub.meta.tenant).max_concurrent_jobs
+        if limit is not None and not self.active.admit(sub.meta.tenant, sub.meta.job_id, limit):
+            raise TooManyJobsError(f"this tenant already runs {limit} jobs; retry later")
+        try:
+            job_id, created = self.store.create_job(
+                sub.meta,
+                sub.assets,
+                sub.sealed_sources(self.sealer),
+                sub.payload,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+            )
+        except BaseException:
+            if limit is not None:
+                self.active.release(sub.meta.tenant, sub.meta.job_id)
+            raise
         if not created:
+            if limit is not None:
+                self.active.release(sub.meta.tenant, sub.meta.job_id)
             return job_id, False
         try:
             for chunk in plan_chunks(list(sub.meta.asset_ids), self.batch_max):

@@ -25,6 +25,7 @@ from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.service import IngestService
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.submission import build_submission
+from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -65,19 +66,22 @@ class QueuedStorageSink(BaseSink):
         sender: TaskSender | None = None,
         destination_policy: DestinationPolicy | None = None,
         settings: Settings | None = None,
+        tenants: TenantRegistry | None = None,
     ) -> None:
         """Layout options match ObjectStorageSink; the rest configure the queue.
 
-        `store` / `sender` / `destination_policy` are injection points for tests
-        and embedding; by default they come from `redis_url` / `broker_url` / `queue`
-        or the settings (`settings`, else read from the environment here, once:
-        GENBLAZE_REDIS_URL, GENBLAZE_BROKER_URL, GENBLAZE_QUEUE, the allow-lists...).
+        `store` / `sender` / `destination_policy` / `tenants` are injection points
+        for tests and embedding; by default they come from `redis_url` / `broker_url`
+        / `queue` or the settings (`settings`, else read from the environment here,
+        once: GENBLAZE_REDIS_URL, GENBLAZE_BROKER_URL, GENBLAZE_QUEUE, the
+        allow-lists, GENBLAZE_TENANTS_FILE / GENBLAZE_API_TOKENS...). A sink obeys
+        the same tenant rules as the HTTP API: its prefix is placed under the
+        tenant's root (none configured: today's layout).
         """
         import redis
 
         config = settings or load_settings()
         self._backend = backend
-        self._prefix = prefix
         self._key_strategy = KeyStrategy(key_strategy)
         self._lock = (
             LockPolicy(mode=manifest_lock.mode, retain_until=manifest_lock.retain_until)
@@ -97,10 +101,12 @@ class QueuedStorageSink(BaseSink):
             destination_policy or config.destination_policy(),
             SourceSealer(config.secret("source_key")),
             batch_max=config.batch_max,
+            tenants=tenants if tenants is not None else config.tenant_registry(),
+            fetch_policy=config.fetch_policy(),
+            max_retention_days=config.max_retention_days,
         )
         self._destination = destination_of(backend, prefix, self._key_strategy)
-        # Only its key layout is used: the manifest is written by finalize, in a worker.
-        self._layout = ObjectStorageSink(backend, prefix=prefix, key_strategy=self._key_strategy)
+        self._layout: ObjectStorageSink | None = None
         self.last_job: JobHandle | None = None
 
     @property
@@ -109,7 +115,15 @@ class QueuedStorageSink(BaseSink):
 
     def manifest_key_for(self, run: Run) -> str:
         """Where the workers will write this run's manifest: genblaze-core's own rule
-        (the `ObjectStorageSink` finalize writes through), never re-derived here."""
+        (the `ObjectStorageSink` finalize writes through), never re-derived here, with
+        the prefix placed under the tenant's root (DestinationNotAllowedError if the
+        destination is not the tenant's)."""
+        if self._layout is None:
+            # Only its key layout is used: the manifest is written by finalize, in a worker.
+            placed = self._service.place(self._tenant, self._destination)
+            self._layout = ObjectStorageSink(
+                self._backend, prefix=placed.prefix, key_strategy=self._key_strategy
+            )
         return self._layout.manifest_key_for(run)
 
     def write_run(self, run: Run, manifest: Manifest) -> None:

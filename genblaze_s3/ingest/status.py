@@ -25,7 +25,7 @@ from genblaze_s3.ingest import keys
 from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.asset_records import AssetRecordWriter
 from genblaze_s3.ingest.document import build_document, document_json, document_view
-from genblaze_s3.ingest.errors import StoreUnavailableError
+from genblaze_s3.ingest.errors import IdempotencyConflictError, StoreUnavailableError
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     AssetRecord,
@@ -99,6 +99,7 @@ class StatusStore:
         payload: str,
         *,
         idempotency_key: str | None = None,
+        fingerprint: str | None = None,
     ) -> tuple[str, bool]:
         """Record a new job; returns (job_id, created).
 
@@ -106,14 +107,21 @@ class StatusStore:
         text `SourceSealer.seal_source` made), kept until each asset ends.
 
         With an Idempotency-Key already seen for this tenant, nothing is written
-        and the earlier job id is returned with created=False.
+        and the earlier job id is returned with created=False; if that key came
+        with another request `fingerprint`, IdempotencyConflictError (as Stripe).
         """
         if idempotency_key:
             ikey = keys.idempotency_key(meta.tenant, idempotency_key)
-            if not self.redis.set(ikey, meta.job_id, nx=True, ex=self.retention):
+            value = f"{meta.job_id} {fingerprint}" if fingerprint else meta.job_id
+            if not self.redis.set(ikey, value, nx=True, ex=self.retention):
                 existing = self.redis.get(ikey)
                 if existing is not None:
-                    return _s(existing), False
+                    job_id, _, seen = _s(existing).partition(" ")
+                    if fingerprint and seen and seen != fingerprint:
+                        raise IdempotencyConflictError(
+                            "this Idempotency-Key was used with a different request"
+                        )
+                    return job_id, False
         now = utc_now().isoformat()
         p = self.redis.pipeline(transaction=True)
         jk = keys.job_key(meta.job_id)

@@ -103,7 +103,9 @@ def build_submission(
     if notify_url is not None:
         p = urlsplit(notify_url)
         if p.scheme not in {"http", "https"} or not p.hostname or p.username or p.password:
-            raise InvalidJobError("notify_url must be an http(s) URL without credentials")
+            raise InvalidJobError(
+                "notify_url must be an http(s) URL without credentials", field="notify_url"
+            )
     meta = JobMeta(
         job_id=new_job_id(),
         tenant=tenant,

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, cast, overload
+from urllib.parse import urlsplit
 
 from genblaze_core.storage.base import KeyStrategy
 from genblaze_core.storage.transfer import _guess_extension
@@ -56,8 +57,10 @@ from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
 from genblaze_s3.transfer.errors import (
     Canceled,
     ChecksumMismatch,
+    KeyConflict,
     SourceChanged,
     SourceTruncated,
+    StorageFailure,
     TransferError,
     map_storage_error,
     s3_error_code,
@@ -659,6 +662,110 @@ def _put_small_cas(
     return _put_small(job, key, data, content_type, sha256)
 
 
+def _endpoint(job: _Job) -> str:
+    return str(getattr(job.client.meta, "endpoint_url", ""))
+
+
+def _conditional(job: _Job) -> bool:
+    """Whether writes to this backend carry ``If-None-Match: *`` (all but refusers)."""
+    return not getattr(job.backend, NO_CONDITIONAL_PUT_ATTR, False)
+
+
+# Stores documented to refuse a conditional write to an existing key with 412. Any
+# other backend is marked (HONORS_CONDITIONAL_PUT_ATTR) the first time it answers 412.
+_KNOWN_CONDITIONAL_HOSTS = (".amazonaws.com", ".r2.cloudflarestorage.com")
+HONORS_CONDITIONAL_PUT_ATTR = "_genblaze_honors_conditional_put"
+
+
+def _head_first(job: _Job, key: str) -> bool:
+    """Whether a write to a non-content key must HEAD first (the equivalent check).
+
+    Why: a store that silently ignores ``If-None-Match`` (Backblaze B2 does not
+    document it) would let the PUT replace another job's object; a HEAD catches
+    that except in a race. Content-addressed keys skip it (their bytes are their
+    name), and so do stores known or seen to answer 412.
+    """
+    if job.dest.key_strategy == KeyStrategy.CONTENT_ADDRESSABLE and not job.dest.key:
+        return False
+    if not _conditional(job):
+        return True
+    host = (urlsplit(_endpoint(job)).hostname or "").lower()
+    known = host.endswith(_KNOWN_CONDITIONAL_HOSTS) or host == "s3.amazonaws.com"
+    return not (known or getattr(job.backend, HONORS_CONDITIONAL_PUT_ATTR, False))
+
+
+def _precondition_failed(job: _Job, exc: BaseException) -> bool:
+    """A 412 to our ``If-None-Match``: the key exists (and the store is proven to honor it)."""
+    if _refused_as(exc, _PRECONDITION_FAILED):
+        setattr(job.backend, HONORS_CONDITIONAL_PUT_ATTR, True)
+        return True
+    return False
+
+
+def _refused_as(exc: BaseException, codes: tuple[str, ...]) -> bool:
+    cause = exc.__cause__ if isinstance(exc, TransferError) else exc
+    return cause is not None and s3_error_code(cause) in codes
+
+
+def _put_small_new(
+    job: _Job, key: str, data: memoryview, content_type: str | None, sha256: str
+) -> CopyResult:
+    """One PUT that never replaces an existing object (``If-None-Match: *``).
+
+    Why: a HIERARCHICAL or explicit key does not change with the content, so
+    another job (another tenant, a replayed run) may already have written it.
+    A 412 then means: the same bytes (our own earlier attempt) -> deduplicated,
+    other bytes -> KeyConflict. Stores not known to honor the header get a HEAD
+    first (see `_head_first`); endpoints that answer 501 get HEAD, then PUT.
+    """
+    if _head_first(job, key) and (head := job.head(key)) is not None:
+        return _existing(job, key, head, sha256, len(data))
+    if _conditional(job):
+        try:
+            return _put_small(job, key, data, content_type, sha256, if_none_match=True)
+        except TransferError as exc:
+            if _precondition_failed(job, exc):
+                return _existing(job, key, job.head(key), sha256, len(data))
+            if not _refused_as(exc, _CONDITIONAL_UNSUPPORTED):
+                raise
+            setattr(job.backend, NO_CONDITIONAL_PUT_ATTR, True)
+            if (head := job.head(key)) is not None:
+                return _existing(job, key, head, sha256, len(data))
+    job.check_cancel()
+    return _put_small(job, key, data, content_type, sha256)
+
+
+def _existing(
+    job: _Job, key: str, head: dict[str, Any] | None, sha256: str, size: int
+) -> CopyResult:
+    """The key is taken: deduplicated if it holds exactly our bytes, else KeyConflict.
+
+    Content-addressed keys hold their hash by construction. Other keys are
+    compared by size, then by hashing the stored object (only on this rare path).
+    """
+    if head is None:  # gone between the refusal and the HEAD: let a retry write it
+        raise StorageFailure("destination key changed during the write", retryable=True)
+    is_cas = job.dest.key_strategy == KeyStrategy.CONTENT_ADDRESSABLE and not job.dest.key
+    if not is_cas:
+        same = int(head.get("ContentLength", -1)) == size and _stored_sha256(job, key) == sha256
+        if not same:
+            raise KeyConflict(
+                "the destination key already holds other bytes; nothing was overwritten"
+            )
+    return _dedup_result(job, key, head, sha256)
+
+
+def _stored_sha256(job: _Job, key: str) -> str:
+    def read() -> str:
+        body = job.client.get_object(Bucket=job.bucket, Key=key)["Body"]
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: body.read(1024 * 1024), b""):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    return call_with_retries(read, what="GetObject", config=job.config)
+
+
 def _put_small(
     job: _Job,
     key: str,
@@ -789,11 +896,25 @@ def _send_multipart(
             sha256 = digest.hexdigest()
             _verify(job, sha256, sent.size)
             job.check_cancel()
-            resp = upload.complete(n_parts)
+            key = upload.checkpoint.key
+            if _head_first(job, key) and (head := job.head(key)) is not None:
+                upload.abort()  # the store may not refuse for us: the equivalent check
+                if job.store is not None and job.checkpoint_id is not None:
+                    job.store.clear(job.checkpoint_id)
+                return _existing(job, key, head, sha256, sent.size)
+            resp = upload.complete(n_parts, if_none_match=_conditional(job))
     except BaseException as exc:
         keep = isinstance(exc, TransferError) and exc.retryable and job.store is not None
         if not keep:
             upload.abort()
+        if _precondition_failed(job, exc):  # only CompleteMultipartUpload asks: sha256 is set
+            if job.store is not None and job.checkpoint_id is not None:
+                job.store.clear(job.checkpoint_id)
+            key = upload.checkpoint.key
+            return _existing(job, key, job.head(key), sha256, sent.size)
+        if _refused_as(exc, _CONDITIONAL_UNSUPPORTED):
+            setattr(job.backend, NO_CONDITIONAL_PUT_ATTR, True)  # the retry takes HEAD + PUT
+            raise StorageFailure("store refuses conditional writes", retryable=True) from exc
         if isinstance(exc, TransferError) or not isinstance(exc, Exception):
             raise
         raise map_storage_error(exc, "multipart upload") from exc
@@ -843,7 +964,7 @@ def _copy_to_known_key(
         sha256 = hasher.hexdigest()
         _verify(job, sha256, first_len)
         job.check_cancel()
-        return _put_small(job, key, view, content_type, sha256)
+        return _put_small_new(job, key, view, content_type, sha256)
     body = _Body(
         read_part=src.read_into,
         validators=src.validators,

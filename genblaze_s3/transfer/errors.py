@@ -107,6 +107,16 @@ class StorageFailure(TransferError):
     code = "storage_error"
 
 
+class KeyConflict(TransferError):
+    """The destination key already holds other bytes: nothing was overwritten.
+
+    Raised for keys a job does not derive from the content (HIERARCHICAL or
+    explicit): a job never replaces an object it did not write.
+    """
+
+    code = "key_conflict"
+
+
 class Canceled(TransferError):
     """The caller asked to stop (``should_cancel``); the partial upload was aborted."""
 

@@ -328,8 +328,13 @@ class MultipartUpload:
         self._save()
         return record
 
-    def complete(self, total_parts: int) -> dict[str, Any]:
-        """CompleteMultipartUpload with parts 1..total_parts; returns the S3 response."""
+    def complete(self, total_parts: int, *, if_none_match: bool = False) -> dict[str, Any]:
+        """CompleteMultipartUpload with parts 1..total_parts; returns the S3 response.
+
+        `if_none_match`: only if the key does not exist yet (412 PreconditionFailed
+        otherwise; the upload stays open for the caller to abort).
+        """
+        conditional = {"IfNoneMatch": "*"} if if_none_match else {}
         with self._lock:
             parts = [self._parts[n] for n in range(1, total_parts + 1)]
         listed = []
@@ -348,6 +353,7 @@ class MultipartUpload:
                         Key=cp.key,
                         UploadId=cp.upload_id,
                         MultipartUpload={"Parts": listed},
+                        **conditional,
                     )
                 )
             except Exception as exc:

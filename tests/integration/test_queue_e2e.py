@@ -14,6 +14,7 @@ from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.ingest import JobState, QueuedStorageSink
 from genblaze_s3.ingest.models import AssetState
+from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
 from tests.support.helpers import backend_for, no_multipart_uploads, policy_for, sha, wait_for
@@ -149,6 +150,8 @@ def test_cancel_mid_copy_stops_and_leaves_no_upload(
         [(slow, "video/mp4")],
         KeyStrategy.CONTENT_ADDRESSABLE,
         tenant="acme",
+        # the workers' tenant rules: acme's jobs go under its root, as through the API
+        tenants=TenantRegistry.from_api_tokens(stack.env["GENBLAZE_API_TOKENS"]),
     )
     job = sink.last_job
     assert job is not None

@@ -8,11 +8,11 @@ import redis
 from fastapi.testclient import TestClient
 
 from genblaze_s3.api import create_app
-from genblaze_s3.api.auth import parse_tokens, tenant_for
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, MemorySender
 from genblaze_s3.ingest.service import IngestService
 from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.tenants import TenantRegistry
 
 TOKENS = {"tok-a": "acme", "tok-b": "globex"}
 DEST = {"bucket": "media", "endpoint_url": "http://127.0.0.1:8333"}
@@ -123,7 +123,7 @@ def test_store_down_is_503_not_500(sender: MemorySender) -> None:
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     app = create_app(IngestService(StatusStore(dead), sender, "q", DestinationPolicy()), TOKENS)
     c = TestClient(app, raise_server_exceptions=False)
-    r = c.get("/v1/jobs/abc", headers=_h())
+    r = c.get("/v1/jobs/" + "ab" * 16, headers=_h())
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
     assert r.json() == {"detail": "status store unavailable", "code": "store_unavailable"}
     body = {"assets": [{"url": "https://cdn.x/a.png"}], "destination": {"bucket": "media"}}
@@ -165,12 +165,12 @@ def test_openapi_document_in_repo_is_current(client: TestClient) -> None:
 
 
 def test_token_parsing_and_lookup() -> None:
-    tokens = parse_tokens("acme:t1, globex:t2,")
-    assert tokens == {"t1": "acme", "t2": "globex"}
-    assert tenant_for("Bearer t2", tokens) == "globex"
-    assert tenant_for("Bearer t3", tokens) is None and tenant_for(None, tokens) is None
+    reg = TenantRegistry.from_api_tokens("acme:t1, globex:t2,")
+    assert sorted(reg.tenants) == ["acme", "globex"]
+    assert reg.authenticate("Bearer t2").name == "globex"  # type: ignore[union-attr]
+    assert reg.authenticate("Bearer t3") is None and reg.authenticate(None) is None
     with pytest.raises(ValueError):
-        parse_tokens("broken")
+        TenantRegistry.from_api_tokens("broken")
 
 
 def test_cached_document_follows_every_write(client: TestClient) -> None:
@@ -180,3 +180,43 @@ def test_cached_document_follows_every_write(client: TestClient) -> None:
     assert client.get(f"/v1/jobs/{job_id}", headers=_h()).json() == first
     client.delete(f"/v1/jobs/{job_id}", headers=_h())
     assert client.get(f"/v1/jobs/{job_id}", headers=_h()).json()["state"] == "canceled"
+
+
+def _tenant_client(spec: dict, sender: MemorySender) -> TestClient:
+    store = StatusStore(fakeredis.FakeRedis())
+    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    service = IngestService(
+        store, sender, "q", policy, tenants=TenantRegistry.from_mapping({"tenants": spec})
+    )
+    client = TestClient(create_app(service, max_body_bytes=4096))
+    client.store = store  # type: ignore[attr-defined]
+    return client
+
+
+def test_concurrent_job_limit_answers_429_until_a_job_ends(sender: MemorySender) -> None:
+    c = _tenant_client({"acme": {"tokens": ["tok-a"], "max_concurrent_jobs": 2}}, sender)
+    body = {"assets": [{"url": "https://cdn.x/a.png"}], "destination": DEST}
+    ids = [c.post("/v1/jobs", json=body, headers=_h()).json()["job_id"] for _ in range(2)]
+    third = c.post("/v1/jobs", json=body, headers=_h())
+    assert third.status_code == 429 and third.json()["code"] == "too_many_jobs"
+    assert third.headers["retry-after"]
+    assert c.delete(f"/v1/jobs/{ids[0]}", headers=_h()).status_code == 200  # canceled: over
+    assert c.post("/v1/jobs", json=body, headers=_h()).status_code == 202
+
+
+def test_submit_places_the_prefix_under_the_tenants_root(sender: MemorySender) -> None:
+    c = _tenant_client({"acme": {"tokens": ["tok-a"], "prefix_root": "customers/acme"}}, sender)
+    body = {"assets": [{"url": "https://cdn.x/a.png"}], "destination": {**DEST, "prefix": "p"}}
+    r = c.post("/v1/jobs", json=body, headers=_h())
+    assert r.status_code == 202
+    meta = c.store.get_meta(r.json()["job_id"])  # type: ignore[attr-defined]
+    assert meta is not None and meta.destination.prefix == "customers/acme/p"
+
+
+def test_body_limit_and_auth_happen_before_the_body_is_used(sender: MemorySender) -> None:
+    c = _tenant_client({"acme": {"tokens": ["tok-a"]}}, sender)
+    big = {"assets": [{"url": "https://cdn.x/" + "a" * 5000}], "destination": DEST}
+    assert c.post("/v1/jobs", json=big).status_code == 401
+    r = c.post("/v1/jobs", json=big, headers=_h())
+    assert r.status_code == 413 and r.json()["code"] == "body_too_large"
+    assert sender.sent == []

@@ -108,3 +108,17 @@ def test_finalize_waits_for_every_asset(s3: S3StorageBackend) -> None:
     store.create_job(sub.meta, sub.assets, sub.sealed_sources(SourceSealer(None)), sub.payload)
     state = finalize_job(store, lambda d: s3, sub.meta.job_id)
     assert state is not None and state not in TERMINAL_JOB_STATES  # nothing done yet
+
+
+def test_another_jobs_manifest_at_the_key_fails_key_conflict_and_stays(
+    s3: S3StorageBackend,
+) -> None:
+    store = StatusStore(fakeredis.FakeRedis())
+    job_id, run = _job(store, s3)
+    key = ObjectStorageSink(s3).manifest_key_for(run)
+    s3.put(key, b'{"someone":"else"}', content_type="application/json")
+    assert finalize_job(store, lambda d: s3, job_id) == JobState.FAILED
+    view = store.get_job(job_id)
+    assert view is not None and view.error is not None and view.error.code == "key_conflict"
+    assert view.manifest.key is None
+    assert s3.get(key) == b'{"someone":"else"}'

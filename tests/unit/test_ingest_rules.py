@@ -9,11 +9,11 @@ import pytest
 from genblaze_s3.ingest.destinations import DestinationPolicy, normalize_endpoint
 from genblaze_s3.ingest.errors import DestinationNotAllowedError, InvalidJobError
 from genblaze_s3.ingest.models import AssetState, DestinationSpec, JobState
-from genblaze_s3.ingest.notify import sign, verify_signature
 from genblaze_s3.ingest.process import redact_text
 from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.submission import build_submission, new_job_id
 from genblaze_s3.ingest.transitions import can_transition_asset, can_transition_job, job_outcome
+from genblaze_s3.webhooks import WebhookVerificationError, sign_headers, verify
 from tests.unit.ingest_fixtures import make_manifest
 
 
@@ -109,8 +109,10 @@ def test_job_ids_are_128_bit_random() -> None:
 
 def test_webhook_signature_round_trips() -> None:
     body = b'{"job_id":"x"}'
-    assert verify_signature(body, "s3cr3t", sign(body, "s3cr3t"))
-    assert not verify_signature(body + b" ", "s3cr3t", sign(body, "s3cr3t"))
+    headers = sign_headers(body, secret="s3cr3t", msg_id="x.succeeded")
+    assert verify(body, headers, secret="s3cr3t") == {"job_id": "x"}
+    with pytest.raises(WebhookVerificationError):
+        verify(body + b" ", headers, secret="s3cr3t")
 
 
 def test_importing_the_library_does_not_import_celery() -> None:

@@ -106,3 +106,28 @@ def test_sink_sends_to_the_configured_queue(monkeypatch: pytest.MonkeyPatch) -> 
     m = make_manifest(["https://cdn.invalid/a.png"])
     sink.write_run(m.run, m)
     assert [s[2] for s in sender.sent] == ["ingest-eu"]
+
+
+def test_a_sink_obeys_the_same_tenant_rules_as_the_api() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from genblaze_core.storage.base import ObjectLockConfig
+
+    from genblaze_s3.ingest.tenants import TenantRegistry
+
+    tenants = TenantRegistry.from_api_tokens("acme:t1,globex:t2")
+    sink, sender = _sink(tenant="acme", prefix="shared", tenants=tenants)
+    m = make_manifest(["https://cdn.invalid/a.png"])
+    sink.write_run(m.run, m)
+    meta = sink.store.get_meta(sink.last_job.id)  # type: ignore[union-attr]
+    assert meta is not None and meta.destination.prefix == "acme/shared"
+    assert sink.manifest_key_for(m.run).startswith("acme/shared/")
+    past = ObjectLockConfig(retain_until=datetime.now(UTC) - timedelta(days=1))
+    locked, sender = _sink(tenant="acme", tenants=tenants, manifest_lock=past)
+    with pytest.raises(SinkError, match="retain_until"):
+        locked.write_run(m.run, m)
+    open_tenant, _ = _sink(tenant="someone", prefix="globex/x", tenants=tenants)
+    with pytest.raises(SinkError) as info:
+        open_tenant.write_run(m.run, m)
+    assert isinstance(info.value.__cause__, DestinationNotAllowedError)
+    assert sender.sent == []
