@@ -19,6 +19,7 @@ from genblaze_s3.backend.presigned import PresignedURL
 
 if TYPE_CHECKING:
     from genblaze_s3.backend.async_backend import AsyncS3StorageBackend
+    from genblaze_s3.verify import verify_manifest
 
 try:
     __version__ = version("genblaze-s3")
@@ -29,6 +30,10 @@ except PackageNotFoundError:  # running from a source checkout
 def __getattr__(name: str) -> Any:
     if name == "AsyncS3StorageBackend":
         value = import_module("genblaze_s3.backend.async_backend").AsyncS3StorageBackend
+        globals()[name] = value
+        return value
+    if name == "verify_manifest":
+        value = import_module("genblaze_s3.verify").verify_manifest
         globals()[name] = value
         return value
     raise AttributeError(f"module 'genblaze_s3' has no attribute {name!r}")
@@ -43,4 +48,5 @@ __all__ = [
     "URLPolicy",
     "URLPolicyError",
     "__version__",
+    "verify_manifest",
 ]

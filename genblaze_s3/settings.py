@@ -42,6 +42,8 @@ from genblaze_s3.transfer.config import DEFAULT_MAX_SOURCE_BYTES, FetchPolicy
 
 if TYPE_CHECKING:
     from genblaze_s3.ingest.destinations import DestinationPolicy
+    from genblaze_s3.ingest.signing import ManifestSigner
+    from genblaze_s3.ingest.sources import SourceRules
     from genblaze_s3.ingest.tenants import TenantRegistry
     from genblaze_s3.transfer.config import CopyConfig
 
@@ -221,6 +223,23 @@ class Settings(BaseSettings):
     spool_dir: str | None = Field(
         default=None, description="Where spooled bodies go (unset: the temp directory)."
     )
+    max_refreshes: int = Field(
+        default=3,
+        ge=0,
+        description="Fresh source URLs a worker may ask a job's refresher for, per asset "
+        "(after 401/403/410 or a passed stated expiry).",
+    )
+    source_ready_wait: float = Field(
+        default=600.0,
+        ge=0,
+        description="Seconds an asset may wait for a 'not ready' source (404/425/503 with "
+        "Retry-After) before it fails `source_not_found`.",
+    )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 private key signing manifests (PEM text, a PEM file path or "
+        "base64 of the raw 32 bytes); unset: manifests are not signed.",
+    )
     aws_access_key_id: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "B2_KEY_ID"),
@@ -301,6 +320,16 @@ class Settings(BaseSettings):
         from genblaze_s3.ingest.tenants import TenantRegistry
 
         TenantRegistry.from_api_tokens(value.get_secret_value())
+        return value
+
+    @field_validator("signing_key")
+    @classmethod
+    def _signing_key_loads(cls, value: SecretStr | None) -> SecretStr | None:
+        """An unreadable key fails the worker at start, not every manifest it writes."""
+        if value is not None:
+            from genblaze_s3.ingest.signing import load_private_key
+
+            load_private_key(value.get_secret_value())
         return value
 
     @field_validator("api_rate_limit")
@@ -391,6 +420,19 @@ class Settings(BaseSettings):
         except ValueError as exc:
             names = ", ".join(env_name(n) for n in _COPY_OVERRIDES if getattr(self, n) is not None)
             raise SettingsError(f"{names}: {exc}") from exc
+
+    def source_rules(self) -> SourceRules:
+        """How often a worker refreshes a source URL and how long it waits for one."""
+        from genblaze_s3.ingest.sources import SourceRules
+
+        return SourceRules(max_refreshes=self.max_refreshes, ready_wait=self.source_ready_wait)
+
+    def manifest_signer(self) -> ManifestSigner | None:
+        """The signer of worker-written manifests, when GENBLAZE_SIGNING_KEY is set."""
+        from genblaze_s3.ingest.signing import ManifestSigner
+
+        key = self.secret("signing_key")
+        return ManifestSigner.from_setting(key) if key else None
 
     def worker_credentials(self) -> tuple[str | None, str | None]:
         """The workers' own S3 key pair (AWS_* or B2_*)."""

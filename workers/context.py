@@ -41,11 +41,28 @@ def backend_for(dest: DestinationSpec) -> Any:
         return _backends[k]
 
 
+def _refresher(config: Any, sealer: SourceSealer, tenants: Any) -> Any:
+    """Fresh source URLs: refresh_url POSTs go through the same SSRF guard as sources and
+    are signed with the job's tenant webhook secret, like its webhooks."""
+    from genblaze_s3.ingest.refresh import SourceRefresher
+    from genblaze_s3.transfer.fetch import pin_url
+
+    fetch_policy = config.fetch_policy()
+    return SourceRefresher(
+        pin=lambda url: pin_url(url, fetch_policy),
+        secret_for=lambda tenant: tenants.get(tenant).webhook_secret,
+        ca_bundle=fetch_policy.ca_bundle,
+        unseal=sealer.unseal,
+    )
+
+
 @cache
 def context() -> WorkerContext:
     """What every task needs, built once per process from the worker's settings."""
     client = redis.Redis.from_url(CONFIG.redis_url)
     store = StatusStore(client, retention_seconds=CONFIG.retention_seconds)
+    sealer = SourceSealer(CONFIG.secret("source_key"))
+    tenants = CONFIG.tenant_registry()
     return WorkerContext(
         redis=client,
         store=store,
@@ -56,7 +73,10 @@ def context() -> WorkerContext:
         lease_ttl_ms=CONFIG.lease_ttl_ms,
         max_attempts=CONFIG.max_attempts,
         max_retries=CONFIG.max_retries,
-        sealer=SourceSealer(CONFIG.secret("source_key")),
+        sealer=sealer,
         slice_seconds=CONFIG.slice_seconds or None,
-        tenants=CONFIG.tenant_registry(),
+        tenants=tenants,
+        refresher=_refresher(CONFIG, sealer, tenants),
+        source_rules=CONFIG.source_rules(),
+        signer=CONFIG.manifest_signer(),
     )

@@ -197,6 +197,8 @@ def create_app(
             manifest_lock=body.manifest_lock,
             notify_url=body.notify_url,
             expected_sha256=expected,
+            refresh_url=body.refresh_url,
+            source_ready_within=body.source_ready_within,
         )
         job_id, _ = service.submit(sub, idempotency_key=idempotency_key, fingerprint=fingerprint)
         return JobAccepted(job_id=job_id, status_url=str(request.url_for("get_job", job_id=job_id)))

@@ -54,6 +54,16 @@ class StoreCollector(Collector):
             value=stats.get(stat_names.RETRIES_TOTAL, 0),
         )
         yield CounterMetricFamily(
+            "genblaze_source_refreshes",
+            "Fresh source URLs obtained for expired or refused sources",
+            value=stats.get(stat_names.SOURCE_REFRESHES_TOTAL, 0),
+        )
+        yield CounterMetricFamily(
+            "genblaze_source_waits",
+            "Deliveries that found a source not ready and scheduled a retry",
+            value=stats.get(stat_names.SOURCE_WAITS_TOTAL, 0),
+        )
+        yield CounterMetricFamily(
             "genblaze_copy_seconds_sum",
             "Total seconds spent copying",
             value=stats.get(stat_names.COPY_SECONDS_SUM, 0),

@@ -27,6 +27,18 @@ class JobCreate(BaseModel):
     destination: DestinationSpec
     manifest_lock: LockPolicy | None = None
     notify_url: str | None = Field(default=None, max_length=2048)
+    refresh_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="POSTed (signed like webhooks) for a fresh URL when a source expires; "
+        'answer {"url": ...}.',
+    )
+    source_ready_within: float | None = Field(
+        default=None,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="Seconds after submit during which a source's 404 means 'not ready yet'.",
+    )
 
 
 class JobAccepted(BaseModel):

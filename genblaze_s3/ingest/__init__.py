@@ -24,6 +24,7 @@ from genblaze_s3.ingest.models import (
     JobView,
     LockPolicy,
 )
+from genblaze_s3.ingest.refresh import RefreshRequest
 from genblaze_s3.ingest.sink import QueuedStorageSink
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.tenants import Tenant, TenantConfigError, TenantRegistry
@@ -45,6 +46,7 @@ __all__ = [
     "JobWaitTimeoutError",
     "LockPolicy",
     "QueuedStorageSink",
+    "RefreshRequest",
     "StatusStore",
     "StoreUnavailableError",
     "Tenant",

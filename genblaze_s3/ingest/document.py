@@ -41,7 +41,8 @@ def build_document(
             "assets_done": sum(1 for a in assets if a["state"] in _TERMINAL_ASSET_VALUES),
             "assets_total": len(meta["asset_ids"]),
         },
-        "assets": [{k: a[k] for k in _ASSET_VIEW_FIELDS} for a in assets],
+        # .get: records written before a view field existed still render (as null)
+        "assets": [{k: a.get(k) for k in _ASSET_VIEW_FIELDS} for a in assets],
         "manifest": json.loads(job["manifest"]) if job.get("manifest") else dict(_NO_MANIFEST),
         "error": json.loads(job["error"]) if job.get("error") else None,
     }

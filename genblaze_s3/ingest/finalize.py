@@ -29,6 +29,8 @@ from genblaze_s3.ingest.models import (
     JobState,
     ManifestInfo,
 )
+from genblaze_s3.ingest.provenance import apply_provenance
+from genblaze_s3.ingest.signing import ManifestSigner
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.transitions import job_outcome
 
@@ -51,8 +53,14 @@ def _sink_for(backend: Any, meta: JobMeta) -> ObjectStorageSink:
     )
 
 
-def build_manifest(payload: str, assets: dict[str, AssetRecord]) -> Manifest:
-    """The stored manifest JSON with every asset pointing at its bucket copy (pure)."""
+def build_manifest(
+    payload: str, assets: dict[str, AssetRecord], signer: ManifestSigner | None = None
+) -> Manifest:
+    """The stored manifest JSON with every asset pointing at its bucket copy (pure).
+
+    Each asset also gets its fetch provenance (``metadata["fetch"]``, hashed) and,
+    with a signer, the manifest its Ed25519 signature over the canonical hash.
+    """
     manifest = Manifest.model_validate_json(payload)
     for step in manifest.run.steps:
         for asset in step.assets:
@@ -60,8 +68,11 @@ def build_manifest(payload: str, assets: dict[str, AssetRecord]) -> Manifest:
             asset.url = rec.url or asset.url
             asset.sha256 = rec.sha256
             asset.size_bytes = rec.size
+            apply_provenance(asset.metadata, rec.provenance)
     manifest.transfer_failures = []
     manifest.compute_hash()
+    if signer is not None:
+        signer.sign(manifest)
     return manifest
 
 
@@ -92,6 +103,7 @@ def finalize_job(
     job_id: str,
     *,
     notify: Callable[[JobMeta, str], None] | None = None,
+    signer: ManifestSigner | None = None,
 ) -> JobState | None:
     """Write the manifest (or fail the job) and return the job's state afterwards.
 
@@ -124,6 +136,7 @@ def finalize_job(
                 meta,
                 store.payload(job_id) or "",
                 {a.asset_id: a for a in assets},
+                signer=signer,
             )
         except ManifestConflict:
             message = "the manifest key already holds another job's manifest; not overwritten"
@@ -145,10 +158,15 @@ def finalize_job(
 
 
 def write_manifest(
-    backend: Any, meta: JobMeta, payload: str, assets: dict[str, AssetRecord]
+    backend: Any,
+    meta: JobMeta,
+    payload: str,
+    assets: dict[str, AssetRecord],
+    *,
+    signer: ManifestSigner | None = None,
 ) -> ManifestInfo:
     """Put the manifest unless one exists; returns its key, URL and lock."""
-    manifest = build_manifest(payload, assets)
+    manifest = build_manifest(payload, assets, signer)
     sink = _sink_for(backend, meta)
     key = sink.manifest_key_for(manifest.run)
     if backend.exists(key):

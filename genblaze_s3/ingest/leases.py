@@ -82,6 +82,11 @@ class Lease:
             self._start_renewal()
         return n
 
+    def uncount(self) -> None:
+        """Take this delivery back off the attempt count (it only found the source not ready:
+        waiting is not a failed attempt, and must not walk the asset to its poison limit)."""
+        self._redis.decr(self._attempts_key)
+
     def _start_renewal(self) -> None:
         self._thread = threading.Thread(target=self._renew_loop, daemon=True, name="lease")
         self._thread.start()

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genblaze_s3.ingest import validation
+from genblaze_s3.ingest.provenance import FetchProvenance
 
 
 def utc_now() -> datetime:
@@ -36,6 +37,7 @@ class AssetState(StrEnum):
 
     QUEUED = "queued"
     COPYING = "copying"
+    WAITING_SOURCE = "waiting_source"  # the source said "not yet": a delayed retry is queued
     STORED = "stored"
     DEDUPLICATED = "deduplicated"
     FAILED = "failed"
@@ -139,6 +141,13 @@ class AssetRecord(BaseModel):
     error: ErrorInfo | None = None
     worker: str | None = None  # host:pid of the delivery copying it (operators, kill tests)
     bytes_uploaded: int | None = None  # bytes the finishing delivery itself uploaded
+    source_expires_at: datetime | None = None  # stated by the (current) source URL
+    retry_at: datetime | None = None  # waiting_source: when the source asked us to come back
+    waiting_since: datetime | None = None  # first "not ready" answer (the wait budget's start)
+    refreshes: int = 0  # fresh source URLs obtained for this asset
+    attempts: int = 0  # retries + crashed deliveries in a row (waits, slice hand-ons: none)
+    fetch_started_at: datetime | None = None  # the first read of the copy (provenance)
+    provenance: FetchProvenance | None = None  # where and when the stored bytes were fetched
 
 
 class JobMeta(BaseModel):
@@ -151,6 +160,9 @@ class JobMeta(BaseModel):
     destination: DestinationSpec
     manifest_lock: LockPolicy | None = None
     notify_url: str | None = None
+    refresh_url: str | None = None  # POSTed (signed) for a fresh source URL on 401/403/410
+    source_refresher: str | None = None  # "pkg.module:function" a worker imports (Python sink)
+    source_ready_within: float | None = None  # seconds after submit a 404 means "not yet"
     asset_ids: list[str]
     run_date: str  # YYYY-MM-DD of run.created_at: HIERARCHICAL keys depend on it
     run_tenant: str | None = None  # run.tenant_id: HIERARCHICAL keys depend on it
@@ -181,6 +193,10 @@ class AssetView(BaseModel):
     key: str | None
     url: str | None
     error: ErrorInfo | None
+    source_expires_at: datetime | None = None
+    retry_at: datetime | None = None
+    attempts: int | None = None
+    refreshes: int | None = None
 
 
 class JobView(BaseModel):

@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -41,11 +42,20 @@ from genblaze_s3.ingest.models import (
     ErrorInfo,
     JobMeta,
     JobState,
+    utc_now,
 )
 from genblaze_s3.ingest.progress import ProgressThrottle
+from genblaze_s3.ingest.provenance import build_provenance
 from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.retries import count_retry
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
+from genblaze_s3.ingest.sources import (
+    SourceRules,
+    copy_with_refresh,
+    gave_up_waiting,
+    not_ready_delay,
+    refreshable,
+)
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.tenants import TenantRegistry
 
@@ -67,6 +77,7 @@ class Action(Enum):
     RETRY = "retry"  # transient failure: retry after `countdown`, counts against max_retries
     BUSY = "busy"  # another delivery holds the lease: come back later, not an attempt
     CONTINUE = "continue"  # a bounded slice handed on: send the next one now
+    WAIT = "wait"  # the source is not ready: come back at `countdown`, not an attempt
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,9 @@ class WorkerContext:
     # One delivery copies for at most this long, then hands on (None: no slicing).
     slice_seconds: float | None = None
     tenants: TenantRegistry = field(default_factory=TenantRegistry)
+    refresher: Any = None  # ingest.refresh.SourceRefresher: fresh URLs for expired sources
+    source_rules: SourceRules = field(default_factory=SourceRules)
+    signer: Any = None  # ingest.signing.ManifestSigner when GENBLAZE_SIGNING_KEY is set
     checkpoints: RedisCheckpointStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -183,7 +197,7 @@ def _leased_step(
         return _end(ctx, meta, asset_id, AssetState.FAILED, exc.code, str(exc))
     if source is None:
         return _end(ctx, meta, asset_id, AssetState.FAILED, "source_missing", "source URL expired")
-    return _copy(ctx, lease, meta, state, record, _unseal(ctx, source))
+    return _copy(ctx, lease, meta, state, record, _unseal(ctx, source), attempts)
 
 
 def _unseal(ctx: WorkerContext, source: str) -> SourceRecord:
@@ -248,16 +262,27 @@ def _copy(
     state: JobState,
     record: AssetRecord,
     source: SourceRecord,
+    attempts: int,
 ) -> StepResult:
     from genblaze_core.storage.base import KeyStrategy
 
-    from genblaze_s3.transfer import CopyPaused, Destination, TransferError, copy_url
+    from genblaze_s3 import transfer
+    from genblaze_s3.transfer import CopyPaused, Destination, TransferError
 
     job_id, asset_id = meta.job_id, record.asset_id
     dest_spec = meta.destination
     backend = ctx.backend_for(dest_spec)
+    # Attempts used: retries of retryable errors, plus deliveries that died in a row
+    # (this one included); clean slice hand-ons and waits for a source are neither.
+    tries = attempts + int(ctx.redis.get(keys.retries_key(job_id, asset_id)) or 0)
+    fetched_at = record.fetch_started_at or utc_now()  # a sliced copy: its first read
     ctx.store.start_asset(
-        job_id, asset_id, worker=f"{socket.gethostname()}:{os.getpid()}", job_state=state
+        job_id,
+        asset_id,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        job_state=state,
+        attempts=tries,
+        fetch_started_at=None if record.fetch_started_at else fetched_at,
     )
     throttle = ProgressThrottle(0.5)
     cancel_check = ProgressThrottle(ctx.cancel_poll_interval)
@@ -291,10 +316,11 @@ def _copy(
     if ctx.slice_seconds is not None:
         kwargs["slice_seconds"] = ctx.slice_seconds
     started = time.monotonic()
-    try:
-        result = copy_url(
+
+    def copy(url: str) -> Any:
+        return transfer.copy_url(
             backend,
-            source.url,
+            url,
             dest,
             expected_sha256=source.sha256,
             media_type=record.media_type,
@@ -302,7 +328,23 @@ def _copy(
             checkpoint_store=ctx.checkpoints,
             checkpoint_id=f"{job_id}:{asset_id}",
             should_cancel=should_cancel,
+            refreshable_source=refreshable(ctx.refresher, meta),
             **kwargs,
+        )
+
+    try:
+        copied = copy_with_refresh(
+            copy=copy,
+            url=source.url,
+            meta=meta,
+            record=record,
+            refresher=ctx.refresher,
+            rules=ctx.source_rules,
+            store=ctx.store,
+            sealer=ctx.sealer,
+            fetch_policy=ctx.fetch_policy,
+            sha256=source.sha256,
+            abandon=lambda: _abort_upload(ctx, meta, asset_id),
         )
     except TransferError as exc:
         if exc.code == "canceled":
@@ -310,6 +352,12 @@ def _copy(
                 return StepResult(Action.DONE)
             # a canceled job writes no manifest
             return _end(ctx, meta, asset_id, AssetState.CANCELED, "canceled", "job canceled")
+        wait = not_ready_delay(
+            exc, meta=meta, record=record, now=utc_now(), ready_wait=ctx.source_rules.ready_wait
+        )
+        if wait is not None:
+            return _wait_for_source(ctx, lease, job_id, asset_id, *wait)
+        exc = gave_up_waiting(exc, record, ctx.source_rules.ready_wait)
         if exc.retryable:
             n = count_retry(
                 ctx.redis, keys.retries_key(job_id, asset_id), ctx.max_retries, ctx.store.retention
@@ -318,8 +366,10 @@ def _copy(
                 ctx.store.incr_stat(stat_names.RETRIES_TOTAL)
                 logger.info("asset %s/%s retry %d: %s", job_id, asset_id, n, exc.code)
                 delay = backoff_delay(n, base=ASSET[0], cap=ASSET[1])
-                return StepResult(Action.RETRY, countdown=delay)
+                asked = min(exc.retry_after or 0.0, 3600.0)  # a 429's Retry-After is honoured
+                return StepResult(Action.RETRY, countdown=max(delay, asked))
         return _end(ctx, meta, asset_id, AssetState.FAILED, exc.code, str(exc))
+    result = copied.result
     if isinstance(result, CopyPaused):  # a bounded slice handed on
         ctx.store.record_progress(job_id, asset_id, result.bytes_done, result.bytes_total)
         ctx.store.incr_stat(stat_names.COPY_SLICES_TOTAL)
@@ -336,6 +386,36 @@ def _copy(
         size=result.size,
         bytes_uploaded=result.bytes_uploaded,
         copy_seconds=time.monotonic() - started,
+        provenance=build_provenance(
+            copied.url,
+            fetched_at=fetched_at,
+            validators=result.source,
+            bytes_stored=result.size,
+            attempts=tries,
+            refreshes=copied.refreshes,
+            deduplicated=result.deduplicated,
+        ),
     )
     _forget_inflight(ctx, job_id, asset_id)
     return StepResult(Action.DONE, finalize=remaining <= 0)
+
+
+def _wait_for_source(
+    ctx: WorkerContext,
+    lease: AssetLease,
+    job_id: str,
+    asset_id: str,
+    delay: float,
+    since: datetime,
+) -> StepResult:
+    """Show `waiting_source` and come back in `delay` seconds without holding a slot.
+
+    The delivery is taken off the attempt count: a source that is not ready yet has
+    not failed, and many "not yet" answers must not look like a poison task.
+    """
+    retry_at = utc_now() + timedelta(seconds=delay)
+    ctx.store.mark_waiting_source(job_id, asset_id, retry_at=retry_at, waiting_since=since)
+    lease.uncount()
+    ctx.store.incr_stat(stat_names.SOURCE_WAITS_TOTAL)
+    logger.info("asset %s/%s: source not ready, retry in %.1fs", job_id, asset_id, delay)
+    return StepResult(Action.WAIT, countdown=delay)

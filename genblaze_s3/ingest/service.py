@@ -86,8 +86,21 @@ class IngestService:
             except TransferError as exc:
                 raise InvalidJobError(f"notify_url: {exc}", field="notify_url") from exc
             notify_url = self.sealer.seal(notify_url)
+        refresh_url = meta.refresh_url
+        if refresh_url is not None:  # the same guard; sealed too (it may carry a token)
+            try:
+                validate_url(refresh_url, self.fetch_policy)
+            except TransferError as exc:
+                raise InvalidJobError(f"refresh_url: {exc}", field="refresh_url") from exc
+            refresh_url = self.sealer.seal(refresh_url)
         destination = self.place(meta.tenant, meta.destination)
-        meta = meta.model_copy(update={"destination": destination, "notify_url": notify_url})
+        meta = meta.model_copy(
+            update={
+                "destination": destination,
+                "notify_url": notify_url,
+                "refresh_url": refresh_url,
+            }
+        )
         return replace(sub, meta=meta)
 
     def submit(
@@ -122,7 +135,7 @@ class IngestService:
                 self.active.release(sub.meta.tenant, sub.meta.job_id)
             return job_id, False
         try:
-            for chunk in plan_chunks(list(sub.meta.asset_ids), self.batch_max):
+            for chunk in plan_chunks(sub.dispatch_order(), self.batch_max):
                 if len(chunk) == 1:
                     self.sender.send(INGEST_ASSET, [job_id, chunk[0]], self.queue)
                 else:

@@ -67,8 +67,17 @@ class QueuedStorageSink(BaseSink):
         destination_policy: DestinationPolicy | None = None,
         settings: Settings | None = None,
         tenants: TenantRegistry | None = None,
+        source_refresher: str | None = None,
+        refresh_url: str | None = None,
+        source_ready_within: float | None = None,
     ) -> None:
         """Layout options match ObjectStorageSink; the rest configure the queue.
+
+        `source_refresher` ("package.module:function", importable on the workers)
+        is called with a `genblaze_s3.ingest.RefreshRequest` when a source
+        URL expires or is refused, and returns a fresh URL or None; `refresh_url`
+        is the HTTP form of the same. `source_ready_within`: seconds after submit
+        during which a source's 404 means "not ready yet" (the asset waits).
 
         `store` / `sender` / `destination_policy` / `tenants` are injection points
         for tests and embedding; by default they come from `redis_url` / `broker_url`
@@ -89,6 +98,9 @@ class QueuedStorageSink(BaseSink):
             else None
         )
         self._notify_url = notify_url
+        self._source_refresher = source_refresher
+        self._refresh_url = refresh_url
+        self._source_ready_within = source_ready_within
         self._tenant = tenant or "default"
         rurl = redis_url or config.redis_url
         self._store = store or StatusStore(redis.Redis.from_url(rurl))
@@ -139,6 +151,9 @@ class QueuedStorageSink(BaseSink):
                 tenant=self._tenant,
                 manifest_lock=self._lock,
                 notify_url=self._notify_url,
+                refresh_url=self._refresh_url,
+                source_refresher=self._source_refresher,
+                source_ready_within=self._source_ready_within,
             )
             job_id, _ = self._service.submit(sub)
         except IngestError as exc:

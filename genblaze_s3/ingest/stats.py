@@ -17,6 +17,8 @@ counter cannot silently read as zero.
 | sweeps_total             | int   | a sweeper run (one per interval, fleet-wide)      |
 | swept_assets_total       | int   | the sweeper re-enqueues an asset a broker lost    |
 | swept_jobs_total         | int   | the sweeper re-sends a lost finalize              |
+| source_refreshes_total   | int   | a fresh source URL is obtained and stored         |
+| source_waits_total       | int   | a delivery finds the source not ready and waits   |
 
 A float counter is written with HINCRBYFLOAT, an int with HINCRBY: the value's
 Python type decides (the store's Lua fast path follows the same rule).
@@ -35,6 +37,8 @@ COPY_SLICES_TOTAL = "copy_slices_total"
 SWEEPS_TOTAL = "sweeps_total"
 SWEPT_ASSETS_TOTAL = "swept_assets_total"
 SWEPT_JOBS_TOTAL = "swept_jobs_total"
+SOURCE_REFRESHES_TOTAL = "source_refreshes_total"
+SOURCE_WAITS_TOTAL = "source_waits_total"
 
 
 def jobs_entered(state: JobState) -> str:

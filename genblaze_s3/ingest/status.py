@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import redis
@@ -37,6 +38,7 @@ from genblaze_s3.ingest.models import (
     ManifestInfo,
     utc_now,
 )
+from genblaze_s3.ingest.provenance import FetchProvenance
 from genblaze_s3.ingest.transitions import can_transition_job
 
 
@@ -205,13 +207,26 @@ class StatusStore:
 
     # -- asset writes ---------------------------------------------------------
     def start_asset(
-        self, job_id: str, asset_id: str, *, worker: str = "", job_state: JobState | None = None
+        self,
+        job_id: str,
+        asset_id: str,
+        *,
+        worker: str = "",
+        job_state: JobState | None = None,
+        attempts: int | None = None,
+        fetch_started_at: datetime | None = None,
     ) -> bool:
-        """Mark an asset copying (by `worker`) and its job running; False if terminal.
+        """Mark an asset copying (by `worker`, delivery `attempts`) and its job running;
+        False if terminal.
 
         Pass the `job_state` already read to skip the job write when it is running.
         """
-        ok = self._assets.update(job_id, asset_id, AssetState.COPYING, {"worker": worker})
+        fields: dict[str, Any] = {"worker": worker, "retry_at": None}
+        if attempts is not None:
+            fields["attempts"] = attempts
+        if fetch_started_at is not None:
+            fields["fetch_started_at"] = fetch_started_at
+        ok = self._assets.update(job_id, asset_id, AssetState.COPYING, fields)
         if ok and job_state in (None, JobState.QUEUED):
             self.transition_job(job_id, JobState.RUNNING)
         return ok
@@ -233,6 +248,7 @@ class StatusStore:
         error: ErrorInfo | None = None,
         bytes_uploaded: int | None = None,
         copy_seconds: float | None = None,
+        provenance: FetchProvenance | None = None,
     ) -> int:
         """Put an asset in a terminal state; returns how many assets remain.
 
@@ -249,6 +265,9 @@ class StatusStore:
             fields["error"] = error
         if bytes_uploaded is not None:
             fields["bytes_uploaded"] = bytes_uploaded  # by the finishing delivery: resume evidence
+        if provenance is not None:
+            fields["provenance"] = provenance
+        fields["retry_at"] = None
         counters: list[tuple[str, float]] = [(stat_names.assets_finished(state), 1)]
         if state in (AssetState.STORED, AssetState.DEDUPLICATED):
             counters.append((stat_names.BYTES_INGESTED, size or 0))
@@ -273,6 +292,42 @@ class StatusStore:
         elif self._assets.update(job_id, asset_id, state, fields, use_seen=False):
             self._incr_stats(counters)
         return int(total or 0) - int(done)
+
+    def mark_waiting_source(
+        self, job_id: str, asset_id: str, *, retry_at: datetime, waiting_since: datetime
+    ) -> bool:
+        """The source said "not yet": show `waiting_source` until the delayed retry."""
+        return self._assets.update(
+            job_id,
+            asset_id,
+            AssetState.WAITING_SOURCE,
+            {"retry_at": retry_at, "waiting_since": waiting_since},
+        )
+
+    def replace_source(
+        self,
+        job_id: str,
+        asset_id: str,
+        sealed: str,
+        *,
+        redacted_url: str,
+        expires_at: datetime | None,
+        refreshes: int,
+    ) -> bool:
+        """Store a refreshed source (already sealed) and show its redacted URL and expiry.
+
+        The record is written first: when the asset is no longer live, the new URL
+        is not stored at all (a finished asset keeps no source).
+        """
+        fields = {
+            "source_url": redacted_url,
+            "source_expires_at": expires_at,
+            "refreshes": refreshes,
+        }
+        if not self._assets.update(job_id, asset_id, None, fields):
+            return False
+        self.redis.hset(keys.sources_key(job_id), asset_id, sealed)
+        return True
 
     def remaining(self, job_id: str) -> int:
         """Assets not yet terminal (one round trip; the done-set survives redelivery)."""

@@ -19,7 +19,9 @@ from genblaze_core.models.step import Step
 from genblaze_s3.ingest.errors import InvalidJobError
 from genblaze_s3.ingest.models import AssetRecord, DestinationSpec, JobMeta, LockPolicy, utc_now
 from genblaze_s3.ingest.redact import redact_url
+from genblaze_s3.ingest.refresh import check_import_path
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
+from genblaze_s3.transfer.expiry import url_expiry
 
 MAX_ASSETS_PER_JOB = 10_000
 MAX_URL_LENGTH = 8192
@@ -43,6 +45,22 @@ class JobSubmission:
         """The source records as the store keeps them (sealed when `sealer` has a key)."""
         return {asset_id: sealer.seal_source(r) for asset_id, r in self.sources.items()}
 
+    def dispatch_order(self) -> list[str]:
+        """Asset ids, those whose source URLs expire soonest first (then as submitted).
+
+        Why: a job's URLs may die within minutes of each other; copying the
+        shortest-lived first gives every asset its best chance. Unstated expiry
+        sorts last (it is not known to be in a hurry).
+        """
+        by_id = {a.asset_id: a for a in self.assets}
+        return sorted(
+            self.meta.asset_ids,
+            key=lambda aid: (
+                by_id[aid].source_expires_at is None,
+                by_id[aid].source_expires_at or self.meta.created_at,
+            ),
+        )
+
 
 def run_from_urls(items: list[tuple[str, str | None, str | None]]) -> Run:
     """Wrap bare (url, media_type, sha256) items in a one-step run for the manifest."""
@@ -54,6 +72,14 @@ def run_from_urls(items: list[tuple[str, str | None, str | None]]) -> Run:
         provider="genblaze-ingest", model="copy", status=StepStatus.SUCCEEDED, assets=assets
     )
     return Run(name="genblaze-ingest", status=RunStatus.COMPLETED, steps=[step])
+
+
+def _check_callback(url: str | None, name: str) -> None:
+    if url is None:
+        return
+    p = urlsplit(url)
+    if p.scheme not in {"http", "https"} or not p.hostname or p.username or p.password:
+        raise InvalidJobError(f"{name} must be an http(s) URL without credentials", field=name)
 
 
 def _check_source(url: str) -> None:
@@ -76,6 +102,9 @@ def build_submission(
     manifest_lock: LockPolicy | None = None,
     notify_url: str | None = None,
     expected_sha256: dict[str, str] | None = None,
+    refresh_url: str | None = None,
+    source_refresher: str | None = None,
+    source_ready_within: float | None = None,
 ) -> JobSubmission:
     """Validate a manifest's run and build its job records (raises InvalidJobError)."""
     manifest.assert_writable_schema()
@@ -96,16 +125,23 @@ def build_submission(
                 asset_id=asset.asset_id,
                 source_url=redact_url(asset.url),
                 media_type=asset.media_type,
+                source_expires_at=url_expiry(asset.url),
             )
         )
         sha = (expected_sha256 or {}).get(asset.asset_id)
         sources[asset.asset_id] = SourceRecord(url=asset.url, sha256=sha)
-    if notify_url is not None:
-        p = urlsplit(notify_url)
-        if p.scheme not in {"http", "https"} or not p.hostname or p.username or p.password:
-            raise InvalidJobError(
-                "notify_url must be an http(s) URL without credentials", field="notify_url"
-            )
+    _check_callback(notify_url, "notify_url")
+    _check_callback(refresh_url, "refresh_url")
+    if source_refresher is not None:
+        try:
+            check_import_path(source_refresher)
+        except ValueError as exc:
+            raise InvalidJobError(str(exc), field="source_refresher") from exc
+    if source_ready_within is not None and not 0 <= source_ready_within <= 7 * 24 * 3600:
+        raise InvalidJobError(
+            "source_ready_within must be between 0 and 604800 seconds",
+            field="source_ready_within",
+        )
     meta = JobMeta(
         job_id=new_job_id(),
         tenant=tenant,
@@ -114,6 +150,9 @@ def build_submission(
         destination=destination,
         manifest_lock=manifest_lock,
         notify_url=notify_url,
+        refresh_url=refresh_url,
+        source_refresher=source_refresher,
+        source_ready_within=source_ready_within,
         asset_ids=[r.asset_id for r in records],
         run_date=run.created_at.strftime("%Y-%m-%d"),
         run_tenant=run.tenant_id,

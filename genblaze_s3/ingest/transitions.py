@@ -25,8 +25,15 @@ _JOB_NEXT: dict[JobState, frozenset[JobState]] = {
 }
 
 _ASSET_NEXT: dict[AssetState, frozenset[AssetState]] = {
-    AssetState.QUEUED: frozenset({AssetState.COPYING} | TERMINAL_ASSET_STATES),
-    AssetState.COPYING: frozenset({AssetState.COPYING} | TERMINAL_ASSET_STATES),
+    AssetState.QUEUED: frozenset(
+        {AssetState.COPYING, AssetState.WAITING_SOURCE} | TERMINAL_ASSET_STATES
+    ),
+    AssetState.COPYING: frozenset(
+        {AssetState.COPYING, AssetState.WAITING_SOURCE} | TERMINAL_ASSET_STATES
+    ),
+    AssetState.WAITING_SOURCE: frozenset(
+        {AssetState.COPYING, AssetState.WAITING_SOURCE} | TERMINAL_ASSET_STATES
+    ),
 }
 
 

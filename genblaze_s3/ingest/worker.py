@@ -51,8 +51,9 @@ def after_step(
         if result.finalize:
             request_finalize(ctx, job_id, send)
         return
-    if result.action is Action.RETRY:
-        # A retry waits its backoff: the sweeper must not take that wait for a lost message.
+    if result.action in (Action.RETRY, Action.WAIT):
+        # A retry waits its backoff, a not-ready source its Retry-After: the sweeper must
+        # not take that wait for a lost message.
         member = f"{job_id} {asset_id}"
         ctx.redis.zadd(keys.inflight_key(), {member: time.time() + result.countdown})
     send(INGEST_ASSET, [job_id, asset_id], result.countdown)
@@ -151,7 +152,7 @@ def run_finalize(
     retries_key = keys.finalize_retries_key(job_id)
     with lease:
         try:
-            state = finalize_job(ctx.store, backend_for, job_id, notify=notify)
+            state = finalize_job(ctx.store, backend_for, job_id, notify=notify, signer=ctx.signer)
         except redis.RedisError:
             raise
         except Exception:

@@ -59,6 +59,7 @@ from genblaze_s3.transfer.errors import (
     ChecksumMismatch,
     KeyConflict,
     SourceChanged,
+    SourceExpired,
     SourceTruncated,
     StorageFailure,
     TransferError,
@@ -105,6 +106,7 @@ class _Job:
     expected_sha256: str | None
     expected_size: int | None = None
     slice_deadline: float | None = None  # time.monotonic() at which a slice hands on
+    source_seen: SourceValidators | None = None  # validators of the last body opened
 
     @property
     def client(self) -> Any:
@@ -272,6 +274,7 @@ def copy_url(
     should_cancel: Callable[[], bool] | None = None,
     resolver: Resolver | None = None,
     slice_seconds: float | None = None,
+    refreshable_source: bool = False,
 ) -> CopyResult | CopyPaused:
     """Copy ``url`` into ``backend.bucket`` at the destination key; see the module doc.
 
@@ -280,6 +283,10 @@ def copy_url(
     the next attempt; otherwise it is aborted. Nothing partial is ever visible at
     the final key. With ``slice_seconds`` (and a checkpoint store) a long copy
     may return :class:`CopyPaused` instead: call again with the same checkpoint.
+    ``refreshable_source``: the caller answers ``source_expired`` by calling again
+    with a fresh URL, so that failure keeps the checkpoint too (resumed if the fresh
+    URL serves the same validators); a caller that then gives up aborts it with
+    :func:`abort_checkpointed_upload`.
     """
     if slice_seconds is not None and slice_seconds <= 0:
         raise ValueError("slice_seconds must be positive")
@@ -314,10 +321,13 @@ def copy_url(
             return _dedup_result(job, key, head, expected_sha256)
     try:
         result = _fetch_and_store(job, url, is_cas, media_type, expected_size, resolver)
+        if isinstance(result, CopyResult) and job.source_seen is not None:
+            result = replace(result, source=job.source_seen)  # fetch provenance
     except TransferError as exc:
         # A permanent failure (expired URL on a resume, cancel, mismatch...) must not
         # leave a checkpointed upload behind for a retry that will never come.
-        if not exc.retryable and job.store is not None and job.checkpoint_id is not None:
+        kept = exc.retryable or (refreshable_source and isinstance(exc, SourceExpired))
+        if not kept and job.store is not None and job.checkpoint_id is not None:
             try:
                 abort_checkpointed_upload(job.client, job.store, job.checkpoint_id, config=config)
             except Exception:
@@ -355,6 +365,7 @@ def _fetch_and_store(
         if result is not None:
             return result
     with _fetcher(job, resolver) as fetcher, fetcher.open(url) as src:
+        job.source_seen = src.validators
         job.progress.total = src.length if src.length is not None else expected_size
         if expected_size is not None and src.length is not None and src.length != expected_size:
             raise ChecksumMismatch(f"source is {src.length} bytes, expected {expected_size}")
@@ -397,6 +408,7 @@ def _upload_pass(
         return _dedup_result(job, key, head, sha256)
     pinned = replace(job, expected_sha256=sha256)
     with _fetcher(job, resolver) as fetcher, fetcher.open(url) as src:
+        job.source_seen = src.validators
         if not src.validators.matches(validators) and validators != src.validators:
             raise SourceChanged("source validators changed between the hash and upload passes")
         try:
@@ -492,6 +504,7 @@ def _continue_hash_pass(
     store, cp_id = cast(CheckpointStore, job.store), cast(str, job.checkpoint_id)
     with fetcher.open(url, headers=_range_headers(cp)) as src:
         validators = _continuation(src, cp)
+        job.source_seen = validators
         if not (validators.matches(cp.source) and cp.source.length is not None):
             logger.info("hash checkpoint no longer fits the source; starting over")
             store.clear(cp_id)
@@ -550,6 +563,7 @@ def _continue_slice(
         job = replace(job, expected_sha256=cp.expected_sha256)
     with fetcher.open(url, headers=_range_headers(cp)) as src:
         validators = _continuation(src, cp)
+        job.source_seen = validators
         same = (
             validators.matches(cp.source)
             and cp.source.length is not None

@@ -27,6 +27,8 @@ class TransferError(Exception):
 
     code: ClassVar[str] = "transfer_error"
     retryable: bool = False
+    status: int | None = None  # the source's HTTP status, when an answer caused it
+    retry_after: float | None = None  # seconds the source asked us to wait (Retry-After)
 
     def __init__(self, message: str, *, retryable: bool | None = None) -> None:
         super().__init__(message)
@@ -59,6 +61,17 @@ class SourceExpired(TransferError):
     """401/403/410: a presigned CDN URL expired or was revoked; retrying cannot help."""
 
     code = "source_expired"
+
+
+class SourceNotReady(TransferError):
+    """404/425/503 with Retry-After: the source exists soon; come back at ``retry_after``."""
+
+    code = "source_not_ready"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SourceUnavailable(TransferError):
@@ -163,6 +176,55 @@ def error_for_status(status: int) -> TransferError | None:
     if 400 <= status < 500:
         return SourceNotFound(f"source refused the request ({status})")
     return SourceUnavailable(f"unexpected source status {status}")
+
+
+# Answers that mean "not yet" when the source also says when to come back.
+_NOT_READY_STATUSES = frozenset({404, 425, 503})
+_MAX_RETRY_AFTER = 24 * 3600.0
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), _MAX_RETRY_AFTER)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    import time
+
+    delta = when.timestamp() - (time.time() if now is None else now)
+    return min(max(0.0, delta), _MAX_RETRY_AFTER)
+
+
+def error_for_response(status: int, retry_after: str | None) -> TransferError | None:
+    """Like :func:`error_for_status`, reading ``Retry-After`` on 404/425/503 as "not ready"."""
+    if status in _NOT_READY_STATUSES:
+        wait = parse_retry_after(retry_after)
+        if wait is not None:
+            ready = SourceNotReady(
+                f"source answered {status} with Retry-After {wait:g}s (not ready yet)",
+                retry_after=wait,
+            )
+            ready.status = status
+            return ready
+    err = (
+        SourceUnavailable("source answered 425 (too early)")
+        if status == 425
+        else error_for_status(status)
+    )
+    if err is not None:
+        err.status = status
+        if err.retryable:  # 429 / 5xx: a retry waits at least as long as asked
+            err.retry_after = parse_retry_after(retry_after)
+    return err
 
 
 def is_retryable_storage_error(exc: BaseException) -> bool:

@@ -30,14 +30,17 @@ from requests.adapters import HTTPAdapter
 from genblaze_s3.transfer.checkpoint import SourceValidators
 from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
 from genblaze_s3.transfer.errors import (
+    SourceExpired,
     SourceTooSlow,
     SourceTruncated,
     TooLarge,
     TransferError,
     URLBlocked,
+    error_for_response,
     error_for_status,
     map_source_error,
 )
+from genblaze_s3.transfer.expiry import is_expired
 from genblaze_s3.transfer.urlguard import Resolver, Target, redact, resolve_target, validate_url
 from genblaze_s3.transfer.watchdog import WATCHDOG
 
@@ -270,6 +273,9 @@ class Fetcher:
 
     def open(self, url: str, *, headers: Mapping[str, str] | None = None) -> SourceStream:
         """GET url (following at most ``max_redirects`` re-validated hops); return the body."""
+        expired = is_expired(url)
+        if expired is not None:  # no request: the URL says itself that it is dead
+            raise SourceExpired(f"source URL expired at {expired.isoformat()} (stated in the URL)")
         previous: Target | None = None
         current = url
         # Cookies live for one copy's redirect chain only: a reused fetcher must not
@@ -303,7 +309,7 @@ class Fetcher:
                 previous = target
                 current = urljoin(target.url, location)
                 continue
-            err = error_for_status(resp.status_code)
+            err = error_for_response(resp.status_code, resp.headers.get("Retry-After"))
             if err is not None:
                 resp.close()
                 raise err

@@ -16,6 +16,8 @@ from genblaze_core.storage.base import KeyStrategy
 from genblaze_core.storage.key_builder import KeyBuilder
 from genblaze_core.storage.transfer import _build_key, _cache_control_for, _guess_extension
 
+from genblaze_s3.transfer.checkpoint import SourceValidators
+
 
 @dataclass(frozen=True)
 class Destination:
@@ -73,6 +75,9 @@ class CopyResult:
     bytes_uploaded: int
     parts_uploaded: int
     url: str | None = None
+    # What the source answered with on the read that was stored (ETag, Last-Modified,
+    # Content-Length): fetch provenance. None when nothing was read (deduplicated by hash).
+    source: SourceValidators | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,10 @@ Fault modes (``mode=`` on :meth:`CDNServer.url`, extra params as keyword args):
 ``stall``          send ``after`` bytes (default 0) then stall ``seconds``
 ``truncate``       send ``at`` bytes (default half) then close the socket
 ``wrong_length``   Content-Length claims ``extra`` (default 100) more bytes
-``flaky5xx``       first ``n`` (default 2) requests get ``status`` (503)
+``flaky5xx``       first ``n`` (default 2) requests get ``status`` (503), with
+                   ``Retry-After: <retry_after>`` when that param is given
+``gated``          403 unless ``token`` is :func:`refresh_token` of the path: a
+                   presigned URL that works only once refreshed
 ``status``         always answer ``code`` (e.g. 404, 410, 429, 500)
 ``expired``        403 (or ``code``) like an expired presigned CDN URL
 ``huge_length``    Content-Length ``length`` (default 10**15), then the body
@@ -167,7 +170,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._empty(code, {"Location": location})
             return
         if mode == "flaky5xx" and hit <= int(_param(q, "n", "2")):
-            self._empty(int(_param(q, "status", "503")), {"Retry-After": "0"})
+            wait = q.get("retry_after")
+            self._empty(int(_param(q, "status", "503")), {"Retry-After": wait[0]} if wait else {})
+            return
+        if mode == "gated" and _param(q, "token", "") != refresh_token(path):
+            self._empty(403)
             return
         if mode == "status":
             self._empty(int(_param(q, "code", "500")))
@@ -319,6 +326,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             with contextlib.suppress(OSError):
                 self.wfile.write(body)
+
+
+def refresh_token(path: str) -> str:
+    """The token a ``gated`` URL of ``path`` needs (what a refresher puts in the fresh URL)."""
+    return hashlib.sha256(f"genblaze-test-refresh:{path}".encode()).hexdigest()[:20]
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:

@@ -66,6 +66,7 @@ def test_successful_copy_stores_and_asks_for_finalize(
         size=10,
         deduplicated=False,
         bytes_uploaded=10,
+        source=None,
     )
     calls = _fake_copy(monkeypatch, result)
     job_id, (aid,) = _job(ctx)
