@@ -235,6 +235,7 @@ def copy_url(
     should_cancel: Callable[[], bool] | None = ...,
     resolver: Resolver | None = ...,
     slice_seconds: None = ...,
+    refreshable_source: bool = ...,
 ) -> CopyResult: ...
 
 
@@ -255,6 +256,7 @@ def copy_url(
     should_cancel: Callable[[], bool] | None = ...,
     resolver: Resolver | None = ...,
     slice_seconds: float,
+    refreshable_source: bool = ...,
 ) -> CopyResult | CopyPaused: ...
 
 
