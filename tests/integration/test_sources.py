@@ -5,9 +5,6 @@ test CDN, a refresh endpoint verifying Standard Webhooks signatures, and the
 `genblaze-ingest verify` command run as a user runs it.
 """
 
-# Fixtures are imported from queue_fixtures; pytest injects them by parameter name.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import base64
@@ -15,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,24 +30,16 @@ from genblaze_core.models.manifest import parse_manifest
 from genblaze_core.pipeline import Pipeline
 from genblaze_core.storage.base import KeyStrategy
 from genblaze_core.storage.sink import ObjectStorageSink
-from genblaze_s3.embedded import EmbeddedRedis, SeaweedS3
 
 from genblaze_s3 import S3StorageBackend, URLPolicy
 from genblaze_s3.ingest import JobState, QueuedStorageSink
 from genblaze_s3.ingest import keys as store_keys
+from genblaze_s3.local.services import SeaweedS3
 from genblaze_s3.transfer.expiry import is_expired, url_expiry
-from tests.integration.queue_fixtures import (  # noqa: F401 - fixtures
-    backend_for,
-    cdn,
-    policy_for,
-    queue_redis,
-    sha,
-    wait_for,
-)
-from tests.integration.test_core_sink import loopback_fetches  # noqa: F401 - fixture
 from tests.support.cdn import CDNServer
+from tests.support.helpers import backend_for, policy_for, sha, wait_for
 from tests.support.refresher import RefreshEndpoint
-from tests.support.workers import QueueStack, start_stack
+from tests.support.workers import QueueStack, StartStack
 
 WEBHOOK_SECRET = "whsec-test"  # the stack's tenant webhook secret (tests/support/workers.py)
 
@@ -67,26 +55,14 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def src_stack(
-    queue_redis: EmbeddedRedis,
-    seaweed: SeaweedS3,
-    signing_key: tuple[str, Path],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[QueueStack]:
+def src_stack(start_module_stack: StartStack, signing_key: tuple[str, Path]) -> QueueStack:
     """One worker, one slot: the order the CDN sees is the order the job dispatched."""
-    s = start_stack(
-        redis_url=queue_redis.url,
-        seaweed=seaweed,
-        log_dir=tmp_path_factory.mktemp("sources-logs"),
+    return start_module_stack(
         queue="genblaze-sources",
         n_workers=1,
         concurrency=1,
         extra_env={"GENBLAZE_SIGNING_KEY": signing_key[0]},
     )
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def _h(stack: QueueStack) -> dict[str, str]:

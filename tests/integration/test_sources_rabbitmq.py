@@ -1,31 +1,45 @@
 """Not-ready waits and source refresh with RabbitMQ as the broker (delayed messages there too)."""
 
-# Fixtures are imported from other modules; pytest injects them by parameter name.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import json
 import os
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from genblaze_core.mocks import MockProvider
 from genblaze_core.models.asset import Asset
 from genblaze_core.models.manifest import parse_manifest
 from genblaze_core.pipeline import Pipeline
-from genblaze_s3.embedded import SeaweedS3
 
 from genblaze_s3.ingest import JobState, QueuedStorageSink
-from tests.integration.queue_fixtures import (  # noqa: F401 - fixtures
-    backend_for,
-    cdn,
-    policy_for,
-    queue_redis,
-    sha,
-)
-from tests.integration.test_queue_rabbitmq import AMQP_URL, rabbit_stack  # noqa: F401
+from genblaze_s3.local.services import SeaweedS3
+from tests.integration.test_queue_rabbitmq import AMQP_URL
 from tests.support.cdn import CDNServer
-from tests.support.workers import QueueStack
+from tests.support.helpers import backend_for, policy_for, sha
+from tests.support.workers import QueueStack, StartStack
+
+
+@pytest.fixture(scope="module")
+def rabbit_stack(start_module_stack: StartStack) -> Iterator[QueueStack]:
+    """API + one worker on RabbitMQ (a queue of its own); Redis stays the status store."""
+    from kombu import Connection
+
+    try:
+        with Connection(AMQP_URL, connect_timeout=5) as conn:
+            conn.ensure_connection(max_retries=2)
+    except Exception as exc:  # fail loudly: this row must run, never skip
+        pytest.fail(f"RabbitMQ at {AMQP_URL} is unreachable: {exc!r}")
+    queue = f"genblaze-src-{uuid.uuid4().hex[:10]}"
+    s = start_module_stack(broker_url=AMQP_URL, queue=queue, n_workers=1)
+    try:
+        yield s
+    finally:
+        s.stop()
+        with Connection(AMQP_URL) as conn:
+            conn.default_channel.queue_delete(queue)
 
 
 def test_waiting_and_refreshed_sources_through_rabbitmq(

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from genblaze_s3.local.services import drop_bucket
 from genblaze_s3.transfer import (
     CopyConfig,
     Destination,
@@ -24,7 +25,7 @@ from genblaze_s3.transfer import (
     copy_url,
 )
 from tests.support.cdn import CDNServer
-from tests.support.s3proxy import debris, drop_bucket, make_backend
+from tests.support.s3proxy import debris, make_backend
 
 MiB = 1024 * 1024
 POLICY = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}))
