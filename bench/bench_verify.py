@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="do not update results/")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
 
-    from genblaze_s3.embedded import start_seaweedfs
+    from genblaze_s3.local.services import start_seaweedfs
 
     verify_s: list[float] = []
     base_s: list[float] = []
