@@ -21,8 +21,9 @@ of ``metadata["fetch"]``, all hashed:
 ``last_modified``   its ``Last-Modified``
 ``content_length``  its ``Content-Length`` (null when chunked / unstated)
 ``bytes_stored``    size of the stored object, in bytes
-``attempts``        deliveries that worked on the asset (waiting for a "not
-                    ready" source does not count)
+``attempts``        copy attempts used: 1 + retries of retryable errors +
+                    deliveries that died before it (a wait for a "not ready"
+                    source or a bounded slice handing on is not an attempt)
 ``refreshes``       fresh source URLs obtained (expired / revoked URLs)
 ``deduplicated``    true when the object was already in the bucket
 ==================  ==========================================================
