@@ -202,3 +202,20 @@ def test_refreshed_source_is_sealed_at_rest(monkeypatch: pytest.MonkeyPatch) -> 
     stored = seen[1]
     assert stored is not None and stored.startswith("fernet:") and "FRESH" not in stored
     assert ctx.sealer.unseal_source(stored).url.endswith("FRESH")
+
+
+def test_a_sliced_copy_records_its_first_read_and_no_extra_attempts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ctx = _ctx()
+    job_id, aid = _job(ctx)
+    paused = transfer.CopyPaused(bytes_done=5, bytes_total=10, bytes_uploaded=5)
+    _copies(monkeypatch, [paused, RESULT])
+    assert process_asset(ctx, job_id, aid).action is Action.CONTINUE
+    first = ctx.store.get_asset(job_id, aid)
+    assert first is not None and first.fetch_started_at is not None
+    assert process_asset(ctx, job_id, aid).action is Action.DONE
+    rec = ctx.store.get_asset(job_id, aid)
+    assert rec is not None and rec.provenance is not None
+    assert rec.provenance.fetched_at == first.fetch_started_at  # when the copy began
+    assert rec.provenance.attempts == 1  # a slice handing on is not an attempt
