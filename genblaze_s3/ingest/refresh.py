@@ -26,7 +26,6 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from genblaze_s3.ingest.provenance import source_location
@@ -79,26 +78,18 @@ def refresh_request(
 
 
 def signed_headers(body: bytes, secret: str | None, *, msg_id: str | None = None) -> dict[str, str]:
-    """Standard Webhooks headers for ``body`` (none when no secret is configured).
+    """Headers for a refresh POST: signed exactly like our webhooks (none without a secret).
 
-    A ``whsec_``-prefixed secret is base64 as the spec writes it; any other string
-    is used as raw key bytes, so an operator's plain passphrase works unchanged.
+    ``genblaze_s3.webhooks.sign_headers``: Standard Webhooks, the tenant's secret
+    (``whsec_<base64>`` as the spec writes it, any other string as its UTF-8 bytes).
     """
     headers = {"Content-Type": "application/json", "User-Agent": "genblaze-s3-refresh"}
     if not secret:
         return headers
-    from standardwebhooks.webhooks import Webhook
+    from genblaze_s3.webhooks import sign_headers
 
-    key: str | bytes = secret if secret.startswith("whsec_") else secret.encode()
-    msg_id = msg_id or f"msg_{secrets.token_hex(12)}"
-    now = datetime.now(UTC)
-    headers.update(
-        {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(key).sign(msg_id, now, body.decode()),
-        }
-    )
+    msg_id = msg_id or f"refresh_{secrets.token_hex(12)}"
+    headers.update(sign_headers(body, secret=secret, msg_id=msg_id))
     return headers
 
 
