@@ -15,16 +15,20 @@ from genblaze_core.models.manifest import parse_manifest
 from genblaze_core.pipeline import Pipeline
 
 from genblaze_s3.ingest import JobState, QueuedStorageSink
-from genblaze_s3.local.services import SeaweedS3
+from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3
+from genblaze_s3.local.stack import start_stack as start_local_stack
 from tests.integration.test_queue_rabbitmq import AMQP_URL
 from tests.support.cdn import CDNServer
 from tests.support.helpers import backend_for, policy_for, sha
-from tests.support.workers import QueueStack, StartStack
+from tests.support.workers import TEST_ENV, TEST_TOKENS, QueueStack
 
 
 @pytest.fixture(scope="module")
-def rabbit_stack(start_module_stack: StartStack) -> Iterator[QueueStack]:
-    """API + one worker on RabbitMQ (a queue of its own); Redis stays the status store."""
+def rabbit_stack(
+    module_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QueueStack]:
+    """API + one worker on RabbitMQ, on a queue and a node name of their own: RabbitMQ is
+    shared, and a second `w0@host` would collide on Celery's exclusive pidbox queue."""
     from kombu import Connection
 
     try:
@@ -32,8 +36,19 @@ def rabbit_stack(start_module_stack: StartStack) -> Iterator[QueueStack]:
             conn.ensure_connection(max_retries=2)
     except Exception as exc:  # fail loudly: this row must run, never skip
         pytest.fail(f"RabbitMQ at {AMQP_URL} is unreachable: {exc!r}")
-    queue = f"genblaze-src-{uuid.uuid4().hex[:10]}"
-    s = start_module_stack(broker_url=AMQP_URL, queue=queue, n_workers=1)
+    tag = uuid.uuid4().hex[:10]
+    queue = f"genblaze-src-{tag}"
+    s = start_local_stack(
+        redis_url=module_redis.url,
+        s3=seaweed,
+        log_dir=tmp_path_factory.mktemp("rabbit-src-logs"),
+        tokens=TEST_TOKENS,
+        broker_url=AMQP_URL,
+        queue=queue,
+        n_workers=1,
+        worker_prefix=f"src{tag}-",
+        extra_env=TEST_ENV,
+    )
     try:
         yield s
     finally:
