@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +71,13 @@ def procfile_env(
 def spawn_worker(
     env: Mapping[str, str], log_path: Path, *, name: str, extra_args: str = ""
 ) -> Process:
-    """A worker from the Procfile's `worker:` line, named `name@host`, not yet ready."""
-    args = f"-n {name}@%h {extra_args}".strip()
+    """A worker from the Procfile's `worker:` line, named `name-<random>@host`, not yet ready.
+
+    The random part keeps two stacks on one broker (RabbitMQ is shared by every
+    checkout on a machine) from declaring the same exclusive pidbox queue
+    (`<node>.celery.pidbox`), which makes the second worker exit at start.
+    """
+    args = f"-n {name}-{uuid.uuid4().hex[:8]}@%h {extra_args}".strip()
     return spawn_procfile("worker", env=env, log_path=log_path, extra_args=args, name=name)
 
 
