@@ -104,7 +104,12 @@ def test_an_expired_source_is_retried_from_the_cli_and_the_manifest_verifies(
         again = cli("retry", job.job_id)
         assert again.returncode == 6 and again.stderr.count("\n") == 1
     backend = backend_for(seaweed, bucket)
+    listed = backend.client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert done.manifest.key in [o["Key"] for o in listed], [o["Key"] for o in listed]
     raw = json.loads(backend.get(done.manifest.key))
     run = Run.model_validate(raw["run"])
-    sink = ObjectStorageSink(backend, key_strategy=KeyStrategy.CONTENT_ADDRESSABLE)
+    # Two tenants in GENBLAZE_API_TOKENS: acme's keys live under its root, `acme/`.
+    sink = ObjectStorageSink(
+        backend, prefix="acme/genblaze", key_strategy=KeyStrategy.CONTENT_ADDRESSABLE
+    )
     assert sink.read_manifest(run)
