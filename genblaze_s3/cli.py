@@ -1,4 +1,4 @@
-"""`genblaze-ingest`: run a worker or the API, submit URLs, watch jobs, run the demo.
+"""`genblaze-ingest`: run a worker or the API; submit, list, watch, retry and cancel jobs.
 
 This is an entry point: it reads the settings once (GENBLAZE_API_URL,
 GENBLAZE_API_TOKEN, GENBLAZE_BUCKET, ...; see genblaze_s3.settings) and passes
@@ -12,30 +12,59 @@ import os
 import sys
 from typing import Any
 
+from genblaze_s3.cli_jobs import EXIT_CODES_HELP, add_job_commands
 from genblaze_s3.settings import Settings, SettingsError, load_settings
 
 
-def _cmd_worker(args: argparse.Namespace) -> int:
-    cmd = [
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("genblaze-s3")
+    except PackageNotFoundError:  # a source checkout without install
+        return "unknown"
+
+
+def worker_command(pool: str, concurrency: int, loglevel: str, extra: list[str]) -> list[str]:
+    """The Procfile's `worker:` command, run by this interpreter (no PATH lookup).
+
+    Why `sys.executable -m celery`: `.venv/bin/genblaze-ingest worker` must work without
+    an activated venv. The options are exactly the Procfile's (gossip and mingle off:
+    they cost every worker a broadcast per peer at start and are not used here; -E
+    sends task events so Flower shows each copy).
+    """
+    return [
+        sys.executable,
+        "-m",
         "celery",
         "-A",
         "workers",
         "worker",
-        "--loglevel",
-        args.loglevel,
-        "--pool",
-        args.pool,
-        "--concurrency",
-        str(args.concurrency),
-        *args.celery_args,
+        f"--loglevel={loglevel}",
+        f"--pool={pool}",
+        f"--concurrency={concurrency}",
+        "--without-gossip",
+        "--without-mingle",
+        "-E",
+        *extra,
     ]
-    os.execvp(cmd[0], cmd)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    cmd = worker_command(args.pool, args.concurrency, args.loglevel, args.celery_args)
+    os.execv(cmd[0], cmd)
     return 0  # pragma: no cover
 
 
 def _cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    extra: dict[str, Any] = {}
+    if args.log_format == "json":  # GENBLAZE_LOG_FORMAT: uvicorn's lines too, as JSON
+        from genblaze_s3.logs import configure_logging
+
+        configure_logging("json", args.loglevel)
+        extra["log_config"] = None
     uvicorn.run(
         "genblaze_s3.api.server:app_from_env",
         factory=True,
@@ -43,64 +72,9 @@ def _cmd_api(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.loglevel.lower(),
         access_log=False,
+        **extra,
     )
     return 0
-
-
-def _client(args: argparse.Namespace) -> Any:
-    import httpx
-
-    token = args.token
-    if not token:
-        sys.exit("set GENBLAZE_API_TOKEN or pass --token")
-    return httpx.Client(
-        base_url=args.api_url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-
-
-def _cmd_submit(args: argparse.Namespace) -> int:
-    bucket = args.bucket
-    if not bucket:
-        sys.exit("pass --bucket or set GENBLAZE_BUCKET")
-    dest: dict[str, Any] = {"bucket": bucket, "prefix": args.prefix, "key_strategy": args.strategy}
-    endpoint = args.endpoint
-    if endpoint:
-        dest["endpoint_url"] = endpoint
-    body = {"assets": [{"url": u} for u in args.urls], "destination": dest}
-    with _client(args) as c:
-        r = c.post("/v1/jobs", json=body)
-        if r.status_code != 202:
-            print(f"refused ({r.status_code}): {r.text}", file=sys.stderr)
-            return 1
-        job_id = r.json()["job_id"]
-        print(job_id)
-        if args.wait:
-            return _watch(c, job_id)
-    return 0
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        if args.watch:
-            return _watch(c, args.job_id)
-        r = c.get(f"/v1/jobs/{args.job_id}")
-        print(r.text)
-        return 0 if r.status_code == 200 else 1
-
-
-def _watch(client: Any, job_id: str) -> int:
-    """Progress bars for bytes and assets until the job is terminal."""
-    from genblaze_s3.ingest.models import JobView
-    from genblaze_s3.terminal import print_summary, watch_progress
-
-    def fetch() -> JobView:
-        r = client.get(f"/v1/jobs/{job_id}")
-        r.raise_for_status()
-        return JobView.model_validate_json(r.content)
-
-    view = watch_progress(fetch)
-    print_summary(view)
-    return 0 if view.state.value == "succeeded" else 1
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -168,7 +142,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _add_verify(sub: Any, config: Settings) -> None:
-    v = sub.add_parser("verify", help="verify a stored manifest and every asset it names")
+    v = sub.add_parser(
+        "verify",
+        help="verify a stored manifest and every asset it names",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     v.add_argument("location", help="s3://bucket/key-of-manifest")
     v.add_argument(
         "--public-key",
@@ -180,7 +158,7 @@ def _add_verify(sub: Any, config: Settings) -> None:
         default=config.aws_endpoint_url,
         help="S3 endpoint URL (default: AWS_ENDPOINT_URL)",
     )
-    v.add_argument("--region")
+    v.add_argument("--region", help="S3 region of the bucket (default: the backend's)")
     v.add_argument(
         "--public-url-base",
         help="the backend's public_url_base, when the manifest's asset URLs use it",
@@ -188,7 +166,7 @@ def _add_verify(sub: Any, config: Settings) -> None:
     v.add_argument("--require-signature", action="store_true", help="fail an unsigned manifest")
     v.add_argument("--require-lock", action="store_true", help="fail an unlocked manifest")
     v.add_argument("--concurrency", type=int, default=4, help="assets re-read at once")
-    v.add_argument("--no-progress", action="store_true")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
     signer = config.manifest_signer()  # on a worker host: check against our own key
     v.set_defaults(
         func=_cmd_verify,
@@ -206,42 +184,39 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
     """The CLI; option defaults come from `config` (default: the environment)."""
     config = config or load_settings()
-    p = argparse.ArgumentParser(prog="genblaze-ingest", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    w = sub.add_parser("worker", help="run a Celery worker (celery -A workers worker)")
-    w.add_argument("--concurrency", type=int, default=config.worker_concurrency)
-    w.add_argument("--pool", default=config.worker_pool)
-    w.add_argument("--loglevel", default="INFO")
-    w.add_argument("celery_args", nargs=argparse.REMAINDER)
+    p = argparse.ArgumentParser(
+        prog="genblaze-ingest",
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    w = sub.add_parser(
+        "worker", help="run a Celery worker (the Procfile's worker: command)", formatter_class=fmt
+    )
+    w.add_argument(
+        "--concurrency",
+        type=int,
+        default=config.worker_concurrency,
+        help="pool processes (GENBLAZE_WORKER_CONCURRENCY)",
+    )
+    w.add_argument("--pool", default=config.worker_pool, help="Celery pool (GENBLAZE_WORKER_POOL)")
+    w.add_argument("--loglevel", default="INFO", help="Celery log level")
+    w.add_argument("celery_args", nargs=argparse.REMAINDER, help="passed on to celery worker")
     w.set_defaults(func=_cmd_worker)
-    a = sub.add_parser("api", help="serve the status API")
-    a.add_argument("--host", default=config.api_host)
-    a.add_argument("--port", type=int, default=config.port)
-    a.add_argument("--loglevel", default="INFO")
-    a.set_defaults(func=_cmd_api)
-    for name, helptext in (("submit", "submit URLs for ingestion"), ("status", "show a job")):
-        s = sub.add_parser(name, help=helptext)
-        s.add_argument("--api-url", default=config.api_url)
-        s.add_argument("--token", default=config.secret("api_token"))
-        if name == "submit":
-            s.add_argument("urls", nargs="+")
-            s.add_argument("--bucket", default=config.bucket)
-            s.add_argument("--endpoint", default=config.aws_endpoint_url)
-            s.add_argument("--prefix", default="genblaze")
-            s.add_argument(
-                "--strategy",
-                default="content_addressable",
-                choices=["content_addressable", "hierarchical"],
-            )
-            s.add_argument("--wait", action="store_true")
-            s.set_defaults(func=_cmd_submit)
-        else:
-            s.add_argument("job_id")
-            s.add_argument("--watch", action="store_true")
-            s.set_defaults(func=_cmd_status)
+    a = sub.add_parser("api", help="serve the HTTP API and the /ui page", formatter_class=fmt)
+    a.add_argument("--host", default=config.api_host, help="listen address (GENBLAZE_API_HOST)")
+    a.add_argument("--port", type=int, default=config.port, help="port (PORT)")
+    a.add_argument("--loglevel", default="INFO", help="uvicorn log level")
+    a.set_defaults(func=_cmd_api, log_format=config.log_format)
+    add_job_commands(sub, config)
     _add_verify(sub, config)
-    d = sub.add_parser("demo", help="end-to-end demo on embedded Redis + SeaweedFS")
-    d.add_argument("--workers", type=int, default=2)
+    d = sub.add_parser(
+        "demo", help="end-to-end demo on embedded Redis + SeaweedFS", formatter_class=fmt
+    )
+    d.add_argument("--workers", type=int, default=2, help="worker processes to start")
     d.set_defaults(func=_cmd_demo)
     return p
 

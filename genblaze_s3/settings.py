@@ -289,6 +289,12 @@ class Settings(BaseSettings):
         default=8000, gt=0, lt=65536, validation_alias="PORT", description="Port of the API."
     )
 
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines of the API and the workers: 'text', or 'json' (one object per "
+        "line with job_id, asset_id and tenant where known).",
+    )
+
     # -- CLI client --------------------------------------------------------------------
     api_url: str = Field(default=DEFAULT_API_URL, description="API the CLI talks to.")
     api_token: SecretStr | None = Field(default=None, description="The CLI's bearer token.")

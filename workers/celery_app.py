@@ -43,6 +43,20 @@ def worker_settings() -> Settings:
 
 CONFIG = worker_settings()
 
+
+if CONFIG.log_format == "json":
+    from celery.signals import setup_logging
+
+    from genblaze_s3.logs import configure_logging
+
+    @setup_logging.connect
+    def _json_logging(loglevel: object = None, **_: object) -> None:
+        """GENBLAZE_LOG_FORMAT=json: Celery's own lines and ours, one object per line
+        (connecting this signal is how Celery is told not to configure logging)."""
+        level = loglevel if isinstance(loglevel, str) else logging.getLevelName(loglevel or 20)
+        configure_logging("json", str(level))
+
+
 SETTINGS: dict[str, object] = {
     # Ack after the task ends: a worker that dies mid-copy leaves the message for another.
     "task_acks_late": True,
@@ -83,7 +97,11 @@ SETTINGS: dict[str, object] = {
     "worker_max_tasks_per_child": 200,
     # Warm shutdown waits for running tasks; nothing is lost on redeploy.
     "worker_hijack_root_logger": False,
-    "worker_send_task_events": False,
+    # Task events on (as `celery worker -E`): Flower and `celery events` show each copy,
+    # and a copy that failed for good shows as FAILURE there. The StatusStore stays
+    # the truth for job state; events are for the people watching the fleet.
+    "worker_send_task_events": True,
+    "task_send_sent_event": True,
 }
 
 

@@ -54,11 +54,19 @@ def _requeue_when_store_is_down() -> Iterator[None]:
         raise Reject(exc, requeue=True) from exc
 
 
+class CopyFailedError(Exception):
+    """Raised after the store recorded an asset as failed for good, so the task ends as
+    FAILURE (Flower, `celery events`); the store stays the truth. Carries the stable
+    error code only: messages may hold URLs, and Celery logs and ships this text."""
+
+
 @app.task(name=INGEST_ASSET, bind=True, max_retries=None)
 def ingest_asset(self: Any, job_id: str, asset_id: str, retries: int = 0) -> None:
     """Copy one asset (or one slice of it). ``retries`` is ignored: counted in Redis."""
     with _requeue_when_store_is_down():
-        run_asset(context(), job_id, asset_id, _sender(self))
+        code = run_asset(context(), job_id, asset_id, _sender(self))
+    if code:
+        raise CopyFailedError(f"asset {job_id}/{asset_id} failed: {code}")
 
 
 @app.task(name=INGEST_ASSETS, bind=True, max_retries=None)
@@ -66,7 +74,7 @@ def ingest_assets(self: Any, job_id: str, asset_ids: list[str]) -> None:
     """Copy a chunk of one job's assets, CHUNK_THREADS at a time."""
     info = getattr(self.request, "delivery_info", None) or {}
     with _requeue_when_store_is_down():
-        run_chunk(
+        failed = run_chunk(
             context(),
             job_id,
             asset_ids,
@@ -74,6 +82,8 @@ def ingest_assets(self: Any, job_id: str, asset_ids: list[str]) -> None:
             threads=CHUNK_THREADS,
             redelivered=bool(info.get("redelivered")),
         )
+    if failed:
+        raise CopyFailedError(f"job {job_id}: {len(failed)} failed: " + ", ".join(failed[:10]))
 
 
 def _notify(meta: Any, body: str) -> None:

@@ -10,30 +10,33 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
-import threading
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from pydantic import ValidationError
 
 from genblaze_s3.api.errors import install_error_handlers
+from genblaze_s3.api.events import EventHub, job_events
 from genblaze_s3.api.guard import UNAUTHORIZED, BodyGuard, Gate, client_address
 from genblaze_s3.api.metrics import StoreCollector
 from genblaze_s3.api.ratelimit import RateLimiter
+from genblaze_s3.api.routes_jobs import add_job_routes
 from genblaze_s3.api.schemas import JobAccepted, JobCreate, Problem
+from genblaze_s3.api.ui import add_ui_routes
 from genblaze_s3.ingest.errors import InvalidJobError
-from genblaze_s3.ingest.models import JobState, JobView
 from genblaze_s3.ingest.service import IngestService
 from genblaze_s3.ingest.submission import build_submission, run_from_urls
 from genblaze_s3.ingest.tenants import TenantRegistry
-from genblaze_s3.ingest.validation import is_job_id
-
-_TERMINAL = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED}
 
 
 def _manifest_from(body: JobCreate) -> tuple[Any, dict[str, str]]:
@@ -66,34 +69,6 @@ def _manifest_from(body: JobCreate) -> tuple[Any, dict[str, str]]:
     return Manifest.from_run(run), {}
 
 
-class DocumentCache:
-    """Job documents by (job_id, version): many clients polling one job cost one read.
-
-    Every store write bumps the job's version, so a cached document is served
-    only while it is exactly current. Bounded LRU; thread-safe.
-    """
-
-    def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._items: OrderedDict[str, tuple[int, str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, job_id: str, version: int) -> str | None:
-        with self._lock:
-            item = self._items.get(job_id)
-            if item is None or item[0] != version:
-                return None
-            self._items.move_to_end(job_id)
-            return item[1]
-
-    def put(self, job_id: str, version: int, doc: str) -> None:
-        with self._lock:
-            self._items[job_id] = (version, doc)
-            self._items.move_to_end(job_id)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
 def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
     """The caller's tenant, or 401 with a Bearer challenge, or 429 when over its rate."""
     admitted = getattr(request.state, "tenant", None)  # BodyGuard already checked it
@@ -111,7 +86,6 @@ def create_app(
     *,
     broker_ping: Callable[[], bool] | None = None,
     queue_depth: Callable[[], int | None] = lambda: None,
-    sse_interval: float = 0.5,
     rate_limit: tuple[float, float] | None = None,
     max_body_bytes: int = 8 * 1024 * 1024,
     metrics_token: str | None = None,
@@ -136,32 +110,15 @@ def create_app(
     )
     registry = CollectorRegistry()
     registry.register(StoreCollector(store, queue_depth))
+    # The API process itself (CPU, memory, open fds, GC), as every Prometheus client does.
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
 
     install_error_handlers(app)
     gate = Gate(service.tenants, RateLimiter(*rate_limit) if rate_limit else None)
     app.state.gate = gate
     app.add_middleware(BodyGuard, gate=gate, max_body_bytes=max_body_bytes)
-
-    cache = DocumentCache()
-
-    def owned_doc(job_id: str, who: str) -> str:
-        # An id that cannot be one never reaches the store: same 404 as an unknown id.
-        tv = store.job_version(job_id) if is_job_id(job_id) else None
-        if tv is None or tv[0] != who:
-            raise HTTPException(404, "job not found")  # the same answer for "not yours"
-        doc = cache.get(job_id, tv[1])
-        if doc is None:
-            doc = store.get_job_document(job_id)
-            if doc is None:
-                raise HTTPException(404, "job not found")
-            # Read the version again: cache only if no write slipped in meanwhile.
-            again = store.job_version(job_id)
-            if again is not None and again[1] == tv[1]:
-                cache.put(job_id, tv[1], doc)
-        return doc
-
-    def owned(job_id: str, who: str) -> JobView:
-        return JobView.model_validate_json(owned_doc(job_id, who))
 
     errors: dict[int | str, dict[str, Any]] = {
         401: {"model": Problem},
@@ -199,52 +156,29 @@ def create_app(
             expected_sha256=expected,
             refresh_url=body.refresh_url,
             source_ready_within=body.source_ready_within,
+            labels=body.labels,
         )
         job_id, _ = service.submit(sub, idempotency_key=idempotency_key, fingerprint=fingerprint)
         return JobAccepted(job_id=job_id, status_url=str(request.url_for("get_job", job_id=job_id)))
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobView, responses=errors, name="get_job")
-    def get_job(job_id: str, who: Tenant) -> Response:
-        """The job document: state, progress, per-asset results, manifest."""
-        return Response(owned_doc(job_id, who), media_type="application/json")
-
-    @app.delete(
-        "/v1/jobs/{job_id}", response_model=JobView, responses={**errors, 409: {"model": Problem}}
-    )
-    def cancel(job_id: str, who: Tenant) -> Response:
-        """Cancel: running copies stop and abort their uploads; no manifest is written."""
-        owned_doc(job_id, who)
-        state = service.cancel(job_id)
-        view = owned(job_id, who)
-        if state not in (JobState.CANCELED,):
-            return Response(
-                json.dumps({"detail": f"job is {view.state.value}", "code": "not_cancelable"}),
-                status_code=409,
-                media_type="application/json",
-            )
-        return Response(view.model_dump_json(), media_type="application/json")
+    add_job_routes(app, service, _tenant, errors)
+    hub = EventHub(store.redis)
+    app.state.event_hub = hub
+    add_ui_routes(app, service, hub)
 
     @app.get("/v1/jobs/{job_id}/events", responses=errors)
-    async def events(job_id: str, who: Tenant) -> Any:
-        """Server-sent events: the job document each time it changes, until terminal."""
+    async def events(
+        job_id: str,
+        who: Tenant,
+        last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+    ) -> Any:
+        """Server-sent events: the job document (`job`), then each change (`delta`:
+        the summary plus the assets that changed), until the job is terminal. Event
+        ids are job versions: reconnect with `Last-Event-ID` to resume."""
         from sse_starlette.sse import EventSourceResponse
 
-        owned_doc(job_id, who)
-
-        async def stream() -> AsyncIterator[dict[str, str]]:
-            last = None
-            while True:
-                doc = await asyncio.to_thread(store.get_job_document, job_id)
-                if doc is None:
-                    return
-                if doc != last:
-                    last = doc
-                    yield {"event": "job", "data": doc}
-                if JobView.model_validate_json(doc).state in _TERMINAL:
-                    return
-                await asyncio.sleep(sse_interval)
-
-        return EventSourceResponse(stream())
+        await asyncio.to_thread(app.state.owned_version, job_id, who)
+        return EventSourceResponse(job_events(hub, store, job_id, last_event_id))
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -21,6 +21,8 @@ from genblaze_s3.ingest.errors import (
     IdempotencyConflictError,
     IngestError,
     InvalidJobError,
+    InvalidListingError,
+    JobNotRetryableError,
     StoreUnavailableError,
     TooManyJobsError,
 )
@@ -43,6 +45,8 @@ ERROR_RESPONSES: dict[type[IngestError], ErrorResponse] = {
     DestinationNotAllowedError: ErrorResponse(422),
     IdempotencyConflictError: ErrorResponse(409),  # as Stripe: a key names one request
     TooManyJobsError: ErrorResponse(429, retry_after=True),
+    InvalidListingError: ErrorResponse(422),
+    JobNotRetryableError: ErrorResponse(409),
     # Infrastructure: a fixed message, never the lower layer's (hosts, addresses).
     StoreUnavailableError: ErrorResponse(503, "status store unavailable", retry_after=True),
     EnqueueError: ErrorResponse(503, "broker unavailable", retry_after=True),

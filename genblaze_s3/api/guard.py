@@ -67,6 +67,23 @@ def client_address(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
+UI_LOGIN_PATH = "/ui/login"
+UI_COOKIE = "genblaze_ui"  # the /ui page's session: the tenant's token, HttpOnly
+
+
+def _ui_authorization(cookie_header: str) -> str | None:
+    """`Bearer <token>` from the /ui page's cookie, or None."""
+    from http.cookies import CookieError, SimpleCookie
+
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(cookie_header)
+    except CookieError:
+        return None
+    morsel = jar.get(UI_COOKIE)
+    return f"Bearer {morsel.value}" if morsel is not None and morsel.value else None
+
+
 class BodyGuard:
     """ASGI middleware: authenticate requests with a body before reading it; cap the body."""
 
@@ -80,11 +97,19 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            tenant = self.gate.admit(headers.get("authorization"), client_address(scope))
-        except HTTPException as exc:
-            await _problem(send, exc.status_code, exc.detail, exc.headers)
-            return
+        path = str(scope.get("path", ""))
+        tenant: Tenant | None = None
+        # The /ui page's forms: its sign-in form carries the token in the body (the
+        # route checks it through this gate); the others carry it in the page's cookie.
+        if path != UI_LOGIN_PATH:
+            authorization = headers.get("authorization")
+            if path.startswith("/ui/"):
+                authorization = _ui_authorization(headers.get("cookie", ""))
+            try:
+                tenant = self.gate.admit(authorization, client_address(scope))
+            except HTTPException as exc:
+                await _problem(send, exc.status_code, exc.detail, exc.headers)
+                return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             await _too_large(send, self.max_body_bytes)
@@ -114,7 +139,8 @@ class BodyGuard:
             return await receive()
 
         # The route dependency must not count this request against the rate limit twice.
-        scope.setdefault("state", {})["tenant"] = tenant
+        if tenant is not None:
+            scope.setdefault("state", {})["tenant"] = tenant
         await self.app(scope, replay, send)
 
 

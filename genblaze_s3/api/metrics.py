@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.models import AssetState, JobState
@@ -21,7 +26,7 @@ class StoreCollector(Collector):
         self._store = store
         self._queue_depth = queue_depth
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         try:
             stats = self._store.stats()
         except Exception:
@@ -44,8 +49,8 @@ class StoreCollector(Collector):
             assets.add_metric([a.value], stats.get(stat_names.assets_finished(a), 0))
         yield assets
         yield CounterMetricFamily(
-            "genblaze_bytes_ingested",
-            "Bytes stored by workers",
+            "genblaze_ingested_bytes",
+            "Bytes stored by workers (stored and deduplicated assets)",
             value=stats.get(stat_names.BYTES_INGESTED, 0),
         )
         yield CounterMetricFamily(
@@ -53,6 +58,7 @@ class StoreCollector(Collector):
             "Retried copy attempts",
             value=stats.get(stat_names.RETRIES_TOTAL, 0),
         )
+        yield _copy_duration(stats)
         yield CounterMetricFamily(
             "genblaze_source_refreshes",
             "Fresh source URLs obtained for expired or refused sources",
@@ -64,12 +70,14 @@ class StoreCollector(Collector):
             value=stats.get(stat_names.SOURCE_WAITS_TOTAL, 0),
         )
         yield CounterMetricFamily(
-            "genblaze_copy_seconds_sum",
-            "Total seconds spent copying",
-            value=stats.get(stat_names.COPY_SECONDS_SUM, 0),
+            "genblaze_job_retries",
+            "Failed or canceled jobs retried (POST /v1/jobs/{id}/retry)",
+            value=stats.get(stat_names.JOBS_RETRIED, 0),
         )
         yield CounterMetricFamily(
-            "genblaze_copy_count", "Copies completed", value=stats.get(stat_names.COPY_COUNT, 0)
+            "genblaze_asset_retries",
+            "Assets re-queued by job retries",
+            value=stats.get(stat_names.ASSETS_RETRIED, 0),
         )
         yield CounterMetricFamily(
             "genblaze_copy_slices",
@@ -87,8 +95,30 @@ class StoreCollector(Collector):
         swept.add_metric(["asset"], stats.get("swept_assets_total", 0))
         swept.add_metric(["finalize"], stats.get("swept_jobs_total", 0))
         yield swept
-        depth = self._queue_depth()
+        try:
+            depth = self._queue_depth()
+        except Exception:  # broker down or queue not declared yet: no depth, not a 500
+            depth = None
         if depth is not None:
             yield GaugeMetricFamily(
-                "genblaze_queue_depth", "Messages waiting in the ingest queue", value=depth
+                "genblaze_queue_depth",
+                "Messages waiting in the ingest queue (Redis list or RabbitMQ queue)",
+                value=depth,
             )
+
+
+def _copy_duration(stats: dict[str, float]) -> HistogramMetricFamily:
+    """genblaze_copy_duration_seconds from the per-bucket counters (made cumulative here)."""
+    buckets: list[tuple[str, float]] = []
+    running = 0.0
+    for bound in stat_names.COPY_BUCKETS:
+        running += stats.get(stat_names.copy_bucket(bound), 0)
+        buckets.append((floatToGoString(bound), running))  # "5.0", as Histogram writes
+    running += stats.get("copy_seconds_le:+Inf", 0)
+    buckets.append(("+Inf", running))
+    return HistogramMetricFamily(
+        "genblaze_copy_duration_seconds",
+        "Seconds one asset copy took (download, hash, upload), by bucket",
+        buckets=buckets,
+        sum_value=stats.get(stat_names.COPY_SECONDS_SUM, 0),
+    )

@@ -6,7 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genblaze_s3.ingest.models import DestinationSpec, LockPolicy
+from genblaze_s3.ingest.models import DestinationSpec, JobAccepted, LockPolicy
+
+__all__ = ["AssetIn", "JobAccepted", "JobCreate", "Problem"]
 
 
 class AssetIn(BaseModel):
@@ -39,11 +41,9 @@ class JobCreate(BaseModel):
         le=7 * 24 * 3600,
         description="Seconds after submit during which a source's 404 means 'not ready yet'.",
     )
-
-
-class JobAccepted(BaseModel):
-    job_id: str
-    status_url: str
+    labels: dict[str, str] | None = Field(
+        default=None, description="up to 16 `key: value` pairs to find the job by"
+    )
 
 
 class Problem(BaseModel):

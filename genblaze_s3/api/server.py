@@ -19,7 +19,8 @@ from genblaze_s3.settings import Settings, load_settings
 def _broker_checks(
     broker_url: str, queue: str
 ) -> tuple[Callable[[], bool], Callable[[], int | None]]:
-    """(ping, queue depth) for the broker; depth is known for Redis brokers only."""
+    """(ping, queue depth) for the broker: LLEN of the Redis list, or the message count
+    a passive queue.declare answers on RabbitMQ (an absent queue: no depth reported)."""
     if broker_url.startswith(("redis://", "rediss://", "unix://")):
         client = redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
         return (lambda: bool(client.ping())), (lambda: int(client.llen(queue)))
@@ -31,7 +32,15 @@ def _broker_checks(
             conn.ensure_connection(max_retries=1)
         return True
 
-    return ping, (lambda: None)
+    def depth() -> int | None:
+        """RabbitMQ: a passive declare answers the queue's ready-message count."""
+        from kombu import Connection
+
+        with Connection(broker_url, connect_timeout=2) as conn:
+            ok = conn.default_channel.queue_declare(queue=queue, passive=True)
+        return int(ok.message_count)
+
+    return ping, depth
 
 
 def app_from_env(config: Settings | None = None) -> FastAPI:

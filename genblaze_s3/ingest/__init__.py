@@ -31,6 +31,8 @@ from genblaze_s3.ingest.tenants import Tenant, TenantConfigError, TenantRegistry
 
 __all__ = [
     "AssetState",
+    "AsyncIngestClient",
+    "IngestClient",
     "DestinationNotAllowedError",
     "DestinationPolicy",
     "DestinationSpec",
@@ -55,3 +57,12 @@ __all__ = [
     "TooManyJobsError",
     "job_handle",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The HTTP clients import httpx (the `queue` extra) only when first used."""
+    if name in {"IngestClient", "AsyncIngestClient"}:
+        from genblaze_s3.ingest import api_client
+
+        return getattr(api_client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

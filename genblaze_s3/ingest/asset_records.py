@@ -5,7 +5,9 @@ one asset may race (a redelivery, a worker that lost its lease), so every change
 is checked against the legal transitions (`transitions.py`) and written only over
 the record it was computed from. The fast path is one round trip (a Lua
 compare-and-set against the record this process last saw); when the process has
-not seen the record, or the fast path loses a race, a WATCH transaction decides.
+not seen the record, or the fast path loses a race, it reads the record and
+compares-and-sets again. The script (counters.py) also keeps the job's counters,
+per-state sets and events channel in step with every write.
 """
 
 from __future__ import annotations
@@ -14,27 +16,12 @@ from typing import Any
 
 import redis
 
+from genblaze_s3.ingest import counters as job_counters
 from genblaze_s3.ingest import keys
+from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.models import TERMINAL_ASSET_STATES, AssetRecord, AssetState, utc_now
 from genblaze_s3.ingest.transitions import can_transition_asset
 
-# Replace an asset record only if it still holds exactly what this process last saw,
-# then bump the job's version and (on a terminal move) its counters: one round trip
-# instead of WATCH/GET/MULTI/EXEC. ARGV[5..] are (stats field, amount) pairs.
-_ASSET_CAS = """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3])
-redis.call('hset', KEYS[2], 'updated_at', ARGV[4])
-redis.call('hincrby', KEYS[2], 'version', 1)
-for i = 5, #ARGV, 2 do
-  if string.find(ARGV[i + 1], '.', 1, true) then
-    redis.call('hincrbyfloat', KEYS[3], ARGV[i], ARGV[i + 1])
-  else
-    redis.call('hincrby', KEYS[3], ARGV[i], ARGV[i + 1])
-  end
-end
-return 1
-"""
 _SEEN_MAX = 2_000  # asset records remembered for the CAS fast path (per process)
 
 
@@ -66,26 +53,51 @@ class AssetRecordWriter:
         new: AssetState | None,
         fields: dict[str, Any],
         counters: list[tuple[str, float]] | None = None,
+        *,
+        expected: bytes | str | None = None,
     ) -> str | None:
-        """Queue the CAS script on `pipe` when this process knows the current record.
-
-        `counters` (stats field, amount) are bumped by the same script when it writes.
-        Returns the record it would write (None: no fast path; use `update`).
+        """Queue the CAS script on `pipe` against `expected` (default: the record this
+        process last saw). `counters` (stats field, amount) are bumped by the same
+        script when it writes. Returns the record it would write (None: no known
+        record, or the change is not legal from it).
         """
-        ak = keys.asset_key(job_id, asset_id)
-        raw = self._seen.get(ak)
+        raw = expected if expected is not None else self._seen.get(keys.asset_key(job_id, asset_id))
         if raw is None:
             return None
         updated = _next_record(raw, new, fields)
         if updated is None:
             return None
-        args: list[Any] = [raw, updated, self.retention, utc_now().isoformat()]
-        for name, amount in counters or ():
-            args += [name, f"{amount:.6f}" if isinstance(amount, float) else int(amount)]
+        self._queue_script(pipe, job_id, raw, updated, counters)
+        return updated
+
+    def _queue_script(
+        self,
+        pipe: Any,
+        job_id: str,
+        raw: bytes | str,
+        updated: str,
+        counters: list[tuple[str, float]] | None,
+    ) -> None:
+        args, asset_id, old_state, new_state = job_counters.cas_args(
+            raw,
+            updated,
+            retention=self.retention,
+            updated_at=utc_now().isoformat(),
+            channel=keys.events_channel(job_id),
+            stats=counters,
+        )
         # EVAL, not a Script object: redis-py precedes a pipeline holding a Script with a
         # SCRIPT EXISTS round trip; the server caches the compiled body by its hash anyway.
-        pipe.eval(_ASSET_CAS, 3, ak, keys.job_key(job_id), keys.stats_key(), *args)
-        return updated
+        pipe.eval(
+            job_counters.ASSET_CAS,
+            5,
+            keys.asset_key(job_id, asset_id),
+            keys.job_key(job_id),
+            keys.stats_key(),
+            keys.job_assets_key(job_id, old_state),
+            keys.job_assets_key(job_id, new_state),
+            *args,
+        )
 
     def update(
         self,
@@ -95,41 +107,62 @@ class AssetRecordWriter:
         fields: dict[str, Any],
         *,
         use_seen: bool = True,
+        counters: list[tuple[str, float]] | None = None,
     ) -> bool:
         """Compare-and-set one asset record; False when the change is illegal.
 
         `new=None` updates fields only, and only while the asset is not terminal.
-        One round trip when this process last wrote (or read) the record, else a
-        WATCH transaction.
+        One round trip when this process last wrote (or read) the record; otherwise
+        read it and compare-and-set, again while another writer keeps winning.
         """
-        ak = keys.asset_key(job_id, asset_id)
         if use_seen:
             p = self.redis.pipeline(transaction=False)
-            updated = self.queue(p, job_id, asset_id, new, fields)
+            updated = self.queue(p, job_id, asset_id, new, fields, counters)
             if updated is not None and p.execute()[0]:
                 self._after_write(job_id, asset_id, new, updated)
                 return True
-        moved: str | None = None
-
-        def txn(pipe: Any) -> None:
-            nonlocal moved
-            moved = None
-            raw = pipe.get(ak)
+        self.forget(job_id, asset_id)
+        ak = keys.asset_key(job_id, asset_id)
+        while True:
+            raw = self.redis.get(ak)
             if raw is None:
-                return
-            updated = _next_record(raw, new, fields)
+                return False
+            p = self.redis.pipeline(transaction=False)
+            updated = self.queue(p, job_id, asset_id, new, fields, counters, expected=raw)
             if updated is None:
-                return
-            pipe.multi()
-            pipe.set(ak, updated, ex=self.retention)
-            pipe.hset(keys.job_key(job_id), "updated_at", utc_now().isoformat())
-            pipe.hincrby(keys.job_key(job_id), "version", 1)
-            moved = updated
+                return False
+            if p.execute()[0]:
+                self._after_write(job_id, asset_id, new, updated)
+                return True
 
-        self.redis.transaction(txn, ak)
-        if moved is not None:
-            self._after_write(job_id, asset_id, new, moved)
-        return moved is not None
+    def reopen(self, job_id: str, asset_id: str, *, source_url: str | None = None) -> bool:
+        """A retry: a failed or canceled asset back to queued, its error, bytes and
+        delivery count cleared (the one move out of a terminal asset state)."""
+        ak = keys.asset_key(job_id, asset_id)
+        while True:
+            raw = self.redis.get(ak)
+            if raw is None:
+                return False
+            rec = AssetRecord.model_validate_json(raw)
+            if rec.state not in (AssetState.FAILED, AssetState.CANCELED, AssetState.QUEUED):
+                return False
+            changes: dict[str, Any] = {
+                "state": AssetState.QUEUED,
+                "error": None,
+                "bytes_done": 0,
+                "worker": None,
+                "bytes_uploaded": None,
+            }
+            if source_url is not None:
+                changes["source_url"] = source_url
+            updated = rec.model_copy(update=changes).model_dump_json()
+            p = self.redis.pipeline(transaction=False)
+            self._queue_script(p, job_id, raw, updated, [(stat_names.ASSETS_RETRIED, 1)])
+            p.srem(keys.done_key(job_id), asset_id)
+            p.delete(keys.attempts_key(job_id, asset_id), keys.retries_key(job_id, asset_id))
+            if p.execute()[0]:
+                self.forget(job_id, asset_id)
+                return True
 
     def _after_write(self, job_id: str, asset_id: str, new: AssetState | None, raw: str) -> None:
         if new in TERMINAL_ASSET_STATES:

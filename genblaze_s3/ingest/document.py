@@ -1,10 +1,10 @@
-"""The public job document (``GET /v1/jobs/{id}``, ``JobView``), built in one place.
+"""The public job document (``JobView``) with every asset, built in one place.
 
-Why one builder over plain dicts: the document is the hot path of every polling
-client, so it is assembled from the stored JSON with the C json codec (a 500-asset
-job in a few milliseconds) rather than through pydantic objects; the Python API
-(``StatusStore.get_job``) validates the very same dict into a ``JobView``, so the
-HTTP and Python views cannot drift.
+The Python API (`StatusStore.get_job`, webhooks) reads every asset; the HTTP API
+serves the same shape with one page of assets (`listing.py`, O(1) per poll). The
+document is assembled from the stored JSON with the C json codec (a 500-asset job
+in a few milliseconds) rather than through pydantic objects, then validated into
+a ``JobView``, so the dict and the model cannot drift.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from genblaze_s3.ingest.models import TERMINAL_ASSET_STATES, AssetView, JobView
+from genblaze_s3.ingest import counters
+from genblaze_s3.ingest.models import TERMINAL_ASSET_STATES, AssetState, AssetView, JobView
 
 _TERMINAL_ASSET_VALUES = frozenset(s.value for s in TERMINAL_ASSET_STATES)
 _ASSET_VIEW_FIELDS = tuple(AssetView.model_fields)
@@ -29,20 +30,29 @@ def build_document(
     counts them against every asset the job was created with.
     """
     totals = [a["bytes_total"] for a in assets]
+    recount = counters.totals(list(assets))
     return {
         "job_id": meta["job_id"],
         "state": job["state"],
         "run_id": meta["run_id"],
         "created_at": meta["created_at"],
         "updated_at": _iso_z(job["updated_at"]),
+        "labels": meta.get("labels", {}),
         "progress": {
             "bytes_done": sum(a["bytes_done"] for a in assets),
             "bytes_total": None if None in totals else sum(totals),
             "assets_done": sum(1 for a in assets if a["state"] in _TERMINAL_ASSET_VALUES),
             "assets_total": len(meta["asset_ids"]),
         },
+        "counts": {s.value: recount.get(counters.STATE_PREFIX + s.value, 0) for s in AssetState},
+        "error_codes": {
+            k[len(counters.ERROR_PREFIX) :]: v
+            for k, v in recount.items()
+            if k.startswith(counters.ERROR_PREFIX)
+        },
         # .get: records written before a view field existed still render (as null)
         "assets": [{k: a.get(k) for k in _ASSET_VIEW_FIELDS} for a in assets],
+        "next_cursor": None,
         "manifest": json.loads(job["manifest"]) if job.get("manifest") else dict(_NO_MANIFEST),
         "error": json.loads(job["error"]) if job.get("error") else None,
     }

@@ -69,3 +69,23 @@ class EnqueueError(IngestError):
     """The broker refused or could not take the task."""
 
     code = "enqueue_failed"
+
+
+class JobNotRetryableError(IngestError):
+    """Retry asked of a job that is queued, running, finalizing or succeeded."""
+
+    code = "not_retryable"
+
+    def __init__(self, message: str, *, state: str = "") -> None:
+        super().__init__(message)
+        self.state = state
+
+    @classmethod
+    def for_state(cls, job_id: str, state: str) -> JobNotRetryableError:
+        return cls(f"job {job_id} is {state}: only failed or canceled jobs retry", state=state)
+
+
+class InvalidListingError(IngestError, ValueError):
+    """A listing cursor this server did not hand out (or from another listing)."""
+
+    code = "invalid_cursor"

@@ -21,6 +21,18 @@ Read this file to know the whole Redis footprint. Types and TTLs:
 | {ns}:sweeper                          | string | sweep interval   | one sweep per interval
 | {ns}:stats                            | hash   | none             | counters for /metrics
 | {ns}:active:{tenant}                  | zset   | none (pruned)    | a tenant's unfinished jobs
+| {ns}:job:{job}:assets                 | zset   | retention        | every asset, score = seq
+| {ns}:job:{job}:assets:{state}         | zset   | retention        | assets in one state
+| {ns}:tenant:{tenant}:jobs             | zset   | 2 x retention    | job ids by created time
+| {ns}:tenant:{tenant}:jobs:{state}     | zset   | 2 x retention    | the same, one job state
+| {ns}:tenant:{tenant}:label:{k}={v}    | zset   | 2 x retention    | the same, one label
+| {ns}:events:{job}                     | pubsub | -                | deltas for SSE watchers
+
+The per-job counters that make a poll O(1) (asset counts by state, bytes, error
+codes) live as fields of the job hash, next to its version (see ingest/counters.py).
+A sorted set cannot expire its members, so tenant indexes are trimmed by age at each
+submit and by absence of the job hash at each listing; the set itself expires when
+nothing was added to it for twice the retention.
 """
 
 from __future__ import annotations
@@ -99,3 +111,22 @@ def sweeper_lock_key() -> str:
 
 def active_jobs_key(tenant: str) -> str:
     return f"{NAMESPACE}:active:{tenant}"
+
+
+def job_assets_key(job_id: str, state: str | None = None) -> str:
+    base = f"{NAMESPACE}:job:{job_id}:assets"
+    return base if state is None else f"{base}:{state}"
+
+
+def tenant_jobs_key(tenant: str, state: str | None = None) -> str:
+    base = f"{NAMESPACE}:tenant:{tenant}:jobs"
+    return base if state is None else f"{base}:{state}"
+
+
+def tenant_label_key(tenant: str, label: str) -> str:
+    """`label` is 'key=value' (or a bare 'key')."""
+    return f"{NAMESPACE}:tenant:{tenant}:label:{label}"
+
+
+def events_channel(job_id: str) -> str:
+    return f"{NAMESPACE}:events:{job_id}"

@@ -148,6 +148,7 @@ class AssetRecord(BaseModel):
     attempts: int = 0  # retries + crashed deliveries in a row (waits, slice hand-ons: none)
     fetch_started_at: datetime | None = None  # the first read of the copy (provenance)
     provenance: FetchProvenance | None = None  # where and when the stored bytes were fetched
+    seq: int = 0  # position in the submitted run: the order assets are paged in
 
 
 class JobMeta(BaseModel):
@@ -166,6 +167,7 @@ class JobMeta(BaseModel):
     asset_ids: list[str]
     run_date: str  # YYYY-MM-DD of run.created_at: HIERARCHICAL keys depend on it
     run_tenant: str | None = None  # run.tenant_id: HIERARCHICAL keys depend on it
+    labels: dict[str, str] = Field(default_factory=dict)  # the submitter's, for listing
 
 
 class Progress(BaseModel):
@@ -199,19 +201,75 @@ class AssetView(BaseModel):
     refreshes: int | None = None
 
 
-class JobView(BaseModel):
-    """The exact document `GET /v1/jobs/{job_id}` returns."""
+class AssetCounts(BaseModel):
+    """How many of a job's assets are in each state (kept as counters: O(1) to read)."""
+
+    queued: int = 0
+    copying: int = 0
+    waiting_source: int = 0
+    stored: int = 0
+    deduplicated: int = 0
+    failed: int = 0
+    canceled: int = 0
+
+
+class JobSummary(BaseModel):
+    """A job without its assets: what `GET /v1/jobs` lists, at a cost free of asset count."""
 
     job_id: str
     state: JobState
     run_id: str
     created_at: datetime
     updated_at: datetime
+    labels: dict[str, str] = Field(default_factory=dict)
     progress: Progress
-    assets: list[AssetView]
+    counts: AssetCounts = Field(default_factory=AssetCounts)
+    error_codes: dict[str, int] = Field(
+        default_factory=dict, description="failed assets by error code"
+    )
     manifest: ManifestInfo
     error: ErrorInfo | None = None
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_JOB_STATES
+
+
+class JobView(JobSummary):
+    """The document `GET /v1/jobs/{job_id}` returns: the summary plus a page of assets.
+
+    `assets` holds the first page (all assets for a small job); `next_cursor`, when
+    set, continues it through `GET /v1/jobs/{job_id}/assets?cursor=...`.
+    """
+
+    assets: list[AssetView]
+    next_cursor: str | None = None
+
+
+class AssetPage(BaseModel):
+    """One page of a job's assets (`GET /v1/jobs/{job_id}/assets`)."""
+
+    assets: list[AssetView]
+    next_cursor: str | None = None
+
+
+class JobList(BaseModel):
+    """One page of the caller's jobs, newest first (`GET /v1/jobs`)."""
+
+    jobs: list[JobSummary]
+    next_cursor: str | None = None
+
+
+class JobAccepted(BaseModel):
+    """`POST /v1/jobs` answered 202: the job is recorded and queued."""
+
+    job_id: str
+    status_url: str
+
+
+class RetryAccepted(BaseModel):
+    """`POST /v1/jobs/{id}/retry` answered 202: these assets run again."""
+
+    job_id: str
+    state: JobState
+    retried: list[str] = Field(description="asset ids sent to the workers again")

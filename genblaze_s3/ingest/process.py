@@ -58,6 +58,7 @@ from genblaze_s3.ingest.sources import (
 )
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.tenants import TenantRegistry
+from genblaze_s3.logs import bind_log_context
 
 logger = logging.getLogger("genblaze_s3.ingest.worker")
 # "The store went away": the store's own boundary error, and redis errors from the
@@ -85,6 +86,7 @@ class StepResult:
     action: Action
     countdown: float = 0.0
     finalize: bool = False  # every asset is terminal: the caller enqueues finalize
+    failed: str | None = None  # the error code when this step failed the asset for good
 
 
 @dataclass
@@ -138,6 +140,8 @@ def process_asset(
     Redis (`keys.retries_key`), the one place every delivery can see it.
     """
     meta, state, record, source = ctx.store.snapshot(job_id, asset_id)
+    if meta is not None:
+        bind_log_context(tenant=meta.tenant)
     if meta is None or record is None or state is None:
         return StepResult(Action.DONE)  # expired or never recorded: nothing to do
     if record.state in TERMINAL_ASSET_STATES:
@@ -252,7 +256,11 @@ def _end(
         error=ErrorInfo(code=code, message=redact_text(message)),
     )
     _forget_inflight(ctx, meta.job_id, asset_id)
-    return StepResult(Action.DONE, finalize=state == AssetState.FAILED and remaining <= 0)
+    failed = state == AssetState.FAILED
+    logger.warning("asset %s for good: %s", state.value, code)  # job/asset/tenant: context
+    return StepResult(
+        Action.DONE, finalize=failed and remaining <= 0, failed=code if failed else None
+    )
 
 
 def _copy(
@@ -397,6 +405,9 @@ def _copy(
         ),
     )
     _forget_inflight(ctx, job_id, asset_id)
+    logger.info(
+        "asset %s: %s bytes in %.2fs", state_done.value, result.size, time.monotonic() - started
+    )
     return StepResult(Action.DONE, finalize=remaining <= 0)
 
 

@@ -59,3 +59,8 @@ class SourceSealer:
         if self._fernet is None:
             raise ValueError("source is sealed but GENBLAZE_SOURCE_KEY is not set on this worker")
         return self._fernet.decrypt(text[len(_PREFIX) :].encode()).decode()
+
+
+def is_sealed(text: str) -> bool:
+    """True for a value `SourceSealer.seal` encrypted (safe to keep at rest)."""
+    return text.startswith(_PREFIX)

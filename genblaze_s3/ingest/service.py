@@ -20,6 +20,7 @@ from genblaze_s3.ingest.enqueue import (
 from genblaze_s3.ingest.errors import EnqueueError, InvalidJobError, TooManyJobsError
 from genblaze_s3.ingest.models import DestinationSpec, ErrorInfo, JobState, utc_now
 from genblaze_s3.ingest.quotas import ActiveJobs
+from genblaze_s3.ingest.retry import Replacement, retry_job
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.submission import JobSubmission
@@ -150,6 +151,10 @@ class IngestService:
             )
             raise EnqueueError(f"could not enqueue job {job_id}: {type(exc).__name__}") from exc
         return job_id, True
+
+    def retry(self, job_id: str, replacements: dict[str, Replacement] | None = None) -> list[str]:
+        """Re-queue a failed or canceled job's unfinished assets (see ingest/retry.py)."""
+        return retry_job(self, job_id, replacements or {})
 
     def cancel(self, job_id: str) -> JobState | None:
         """Ask running copies to stop; queued tasks see the state and skip."""

@@ -19,6 +19,10 @@ counter cannot silently read as zero.
 | swept_jobs_total         | int   | the sweeper re-sends a lost finalize              |
 | source_refreshes_total   | int   | a fresh source URL is obtained and stored         |
 | source_waits_total       | int   | a delivery finds the source not ready and waits   |
+| copy_seconds_le:{bound}  | int   | a copy ends within `bound` s (the histogram's     |
+|                          |       | own bucket, not cumulative: see COPY_BUCKETS)     |
+| jobs_retried             | int   | a failed or canceled job is retried               |
+| assets_retried           | int   | an asset is re-queued by a retry                  |
 
 A float counter is written with HINCRBYFLOAT, an int with HINCRBY: the value's
 Python type decides (the store's Lua fast path follows the same rule).
@@ -39,6 +43,8 @@ SWEPT_ASSETS_TOTAL = "swept_assets_total"
 SWEPT_JOBS_TOTAL = "swept_jobs_total"
 SOURCE_REFRESHES_TOTAL = "source_refreshes_total"
 SOURCE_WAITS_TOTAL = "source_waits_total"
+JOBS_RETRIED = "jobs_retried"
+ASSETS_RETRIED = "assets_retried"
 
 
 def jobs_entered(state: JobState) -> str:
@@ -49,3 +55,16 @@ def jobs_entered(state: JobState) -> str:
 def assets_finished(state: AssetState) -> str:
     """Assets that ended in the terminal `state`."""
     return f"assets_{state.value}"
+
+
+# Upper bounds (seconds) of genblaze_copy_duration_seconds: a small image takes well
+# under a second, a multi-GB video minutes; "+Inf" catches the rest.
+COPY_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
+
+
+def copy_bucket(seconds: float) -> str:
+    """The stats field of the one histogram bucket a copy of `seconds` falls in."""
+    for bound in COPY_BUCKETS:
+        if seconds <= bound:
+            return f"copy_seconds_le:{bound:g}"
+    return "copy_seconds_le:+Inf"

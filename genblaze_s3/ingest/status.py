@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from genblaze_s3.ingest import keys
+from genblaze_s3.ingest import counters, keys, listing
 from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.asset_records import AssetRecordWriter
 from genblaze_s3.ingest.document import build_document, document_json, document_view
@@ -39,7 +39,8 @@ from genblaze_s3.ingest.models import (
     utc_now,
 )
 from genblaze_s3.ingest.provenance import FetchProvenance
-from genblaze_s3.ingest.transitions import can_transition_job
+from genblaze_s3.ingest.sealing import is_sealed
+from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, can_transition_job
 
 
 def _s(v: Any) -> str:
@@ -125,9 +126,17 @@ class StatusStore:
                         )
                     return job_id, False
         now = utc_now().isoformat()
+        assets = list(assets)
         p = self.redis.pipeline(transaction=True)
         jk = keys.job_key(meta.job_id)
+        created_ts = meta.created_at.timestamp()
         job_fields: dict[Any, Any] = {
+            # The summary's fixed part, readable without the (asset-sized) meta.
+            "run_id": meta.run_id,
+            "created_at": meta.created_at.isoformat(),
+            "created_ts": repr(created_ts),
+            "labels": json.dumps(meta.labels, separators=(",", ":")),
+            **counters.totals([json.loads(a.model_dump_json()) for a in assets]),
             "meta": meta.model_dump_json(),
             "state": JobState.QUEUED.value,
             "updated_at": now,
@@ -139,9 +148,19 @@ class StatusStore:
         }
         p.hset(jk, mapping=job_fields)
         p.expire(jk, self.retention)
+        by_state: dict[str, dict[str, int]] = {}
         for a in assets:
             ak = keys.asset_key(meta.job_id, a.asset_id)
             p.set(ak, a.model_dump_json(), ex=self.retention)
+            by_state.setdefault(a.state.value, {})[a.asset_id] = a.seq
+        if assets:
+            every = {a.asset_id: a.seq for a in assets}
+            for zkey, members in [(keys.job_assets_key(meta.job_id), every)] + [
+                (keys.job_assets_key(meta.job_id, st), m) for st, m in by_state.items()
+            ]:
+                p.zadd(zkey, members)
+                p.expire(zkey, self.retention)
+        self._index_job(p, meta, created_ts)
         if sources:
             p.hset(keys.sources_key(meta.job_id), mapping=dict[Any, Any](sources))
             p.expire(keys.sources_key(meta.job_id), self.retention)
@@ -149,6 +168,20 @@ class StatusStore:
         p.hincrby(keys.stats_key(), stat_names.JOBS_SUBMITTED, 1)
         p.execute()
         return meta.job_id, True
+
+    def _index_job(self, p: Any, meta: JobMeta, created_ts: float) -> None:
+        """Add a new job to its tenant's listing indexes, trimming what has expired."""
+        member = {meta.job_id: created_ts}
+        expired = created_ts - self.retention
+        for zkey in [
+            keys.tenant_jobs_key(meta.tenant),
+            keys.tenant_jobs_key(meta.tenant, JobState.QUEUED.value),
+            *(keys.tenant_label_key(meta.tenant, f"{k}={v}") for k, v in meta.labels.items()),
+        ]:
+            p.zadd(zkey, member)
+            p.zremrangebyscore(zkey, "-inf", expired)
+            # An index nobody adds to for twice the retention holds only expired jobs.
+            p.expire(zkey, 2 * self.retention)
 
     # -- reads ----------------------------------------------------------------
     def get_meta(self, job_id: str) -> JobMeta | None:
@@ -204,6 +237,31 @@ class StatusStore:
             else []
         )
         return build_document(job, meta, records)
+
+    # -- bounded-cost reads for people (listing.py): same cost for 1 or 10,000 assets --
+    def job_summary(self, job_id: str) -> listing.Summary | None:
+        return listing.job_summary(self.redis, job_id)
+
+    def job_document(
+        self, job_id: str, *, limit: int = listing.DEFAULT_PAGE
+    ) -> tuple[listing.Summary, str] | None:
+        """The summary plus the first `limit` assets, as JSON (two round trips)."""
+        return listing.job_document(self.redis, job_id, limit=limit)
+
+    def asset_page(
+        self,
+        job_id: str,
+        *,
+        state: AssetState | None = None,
+        cursor: str | None = None,
+        limit: int = listing.DEFAULT_PAGE,
+    ) -> dict[str, Any]:
+        return listing.asset_page(self.redis, job_id, state=state, cursor=cursor, limit=limit)
+
+    def list_jobs(
+        self, tenant: str, flt: listing.JobFilter, *, cursor: str | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        return listing.list_jobs(self.redis, tenant, flt, cursor=cursor, limit=limit)
 
     # -- asset writes ---------------------------------------------------------
     def start_asset(
@@ -275,22 +333,31 @@ class StatusStore:
             counters += [
                 (stat_names.COPY_SECONDS_SUM, float(copy_seconds)),
                 (stat_names.COPY_COUNT, 1),
+                (stat_names.copy_bucket(copy_seconds), 1),
             ]
         p = self.redis.pipeline(transaction=False)
         # Fast path: the terminal write, its counters and the done-set in one round trip.
         fast = self._assets.queue(p, job_id, asset_id, state, fields, counters)
         p.sadd(keys.done_key(job_id), asset_id)
         p.expire(keys.done_key(job_id), self.retention)
-        # The raw source URL (a presigned signature) is kept only while a copy may need it.
-        p.hdel(keys.sources_key(job_id), asset_id)
+        # The source URL (maybe a presigned signature) is kept only while a copy may need
+        # it. A failed or canceled asset may be retried, so its source stays, but only
+        # when sealed (GENBLAZE_SOURCE_KEY): a raw URL never outlives its asset's copy.
+        stored = state in (AssetState.STORED, AssetState.DEDUPLICATED)
+        if stored:
+            p.hdel(keys.sources_key(job_id), asset_id)
+        else:
+            p.hget(keys.sources_key(job_id), asset_id)
         p.hget(keys.job_key(job_id), "assets_total")
         p.scard(keys.done_key(job_id))
         out = p.execute()
-        *_, total, done = out
+        *_, source, total, done = out
+        if not stored and source is not None and not is_sealed(_s(source)):
+            self.redis.hdel(keys.sources_key(job_id), asset_id)
         if fast is not None and out[0]:
             self._assets.forget(job_id, asset_id)
-        elif self._assets.update(job_id, asset_id, state, fields, use_seen=False):
-            self._incr_stats(counters)
+        else:
+            self._assets.update(job_id, asset_id, state, fields, use_seen=False, counters=counters)
         return int(total or 0) - int(done)
 
     def mark_waiting_source(
@@ -371,7 +438,7 @@ class StatusStore:
 
         def txn(pipe: Any) -> None:
             nonlocal moved
-            raw = pipe.hget(jk, "state")
+            raw, tenant, created_ts = pipe.hmget(jk, ["state", "tenant", "created_ts"])
             moved = False
             if raw is None:
                 return
@@ -388,10 +455,91 @@ class StatusStore:
             pipe.hincrby(jk, "version", 1)
             pipe.expire(jk, self.retention)
             pipe.hincrby(keys.stats_key(), stat_names.jobs_entered(new), 1)
+            if tenant is not None and created_ts is not None:
+                pipe.zrem(keys.tenant_jobs_key(_s(tenant), current.value), job_id)
+                pipe.zadd(keys.tenant_jobs_key(_s(tenant), new.value), {job_id: float(created_ts)})
+                pipe.expire(keys.tenant_jobs_key(_s(tenant), new.value), 2 * self.retention)
             moved = True
 
-        self.redis.transaction(txn, jk)
+        out = self.redis.transaction(txn, jk)
+        if moved and out is not None:
+            self.publish_job_change(job_id, int(out[1]), new)
         return moved
+
+    def publish_job_change(self, job_id: str, version: int, state: JobState) -> None:
+        """Tell SSE watchers the job moved (asset writes publish from their script)."""
+        body = json.dumps({"job_state": state.value}, separators=(",", ":"))
+        self.redis.publish(keys.events_channel(job_id), f"{version} {body}")
+
+    def reopen_job(self, job_id: str) -> JobState | None:
+        """Move a failed or canceled job back to running (a retry); returns the state
+        found. Only the caller that sees FAILED/CANCELED returned moved it: the state
+        check and the move are one transaction, so two retries never both proceed.
+        """
+        jk = keys.job_key(job_id)
+        found: JobState | None = None
+        moved = False
+
+        def txn(pipe: Any) -> None:
+            nonlocal found, moved
+            raw, tenant, created_ts = pipe.hmget(jk, ["state", "tenant", "created_ts"])
+            found = JobState(_s(raw)) if raw is not None else None
+            moved = False
+            if found not in REOPENABLE_JOB_STATES or tenant is None:
+                return
+            pipe.multi()
+            now = utc_now().isoformat()
+            pipe.hset(jk, mapping={"state": JobState.RUNNING.value, "updated_at": now, "error": ""})
+            pipe.hincrby(jk, "version", 1)
+            pipe.expire(jk, self.retention)
+            pipe.hincrby(keys.stats_key(), stat_names.JOBS_RETRIED, 1)
+            pipe.delete(keys.finalize_retries_key(job_id))  # a fresh run, fresh retries
+            pipe.zrem(keys.tenant_jobs_key(_s(tenant), found.value), job_id)
+            pipe.zadd(
+                keys.tenant_jobs_key(_s(tenant), JobState.RUNNING.value),
+                {job_id: float(created_ts or 0)},
+            )
+            pipe.expire(
+                keys.tenant_jobs_key(_s(tenant), JobState.RUNNING.value), 2 * self.retention
+            )
+            moved = True
+
+        out = self.redis.transaction(txn, jk)
+        if moved and out is not None:
+            self.publish_job_change(job_id, int(out[1]), JobState.RUNNING)
+        return found
+
+    def reopen_asset(self, job_id: str, asset_id: str, *, source_url: str | None = None) -> bool:
+        """Put a failed or canceled asset back in the queue state (a retry), its error,
+        bytes and delivery count cleared; False when it is in no such state."""
+        return self._assets.reopen(job_id, asset_id, source_url=source_url)
+
+    def set_source(self, job_id: str, asset_id: str, sealed: str) -> None:
+        """Replace an asset's stored source, e.g. a fresh URL for an expired one."""
+        p = self.redis.pipeline(transaction=False)
+        p.hset(keys.sources_key(job_id), asset_id, sealed)
+        p.expire(keys.sources_key(job_id), self.retention)
+        p.execute()
+
+    def source(self, job_id: str, asset_id: str) -> str | None:
+        """An asset's stored source (sealed when a key is set), None once dropped."""
+        raw = self.redis.hget(keys.sources_key(job_id), asset_id)
+        return _s(raw) if raw is not None else None
+
+    def sources_missing(self, job_id: str, asset_ids: list[str]) -> list[str]:
+        """Which of these assets no longer have a stored source (one round trip)."""
+        if not asset_ids:
+            return []
+        found = self.redis.hmget(keys.sources_key(job_id), asset_ids)
+        return [a for a, v in zip(asset_ids, found, strict=True) if v is None]
+
+    def asset_ids_in(self, job_id: str, *states: AssetState) -> list[str]:
+        """Asset ids in the given states, in submission order (one round trip)."""
+        p = self.redis.pipeline(transaction=False)
+        for st in states:
+            p.zrange(keys.job_assets_key(job_id, st.value), 0, -1, withscores=True)
+        rows = [(sc, _s(m)) for res in p.execute() for m, sc in res]
+        return [m for _, m in sorted(rows)]
 
     def request_cancel(self, job_id: str) -> JobState | None:
         """Cancel a job that is not finalizing or finished; returns the state after."""

@@ -6,6 +6,7 @@ the same way and produce the same records.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -25,6 +26,8 @@ from genblaze_s3.transfer.expiry import url_expiry
 
 MAX_ASSETS_PER_JOB = 10_000
 MAX_URL_LENGTH = 8192
+MAX_LABELS = 16
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$")
 
 
 def new_job_id() -> str:
@@ -82,7 +85,20 @@ def _check_callback(url: str | None, name: str) -> None:
         raise InvalidJobError(f"{name} must be an http(s) URL without credentials", field=name)
 
 
-def _check_source(url: str) -> None:
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Labels are short `key: value` strings a tenant lists its jobs by."""
+    if len(labels) > MAX_LABELS:
+        raise InvalidJobError(f"a job carries at most {MAX_LABELS} labels")
+    for k, v in labels.items():
+        if not _LABEL_KEY.match(k):
+            raise InvalidJobError(f"label key {k[:70]!r} must match {_LABEL_KEY.pattern}")
+        if len(v) > 256 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
+            raise InvalidJobError(f"label {k!r}: value too long or has control characters")
+    return dict(labels)
+
+
+def check_source(url: str) -> None:
+    """The submit-time checks on a source URL (the fetcher re-checks every hop)."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidJobError("asset URL is too long")
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
@@ -105,6 +121,7 @@ def build_submission(
     refresh_url: str | None = None,
     source_refresher: str | None = None,
     source_ready_within: float | None = None,
+    labels: dict[str, str] | None = None,
 ) -> JobSubmission:
     """Validate a manifest's run and build its job records (raises InvalidJobError)."""
     manifest.assert_writable_schema()
@@ -115,17 +132,18 @@ def build_submission(
     seen: set[str] = set()
     records: list[AssetRecord] = []
     sources: dict[str, SourceRecord] = {}
-    for asset in pairs:
+    for seq, asset in enumerate(pairs):
         if asset.asset_id in seen:
             raise InvalidJobError(f"asset {asset.asset_id} appears twice in the run")
         seen.add(asset.asset_id)
-        _check_source(asset.url)
+        check_source(asset.url)
         records.append(
             AssetRecord(
                 asset_id=asset.asset_id,
                 source_url=redact_url(asset.url),
                 media_type=asset.media_type,
                 source_expires_at=url_expiry(asset.url),
+                seq=seq,
             )
         )
         sha = (expected_sha256 or {}).get(asset.asset_id)
@@ -156,6 +174,7 @@ def build_submission(
         asset_ids=[r.asset_id for r in records],
         run_date=run.created_at.strftime("%Y-%m-%d"),
         run_tenant=run.tenant_id,
+        labels=check_labels(labels or {}),
     )
     # The stored payload carries redacted URLs only: finalize rewrites every URL from
     # the asset records, and no manifest is written unless every asset was stored.

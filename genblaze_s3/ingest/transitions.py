@@ -37,6 +37,11 @@ _ASSET_NEXT: dict[AssetState, frozenset[AssetState]] = {
 }
 
 
+# A retry is the one way out of a terminal job state: failed or canceled assets are
+# re-queued and the job runs again (a succeeded job has nothing left to do).
+REOPENABLE_JOB_STATES = frozenset({JobState.FAILED, JobState.CANCELED})
+
+
 def can_transition_job(current: JobState, new: JobState) -> bool:
     """True when `current -> new` is legal; a terminal state never changes."""
     if current in TERMINAL_JOB_STATES:

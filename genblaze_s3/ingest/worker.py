@@ -26,6 +26,7 @@ from genblaze_s3.ingest.leases import finalize_lease
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, ErrorInfo, JobMeta, JobState
 from genblaze_s3.ingest.process import Action, StepResult, WorkerContext, process_asset
 from genblaze_s3.ingest.retries import count_retry, forget_retries
+from genblaze_s3.logs import log_context
 
 logger = logging.getLogger("genblaze_s3.ingest.worker")
 
@@ -65,9 +66,14 @@ def request_finalize(ctx: WorkerContext, job_id: str, send: Send) -> None:
     send(FINALIZE_JOB, [job_id], 0.0)
 
 
-def run_asset(ctx: WorkerContext, job_id: str, asset_id: str, send: Send) -> None:
-    """One asset delivery: its step, then its follow-up."""
-    after_step(ctx, job_id, asset_id, process_asset(ctx, job_id, asset_id), send)
+def run_asset(ctx: WorkerContext, job_id: str, asset_id: str, send: Send) -> str | None:
+    """One asset delivery: its step, then its follow-up. Returns the error code when the
+    asset failed for good (the caller may report the delivery as failed), else None.
+    Its log lines carry job_id, asset_id and tenant (genblaze_s3.logs)."""
+    with log_context(job_id=job_id, asset_id=asset_id):
+        result = process_asset(ctx, job_id, asset_id)
+        after_step(ctx, job_id, asset_id, result, send)
+    return result.failed
 
 
 def run_chunk(
@@ -79,7 +85,7 @@ def run_chunk(
     threads: int,
     redelivered: bool = False,
     split_seconds: float = CHUNK_SPLIT_SECONDS,
-) -> None:
+) -> list[str]:
     """Copy a chunk of one job's assets, ``threads`` at a time (see `plan_chunks`).
 
     A redelivered chunk is safe: finished assets are skipped on a single read, and
@@ -88,12 +94,14 @@ def run_chunk(
     the whole chunk at once) while small copies overlap their waits. Once the chunk
     has run ``split_seconds``, what it has not started goes back to the queue in two
     halves (two idle slots can take over). Raises the first failure (a
-    `redis.RedisError`: the store went away) after handing the rest back.
+    `redis.RedisError`: the store went away) after handing the rest back. Returns
+    "asset_id: code" of the assets it failed for good.
     """
     started = time.monotonic()
     pending = deque(asset_ids)
     lock = threading.Lock()
     failures: list[BaseException] = []
+    failed: list[str] = []
 
     def take() -> str | None:
         with lock:
@@ -105,7 +113,10 @@ def run_chunk(
     def run() -> None:
         while (asset_id := take()) is not None:
             try:
-                run_asset(ctx, job_id, asset_id, send)
+                code = run_asset(ctx, job_id, asset_id, send)
+                if code:
+                    with lock:
+                        failed.append(f"{asset_id}: {code}")
             except BaseException as exc:  # re-raised below, in the caller's thread
                 with lock:
                     failures.append(exc)
@@ -129,6 +140,7 @@ def run_chunk(
                 send(INGEST_ASSETS, [job_id, part], 0.0)
     if failures:
         raise failures[0]  # a RedisError: the whole chunk comes back; idempotent
+    return failed
 
 
 def run_finalize(

@@ -33,7 +33,7 @@ PROCFILE = ROOT / "Procfile"
 FALLBACK_PROCFILE = {
     "web": "python -m genblaze_s3.cli api --host 0.0.0.0 --port ${PORT:-8000}",
     "worker": "celery -A workers worker --loglevel=INFO --pool=${GENBLAZE_WORKER_POOL:-prefork} "
-    "--concurrency=${GENBLAZE_WORKER_CONCURRENCY:-2} --without-gossip --without-mingle",
+    "--concurrency=${GENBLAZE_WORKER_CONCURRENCY:-2} --without-gossip --without-mingle -E",
 }
 LOG_TAIL = 3000  # characters of a log quoted when a process fails to come up
 

@@ -74,8 +74,12 @@ def test_submit_poll_and_locked_manifest_over_http(
         "run_id",
         "created_at",
         "updated_at",
+        "labels",
         "progress",
+        "counts",
+        "error_codes",
         "assets",
+        "next_cursor",
         "manifest",
         "error",
     }
@@ -183,9 +187,12 @@ def test_health_and_metrics(stack: QueueStack) -> None:
     m = httpx.get(f"{stack.api_url}/metrics").text
     for name in (
         "genblaze_jobs_total",
-        "genblaze_bytes_ingested_total",
+        "genblaze_ingested_bytes_total",
         "genblaze_queue_depth",
-        "genblaze_copy_seconds_sum",
+        "genblaze_copy_duration_seconds_bucket",
+        "genblaze_copy_duration_seconds_count",
+        "genblaze_copy_duration_seconds_sum",
+        "process_resident_memory_bytes",
         "genblaze_copy_retries_total",
     ):
         assert name in m
@@ -277,7 +284,7 @@ def test_cli_submit_waits_and_status_prints_the_document(
     assert out.returncode == 0, out.stderr + out.stdout
     job_id = out.stdout.strip().splitlines()[0]
     status = subprocess.run(
-        [sys.executable, "-m", "genblaze_s3.cli", "status", job_id],
+        [sys.executable, "-m", "genblaze_s3.cli", "status", job_id, "--json"],
         env=env,
         capture_output=True,
         text=True,

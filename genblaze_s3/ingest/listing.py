@@ -1,0 +1,263 @@
+"""Reading jobs for people: summaries, pages of assets, a tenant's job list.
+
+Why separate from the writes: every read here costs a bounded number of Redis
+commands whatever a job's asset count (the counters kept by ingest/counters.py,
+the per-state sorted sets, the tenant indexes in keys.py), so the API, the CLI
+and the web page can poll a 10,000-asset job as cheaply as a one-asset job.
+Documents are built as plain dicts with the C json codec (the hot path of
+`GET /v1/jobs/{id}`); their shapes are the pydantic models in models.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from genblaze_s3.ingest import counters, keys
+from genblaze_s3.ingest.errors import InvalidListingError
+from genblaze_s3.ingest.models import AssetState, AssetView, JobState
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+_SUMMARY_FIELDS = [
+    "tenant",
+    "state",
+    "run_id",
+    "created_at",
+    "updated_at",
+    "labels",
+    "manifest",
+    "error",
+    "assets_total",
+    "version",
+    *counters.BYTES_FIELDS,
+    *(counters.STATE_PREFIX + s.value for s in AssetState),
+]
+_DONE = (AssetState.STORED, AssetState.DEDUPLICATED, AssetState.FAILED, AssetState.CANCELED)
+_VIEW_FIELDS = tuple(AssetView.model_fields)
+_NO_MANIFEST = {"key": None, "url": None, "locked_until": None}
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _iso_z(value: str) -> str:
+    return value[:-6] + "Z" if value.endswith("+00:00") else value
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A job summary as stored: the owning tenant and version beside the document."""
+
+    tenant: str
+    version: int
+    doc: dict[str, Any]
+
+
+def _queue_summary(p: Any, job_id: str) -> None:
+    jk = keys.job_key(job_id)
+    p.hmget(jk, _SUMMARY_FIELDS)
+    # Error codes are open-ended field names; the hash has a few dozen fields at most.
+    p.hscan(jk, 0, match=counters.ERROR_PREFIX + "*", count=1000)
+
+
+def _summary_from(job_id: str, values: list[Any], scanned: Any) -> Summary | None:
+    f = dict(zip(_SUMMARY_FIELDS, (None if v is None else _s(v) for v in values), strict=True))
+    if f["tenant"] is None or f["run_id"] is None:
+        return None
+    n = {s.value: int(f[counters.STATE_PREFIX + s.value] or 0) for s in AssetState}
+    unknown = int(f["bytes_unknown"] or 0)
+    codes = {
+        _s(k)[len(counters.ERROR_PREFIX) :]: int(v)
+        for k, v in (scanned[1] if scanned else {}).items()
+        if int(v) > 0
+    }
+    doc = {
+        "job_id": job_id,
+        "state": f["state"],
+        "run_id": f["run_id"],
+        "created_at": _iso_z(f["created_at"] or ""),
+        "updated_at": _iso_z(f["updated_at"] or ""),
+        "labels": json.loads(f["labels"] or "{}"),
+        "progress": {
+            "bytes_done": int(f["bytes_done"] or 0),
+            "bytes_total": None if unknown else int(f["bytes_total"] or 0),
+            "assets_done": sum(n[s.value] for s in _DONE),
+            "assets_total": int(f["assets_total"] or 0),
+        },
+        "counts": n,
+        "error_codes": codes,
+        "manifest": json.loads(f["manifest"]) if f["manifest"] else dict(_NO_MANIFEST),
+        "error": json.loads(f["error"]) if f["error"] else None,
+    }
+    return Summary(f["tenant"], int(f["version"] or 0), doc)
+
+
+def job_summary(client: redis.Redis, job_id: str) -> Summary | None:
+    """One round trip, a constant number of fields."""
+    p = client.pipeline(transaction=False)
+    _queue_summary(p, job_id)
+    values, scanned = p.execute()
+    return _summary_from(job_id, values, scanned)
+
+
+def _page_args(cursor: str | None, limit: int) -> tuple[str, int]:
+    if cursor is None or cursor == "":
+        return "-inf", limit
+    if not cursor.isdigit():
+        raise InvalidListingError("invalid asset cursor")
+    return f"({int(cursor)}", limit
+
+
+def _queue_asset_ids(
+    p: Any, job_id: str, state: str | None, cursor: str | None, limit: int
+) -> None:
+    low, n = _page_args(cursor, limit)
+    p.zrangebyscore(
+        keys.job_assets_key(job_id, state), low, "+inf", start=0, num=n + 1, withscores=True
+    )
+
+
+def _assets_from(
+    client: redis.Redis, job_id: str, scored: list[tuple[Any, float]], limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    more = len(scored) > limit
+    scored = scored[:limit]
+    if not scored:
+        return [], None
+    raws = client.mget([keys.asset_key(job_id, _s(a)) for a, _ in scored])
+    assets = [{k: r[k] for k in _VIEW_FIELDS} for r in (json.loads(x) for x in raws if x)]
+    return assets, (str(int(scored[-1][1])) if more else None)
+
+
+def asset_page(
+    client: redis.Redis,
+    job_id: str,
+    *,
+    state: AssetState | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_PAGE,
+) -> dict[str, Any]:
+    """One page of assets in submission order, optionally of one state (two round trips)."""
+    p = client.pipeline(transaction=False)
+    _queue_asset_ids(p, job_id, state.value if state else None, cursor, limit)
+    (scored,) = p.execute()
+    assets, nxt = _assets_from(client, job_id, scored, limit)
+    return {"assets": assets, "next_cursor": nxt}
+
+
+def job_document(
+    client: redis.Redis, job_id: str, *, limit: int = DEFAULT_PAGE
+) -> tuple[Summary, str] | None:
+    """The summary plus the first page of assets, as JSON (two round trips)."""
+    p = client.pipeline(transaction=False)
+    _queue_summary(p, job_id)
+    _queue_asset_ids(p, job_id, None, None, limit)
+    values, scanned, scored = p.execute()
+    summary = _summary_from(job_id, values, scanned)
+    if summary is None:
+        return None
+    assets, nxt = _assets_from(client, job_id, scored, limit)
+    doc = {**summary.doc, "assets": assets, "next_cursor": nxt}
+    return summary, json.dumps(doc, separators=(",", ":"))
+
+
+# -- a tenant's jobs -----------------------------------------------------------
+
+
+def encode_job_cursor(score: float, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{score!r}|{job_id}".encode()).decode().rstrip("=")
+
+
+def decode_job_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score, _, job_id = raw.partition("|")
+        return float(score), job_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidListingError("invalid job cursor") from exc
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    state: JobState | None = None
+    label: str | None = None  # "key=value" or "key"
+    created_after: float | None = None  # epoch seconds, exclusive
+    created_before: float | None = None  # epoch seconds, exclusive
+
+    def matches(self, doc: dict[str, Any]) -> bool:
+        if self.state is not None and doc["state"] != self.state.value:
+            return False
+        if self.label is not None:
+            k, sep, v = self.label.partition("=")
+            labels = doc["labels"]
+            if k not in labels or (sep and labels[k] != v):
+                return False
+        return True
+
+
+def list_jobs(
+    client: redis.Redis,
+    tenant: str,
+    flt: JobFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """The tenant's jobs, newest first, one page; the cursor continues after the last.
+
+    Reads one index (the job-state set, the label set or all of the tenant's jobs),
+    then the summaries of the candidates in one pipelined round trip per batch.
+    Index entries whose job expired are dropped as they are met.
+    """
+    if flt.state is not None:
+        index = keys.tenant_jobs_key(tenant, flt.state.value)
+    elif flt.label is not None and "=" in flt.label:
+        index = keys.tenant_label_key(tenant, flt.label)
+    else:
+        index = keys.tenant_jobs_key(tenant)
+    high: float | str = "+inf" if flt.created_before is None else f"({flt.created_before!r}"
+    low: float | str = "-inf" if flt.created_after is None else f"({flt.created_after!r}"
+    after: tuple[float, str] | None = decode_job_cursor(cursor) if cursor else None
+    if after is not None:
+        high = after[0]
+    out: list[dict[str, Any]] = []
+    batch = min(MAX_PAGE, limit * 2 + 10)
+    last: tuple[float, str] | None = None
+    for _ in range(20):  # bounded work per request, whatever the filters drop
+        rows = cast(
+            "list[tuple[bytes, float]]",
+            client.zrevrangebyscore(index, high, low, start=0, num=batch, withscores=True),
+        )
+        fresh = [
+            (_s(m), float(sc))
+            for m, sc in rows
+            if after is None or sc < after[0] or (sc == after[0] and _s(m) < after[1])
+        ]
+        p = client.pipeline(transaction=False)
+        for job_id, _ in fresh:
+            _queue_summary(p, job_id)
+        res = p.execute() if fresh else []
+        gone: list[str] = []
+        for i, (job_id, score) in enumerate(fresh):
+            s = _summary_from(job_id, res[2 * i], res[2 * i + 1])
+            last = (score, job_id)
+            if s is None or s.tenant != tenant:
+                gone.append(job_id)
+                continue
+            if flt.matches(s.doc):
+                out.append(s.doc)
+                if len(out) == limit:
+                    break
+        if gone:
+            client.zrem(index, *gone)
+        if len(out) == limit or len(rows) < batch or last is None:
+            break
+        after, high = last, last[0]
+    more = len(out) == limit and last is not None
+    return {"jobs": out, "next_cursor": encode_job_cursor(*last) if more and last else None}
