@@ -29,7 +29,7 @@ from genblaze_s3.ingest.models import (
     JobState,
     ManifestInfo,
 )
-from genblaze_s3.ingest.provenance import apply_provenance
+from genblaze_s3.ingest.provenance import PROVENANCE_KEY, apply_provenance
 from genblaze_s3.ingest.signing import ManifestSigner
 from genblaze_s3.ingest.status import StatusStore
 from genblaze_s3.ingest.transitions import job_outcome
@@ -74,6 +74,26 @@ def build_manifest(
     if signer is not None:
         signer.sign(manifest)
     return manifest
+
+
+def _content_identity(manifest: Manifest) -> str:
+    """The manifest's canonical JSON without what one fetch adds (provenance, signature)."""
+    bare = manifest.model_copy(deep=True)
+    for step in bare.run.steps:
+        for asset in step.assets:
+            asset.metadata.pop(PROVENANCE_KEY, None)
+    bare.signature = None
+    bare.compute_hash()
+    return bare.to_canonical_json()
+
+
+def _same_run_content(stored: bytes, ours: Manifest) -> bool:
+    """True when the stored manifest records the same run, assets, keys and bytes."""
+    try:
+        theirs = Manifest.model_validate_json(stored)
+    except ValueError:
+        return False  # not a genblaze manifest: someone else's object
+    return _content_identity(theirs) == _content_identity(ours)
 
 
 def failure_summary(assets: list[AssetRecord]) -> ErrorInfo:
@@ -170,9 +190,11 @@ def write_manifest(
     sink = _sink_for(backend, meta)
     key = sink.manifest_key_for(manifest.run)
     if backend.exists(key):
-        # Ours from an earlier delivery (same canonical bytes), or another job's run
-        # manifest at the same key: never overwritten, never claimed as ours.
-        if backend.get(key) != manifest.to_canonical_json().encode("utf-8"):
+        # Ours from an earlier delivery, or the same run replayed with the same bytes
+        # (its fetch provenance and signature differ, its content does not): recorded,
+        # not rewritten. Another run's manifest at the same key: never overwritten,
+        # never claimed as ours.
+        if not _same_run_content(backend.get(key), manifest):
             raise ManifestConflict(key)
     else:
         extra: dict[str, Any] = {"CacheControl": sink._manifest_cache_control()}

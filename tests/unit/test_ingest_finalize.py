@@ -122,3 +122,29 @@ def test_another_jobs_manifest_at_the_key_fails_key_conflict_and_stays(
     assert view is not None and view.error is not None and view.error.code == "key_conflict"
     assert view.manifest.key is None
     assert s3.get(key) == b'{"someone":"else"}'
+
+
+def test_a_replayed_run_matches_the_stored_manifest_despite_its_own_fetch_record() -> None:
+    """Same run, same bytes, another fetch (provenance, signature): the stored manifest is
+    this run's; other content under the same ids is another run's (key_conflict)."""
+    from genblaze_core.models.manifest import Manifest
+
+    from genblaze_s3.ingest.finalize import _same_run_content
+    from genblaze_s3.ingest.provenance import PROVENANCE_KEY
+
+    base = make_manifest(["https://cdn.invalid/a.png"])
+
+    def manifest(fetched_at: str, sha: str) -> Manifest:
+        m = base.model_copy(deep=True)
+        for step in m.run.steps:
+            for asset in step.assets:
+                asset.sha256 = sha
+                asset.metadata[PROVENANCE_KEY] = {"fetched_at": fetched_at}
+        m.compute_hash()
+        return m
+
+    stored = manifest("2026-01-01T00:00:00Z", "a" * 64)
+    stored_bytes = stored.to_canonical_json().encode()
+    assert _same_run_content(stored_bytes, manifest("2026-02-02T00:00:00Z", "a" * 64))
+    assert not _same_run_content(stored_bytes, manifest("2026-01-01T00:00:00Z", "b" * 64))
+    assert not _same_run_content(b'{"someone":"else"}', stored)
