@@ -58,8 +58,10 @@ TASK_TIME_LIMIT = 6 * 3600  # Celery's hard kill (workers/celery_app.py): 6 h is
 # had to exceed the time limit: 7 h, how long a dead host held its job.)
 DEFAULT_VISIBILITY_TIMEOUT = 120
 # A copy works this long in one delivery, then checkpoints and sends its continuation.
-# Measured (bench/results/slices.md): well under 3% of a 1 GiB copy; short enough that
-# no delivery comes near RabbitMQ's consumer_timeout or the visibility timeout above.
+# Measured (bench/results/slices.md): a boundary costs ~0.1-0.5 s, so 10 s keeps it to a
+# few percent of a long copy, and a 1 GiB copy here mostly runs in one slice (no cost
+# resolvable from "off" on a shared machine); short enough that no delivery comes near
+# RabbitMQ's consumer_timeout (20 s in the acceptance row) or the visibility timeout.
 DEFAULT_SLICE_SECONDS = 10.0
 
 # Fields whose empty value means something ("" = "none"), rather than "use the default".

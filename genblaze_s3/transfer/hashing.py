@@ -81,7 +81,7 @@ class ResumableSha256:
 
     Why rehashes (RustCrypto's sha2 with a serializable state): OpenSSL 3 hashlib
     objects cannot be pickled, and `rehash` (which pickles OpenSSL's context)
-    refuses OpenSSL 3. Measured here (bench/results/queue.md): ~2.2 s/GiB against
+    refuses OpenSSL 3. Measured (bench/results/slices.md): ~2.2 s/GiB against
     hashlib's ~1.7 s/GiB, so it is used only for copies that may be sliced.
     """
 

@@ -7,8 +7,8 @@ import json
 import os
 
 from genblaze_s3.transfer import Checkpoint
-from genblaze_s3.transfer.copy import _range_start_and_total
 from genblaze_s3.transfer.hashing import ResumableSha256
+from genblaze_s3.transfer.slices import range_start_and_total
 
 
 def test_a_hash_saved_mid_stream_goes_on_elsewhere_to_the_same_digest() -> None:
@@ -22,10 +22,10 @@ def test_a_hash_saved_mid_stream_goes_on_elsewhere_to_the_same_digest() -> None:
     assert rest.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
-def test_content_range_start_and_total() -> None:
-    assert _range_start_and_total("bytes 100-199/1000") == (100, 1000)
-    assert _range_start_and_total("bytes */1000") is None
-    assert _range_start_and_total(None) is None
+def test_contentrange_start_and_total() -> None:
+    assert range_start_and_total("bytes 100-199/1000") == (100, 1000)
+    assert range_start_and_total("bytes */1000") is None
+    assert range_start_and_total(None) is None
 
 
 def test_a_checkpoint_without_slice_state_reads_as_nothing_hashed_yet() -> None:
