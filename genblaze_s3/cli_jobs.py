@@ -26,14 +26,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from genblaze_s3.cli_view import (
-    STATE_STYLE,
-    human_age,
-    human_size,
-    percent_text,
-    print_job,
-    watch_job,
-)
+from genblaze_s3.cli_view import STATE_STYLE, percent_text, print_job, watch_job
+from genblaze_s3.humanize import human_age, human_size
 
 if TYPE_CHECKING:
     from genblaze_s3.settings import Settings

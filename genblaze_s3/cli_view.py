@@ -9,29 +9,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
+from genblaze_s3.humanize import human_size
+
 RECONNECTS = 5  # `watch` reconnects this many times in a row before giving up
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
-def human_age(ts: datetime) -> str:
-    secs = int((datetime.now(UTC) - ts).total_seconds())
-    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs >= span:
-            return f"{secs // span}{unit}"
-    return f"{max(secs, 0)}s"
 
 
 def percent_text(job: Any) -> str:

@@ -22,10 +22,9 @@ Defaults are safe: SSRF guard on, no plain http, no private hosts.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -78,7 +77,23 @@ class SettingsError(ValueError):
     """
 
 
-class Settings(BaseSettings):
+class _EnvironSettings(BaseSettings):
+    """Base of our settings models: explicit values, then the environment (or the
+    mapping given to :func:`load_settings`), and nothing else (no .env, no secrets dir)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _MappingEnvSource(settings_cls, _ENVIRON.get())
+
+
+class Settings(_EnvironSettings):
     """The process's configuration; build it with :func:`load_settings`."""
 
     model_config = SettingsConfigDict(
@@ -348,18 +363,6 @@ class Settings(BaseSettings):
         parse_rate(value)
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Explicit values, then the environment (or the mapping given to load_settings)."""
-        return init_settings, _MappingEnvSource(settings_cls, _ENVIRON.get())
-
     # -- derived values ------------------------------------------------------------------
     @property
     def effective_broker_url(self) -> str:
@@ -458,7 +461,7 @@ _COPY_OVERRIDES = {
 }
 
 
-class B2Settings(BaseSettings):
+class B2Settings(_EnvironSettings):
     """``S3StorageBackend.for_b2``'s environment (genblaze-s3 0.3.x names, unprefixed)."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
@@ -482,17 +485,6 @@ class B2Settings(BaseSettings):
         description="B2 application key.",
     )
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, _MappingEnvSource(settings_cls, _ENVIRON.get())
-
 
 # -- loading -----------------------------------------------------------------------------
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("genblaze_environ", default=None)
@@ -515,11 +507,16 @@ class _MappingEnvSource(EnvSettingsSource):
         }
 
 
-@contextmanager
-def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
+_Model = TypeVar("_Model", bound=BaseSettings)
+
+
+def _load(model: type[_Model], environ: Mapping[str, str] | None) -> _Model:
+    """Build `model` from `environ` (default ``os.environ``); SettingsError on a bad value."""
     token = _ENVIRON.set(environ)
     try:
-        yield
+        return model()
+    except ValidationError as exc:
+        raise _settings_error(model, exc) from None
     finally:
         _ENVIRON.reset(token)
 
@@ -530,20 +527,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     Raises SettingsError naming each bad variable, e.g.
     ``GENBLAZE_MAX_RETRIES: expected an integer, got 'abc'``.
     """
-    with _reading(environ):
-        try:
-            return Settings()
-        except ValidationError as exc:
-            raise _settings_error(Settings, exc) from None
+    return _load(Settings, environ)
 
 
 def load_b2_settings(environ: Mapping[str, str] | None = None) -> B2Settings:
     """The ``B2_*`` variables ``S3StorageBackend.for_b2`` falls back to."""
-    with _reading(environ):
-        try:
-            return B2Settings()
-        except ValidationError as exc:
-            raise _settings_error(B2Settings, exc) from None
+    return _load(B2Settings, environ)
 
 
 def process_environ() -> dict[str, str]:

@@ -20,6 +20,38 @@ from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.models import AssetState, JobState
 from genblaze_s3.ingest.status import StatusStore
 
+# Unlabelled counters: (metric, help, store counter).
+_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    (
+        "genblaze_ingested_bytes",
+        "Bytes stored by workers (stored and deduplicated assets)",
+        stat_names.BYTES_INGESTED,
+    ),
+    ("genblaze_copy_retries", "Retried copy attempts", stat_names.RETRIES_TOTAL),
+    (
+        "genblaze_source_refreshes",
+        "Fresh source URLs obtained for expired or refused sources",
+        stat_names.SOURCE_REFRESHES_TOTAL,
+    ),
+    (
+        "genblaze_source_waits",
+        "Deliveries that found a source not ready and scheduled a retry",
+        stat_names.SOURCE_WAITS_TOTAL,
+    ),
+    (
+        "genblaze_job_retries",
+        "Failed or canceled jobs retried (POST /v1/jobs/{id}/retry)",
+        stat_names.JOBS_RETRIED,
+    ),
+    ("genblaze_asset_retries", "Assets re-queued by job retries", stat_names.ASSETS_RETRIED),
+    (
+        "genblaze_copy_slices",
+        "Bounded copy slices that handed on to a continuation",
+        "copy_slices_total",
+    ),
+    ("genblaze_sweeps", "Sweeps run (one per interval, fleet-wide)", "sweeps_total"),
+)
+
 
 class StoreCollector(Collector):
     def __init__(self, store: StatusStore, queue_depth: Callable[[], int | None]) -> None:
@@ -48,47 +80,9 @@ class StoreCollector(Collector):
         ):
             assets.add_metric([a.value], stats.get(stat_names.assets_finished(a), 0))
         yield assets
-        yield CounterMetricFamily(
-            "genblaze_ingested_bytes",
-            "Bytes stored by workers (stored and deduplicated assets)",
-            value=stats.get(stat_names.BYTES_INGESTED, 0),
-        )
-        yield CounterMetricFamily(
-            "genblaze_copy_retries",
-            "Retried copy attempts",
-            value=stats.get(stat_names.RETRIES_TOTAL, 0),
-        )
+        for name, documentation, stat in _COUNTERS:
+            yield CounterMetricFamily(name, documentation, value=stats.get(stat, 0))
         yield _copy_duration(stats)
-        yield CounterMetricFamily(
-            "genblaze_source_refreshes",
-            "Fresh source URLs obtained for expired or refused sources",
-            value=stats.get(stat_names.SOURCE_REFRESHES_TOTAL, 0),
-        )
-        yield CounterMetricFamily(
-            "genblaze_source_waits",
-            "Deliveries that found a source not ready and scheduled a retry",
-            value=stats.get(stat_names.SOURCE_WAITS_TOTAL, 0),
-        )
-        yield CounterMetricFamily(
-            "genblaze_job_retries",
-            "Failed or canceled jobs retried (POST /v1/jobs/{id}/retry)",
-            value=stats.get(stat_names.JOBS_RETRIED, 0),
-        )
-        yield CounterMetricFamily(
-            "genblaze_asset_retries",
-            "Assets re-queued by job retries",
-            value=stats.get(stat_names.ASSETS_RETRIED, 0),
-        )
-        yield CounterMetricFamily(
-            "genblaze_copy_slices",
-            "Bounded copy slices that handed on to a continuation",
-            value=stats.get("copy_slices_total", 0),
-        )
-        yield CounterMetricFamily(
-            "genblaze_sweeps",
-            "Sweeps run (one per interval, fleet-wide)",
-            value=stats.get("sweeps_total", 0),
-        )
         swept = CounterMetricFamily(
             "genblaze_swept", "Work the sweeper re-enqueued after a broker lost it", labels=["kind"]
         )

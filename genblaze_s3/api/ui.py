@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import html
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from genblaze_s3.api.events import EventHub, job_events
 from genblaze_s3.api.guard import UI_COOKIE, client_address
+from genblaze_s3.humanize import human_age, human_size
 from genblaze_s3.ingest import listing
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import AssetState, DestinationSpec, JobState
@@ -44,24 +45,8 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    v = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if v < 1024 or unit == "TiB":
-            return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
-        v /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
 def _age(iso: str) -> str:
-    ts = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    secs = max(0, int((datetime.now(UTC) - ts).total_seconds()))
-    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs >= span:
-            return f"{secs // span}{unit} ago"
-    return f"{secs}s ago"
+    return f"{human_age(datetime.fromisoformat(iso.replace('Z', '+00:00')))} ago"
 
 
 def percent(doc: dict[str, Any]) -> int:
@@ -210,7 +195,7 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
                 f"<td>{_bar(pct)}</td><td data-pct>{pct}%</td>"
                 f"<td data-assets>{p['assets_done']}/{p['assets_total']}"
                 f"{f' ({failed} failed)' if failed else ''}</td>"
-                f"<td data-size>{_size(p['bytes_total'] or p['bytes_done'])}</td>"
+                f"<td data-size>{human_size(p['bytes_total'] or p['bytes_done'])}</td>"
                 f"<td>{_e(_age(j['created_at']))}</td>"
                 f"<td>{_e(', '.join(f'{k}={v}' for k, v in j['labels'].items()))}</td></tr>"
             )
@@ -263,7 +248,9 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
                         "percent": percent(j),
                         "assets": f"{j['progress']['assets_done']}/{j['progress']['assets_total']}"
                         + (f" ({j['counts']['failed']} failed)" if j["counts"]["failed"] else ""),
-                        "size": _size(j["progress"]["bytes_total"] or j["progress"]["bytes_done"]),
+                        "size": human_size(
+                            j["progress"]["bytes_total"] or j["progress"]["bytes_done"]
+                        ),
                     }
                     for j in page["jobs"]
                 ]
@@ -422,7 +409,7 @@ def _job_body(doc: dict[str, Any], state: str | None, csrf: str) -> str:
         rows.append(
             f'<tr id="a-{_e(a["asset_id"])}"><td><code>{_e(a["asset_id"])}</code></td>'
             f"<td>{_state(a['state'])}</td>"
-            f"<td data-bytes>{_size(a['bytes_done'])} / {_size(a['bytes_total'])}</td>"
+            f"<td data-bytes>{human_size(a['bytes_done'])} / {human_size(a['bytes_total'])}</td>"
             f"<td><code>{_e(a['key'] or a['source_url'])}</code></td>"
             f'<td class="err" data-err>{_e(e["code"] + ": " + e["message"]) if e else ""}'
             f"</td><td>{replace}</td></tr>"
@@ -440,7 +427,7 @@ def _job_body(doc: dict[str, Any], state: str | None, csrf: str) -> str:
         f"<h2 style='margin:0'>Job <code>{_e(job_id)}</code></h2>{_state(doc['state'])}"
         f"{_bar(pct)}<b id='pct'>{pct}%</b>{actions}</div>"
         f"<p>assets <b id='assets-done'>{p['assets_done']}/{p['assets_total']}</b> · "
-        f"<span id='bytes'>{_size(p['bytes_done'])} / {_size(p['bytes_total'])}</span> · "
+        f"<span id='bytes'>{human_size(p['bytes_done'])} / {human_size(p['bytes_total'])}</span> · "
         f"created {_e(_age(doc['created_at']))}{' · labels ' + _e(labels) if labels else ''}</p>"
         f"<p class='muted'><a href='/ui/jobs/{_e(job_id)}'>all</a> {counts}</p>"
         f"{'<p>errors: ' + errors + '</p>' if errors else ''}{err}{man}</div>"

@@ -15,10 +15,10 @@ cursor pagination, and server-sent events parsed into typed `JobEvent`s.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -36,6 +36,8 @@ from genblaze_s3.ingest.models import (
     LockPolicy,
     RetryAccepted,
 )
+
+T = TypeVar("T")
 
 
 class IngestAPIError(IngestError):
@@ -170,6 +172,85 @@ def _retry_body(replacements: dict[str, str] | None) -> dict[str, Any]:
     return {"replacements": [{"asset_id": a, "url": u} for a, u in (replacements or {}).items()]}
 
 
+@dataclass(frozen=True)
+class _Call(Generic[T]):
+    """One API request and how to read its answer, independent of sync or async I/O.
+
+    Built once here for both clients (as backend/calls.py does for the S3 backends),
+    so `IngestClient` and `AsyncIngestClient` differ only by the transport call.
+    """
+
+    method: str
+    path: str
+    parse: Callable[[bytes], T]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _submit_call(
+    assets: list[str] | list[dict[str, Any]],
+    destination: DestinationSpec | dict[str, Any],
+    labels: dict[str, str] | None,
+    manifest_lock: LockPolicy | dict[str, Any] | None,
+    notify_url: str | None,
+    idempotency_key: str | None,
+) -> _Call[JobAccepted]:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    body = _submit_body(assets, destination, labels, manifest_lock, notify_url)
+    return _Call(
+        "POST", "/v1/jobs", JobAccepted.model_validate_json, {"json": body, "headers": headers}
+    )
+
+
+def _list_call(**filters: Any) -> _Call[JobList]:
+    return _Call("GET", "/v1/jobs", JobList.model_validate_json, {"params": _params(**filters)})
+
+
+def _get_call(job_id: str, limit: int | None) -> _Call[JobView]:
+    params = _params(limit=limit)
+    return _Call("GET", f"/v1/jobs/{job_id}", JobView.model_validate_json, {"params": params})
+
+
+def _assets_call(
+    job_id: str, state: AssetState | str | None, cursor: str | None, limit: int | None
+) -> _Call[AssetPage]:
+    params = _params(state=state, cursor=cursor, limit=limit)
+    return _Call(
+        "GET", f"/v1/jobs/{job_id}/assets", AssetPage.model_validate_json, {"params": params}
+    )
+
+
+def _cancel_call(job_id: str) -> _Call[JobView]:
+    return _Call("DELETE", f"/v1/jobs/{job_id}", JobView.model_validate_json)
+
+
+def _retry_call(job_id: str, replacements: dict[str, str] | None) -> _Call[RetryAccepted]:
+    body = _retry_body(replacements)
+    return _Call(
+        "POST", f"/v1/jobs/{job_id}/retry", RetryAccepted.model_validate_json, {"json": body}
+    )
+
+
+def _events_stream(job_id: str, last_event_id: int | None) -> dict[str, Any]:
+    """The arguments of ``stream()`` for a job's server-sent events."""
+    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+    return {
+        "method": "GET",
+        "url": f"/v1/jobs/{job_id}/events",
+        "headers": headers,
+        "timeout": None,
+    }
+
+
+def _unreachable(base_url: httpx.URL, exc: httpx.TransportError) -> APIUnreachableError:
+    return APIUnreachableError(f"cannot reach the API at {base_url}: {type(exc).__name__}")
+
+
+def _checked(response: httpx.Response) -> httpx.Response:
+    if response.status_code >= 400:
+        raise error_for(response)
+    return response
+
+
 class _SSEParser:
     """Lines of a text/event-stream in, complete events out (the WHATWG rules we use)."""
 
@@ -232,16 +313,12 @@ class IngestClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    def _send(self, call: _Call[T]) -> T:
         try:
-            r = self._http.request(method, path, **kw)
+            r = self._http.request(call.method, call.path, **call.kwargs)
         except httpx.TransportError as exc:
-            raise APIUnreachableError(
-                f"cannot reach the API at {self._http.base_url}: {type(exc).__name__}"
-            ) from exc
-        if r.status_code >= 400:
-            raise error_for(r)
-        return r
+            raise _unreachable(self._http.base_url, exc) from exc
+        return call.parse(_checked(r).content)
 
     def submit(
         self,
@@ -254,10 +331,9 @@ class IngestClient:
         idempotency_key: str | None = None,
     ) -> JobAccepted:
         """Queue URLs (or `{"url", "media_type", "sha256"}` dicts) for ingestion."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = _submit_body(assets, destination, labels, manifest_lock, notify_url)
-        r = self._call("POST", "/v1/jobs", json=body, headers=headers)
-        return JobAccepted.model_validate_json(r.content)
+        return self._send(
+            _submit_call(assets, destination, labels, manifest_lock, notify_url, idempotency_key)
+        )
 
     def list(
         self,
@@ -270,15 +346,16 @@ class IngestClient:
         cursor: str | None = None,
     ) -> JobList:
         """One page of this tenant's jobs, newest first."""
-        params = _params(
-            state=state,
-            label=label,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            cursor=cursor,
+        return self._send(
+            _list_call(
+                state=state,
+                label=label,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit,
+                cursor=cursor,
+            )
         )
-        return JobList.model_validate_json(self._call("GET", "/v1/jobs", params=params).content)
 
     def iter_jobs(self, **filters: Any) -> Iterator[JobSummary]:
         """Every job matching `filters` (those of `list`), following cursors."""
@@ -292,8 +369,7 @@ class IngestClient:
 
     def get(self, job_id: str, *, limit: int | None = None) -> JobView:
         """The job summary plus its first page of assets."""
-        r = self._call("GET", f"/v1/jobs/{job_id}", params=_params(limit=limit))
-        return JobView.model_validate_json(r.content)
+        return self._send(_get_call(job_id, limit))
 
     def assets(
         self,
@@ -303,9 +379,7 @@ class IngestClient:
         cursor: str | None = None,
         limit: int | None = None,
     ) -> AssetPage:
-        params = _params(state=state, cursor=cursor, limit=limit)
-        r = self._call("GET", f"/v1/jobs/{job_id}/assets", params=params)
-        return AssetPage.model_validate_json(r.content)
+        return self._send(_assets_call(job_id, state, cursor, limit))
 
     def iter_assets(
         self, job_id: str, *, state: AssetState | str | None = None
@@ -319,20 +393,16 @@ class IngestClient:
             cursor = page.next_cursor
 
     def cancel(self, job_id: str) -> JobView:
-        return JobView.model_validate_json(self._call("DELETE", f"/v1/jobs/{job_id}").content)
+        return self._send(_cancel_call(job_id))
 
     def retry(self, job_id: str, replacements: dict[str, str] | None = None) -> RetryAccepted:
         """Re-queue a failed/canceled job's assets; `replacements` maps asset id -> new URL."""
-        r = self._call("POST", f"/v1/jobs/{job_id}/retry", json=_retry_body(replacements))
-        return RetryAccepted.model_validate_json(r.content)
+        return self._send(_retry_call(job_id, replacements))
 
     def events(self, job_id: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
         """Server-sent events until the job is terminal (resume with `last_event_id`)."""
-        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
         try:
-            with self._http.stream(
-                "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=None
-            ) as r:
+            with self._http.stream(**_events_stream(job_id, last_event_id)) as r:
                 if r.status_code >= 400:
                     r.read()
                     raise error_for(r)
@@ -372,16 +442,12 @@ class AsyncIngestClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    async def _send(self, call: _Call[T]) -> T:
         try:
-            r = await self._http.request(method, path, **kw)
+            r = await self._http.request(call.method, call.path, **call.kwargs)
         except httpx.TransportError as exc:
-            raise APIUnreachableError(
-                f"cannot reach the API at {self._http.base_url}: {type(exc).__name__}"
-            ) from exc
-        if r.status_code >= 400:
-            raise error_for(r)
-        return r
+            raise _unreachable(self._http.base_url, exc) from exc
+        return call.parse(_checked(r).content)
 
     async def submit(
         self,
@@ -393,10 +459,9 @@ class AsyncIngestClient:
         notify_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> JobAccepted:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = _submit_body(assets, destination, labels, manifest_lock, notify_url)
-        r = await self._call("POST", "/v1/jobs", json=body, headers=headers)
-        return JobAccepted.model_validate_json(r.content)
+        return await self._send(
+            _submit_call(assets, destination, labels, manifest_lock, notify_url, idempotency_key)
+        )
 
     async def list(
         self,
@@ -408,16 +473,16 @@ class AsyncIngestClient:
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobList:
-        params = _params(
-            state=state,
-            label=label,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            cursor=cursor,
+        return await self._send(
+            _list_call(
+                state=state,
+                label=label,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit,
+                cursor=cursor,
+            )
         )
-        r = await self._call("GET", "/v1/jobs", params=params)
-        return JobList.model_validate_json(r.content)
 
     async def iter_jobs(self, **filters: Any) -> AsyncIterator[JobSummary]:
         """Every job matching `filters` (those of `list`), following cursors."""
@@ -431,8 +496,7 @@ class AsyncIngestClient:
             cursor = page.next_cursor
 
     async def get(self, job_id: str, *, limit: int | None = None) -> JobView:
-        r = await self._call("GET", f"/v1/jobs/{job_id}", params=_params(limit=limit))
-        return JobView.model_validate_json(r.content)
+        return await self._send(_get_call(job_id, limit))
 
     async def assets(
         self,
@@ -442,9 +506,7 @@ class AsyncIngestClient:
         cursor: str | None = None,
         limit: int | None = None,
     ) -> AssetPage:
-        params = _params(state=state, cursor=cursor, limit=limit)
-        r = await self._call("GET", f"/v1/jobs/{job_id}/assets", params=params)
-        return AssetPage.model_validate_json(r.content)
+        return await self._send(_assets_call(job_id, state, cursor, limit))
 
     async def iter_assets(
         self, job_id: str, *, state: AssetState | str | None = None
@@ -459,21 +521,16 @@ class AsyncIngestClient:
             cursor = page.next_cursor
 
     async def cancel(self, job_id: str) -> JobView:
-        r = await self._call("DELETE", f"/v1/jobs/{job_id}")
-        return JobView.model_validate_json(r.content)
+        return await self._send(_cancel_call(job_id))
 
     async def retry(self, job_id: str, replacements: dict[str, str] | None = None) -> RetryAccepted:
-        r = await self._call("POST", f"/v1/jobs/{job_id}/retry", json=_retry_body(replacements))
-        return RetryAccepted.model_validate_json(r.content)
+        return await self._send(_retry_call(job_id, replacements))
 
     async def events(
         self, job_id: str, *, last_event_id: int | None = None
     ) -> AsyncIterator[JobEvent]:
-        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
         try:
-            async with self._http.stream(
-                "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=None
-            ) as r:
+            async with self._http.stream(**_events_stream(job_id, last_event_id)) as r:
                 if r.status_code >= 400:
                     await r.aread()
                     raise error_for(r)

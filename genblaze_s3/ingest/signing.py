@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,17 +67,14 @@ def load_private_key(value: str) -> Any:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    data = _key_material(value)
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            key = load_pem_private_key(data, password=None)
-        else:
-            key = Ed25519PrivateKey.from_private_bytes(data)
-    except (ValueError, TypeError) as exc:
-        raise SignatureError("not an Ed25519 private key") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SignatureError("the signing key must be Ed25519")
-    return key
+    return _load_key(
+        value,
+        lambda pem: load_pem_private_key(pem, password=None),
+        Ed25519PrivateKey.from_private_bytes,
+        Ed25519PrivateKey,
+        "private key",
+        "signing key",
+    )
 
 
 def load_public_key(value: str) -> Any:
@@ -84,16 +82,32 @@ def load_public_key(value: str) -> Any:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+    return _load_key(
+        value,
+        load_pem_public_key,
+        Ed25519PublicKey.from_public_bytes,
+        Ed25519PublicKey,
+        "public key",
+        "public key",
+    )
+
+
+def _load_key(
+    value: str,
+    from_pem: Callable[[bytes], Any],
+    from_raw: Callable[[bytes], Any],
+    key_type: type,
+    what: str,
+    role: str,
+) -> Any:
+    """One Ed25519 key (private or public: the loaders and type say which), or SignatureError."""
     data = _key_material(value)
     try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            key = load_pem_public_key(data)
-        else:
-            key = Ed25519PublicKey.from_public_bytes(data)
+        key = from_pem(data) if data.lstrip().startswith(b"-----BEGIN") else from_raw(data)
     except (ValueError, TypeError) as exc:
-        raise SignatureError("not an Ed25519 public key") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise SignatureError("the public key must be Ed25519")
+        raise SignatureError(f"not an Ed25519 {what}") from exc
+    if not isinstance(key, key_type):
+        raise SignatureError(f"the {role} must be Ed25519")
     return key
 
 

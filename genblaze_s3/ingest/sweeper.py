@@ -81,38 +81,68 @@ def sweep_once(
 def _sweep_assets(
     client: redis.Redis, store: StatusStore, send: Send, now: float, grace: float
 ) -> int:
-    due = client.zrangebyscore(keys.inflight_key(), "-inf", now - grace, start=0, num=BATCH)
-    n = 0
-    for raw in due:
-        member = raw.decode() if isinstance(raw, bytes) else str(raw)
-        job_id, _, asset_id = member.partition(" ")
-        record = store.get_asset(job_id, asset_id)
-        if record is None or record.state in TERMINAL_ASSET_STATES:
-            client.zrem(keys.inflight_key(), member)
-            continue
-        client.zadd(keys.inflight_key(), {member: now})
-        if client.exists(keys.lease_key(job_id, asset_id)):
-            continue  # a delivery is working on it (a long, unsliced copy)
-        send(INGEST_ASSET, [job_id, asset_id], 0.0)
-        n += 1
-    return n
+    def settled(member: str) -> bool:
+        record = store.get_asset(*_asset_ref(member))
+        return record is None or record.state in TERMINAL_ASSET_STATES
+
+    return _sweep_due(
+        client,
+        keys.inflight_key(),
+        now - grace,
+        now,
+        settled=settled,
+        lease_key=lambda member: keys.lease_key(*_asset_ref(member)),
+        resend=lambda member: send(INGEST_ASSET, list(_asset_ref(member)), 0.0),
+    )
 
 
 def _sweep_jobs(
     client: redis.Redis, store: StatusStore, send: Send, now: float, grace: float
 ) -> int:
-    due = client.zrangebyscore(keys.finalize_due_key(), "-inf", now - grace, start=0, num=BATCH)
+    def settled(job_id: str) -> bool:  # done, gone, or retried meanwhile
+        state = store.job_state(job_id)
+        return state is None or state in TERMINAL_JOB_STATES or store.remaining(job_id) > 0
+
+    return _sweep_due(
+        client,
+        keys.finalize_due_key(),
+        now - grace,
+        now,
+        settled=settled,
+        lease_key=keys.finalize_lease_key,
+        resend=lambda job_id: send(FINALIZE_JOB, [job_id], 0.0),
+    )
+
+
+def _asset_ref(member: str) -> tuple[str, str]:
+    """(job_id, asset_id) of an ``{ns}:inflight`` member ("job_id asset_id")."""
+    job_id, _, asset_id = member.partition(" ")
+    return job_id, asset_id
+
+
+def _sweep_due(
+    client: redis.Redis,
+    key: str,
+    due_before: float,
+    now: float,
+    *,
+    settled: Callable[[str], bool],
+    lease_key: Callable[[str], str],
+    resend: Callable[[str], None],
+) -> int:
+    """The sweep of one sorted set: drop settled members, re-score the rest ``now`` and
+    resend those nobody holds a lease on. Returns how many were resent."""
+    due = client.zrangebyscore(key, "-inf", due_before, start=0, num=BATCH)
     n = 0
     for raw in due:
-        job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-        state = store.job_state(job_id)
-        if state is None or state in TERMINAL_JOB_STATES or store.remaining(job_id) > 0:
-            client.zrem(keys.finalize_due_key(), job_id)  # done, gone, or retried meanwhile
+        member = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if settled(member):
+            client.zrem(key, member)
             continue
-        client.zadd(keys.finalize_due_key(), {job_id: now})
-        if client.exists(keys.finalize_lease_key(job_id)):
-            continue
-        send(FINALIZE_JOB, [job_id], 0.0)
+        client.zadd(key, {member: now})
+        if client.exists(lease_key(member)):
+            continue  # a delivery or finalizer is working on it (a long, unsliced copy)
+        resend(member)
         n += 1
     return n
 

@@ -1,0 +1,30 @@
+"""Sizes and ages as people read them, shared by the CLI tables and the web page.
+
+One module so `genblaze-ingest list` and the /ui job list print the same "1.5 MiB"
+and "3m" for the same job.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def human_size(n: int | None) -> str:
+    """Bytes in binary units ("512 B", "1.5 MiB"); "?" when unknown."""
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def human_age(ts: datetime) -> str:
+    """Time since `ts` in its largest whole unit ("2d", "3h", "5m", "7s"); never negative."""
+    secs = int((datetime.now(UTC) - ts).total_seconds())
+    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= span:
+            return f"{secs // span}{unit}"
+    return f"{max(secs, 0)}s"
