@@ -29,6 +29,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from bench.common import write_random
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,15 +155,6 @@ def _s5cmd(sw: Any, src: str, dst: str) -> float:
     return time.perf_counter() - t0
 
 
-def _write_random(path: Path, size: int) -> None:
-    with path.open("wb") as f:
-        left = size
-        while left:
-            n = min(left, 16 * MiB)
-            f.write(os.urandom(n))
-            left -= n
-
-
 def main() -> None:
     """Run the benchmark in a private temp dir that is always removed (~5 GiB of data)."""
     work = Path(tempfile.mkdtemp(prefix="genblaze-bench-copy-"))
@@ -176,11 +169,11 @@ def _main(work: Path) -> None:
     from tests.support.cdn import CDNServer
 
     big = work / "big.bin"
-    _write_random(big, GiB)
+    write_random(big, GiB)
     small_dir = work / "small"
     small_dir.mkdir()
     for i in range(64):
-        _write_random(small_dir / f"s{i:02d}.bin", 4 * MiB)
+        write_random(small_dir / f"s{i:02d}.bin", 4 * MiB)
     sw = start_seaweedfs(work / "seaweed")
     rows: list[tuple[str, float, float, float | None]] = []
     extra: list[str] = []

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import write_random
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,12 +84,6 @@ def _run_s5cmd(server: Any, bucket: str, path: Path, key: str) -> dict[str, floa
     return {"seconds": elapsed}
 
 
-def _write_random(path: Path, size: int) -> None:
-    with path.open("wb") as fh:
-        for _ in range(size // (16 * MiB)):
-            fh.write(os.urandom(16 * MiB))
-
-
 def _markdown(result: dict[str, Any]) -> str:
     put_s, s5_s = result["put_seconds_median"], result["s5cmd_seconds_median"]
     size_mb = result["bytes"] / 1e6
@@ -140,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="genblaze-bench-put-") as tmp:
         root = Path(tmp)
         source = root / "object.bin"
-        _write_random(source, args.size_mib * MiB)
+        write_random(source, args.size_mib * MiB)
         server = start_seaweedfs(root / "weed")
         try:
             bucket = server.create_bucket("bench-put")

@@ -27,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.common import write_random
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 KiB = 1024
@@ -34,15 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 N_SMALL = int(os.environ.get("GENBLAZE_BENCH_SMALL_N", "500"))
 BIG = int(os.environ.get("GENBLAZE_BENCH_BIG_BYTES", str(GiB)))
 CONCURRENCY = int(os.environ.get("GENBLAZE_BENCH_WORKER_CONCURRENCY", "4"))
-
-
-def _write_random(path: Path, size: int) -> None:
-    with path.open("wb") as f:
-        left = size
-        while left:
-            n = min(left, 16 * MiB)
-            f.write(os.urandom(n))
-            left -= n
 
 
 def _s5cmd(sw: Any, src: str, dst: str) -> float:
@@ -183,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     from cryptography.fernet import Fernet
     from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
 
-    from genblaze_s3 import S3StorageBackend
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
     from genblaze_s3.ingest.submission import run_from_urls
@@ -195,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GENBLAZE_ALLOW_PRIVATE_HOSTS", "127.0.0.1,localhost")
     work = Path(tempfile.mkdtemp(prefix="genblaze-bench-queue-"))
     big = work / "big.mp4"
-    _write_random(big, BIG)
+    write_random(big, BIG)
     sw = start_seaweedfs(work / "seaweed")
     rds = start_redis()
     stack = None
@@ -218,14 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         def sink_for(
             bucket: str, strategy: KeyStrategy, queue: str | None = None
         ) -> QueuedStorageSink:
-            backend = S3StorageBackend(
-                bucket,
-                endpoint_url=sw.endpoint_url,
-                region="us-east-1",
-                access_key_id=sw.access_key,
-                secret_access_key=sw.secret_key,
-                preflight=False,
-            )
+            backend = sw.backend(bucket)
             return QueuedStorageSink(
                 backend,
                 key_strategy=strategy,

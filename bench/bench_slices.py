@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import write_random
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 BIG = int(os.environ.get("GENBLAZE_BENCH_BIG_BYTES", str(GiB)))
@@ -25,20 +27,10 @@ REPS = int(os.environ.get("GENBLAZE_BENCH_BIG_REPS", "3"))
 CASES = {"off": "0", "default (10 s)": "", "2 s": "2"}
 
 
-def _write_random(path: Path, size: int) -> None:
-    with path.open("wb") as f:
-        left = size
-        while left:
-            n = min(left, 16 * MiB)
-            f.write(os.urandom(n))
-            left -= n
-
-
 def main() -> int:
     from genblaze_core.models.manifest import Manifest
     from genblaze_core.storage.base import KeyStrategy
 
-    from genblaze_s3 import S3StorageBackend
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
     from genblaze_s3.ingest.submission import run_from_urls
@@ -50,7 +42,7 @@ def main() -> int:
     os.environ.setdefault("GENBLAZE_ALLOW_PRIVATE_HOSTS", "127.0.0.1,localhost")
     work = Path(tempfile.mkdtemp(prefix="genblaze-bench-slices-"))
     big = work / "big.mp4"
-    _write_random(big, BIG)
+    write_random(big, BIG)
     sw = start_seaweedfs(work / "seaweed")
     rds = start_redis()
     stacks: dict[str, QueueStack] = {}
@@ -77,14 +69,7 @@ def main() -> int:
                 for strategy in (KeyStrategy.HIERARCHICAL, KeyStrategy.CONTENT_ADDRESSABLE):
                     for name in order:
                         bkt = sw.create_bucket(f"bs-{rep}-{strategy.value[:4]}-{len(times)}")
-                        backend = S3StorageBackend(
-                            bkt,
-                            endpoint_url=sw.endpoint_url,
-                            region="us-east-1",
-                            access_key_id=sw.access_key,
-                            secret_access_key=sw.secret_key,
-                            preflight=False,
-                        )
+                        backend = sw.backend(bkt)
                         sink = QueuedStorageSink(
                             backend,
                             key_strategy=strategy,

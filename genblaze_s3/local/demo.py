@@ -33,7 +33,6 @@ def run_demo(*, workers: int = 2) -> int:
     from rich.console import Console
     from rich.tree import Tree
 
-    from genblaze_s3 import S3StorageBackend
     from genblaze_s3.ingest import JobView, QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
     from genblaze_s3.local.media import SAMPLES, local_cdn
@@ -87,14 +86,7 @@ def run_demo(*, workers: int = 2) -> int:
 
         with local_cdn() as cdn:
             console.print(f"[green]✓[/] sample media served at {cdn}")
-            backend = S3StorageBackend(
-                BUCKET,
-                endpoint_url=s3.endpoint_url,
-                region="us-east-1",
-                access_key_id=s3.access_key,
-                secret_access_key=s3.secret_key,
-                preflight=False,
-            )
+            backend = s3.backend(BUCKET)
             lock = ObjectLockConfig(
                 retain_until=datetime.now(UTC) + timedelta(days=1), mode="GOVERNANCE"
             )

@@ -135,6 +135,19 @@ class SeaweedS3:
             ),
         )
 
+    def backend(self, bucket: str) -> Any:
+        """The product's S3StorageBackend on this server (what the demo, tests and bench use)."""
+        from genblaze_s3.backend import S3StorageBackend
+
+        return S3StorageBackend(
+            bucket,
+            endpoint_url=self.endpoint_url,
+            region="us-east-1",
+            access_key_id=self.access_key,
+            secret_access_key=self.secret_key,
+            preflight=False,
+        )
+
     def create_bucket(self, name: str, *, object_lock: bool = False) -> str:
         """Create a bucket if missing; with Object Lock it is versioned too."""
         c = self.client()

@@ -13,14 +13,7 @@ from genblaze_s3.local.supervisor import wait_until
 
 
 def backend_for(seaweed: SeaweedS3, bucket: str) -> S3StorageBackend:
-    return S3StorageBackend(
-        bucket,
-        endpoint_url=seaweed.endpoint_url,
-        region="us-east-1",
-        access_key_id=seaweed.access_key,
-        secret_access_key=seaweed.secret_key,
-        preflight=False,
-    )
+    return seaweed.backend(bucket)
 
 
 def policy_for(seaweed: SeaweedS3) -> DestinationPolicy:
