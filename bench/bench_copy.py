@@ -29,7 +29,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from bench.common import write_random
+from bench.common import s5cmd_cp, write_random
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -135,26 +135,6 @@ def _run_child(case: str, urls: list[str], sw: Any, bucket: str, ca: str) -> dic
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _s5cmd(sw: Any, src: str, dst: str) -> float:
-    exe = Path(sys.executable).parent / "s5cmd"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": sw.access_key,
-        "AWS_SECRET_ACCESS_KEY": sw.secret_key,
-        "AWS_REGION": "us-east-1",
-    }
-    t0 = time.perf_counter()
-    out = subprocess.run(
-        [str(exe), "--endpoint-url", sw.endpoint_url, "cp", src, dst],
-        env=env,
-        capture_output=True,
-        timeout=900,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"s5cmd failed: {out.stderr[-2000:]!r} {out.stdout[-2000:]!r}")
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     """Run the benchmark in a private temp dir that is always removed (~5 GiB of data)."""
     work = Path(tempfile.mkdtemp(prefix="genblaze-bench-copy-"))
@@ -189,9 +169,9 @@ def _main(work: Path) -> None:
             ]
 
             if os.environ.get("GENBLAZE_BENCH_QUICK") == "small":
-                _s5cmd(sw, str(small_dir) + "/*", f"s3://{bucket}/warm/")
+                s5cmd_cp(sw, str(small_dir) + "/*", f"s3://{bucket}/warm/")
                 for i in range(3):
-                    s5 = _s5cmd(sw, str(small_dir) + "/*", f"s3://{bucket}/s5q{i}/")
+                    s5 = s5cmd_cp(sw, str(small_dir) + "/*", f"s3://{bucket}/s5q{i}/")
                     k = _run_child("small", small_urls, sw, bucket, cdn.ca_path)
                     print(
                         f"small: s5cmd {s5:.2f}s ours {k['seconds']:.2f}s "
@@ -201,7 +181,7 @@ def _main(work: Path) -> None:
                 return
             if os.environ.get("GENBLAZE_BENCH_QUICK"):
                 for i in range(2):
-                    s5 = _s5cmd(sw, str(big), f"s3://{bucket}/s5cmd/q{i}.bin")
+                    s5 = s5cmd_cp(sw, str(big), f"s3://{bucket}/s5cmd/q{i}.bin")
                     k = _run_child("known", [big_url], sw, bucket, cdn.ca_path)
                     print(
                         f"s5cmd {s5:.2f}s ours {k['seconds']:.2f}s ratio {s5 / k['seconds']:.2f}"
@@ -223,9 +203,9 @@ def _main(work: Path) -> None:
                 client.put_object(Bucket=b, Key="warm", Body=b"x" * MiB)
                 if i % 2:
                     known_runs.append(_run_child("known", [big_url], sw, b, cdn.ca_path))
-                    s5_runs.append(_s5cmd(sw, str(big), f"s3://{b}/s5cmd/big.bin"))
+                    s5_runs.append(s5cmd_cp(sw, str(big), f"s3://{b}/s5cmd/big.bin"))
                 else:
-                    s5_runs.append(_s5cmd(sw, str(big), f"s3://{b}/s5cmd/big.bin"))
+                    s5_runs.append(s5cmd_cp(sw, str(big), f"s3://{b}/s5cmd/big.bin"))
                     known_runs.append(_run_child("known", [big_url], sw, b, cdn.ca_path))
                 cas_runs.append(_run_child("cas", [big_url], sw, b, cdn.ca_path))
                 for key in cas_runs[-1]["keys"]:
@@ -249,9 +229,9 @@ def _main(work: Path) -> None:
                 client.put_object(Bucket=b, Key="warm", Body=b"x" * MiB)
                 if i % 2:
                     small_runs.append(_run_child("small", small_urls, sw, b, cdn.ca_path))
-                    s5_small_runs.append(_s5cmd(sw, str(small_dir) + "/*", f"s3://{b}/s5/"))
+                    s5_small_runs.append(s5cmd_cp(sw, str(small_dir) + "/*", f"s3://{b}/s5/"))
                 else:
-                    s5_small_runs.append(_s5cmd(sw, str(small_dir) + "/*", f"s3://{b}/s5/"))
+                    s5_small_runs.append(s5cmd_cp(sw, str(small_dir) + "/*", f"s3://{b}/s5/"))
                     small_runs.append(_run_child("small", small_urls, sw, b, cdn.ca_path))
                 drop_bucket(client, b)
             s5_ref = median(s5_runs)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import write_random
+from bench.common import s5cmd_cp, write_random
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -36,25 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 N_SMALL = int(os.environ.get("GENBLAZE_BENCH_SMALL_N", "500"))
 BIG = int(os.environ.get("GENBLAZE_BENCH_BIG_BYTES", str(GiB)))
 CONCURRENCY = int(os.environ.get("GENBLAZE_BENCH_WORKER_CONCURRENCY", "4"))
-
-
-def _s5cmd(sw: Any, src: str, dst: str) -> float:
-    exe = Path(sys.executable).parent / "s5cmd"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": sw.access_key,
-        "AWS_SECRET_ACCESS_KEY": sw.secret_key,
-        "AWS_REGION": "us-east-1",
-    }
-    t0 = time.perf_counter()
-    subprocess.run(
-        [str(exe), "--endpoint-url", sw.endpoint_url, "cp", src, dst],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=1800,
-    )
-    return time.perf_counter() - t0
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -109,11 +90,11 @@ def _small_rows(
     # Warm-up, untimed, for both tools: the first writes into a fresh bucket make
     # SeaweedFS grow its volumes (s5cmd's first 500 files took 2x its later runs).
     d, _ = _small_round(work, cdn, f"{tag}warm-s5", n=50)
-    _s5cmd(sw, str(d) + "/*", f"s3://{bucket}/warm/")
+    s5cmd_cp(sw, str(d) + "/*", f"s3://{bucket}/warm/")
     _run_through_queue(sink, _small_round(work, cdn, f"{tag}warm-q", n=50)[1], 600)
     for rnd in range(ROUNDS):
         d, urls = _small_round(work, cdn, f"{tag}{rnd}")
-        s5.append(_s5cmd(sw, str(d) + "/*", f"s3://{bucket}/s5cmd/{rnd}/"))
+        s5.append(s5cmd_cp(sw, str(d) + "/*", f"s3://{bucket}/s5cmd/{rnd}/"))
         q, view = _run_through_queue(sink, urls, 1800)
         ours.append(q)
     q_med, s5_med = statistics.median(ours), statistics.median(s5)
@@ -251,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                     sink = sink_for(bkt, strategy)
                     for tool in ("s5cmd", "queue") if rep % 2 == 0 else ("queue", "s5cmd"):
                         if tool == "s5cmd":
-                            s5_runs.append(_s5cmd(sw, str(big), f"s3://{bkt}/s5cmd/big.mp4"))
+                            s5_runs.append(s5cmd_cp(sw, str(big), f"s3://{bkt}/s5cmd/big.mp4"))
                         else:
                             q_runs.append(
                                 _run_through_queue(sink, [(big_url, "video/mp4")], 1800)[0]

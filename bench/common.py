@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 MiB = 1024 * 1024
 
@@ -16,3 +20,28 @@ def write_random(path: Path, size: int) -> None:
             n = min(left, 16 * MiB)
             f.write(os.urandom(n))
             left -= n
+
+
+def s5cmd_cp(sw: Any, src: str, dst: str, *, timeout: float = 1800) -> float:
+    """Seconds for the baseline `s5cmd cp src dst` against the SeaweedFS `sw`.
+
+    Fails with s5cmd's own output when it fails (a baseline that did nothing would
+    flatter every ratio).
+    """
+    exe = Path(sys.executable).parent / "s5cmd"
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": sw.access_key,
+        "AWS_SECRET_ACCESS_KEY": sw.secret_key,
+        "AWS_REGION": "us-east-1",
+    }
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [str(exe), "--endpoint-url", sw.endpoint_url, "cp", src, dst],
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"s5cmd failed: {out.stderr[-2000:]!r} {out.stdout[-2000:]!r}")
+    return time.perf_counter() - t0
