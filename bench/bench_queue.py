@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
     from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.ingest.tenants import TenantRegistry
     from genblaze_s3.local.services import start_redis, start_seaweedfs
     from genblaze_s3.local.stack import start_stack
     from tests.support.cdn import CDNServer
@@ -199,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                 redis_url=rds.url,
                 queue=queue or stack.queue,  # type: ignore[union-attr]
                 tenant="acme",
+                # the workers' tenant rules: acme's jobs go under its root
+                tenants=TenantRegistry.from_api_tokens(stack.env["GENBLAZE_API_TOKENS"]),  # type: ignore[union-attr]
                 destination_policy=policy,
             )
 

@@ -34,6 +34,7 @@ def main() -> int:
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
     from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.ingest.tenants import TenantRegistry
     from genblaze_s3.local.services import start_redis, start_seaweedfs
     from tests.support.cdn import CDNServer
     from tests.support.workers import QueueStack, start_stack
@@ -76,6 +77,10 @@ def main() -> int:
                             redis_url=rds.url,
                             queue=stacks[name].queue,
                             tenant="acme",
+                            # the workers' tenant rules: acme's jobs go under its root
+                            tenants=TenantRegistry.from_api_tokens(
+                                stacks[name].env["GENBLAZE_API_TOKENS"]
+                            ),
                             destination_policy=policy,
                         )
                         run = run_from_urls([(url, "video/mp4", None)])
