@@ -8,10 +8,12 @@ turn the download, the hash and the write overlap instead of adding up.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+
+from genblaze_s3.transfer.sha256_state import Sha256Engine, new_engine
 
 BLOCK = 8 * 1024 * 1024
 
@@ -71,44 +73,28 @@ def hash_stream(
     return hasher.hexdigest(), size
 
 
-# rehashes takes `bytes` only: feed it in slices so a 16 MiB part is never copied whole
-# (and the GIL, which it holds while hashing, is released between slices).
-_RESUMABLE_FEED = 1024 * 1024
-
-
 class ResumableSha256:
     """SHA-256 whose state survives a process: what a copy sliced across deliveries needs.
 
-    Why rehashes (RustCrypto's sha2 with a serializable state): OpenSSL 3 hashlib
-    objects cannot be pickled, and `rehash` (which pickles OpenSSL's context)
-    refuses OpenSSL 3. Measured (bench/results/slices.md): ~2.2 s/GiB against
-    hashlib's ~1.7 s/GiB, so it is used only for copies that may be sliced.
+    The engine (OpenSSL's ``SHA256_CTX`` through ctypes, or rehashes where no libcrypto
+    loads) is in :mod:`genblaze_s3.transfer.sha256_state`; the saved state is the same
+    104 bytes on either, so any worker resumes any other's checkpoint.
     """
 
-    def __init__(self, hasher: Any | None = None) -> None:
-        from rehashes import PySha256
-
-        self._h = hasher if hasher is not None else PySha256()
+    def __init__(self, engine: Sha256Engine | None = None) -> None:
+        self._h = engine if engine is not None else new_engine()
 
     @classmethod
     def from_state(cls, state: str) -> ResumableSha256:
         """The hasher a previous slice saved with :meth:`state`."""
-        import base64
-
-        from rehashes import PySha256
-
-        return cls(PySha256.deserialize(base64.b64decode(state)))
+        return cls(new_engine(base64.b64decode(state)))
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data).cast("B")
-        for pos in range(0, len(view), _RESUMABLE_FEED):
-            self._h.update(bytes(view[pos : pos + _RESUMABLE_FEED]))
+        self._h.update(data)
 
     def state(self) -> str:
         """The state as ASCII (base64), for a JSON checkpoint."""
-        import base64
-
         return base64.b64encode(self._h.serialize()).decode("ascii")
 
     def hexdigest(self) -> str:
-        return str(self._h.finalize())
+        return self._h.hexdigest()
