@@ -24,6 +24,7 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 BIG = int(os.environ.get("GENBLAZE_BENCH_BIG_BYTES", str(GiB)))
 REPS = int(os.environ.get("GENBLAZE_BENCH_BIG_REPS", "3"))
+LOAD_AT_START = os.getloadavg()[0]
 CASES = {"off": "0", "default (10 s)": "", "2 s": "2"}
 
 
@@ -103,8 +104,8 @@ def main() -> int:
     lines = [
         "# Slicing benchmark (`python -m bench.bench_slices`)",
         "",
-        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, shared with other "
-        "sessions' work while it ran (figures are ratios of runs interleaved in one run). "
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, load average "
+        f"{LOAD_AT_START:.2f} at the start (figures are ratios of runs interleaved in one run). "
         f"Loopback: SeaweedFS `weed mini`, Valkey, the test CDN (plain http), one "
         f"`celery -A workers worker` per case (prefork, concurrency 2). {BIG // MiB} MiB, "
         f"medians of {REPS} interleaved runs, each copy into a fresh bucket.",
