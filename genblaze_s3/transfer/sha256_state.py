@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import struct
+from collections.abc import Iterator
 from functools import cache
 from typing import Protocol
 
@@ -40,13 +41,18 @@ class _Ctx(ctypes.Structure):
     ]
 
 
+def _libcrypto_names() -> Iterator[str]:
+    """The usual sonames first; ``find_library`` (it runs ldconfig) only if they fail."""
+    yield "libcrypto.so.3"
+    yield "libcrypto.so.1.1"
+    if found := ctypes.util.find_library("crypto"):
+        yield found
+
+
 @cache
 def _libcrypto() -> ctypes.CDLL | None:
-    """The libcrypto Python's own ``_hashlib`` uses where it can be found, else None."""
-    names = ["libcrypto.so.3", "libcrypto.so.1.1", ctypes.util.find_library("crypto")]
-    for name in names:
-        if not name:
-            continue
+    """A libcrypto with working ``SHA256_*`` functions, loaded once per process; else None."""
+    for name in _libcrypto_names():
         try:
             lib = ctypes.CDLL(name)  # CDLL (not PyDLL): the GIL is released during calls
             init, update, final = lib.SHA256_Init, lib.SHA256_Update, lib.SHA256_Final
@@ -100,7 +106,8 @@ class OpenSSLSha256:
         view = memoryview(data).cast("B")
         if not view:
             return
-        if view.readonly:  # bytes, or a read-only view: pass its address without a copy
+        if view.readonly:  # bytes pass by address; a read-only view of anything else is
+            # copied once (the copy's own buffers are bytearrays: the writable path below)
             buf = bytes(view) if not isinstance(data, bytes) else data
             self._lib.SHA256_Update(ctypes.byref(self._ctx), buf, len(buf))
             return
