@@ -255,7 +255,14 @@ class Settings(_EnvironSettings):
     signing_key: SecretStr | None = Field(
         default=None,
         description="Ed25519 private key signing manifests (PEM text, a PEM file path or "
-        "base64 of the raw 32 bytes); unset: manifests are not signed.",
+        "base64 of the raw 32 bytes); unset: manifests are not signed. Rotate by "
+        "replacing it; verifiers keep the old public key in GENBLAZE_TRUSTED_KEYS_FILE.",
+    )
+    trusted_keys_file: str | None = Field(
+        default=None,
+        description="PEM file of the Ed25519 public keys `genblaze-ingest verify` trusts "
+        "(current and retired signing keys; each manifest names its key id); a trusted key "
+        "makes a valid signature mandatory.",
     )
     aws_access_key_id: SecretStr | None = Field(
         default=None,

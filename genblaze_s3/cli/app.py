@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from genblaze_s3.cli.jobs import EXIT_CODES_HELP, add_job_commands
+from genblaze_s3.cli.provenance import add_provenance_commands
 from genblaze_s3.settings import Settings, SettingsError, load_settings
 
 
@@ -77,104 +78,6 @@ def _cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
-    """Check a stored manifest (hash, signature, every asset's bytes, lock): exit 0 when all hold.
-
-    Reads with this machine's credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
-    or B2_KEY_ID / B2_APP_KEY) at --endpoint or AWS_ENDPOINT_URL.
-    """
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    from genblaze_s3 import S3StorageBackend
-    from genblaze_s3.ingest.finalize.signing import SignatureError, load_public_key
-    from genblaze_s3.ingest.finalize.verify import parse_s3_location, verify_manifest
-
-    err = Console(stderr=True)
-    try:
-        bucket, key = parse_s3_location(args.location)
-        public_key = load_public_key(args.public_key) if args.public_key else args.own_key
-    except (ValueError, SignatureError) as exc:
-        err.print(f"genblaze-ingest verify: {exc}")
-        return 2
-    key_id, secret = args.credentials
-    backend = S3StorageBackend(
-        bucket,
-        endpoint_url=args.endpoint or None,
-        region=args.region,
-        public_url_base=args.public_url_base,
-        access_key_id=key_id,
-        secret_access_key=secret,
-        preflight=False,
-    )
-    with Progress(
-        TextColumn("re-reading assets"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=args.no_progress,
-    ) as bar:
-        task = bar.add_task("verify", total=None)
-        report = verify_manifest(
-            backend,
-            key,
-            public_key=public_key,
-            require_signature=args.require_signature,
-            require_lock=args.require_lock,
-            concurrency=args.concurrency,
-            progress=lambda n: bar.advance(task, n),
-            on_total=lambda total: bar.update(task, total=total),
-        )
-    for line in report.lines():
-        print(line)
-    print(f"{'VERIFIED' if report.ok else 'FAILED'} s3://{bucket}/{key}")
-    return 0 if report.ok else 1
-
-
-def _add_verify(sub: Any, config: Settings) -> None:
-    v = sub.add_parser(
-        "verify",
-        help="verify a stored manifest and every asset it names",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    v.add_argument("location", help="s3://bucket/key-of-manifest")
-    v.add_argument(
-        "--public-key",
-        help="Ed25519 public key: PEM file, PEM text or base64 (default: the public half "
-        "of GENBLAZE_SIGNING_KEY when set)",
-    )
-    v.add_argument(
-        "--endpoint",
-        default=config.aws_endpoint_url,
-        help="S3 endpoint URL (default: AWS_ENDPOINT_URL)",
-    )
-    v.add_argument("--region", help="S3 region of the bucket (default: the backend's)")
-    v.add_argument(
-        "--public-url-base",
-        help="the backend's public_url_base, when the manifest's asset URLs use it",
-    )
-    v.add_argument("--require-signature", action="store_true", help="fail an unsigned manifest")
-    v.add_argument("--require-lock", action="store_true", help="fail an unlocked manifest")
-    v.add_argument("--concurrency", type=int, default=4, help="assets re-read at once")
-    v.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
-    signer = config.manifest_signer()  # on a worker host: check against our own key
-    v.set_defaults(
-        func=_cmd_verify,
-        credentials=config.worker_credentials(),
-        own_key=signer.public_key if signer is not None else None,
-    )
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from genblaze_s3.local.demo import run_demo
 
@@ -212,7 +115,7 @@ def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
     a.add_argument("--loglevel", default="INFO", help="uvicorn log level")
     a.set_defaults(func=_cmd_api, log_format=config.log_format)
     add_job_commands(sub, config)
-    _add_verify(sub, config)
+    add_provenance_commands(sub, config)
     d = sub.add_parser(
         "demo", help="end-to-end demo on embedded Redis + SeaweedFS", formatter_class=fmt
     )

@@ -1,21 +1,32 @@
 """Ed25519 signatures on manifests: genblaze's reserved ``Manifest.signature``, filled.
 
-What is signed: the manifest's canonical hash (which covers every hashed field,
-fetch provenance included; see :mod:`.provenance`), prefixed for domain
-separation, so a signature made here can never be replayed as a signature over
-some other message of the same key::
+What is signed (v2, written since 0.5): **the whole stored manifest document** but
+its own ``signature`` field, prefixed for domain separation::
 
-    message   = b"genblaze-manifest-v1:" + canonical_hash (ASCII hex)
-    signature = "ed25519:<key id>:<base64url(Ed25519 signature), no padding>"
+    message   = b"genblaze-manifest-v2:" + SHA-256 hex of the canonical JSON of the
+                manifest with "signature": null (genblaze-core's canonical_json)
+    signature = "ed25519-v2:<key id>:<base64url(Ed25519 signature), no padding>"
     key id    = first 16 hex digits of SHA-256(raw 32-byte public key)
+
+Why the whole document and not the canonical hash: genblaze-core's canonical
+hash leaves out ``asset_id``, ``url``, the run and step ids and the manifest's
+transport fields, so a signature over the hash alone (v1, below) let a bucket
+writer re-point an asset's URL at other bytes and keep a valid signature. The
+document carries everything that locates and describes the bytes: each asset's
+URL, bucket and key (``metadata["stored"]``), size, sha256, media type and fetch
+provenance, the run's ids, and the ingest record (job, tenant, manifest location,
+signing time: see :mod:`.record`).
+
+v1 (``"ed25519:<key id>:<b64>"`` over ``b"genblaze-manifest-v1:" + canonical_hash``)
+is still *verified*, so manifests written before keep verifying by key id; a v1
+signature proves the content, not the locations (verify says so).
 
 ``signature`` is outside the canonical hash (genblaze-core excludes it), so
 signing does not change the hash and genblaze-core's ``verify()`` is unaffected.
 
-Keys (``GENBLAZE_SIGNING_KEY`` for workers; ``--public-key`` for the verifier) are
-accepted as PEM text, a path to a PEM file, or base64 of the raw 32 bytes.
-Generate one with ``openssl genpkey -algorithm ed25519 -out signing.pem`` and
-publish ``openssl pkey -in signing.pem -pubout``.
+Keys (``GENBLAZE_SIGNING_KEY`` for workers; ``--public-key`` / ``--keys-file`` for
+the verifier, see :mod:`.keyring`) are accepted as PEM text, a path to a PEM file,
+or base64 of the raw 32 bytes. ``genblaze-ingest keys generate`` makes one.
 """
 
 from __future__ import annotations
@@ -23,13 +34,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEME = "ed25519"
+SCHEME = "ed25519"  # v1: over the canonical hash (verified, no longer written)
+SCHEME_V2 = "ed25519-v2"  # v2: over the whole document
 CONTEXT = b"genblaze-manifest-v1:"
+CONTEXT_V2 = b"genblaze-manifest-v2:"
 
 
 class SignatureError(ValueError):
@@ -115,8 +129,29 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def canonical_bytes(normalized: Mapping[str, Any]) -> bytes:
+    """genblaze-core's canonical JSON of an already normalized document, as bytes.
+
+    The same ``json.dumps`` arguments as ``genblaze_core.canonical.canonical_json``
+    (a test holds them equal); finalize normalizes the manifest once and serializes
+    it twice (without, then with its signature) instead of normalizing twice.
+    """
+    return json.dumps(normalized, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8"
+    )
+
+
+def document_digest(document: Mapping[str, Any]) -> str:
+    """SHA-256 hex of the manifest document's canonical JSON with ``signature`` null."""
+    from genblaze_core.canonical._normalize import normalize
+
+    unsigned = dict(document)
+    unsigned["signature"] = None
+    return hashlib.sha256(canonical_bytes(normalize(unsigned))).hexdigest()
+
+
 class ManifestSigner:
-    """Signs canonical hashes with one Ed25519 key (built once at worker start)."""
+    """Signs manifests (and DSSE envelopes) with one Ed25519 key, built once at worker start."""
 
     def __init__(self, private_key: Any) -> None:
         self._key = private_key
@@ -127,40 +162,108 @@ class ManifestSigner:
     def from_setting(cls, value: str) -> ManifestSigner:
         return cls(load_private_key(value))
 
-    def sign_hash(self, canonical_hash: str) -> str:
+    def sign_bytes(self, message: bytes) -> bytes:
+        """The raw Ed25519 signature of ``message`` (the DSSE envelope signs its PAE)."""
+        return bytes(self._key.sign(message))
+
+    def sign_digest(self, digest: str) -> str:
+        """The v2 ``Manifest.signature`` for a document digest (see :func:`document_digest`)."""
+        sig = self._key.sign(CONTEXT_V2 + digest.encode("ascii"))
+        return f"{SCHEME_V2}:{self.key_id}:{_b64url(sig)}"
+
+    def sign(self, manifest: Any) -> None:
+        """Fill ``manifest.signature`` (v2) over the manifest's whole document."""
+        if not manifest.canonical_hash:
+            manifest.compute_hash()
+        manifest.signature = None
+        manifest.signature = self.sign_digest(document_digest(manifest.model_dump(mode="python")))
+
+    def sign_hash_v1(self, canonical_hash: str) -> str:
+        """A v1 signature (the canonical hash only): what 0.4 wrote; kept for tests of it."""
         sig = self._key.sign(CONTEXT + canonical_hash.encode("ascii"))
         return f"{SCHEME}:{self.key_id}:{_b64url(sig)}"
 
-    def sign(self, manifest: Any) -> None:
-        """Fill ``manifest.signature`` over its (already computed) canonical hash."""
-        if not manifest.canonical_hash:
-            manifest.compute_hash()
-        manifest.signature = self.sign_hash(manifest.canonical_hash)
+
+@dataclass(frozen=True)
+class ParsedSignature:
+    """``scheme:key id:base64url`` split; ``version`` 1 or 2."""
+
+    version: int
+    key_id: str
+    raw: bytes
+
+
+def parse_signature(signature: str) -> ParsedSignature:
+    """The parts of a ``Manifest.signature``; SignatureError when it is not one of ours."""
+    scheme, _, rest = signature.partition(":")
+    kid, _, b64 = rest.partition(":")
+    versions = {SCHEME: 1, SCHEME_V2: 2}
+    if scheme not in versions or not kid or not b64:
+        raise SignatureError(f"unknown signature format (scheme {scheme[:20]!r})")
+    try:
+        raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError("signature is not base64url") from exc
+    return ParsedSignature(versions[scheme], kid, raw)
 
 
 @dataclass(frozen=True)
 class SignatureCheck:
+    """The outcome for one signature: valid or not, by which key id, and why."""
+
     ok: bool
     key_id: str | None
     reason: str
+    version: int = 0
+    known_key: bool = False  # the key id is one of the trusted keys
 
 
-def verify_signature(signature: str, canonical_hash: str, public_key: Any) -> SignatureCheck:
-    """Whether ``signature`` is the given key's Ed25519 signature over ``canonical_hash``."""
+def verify_signature(
+    signature: str,
+    document: Mapping[str, Any],
+    trusted: Mapping[str, Any],
+) -> SignatureCheck:
+    """Whether ``signature`` is a trusted key's signature over the manifest ``document``.
+
+    ``document`` is the stored manifest JSON as parsed; ``trusted`` maps key id to an
+    Ed25519 public key (a :class:`.keyring.Keyring` is one). A key id that is not
+    trusted fails, naming it and the trusted ids.
+    """
     from cryptography.exceptions import InvalidSignature
 
-    scheme, _, rest = signature.partition(":")
-    kid, _, b64 = rest.partition(":")
-    if scheme != SCHEME or not kid or not b64:
-        return SignatureCheck(False, None, f"unknown signature format (scheme {scheme!r})")
-    expected_kid = key_id(public_key)
-    if kid != expected_kid:
-        return SignatureCheck(
-            False, kid, f"signed by key {kid}, not by the given key {expected_kid}"
-        )
     try:
-        raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
-        public_key.verify(raw, CONTEXT + canonical_hash.encode("ascii"))
-    except (InvalidSignature, binascii.Error, ValueError):
-        return SignatureCheck(False, kid, "signature does not match the canonical hash")
-    return SignatureCheck(True, kid, "signature valid")
+        parsed = parse_signature(signature)
+    except SignatureError as exc:
+        return SignatureCheck(False, None, str(exc))
+    public_key = trusted.get(parsed.key_id)
+    if public_key is None:
+        ids = ", ".join(sorted(trusted)) or "none"
+        return SignatureCheck(
+            False,
+            parsed.key_id,
+            f"signed by key {parsed.key_id}, which is not a trusted key (trusted: {ids})",
+            parsed.version,
+        )
+    if parsed.version == 1:
+        message = CONTEXT + str(document.get("canonical_hash", "")).encode("ascii", "replace")
+    else:
+        message = CONTEXT_V2 + document_digest(document).encode("ascii")
+    try:
+        public_key.verify(parsed.raw, message)
+    except (InvalidSignature, ValueError):
+        what = "the manifest" if parsed.version == 2 else "the canonical hash"
+        return SignatureCheck(
+            False,
+            parsed.key_id,
+            f"signature by key {parsed.key_id} does not match {what}",
+            parsed.version,
+            True,
+        )
+    if parsed.version == 1:
+        reason = (
+            f"valid v1 signature by key {parsed.key_id}: it covers the content hash only,"
+            " not asset locations"
+        )
+    else:
+        reason = f"valid signature by key {parsed.key_id} over the whole manifest"
+    return SignatureCheck(True, parsed.key_id, reason, parsed.version, True)

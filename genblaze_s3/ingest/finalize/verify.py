@@ -1,90 +1,86 @@
-"""Verify a stored manifest end to end: hash, signature, every asset's bytes, its lock.
+"""Verify a stored manifest end to end, failing closed; say what was proved.
 
 ``verify_manifest(...)`` (and ``genblaze-ingest verify s3://bucket/key``) answers
-"has anything changed since this manifest was written?" with one finding per
-check, each on its own line:
+two questions, one finding per check, each on its own line (:mod:`.report`):
 
-- **hash**: the canonical hash recomputed by genblaze-core matches; every output
-  asset declares a SHA-256.
-- **signature**: the Ed25519 signature (``Manifest.signature``, see
-  :mod:`genblaze_s3.ingest.finalize.signing`) verifies against the given public key. A
-  manifest without one (e.g. written inline by genblaze-core) is *noted*, and
-  fails only with ``require_signature``.
-- **asset**: each asset object is re-read from the bucket and its SHA-256 and
-  size compared with the manifest's. Objects are read in parallel, large ones
-  as parallel ranged GETs pinned to one ETag (``If-Match``) and hashed in order,
-  so a 1 GiB object is read about as fast as ``s5cmd cat`` reads it
-  (bench/bench_verify.py).
-- **lock**: the manifest's Object Lock retention (mode and retain-until). An
-  unlocked manifest is *noted*, and fails only with ``require_lock``; a lock
-  whose retention has ended fails.
+**Is the content intact?** (no trusted key needed)
 
-The report is ``ok`` only when no finding failed.
+- **manifest**: readable, a genblaze manifest.
+- **record**: the ingest record (:mod:`.record`) says this manifest was written to
+  exactly this bucket and key (a copied or renamed manifest fails).
+- **hash**: genblaze-core's canonical hash matches; every output declares a SHA-256.
+- **asset**: each asset object (its recorded bucket/key; the URL must resolve to
+  it) is re-read and its SHA-256 and size compared; a content-addressed key must
+  name the asset's digest. Objects are read in parallel, large ones as ranged
+  GETs (:mod:`.objects`).
+- **envelope**: the DSSE/in-toto envelope beside the manifest (:mod:`.attestation`)
+  states exactly what the manifest implies (every subject and digest, the
+  manifest's own bytes, job, tenant, provenance): they agree.
+- **lock** / **version**: the manifest (and envelope) carry the Object Lock the
+  record says they were written with, and the manifest key has one version.
+
+**Was it made by a key we trust?** Trusted keys come from ``public_key`` /
+``trusted_keys`` (CLI: repeatable ``--public-key``, ``--keys-file``, the public
+half of ``GENBLAZE_SIGNING_KEY`` on a worker host). With any trusted key a valid
+signature by one of them is mandatory: a missing (stripped), unknown-key or bad
+signature fails, naming the key id, and so does an envelope not signed by the
+manifest's key. Without one, a signature cannot prove origin: the verdict is
+``unproven`` (exit 3) unless ``content_only`` was asked for.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from genblaze_s3.ingest.finalize.keyring import Keyring, load_keyring
+from genblaze_s3.ingest.finalize.objects import (
+    DEFAULT_PART_SIZE,
+    DEFAULT_RANGE_THREADS,
+    Missing,
+    ObjectReader,
+    ProgressFn,
+    s3_code,
+)
+from genblaze_s3.ingest.finalize.record import (
+    IngestRecord,
+    content_addressed_digest,
+    record_of,
+    stored_location,
+)
+from genblaze_s3.ingest.finalize.report import (
+    EXIT_CODES,
+    EXIT_CODES_HELP,
+    Finding,
+    Level,
+    Verdict,
+    VerifyReport,
+)
+from genblaze_s3.ingest.finalize.verify_checks import (
+    check_envelope,
+    check_lock,
+    check_record,
+    check_signature,
+    check_versions,
+)
+
+__all__ = [
+    "EXIT_CODES",
+    "EXIT_CODES_HELP",
+    "Finding",
+    "Level",
+    "Verdict",
+    "VerifyReport",
+    "parse_s3_location",
+    "verify_manifest",
+]
+
 DEFAULT_CONCURRENCY = 4  # assets read at once
-DEFAULT_RANGE_THREADS = 8  # ranged GETs in flight per large object (measured: bench_verify)
-DEFAULT_PART_SIZE = 8 * 1024 * 1024
-_READ = 1024 * 1024
-
-ProgressFn = Callable[[int], None]
-
-
-class Level(StrEnum):
-    OK = "ok"
-    NOTE = "note"  # reported, not a failure
-    FAIL = "fail"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One checked fact about the manifest; ``line()`` is how the CLI prints it."""
-
-    level: Level
-    check: str  # manifest | hash | signature | asset | lock
-    subject: str
-    message: str
-
-    def line(self) -> str:
-        return f"{self.level.value.upper():4} {self.check:9} {self.subject}: {self.message}"
-
-
-@dataclass
-class VerifyReport:
-    """Every finding, in check order; ``ok`` when none failed."""
-
-    bucket: str
-    key: str
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(f.level is Level.FAIL for f in self.findings)
-
-    @property
-    def failures(self) -> list[Finding]:
-        return [f for f in self.findings if f.level is Level.FAIL]
-
-    def lines(self) -> Iterator[str]:
-        for f in self.findings:
-            yield f.line()
-
-    def add(self, level: Level, check: str, subject: str, message: str) -> None:
-        self.findings.append(Finding(level, check, subject, message))
+CAS = "content_addressable"
 
 
 def parse_s3_location(location: str) -> tuple[str, str]:
@@ -96,11 +92,23 @@ def parse_s3_location(location: str) -> tuple[str, str]:
     return parts.netloc, key
 
 
+@dataclass
+class _Stored:
+    """The manifest as read: its bytes, the parsed document and model, its record."""
+
+    body: bytes
+    document: dict[str, Any]
+    manifest: Any
+    record: IngestRecord | None
+
+
 def verify_manifest(
     target: Any,
     key: str | None = None,
     *,
     public_key: Any = None,
+    trusted_keys: Iterable[Any] | None = None,
+    content_only: bool = False,
     require_signature: bool = False,
     require_lock: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -114,12 +122,14 @@ def verify_manifest(
 
     ``target`` is an ``S3StorageBackend`` (its credentials read the bucket) or an
     ``"s3://bucket/key"`` string (a backend is built with the default AWS credential
-    chain and ``endpoint_url``). ``public_key``: an Ed25519 public key object, or
-    PEM text / a PEM file path / base64 raw bytes. ``progress(n)`` is called with
-    bytes re-read as they are hashed; ``on_total(total)`` once, before reading.
+    chain and ``endpoint_url``). ``public_key`` / ``trusted_keys``: Ed25519 public
+    key objects, or PEM text / PEM file paths (a file may hold several keys) /
+    base64 raw bytes; any of them makes a trusted signature mandatory.
+    ``content_only``: accept intact content without proving origin (no trusted key
+    may be given then). ``require_signature``: without trusted keys, an unsigned
+    manifest fails. ``progress(n)`` is called with bytes re-read as they are
+    hashed; ``on_total(total)`` once, before reading.
     """
-    from genblaze_s3.ingest.finalize.signing import load_public_key
-
     backend = target
     if isinstance(target, str):
         from genblaze_s3.backend import S3StorageBackend
@@ -128,40 +138,58 @@ def verify_manifest(
         backend = S3StorageBackend(bucket, endpoint_url=endpoint_url, preflight=False)
     if not key:
         raise ValueError("the manifest's key is required")
-    if isinstance(public_key, str):
-        public_key = load_public_key(public_key)
-    report = VerifyReport(str(backend.bucket), key)
-    manifest = _load(backend, key, report)
-    if manifest is None:
+    keyring = _keyring(public_key, trusted_keys)
+    if content_only and keyring:
+        raise ValueError("content-only verification takes no trusted key")
+    report = VerifyReport(str(backend.bucket), key, content_only=content_only)
+    stored = _load(backend, key, report)
+    if stored is None:
         return report
-    _check_hash(manifest, report)
-    _check_signature(manifest, public_key, require_signature, report)
-    reader = _Reader(backend.client, str(backend.bucket), range_threads, part_size, progress)
+    check_record(stored.record, report)
+    _check_hash(stored.manifest, report)
+    check_signature(stored.document, keyring, require_signature, report)
+    reader = ObjectReader(backend.client, report.bucket, range_threads, part_size, progress)
     try:
-        _check_assets(backend, manifest, report, reader, concurrency, on_total)
+        _check_assets(backend, stored, report, reader, concurrency, on_total)
     finally:
         reader.close()
-    _check_lock(backend, key, require_lock, report)
+    check_envelope(backend, stored.document, stored.body, stored.record, keyring, report)
+    check_lock(backend, key, stored.record, require_lock, report)
+    check_versions(backend, key, "version", report)
     return report
 
 
-def _load(backend: Any, key: str, report: VerifyReport) -> Any:
+def _keyring(public_key: Any, trusted_keys: Iterable[Any] | None) -> Keyring:
+    values = [public_key] if public_key is not None else []
+    values.extend(trusted_keys or [])
+    texts = [v for v in values if isinstance(v, str)]
+    objects = [v for v in values if not isinstance(v, str)]
+    return load_keyring(texts).with_keys(objects)
+
+
+def _load(backend: Any, key: str, report: VerifyReport) -> _Stored | None:
     from genblaze_core.models.manifest import parse_manifest
 
     try:
         body = backend.client.get_object(Bucket=backend.bucket, Key=key)["Body"].read()
     except Exception as exc:
-        report.add(Level.FAIL, "manifest", key, f"cannot be read ({_s3_code(exc)})")
+        report.add(Level.FAIL, "manifest", key, f"cannot be read ({s3_code(exc)})")
         return None
     try:
-        manifest = parse_manifest(json.loads(body))
+        document = json.loads(body)
+        manifest = parse_manifest(document)
     except Exception as exc:
         report.add(Level.FAIL, "manifest", key, f"is not a genblaze manifest ({exc})"[:300])
         return None
+    try:
+        record = record_of(document)
+    except ValueError as exc:
+        report.add(Level.FAIL, "record", key, str(exc))
+        record = None
     report.add(
         Level.OK, "manifest", key, f"read ({len(body)} bytes, schema {manifest.schema_version})"
     )
-    return manifest
+    return _Stored(body, document, manifest, record)
 
 
 def _check_hash(manifest: Any, report: VerifyReport) -> None:
@@ -176,40 +204,6 @@ def _check_hash(manifest: Any, report: VerifyReport) -> None:
         report.add(Level.FAIL, "hash", aid, "asset declares no valid sha256")
     for aid in result.invalid_metadata_ids:
         report.add(Level.FAIL, "hash", aid, "asset metadata out of spec")
-
-
-def _check_signature(manifest: Any, public_key: Any, required: bool, report: VerifyReport) -> None:
-    from genblaze_s3.ingest.finalize.signing import verify_signature
-
-    if not manifest.signature:
-        level = Level.FAIL if required else Level.NOTE
-        report.add(level, "signature", "-", "manifest is not signed")
-        return
-    if public_key is None:
-        kid = manifest.signature.split(":")[1] if manifest.signature.count(":") >= 2 else "?"
-        level = Level.FAIL if required else Level.NOTE
-        report.add(level, "signature", kid, "signed, but no public key was given to check it")
-        return
-    check = verify_signature(manifest.signature, manifest.canonical_hash, public_key)
-    report.add(Level.OK if check.ok else Level.FAIL, "signature", check.key_id or "-", check.reason)
-
-
-def _check_lock(backend: Any, key: str, required: bool, report: VerifyReport) -> None:
-    try:
-        head = backend.client.head_object(Bucket=backend.bucket, Key=key)
-    except Exception as exc:
-        report.add(
-            Level.FAIL, "lock", key, f"cannot read the manifest's retention ({_s3_code(exc)})"
-        )
-        return
-    mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
-    if not mode or not isinstance(until, datetime):
-        level = Level.FAIL if required else Level.NOTE
-        report.add(level, "lock", key, "manifest is not under Object Lock retention")
-    elif until <= datetime.now(UTC):
-        report.add(Level.FAIL, "lock", key, f"{mode} retention ended at {until.isoformat()}")
-    else:
-        report.add(Level.OK, "lock", key, f"{mode} until {until.isoformat()}")
 
 
 # -- assets ---------------------------------------------------------------------
@@ -230,22 +224,52 @@ def _key_of(backend: Any, url: str) -> str | None:
     return None
 
 
+def _asset_key(backend: Any, asset: Any, record: IngestRecord | None) -> tuple[str | None, str]:
+    """(the key to read, "" or why the asset's location fails)."""
+    from_url = _key_of(backend, asset.url)
+    stored = stored_location(asset.metadata)
+    if stored is None:
+        if record is not None:
+            return None, "the manifest records no stored location for it"
+        if from_url is None:
+            return None, "URL is not an object of this bucket"
+        return from_url, ""
+    if stored.bucket != backend.bucket:
+        return None, f"stored in bucket {stored.bucket}, not in {backend.bucket}"
+    if from_url is not None and from_url != stored.key:
+        return None, f"URL points at {from_url}, but the bytes were stored at {stored.key}"
+    return stored.key, ""
+
+
+def _cas_problem(key: str, sha256: str | None, record: IngestRecord | None) -> str:
+    """Content-addressed keys name their digest: it must be the manifest's."""
+    named = content_addressed_digest(key)
+    if named is None:
+        if record is not None and record.key_strategy == CAS:
+            return "content-addressed layout, but the key names no SHA-256"
+        return ""
+    if named != sha256:
+        return f"key names SHA-256 {named[:16]}..., the manifest says {str(sha256)[:16]}..."
+    return ""
+
+
 def _check_assets(
     backend: Any,
-    manifest: Any,
+    stored: _Stored,
     report: VerifyReport,
-    reader: _Reader,
+    reader: ObjectReader,
     concurrency: int,
     on_total: Callable[[int], None] | None,
 ) -> None:
-    assets = [a for step in manifest.run.steps for a in step.assets]
+    assets = [a for step in stored.manifest.run.steps for a in step.assets]
     if on_total is not None:
         on_total(sum(a.size_bytes or 0 for a in assets))
     jobs: list[tuple[Any, str]] = []
     for asset in assets:
-        key = _key_of(backend, asset.url)
-        if key is None:
-            report.add(Level.FAIL, "asset", asset.asset_id, "URL is not an object of this bucket")
+        key, problem = _asset_key(backend, asset, stored.record)
+        problem = problem or _cas_problem(key or "", asset.sha256, stored.record)
+        if problem or key is None:
+            report.add(Level.FAIL, "asset", f"{asset.asset_id} ({key or asset.url})", problem)
         else:
             jobs.append((asset, key))
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="verify") as pool:
@@ -253,14 +277,14 @@ def _check_assets(
     report.findings.extend(results)
 
 
-def _check_asset(reader: _Reader, asset: Any, key: str) -> Finding:
+def _check_asset(reader: ObjectReader, asset: Any, key: str) -> Finding:
     subject = f"{asset.asset_id} ({key})"
     try:
         sha256, size = reader.sha256(key)
-    except _Missing:
+    except Missing:
         return Finding(Level.FAIL, "asset", subject, "object is missing")
     except Exception as exc:
-        return Finding(Level.FAIL, "asset", subject, f"cannot be read ({_s3_code(exc)})")
+        return Finding(Level.FAIL, "asset", subject, f"cannot be read ({s3_code(exc)})")
     if asset.sha256 != sha256:
         return Finding(
             Level.FAIL, "asset", subject, f"SHA-256 differs: stored object is {sha256[:16]}..."
@@ -278,109 +302,3 @@ def _origin(asset: Any) -> str:
     where = f"{fetch.get('scheme', '')}://{fetch['host']}{fetch.get('path', '')}"
     when = f" at {fetch['fetched_at']}" if fetch.get("fetched_at") else ""
     return f"; fetched from {where}{when}"
-
-
-class _Missing(Exception):
-    pass
-
-
-class _Reader:
-    """Streams objects through SHA-256: one GET for small ones, ordered ranged GETs for large.
-
-    Why ranges: one HTTP stream from S3 is usually slower than the hash; a few
-    ranges in flight keep the hash fed. Ranges are pinned to the ETag seen by the
-    HEAD (``If-Match``), so an object replaced mid-read fails instead of hashing a
-    mix of two versions. Memory: at most ``threads + 1`` parts per object.
-    """
-
-    def __init__(
-        self,
-        client: Any,
-        bucket: str,
-        threads: int,
-        part_size: int,
-        progress: ProgressFn | None,
-    ) -> None:
-        self._client = client
-        self._bucket = bucket
-        self._threads = max(1, threads)
-        self._part = max(_READ, part_size)
-        self._progress = progress or (lambda n: None)
-        self._pool = ThreadPoolExecutor(self._threads * 2, thread_name_prefix="verify-range")
-        self._lock = threading.Lock()
-
-    def sha256(self, key: str) -> tuple[str, int]:
-        try:
-            head = self._client.head_object(Bucket=self._bucket, Key=key)
-        except Exception as exc:
-            if _s3_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                raise _Missing(key) from exc
-            raise
-        size = int(head.get("ContentLength", 0))
-        etag = head.get("ETag")
-        if size <= self._part:
-            return self._whole(key, etag), size
-        return self._ranged(key, size, etag), size
-
-    def _get(self, key: str, etag: str | None, rng: str | None = None) -> Any:
-        kw: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
-        if etag:
-            kw["IfMatch"] = etag
-        if rng:
-            kw["Range"] = rng
-        return self._client.get_object(**kw)["Body"]
-
-    def _whole(self, key: str, etag: str | None) -> str:
-        h = hashlib.sha256()
-        body = self._get(key, etag)
-        try:
-            while chunk := body.read(_READ):
-                h.update(chunk)
-                self._progress(len(chunk))
-        finally:
-            body.close()
-        return h.hexdigest()
-
-    def _range(self, key: str, etag: str | None, start: int, end: int) -> bytes:
-        """The bytes [start, end), read in one call: the socket loop then runs in C, off the GIL."""
-        body = self._get(key, etag, f"bytes={start}-{end - 1}")
-        try:
-            data = body.read()
-        finally:
-            body.close()
-        if len(data) != end - start:
-            raise OSError(f"range {start}-{end - 1} ended after {len(data)} bytes")
-        return bytes(data)
-
-    def _ranged(self, key: str, size: int, etag: str | None) -> str:
-        h = hashlib.sha256()
-        starts = iter(range(0, size, self._part))
-        inflight: deque[Future[bytes]] = deque()
-
-        def submit() -> None:
-            start = next(starts, None)
-            if start is not None:
-                end = min(start + self._part, size)
-                inflight.append(self._pool.submit(self._range, key, etag, start, end))
-
-        for _ in range(self._threads):
-            submit()
-        try:
-            while inflight:
-                data = inflight.popleft().result()
-                submit()
-                h.update(data)
-                self._progress(len(data))
-        finally:
-            for f in inflight:
-                f.cancel()
-        return h.hexdigest()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _s3_code(exc: BaseException) -> str:
-    from genblaze_s3.transfer.errors import s3_error_code
-
-    return s3_error_code(exc) or type(exc).__name__
