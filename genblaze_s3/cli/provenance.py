@@ -220,8 +220,16 @@ def add_provenance_commands(sub: Any, config: Settings) -> None:
         own_key=signer.public_key if signer is not None else None,
         configured_keys=[config.trusted_keys_file] if config.trusted_keys_file else [],
     )
-    k = sub.add_parser("keys", help="make a signing key; show a key's id and public key")
-    ksub = k.add_subparsers(dest="keys_cmd", required=True, metavar="ACTION")
+    k = sub.add_parser(
+        "keys",
+        help="make a signing key; show a key's id and public key",
+        description="generate: a new Ed25519 key pair for GENBLAZE_SIGNING_KEY. show: the key "
+        "id and public key of a key file (default: GENBLAZE_SIGNING_KEY). docs/SECURITY.md "
+        "says where the private key lives and how verifiers get the public one.",
+    )
+    ksub = k.add_subparsers(
+        dest="keys_cmd", required=True, metavar="ACTION", help="generate | show"
+    )
     g = ksub.add_parser(
         "generate", help="write a new Ed25519 private key and its public key", formatter_class=fmt
     )

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from genblaze_s3 import S3StorageBackend, URLPolicy
+from genblaze_s3.ingest.finalize.keyring import Keyring
 from genblaze_s3.ingest.finalize.manifest import build_manifest
 from genblaze_s3.ingest.finalize.provenance import build_provenance, source_location
 from genblaze_s3.ingest.finalize.signing import (
@@ -281,7 +282,7 @@ def test_provenance_is_in_the_manifest_hash_and_core_verifies_it() -> None:
     assert not manifest.verify_hash()
 
 
-def test_signature_covers_the_canonical_hash_only_with_the_right_key() -> None:
+def test_signature_covers_the_whole_manifest_with_the_right_key() -> None:
     key = Ed25519PrivateKey.generate()
     signer = ManifestSigner(key)
     payload, recs = _stored_manifest()
@@ -291,15 +292,30 @@ def test_signature_covers_the_canonical_hash_only_with_the_right_key() -> None:
     assert manifest.signature is not None and manifest.signature.split(":")[1] == key_id(
         key.public_key()
     )
-    assert verify_signature(manifest.signature, manifest.canonical_hash, key.public_key()).ok
+    trusted = Keyring([key.public_key()])
+    document = json.loads(manifest.to_canonical_json())
+    assert verify_signature(manifest.signature, document, trusted).ok
     scheme, kid, sig = manifest.signature.split(":")
     raw = bytearray(base64.urlsafe_b64decode(sig + "=="))
     raw[0] ^= 1
     flipped = f"{scheme}:{kid}:{base64.urlsafe_b64encode(bytes(raw)).rstrip(b'=').decode()}"
-    assert not verify_signature(flipped, manifest.canonical_hash, key.public_key()).ok
-    other = Ed25519PrivateKey.generate().public_key()
-    assert not verify_signature(manifest.signature, manifest.canonical_hash, other).ok
-    assert not verify_signature(manifest.signature, "0" * 64, key.public_key()).ok
+    assert not verify_signature(flipped, document, trusted).ok
+    other = Keyring([Ed25519PrivateKey.generate().public_key()])
+    check = verify_signature(manifest.signature, document, other)
+    assert not check.ok and kid in check.reason
+    # Outside genblaze-core's hash, inside the signature: the asset's URL and id.
+    repointed = json.loads(manifest.to_canonical_json())
+    repointed["run"]["steps"][0]["assets"][0]["url"] = "http://s3/bkt/elsewhere.png"
+    assert not verify_signature(manifest.signature, repointed, trusted).ok
+
+
+def test_finalize_serializes_exactly_what_genblaze_core_would() -> None:
+    from genblaze_s3.ingest.finalize.manifest import manifest_document
+
+    payload, recs = _stored_manifest()
+    manifest = build_manifest(payload, recs)
+    _, body = manifest_document(manifest, ManifestSigner(Ed25519PrivateKey.generate()))
+    assert body == manifest.to_canonical_json().encode()  # signature filled on the model too
 
 
 def test_keys_load_from_pem_and_base64() -> None:

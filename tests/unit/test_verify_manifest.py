@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from genblaze_s3 import S3StorageBackend, verify_manifest
 from genblaze_s3.ingest.finalize.signing import ManifestSigner
-from genblaze_s3.ingest.finalize.verify import Level, parse_s3_location
+from genblaze_s3.ingest.finalize.verify import Level, Verdict, parse_s3_location
 
 BUCKET = "verify-bkt"
 MiB = 1024 * 1024
@@ -91,19 +91,27 @@ def test_a_signed_locked_manifest_verifies(backend: S3StorageBackend) -> None:
 def test_an_overwritten_asset_fails_naming_it(backend: S3StorageBackend) -> None:
     mkey = _store(backend, [os.urandom(100), os.urandom(2 * MiB)])
     backend.client.put_object(Bucket=BUCKET, Key="genblaze/assets/1.bin", Body=b"x" * (2 * MiB))
-    report = verify_manifest(backend, mkey, part_size=MiB)
+    report = verify_manifest(backend, mkey, part_size=MiB, content_only=True)
     assert not report.ok
     (bad,) = report.failures
     assert bad.check == "asset" and "genblaze/assets/1.bin" in bad.subject
 
 
-def test_unsigned_and_unlocked_are_notes_unless_required(backend: S3StorageBackend) -> None:
+def test_an_unsigned_manifest_is_content_intact_but_unproven(backend: S3StorageBackend) -> None:
+    """A manifest as genblaze-core writes it: no signature, no record, no lock."""
     mkey = _store(backend, [os.urandom(10)])
     report = verify_manifest(backend, mkey)
-    assert report.ok and _levels(report, "signature") == [Level.NOTE]
-    assert _levels(report, "lock") == [Level.NOTE]
-    strict = verify_manifest(backend, mkey, require_signature=True, require_lock=True)
+    assert report.content_intact and report.verdict is Verdict.UNPROVEN
+    assert report.exit_code == 3 and "not signed" in report.summary()
+    assert _levels(report, "signature") == [Level.NOTE] and _levels(report, "lock") == [Level.NOTE]
+    content = verify_manifest(backend, mkey, content_only=True)
+    assert content.ok and content.verdict is Verdict.CONTENT_ONLY
+    strict = verify_manifest(
+        backend, mkey, content_only=True, require_signature=True, require_lock=True
+    )
     assert {f.check for f in strict.failures} == {"signature", "lock"}
+    keyed = verify_manifest(backend, mkey, public_key=Ed25519PrivateKey.generate().public_key())
+    assert keyed.exit_code == 1 and any("not signed" in f.message for f in keyed.failures)
 
 
 def test_wrong_key_and_missing_object_fail(backend: S3StorageBackend) -> None:
