@@ -52,7 +52,7 @@ def _baseline(server: Any, bucket: str, key: str) -> tuple[float, str]:
 def _verify(server: Any, bucket: str, manifest_key: str) -> tuple[float, str]:
     cmd = [
         sys.executable, "-m", "genblaze_s3.cli", "verify", f"s3://{bucket}/{manifest_key}",
-        "--no-progress",
+        "--no-progress", "--content-only",  # an unsigned manifest: exit 3 without it
     ]  # fmt: skip
     started = time.perf_counter()
     out = subprocess.run(cmd, cwd=ROOT, env=_env(server), capture_output=True, text=True)

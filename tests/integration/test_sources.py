@@ -358,7 +358,7 @@ def test_signed_manifest_with_provenance_verifies_with_core_and_cli(
     )
     manifest = reader.read_manifest(result.run)
     assert manifest.verify()  # genblaze-core, provenance included in the hash
-    assert manifest.signature and manifest.signature.startswith("ed25519:")
+    assert manifest.signature and manifest.signature.startswith("ed25519-v2:")
     for asset in manifest.run.steps[0].assets:
         fetch = asset.metadata["fetch"]
         assert fetch["scheme"] == "http" and fetch["host"] == f"127.0.0.1:{cdn.port}"
@@ -372,6 +372,25 @@ def test_signed_manifest_with_provenance_verifies_with_core_and_cli(
     assert out.returncode == 0, out.stdout + out.stderr
     assert "FAIL" not in out.stdout and out.stdout.count("OK   asset") == 3
     assert "OK   lock" in out.stdout and "OK   signature" in out.stdout
+    assert "OK   envelope" in out.stdout and out.stdout.splitlines()[-1].startswith("VERIFIED")
+    # The DSSE envelope the workers wrote, checked by securesystemslib alone.
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import SSlibKey
+
+    from genblaze_s3.ingest.finalize.signing import key_id
+
+    envelope_key = str(final.manifest.key).removesuffix(".json") + ".intoto.json"
+    s3 = backend_for(seaweed, locked_bucket).client
+    envelope = Envelope.from_dict(
+        json.loads(s3.get_object(Bucket=locked_bucket, Key=envelope_key)["Body"].read())
+    )
+    public = load_pem_public_key(signing_key[1].read_bytes())
+    envelope.verify([SSlibKey.from_crypto(public, keyid=key_id(public))], 1)
+    subjects = {s["name"] for s in json.loads(envelope.payload)["subject"]}
+    assert f"s3://{locked_bucket}/{final.manifest.key}" in subjects and len(subjects) == 4
+    head = s3.head_object(Bucket=locked_bucket, Key=envelope_key)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
 
 
 def test_verify_names_an_overwritten_asset_and_a_flipped_signature(
@@ -414,7 +433,7 @@ def test_verify_names_an_overwritten_asset_and_a_flipped_signature(
     assert own.returncode == 1 and "FAIL signature" in own.stdout
 
 
-def test_verify_accepts_an_inline_genblaze_core_manifest_unless_signature_required(
+def test_verify_reports_an_inline_genblaze_core_manifest_as_content_intact_and_unsigned(
     seaweed: SeaweedS3, cdn: CDNServer, bucket: str, loopback_fetches: None
 ) -> None:
     data = os.urandom(7000)
@@ -427,7 +446,88 @@ def test_verify_accepts_an_inline_genblaze_core_manifest_unless_signature_requir
         .run(sink=sink, raise_on_failure=True)
     )
     key = sink.manifest_key_for(result.run)
-    out = _verify_cli(seaweed, bucket, key)
-    assert out.returncode == 0, out.stdout + out.stderr
+    out = _verify_cli(seaweed, bucket, key)  # no key: content intact, origin not proven
+    assert out.returncode == 3, out.stdout + out.stderr
     assert "NOTE signature" in out.stdout and "OK   asset" in out.stdout
-    assert _verify_cli(seaweed, bucket, key, "--require-signature").returncode == 1
+    assert out.stdout.splitlines()[-1].startswith("UNPROVEN") and "not signed" in out.stdout
+    content = _verify_cli(seaweed, bucket, key, "--content-only")
+    assert content.returncode == 0 and content.stdout.splitlines()[-1].startswith("CONTENT INTACT")
+    strict = _verify_cli(seaweed, bucket, key, "--content-only", "--require-signature")
+    assert strict.returncode == 1
+
+
+def _attack_stripped(s3: Any, bucket: str, key: str, doc: dict[str, Any]) -> None:
+    """Issue row 1: overwrite an asset, edit its sha256/size, recompute the canonical
+    hash, delete the signature, put a new manifest version."""
+    asset = doc["run"]["steps"][0]["assets"][0]
+    s3.put_object(Bucket=bucket, Key=asset["metadata"]["stored"]["key"], Body=b"forged")
+    asset["sha256"], asset["size_bytes"] = sha(b"forged"), 6
+    doc["signature"] = None
+
+
+def _attack_repointed(s3: Any, bucket: str, key: str, doc: dict[str, Any]) -> None:
+    """Issue row 2: the original bytes copied to K.orig, K overwritten, the asset's URL
+    (and recorded key) pointed at K.orig, the signature kept."""
+    asset = doc["run"]["steps"][0]["assets"][0]
+    k = asset["metadata"]["stored"]["key"]
+    s3.copy_object(Bucket=bucket, Key=f"{k}.orig", CopySource={"Bucket": bucket, "Key": k})
+    s3.put_object(Bucket=bucket, Key=k, Body=b"forged")
+    asset["url"] = asset["url"] + ".orig"
+    asset["metadata"]["stored"]["key"] = f"{k}.orig"
+
+
+def _attack_own_key(s3: Any, bucket: str, key: str, doc: dict[str, Any]) -> None:
+    """Issue row 3: the attacker signs the edited manifest with a key of their own."""
+    from genblaze_s3.ingest.finalize.signing import ManifestSigner
+
+    _attack_stripped(s3, bucket, key, doc)
+    doc["signature"] = "attacker"  # replaced below, once the hash is recomputed
+    doc["_sign_with"] = ManifestSigner(Ed25519PrivateKey.generate())
+
+
+@pytest.mark.parametrize(
+    "attack", [_attack_stripped, _attack_repointed, _attack_own_key], ids=lambda f: f.__name__
+)
+def test_the_issues_attacks_fail_verify_on_a_real_locked_bucket(
+    src_stack: QueueStack,
+    seaweed: SeaweedS3,
+    cdn: CDNServer,
+    locked_bucket: str,
+    s3_client: Any,
+    signing_key: tuple[str, Path],
+    attack: Any,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from genblaze_core.models.manifest import Manifest
+    from genblaze_core.storage.base import ObjectLockConfig
+
+    name = attack.__name__
+    urls = [
+        cdn.add(f"/{name}/{i}.png", os.urandom(3000 + i), content_type="image/png")
+        for i in range(2)
+    ]
+    lock = ObjectLockConfig(retain_until=datetime.now(UTC) + timedelta(days=1), mode="GOVERNANCE")
+    _, final = _run_through_sink(src_stack, seaweed, locked_bucket, urls, manifest_lock=lock)
+    key = str(final.manifest.key)
+    pub = str(signing_key[1])
+    assert _verify_cli(seaweed, locked_bucket, key, "--public-key", pub).returncode == 0
+    doc = json.loads(s3_client.get_object(Bucket=locked_bucket, Key=key)["Body"].read())
+    attack(s3_client, locked_bucket, key, doc)
+    signer = doc.pop("_sign_with", None)
+    manifest = Manifest.model_validate(doc)
+    manifest.compute_hash()
+    if signer is not None:
+        signer.sign(manifest)
+    s3_client.put_object(Bucket=locked_bucket, Key=key, Body=manifest.to_canonical_json().encode())
+    out = _verify_cli(seaweed, locked_bucket, key, "--public-key", pub)
+    assert out.returncode == 1, out.stdout + out.stderr
+    failed = [line for line in out.stdout.splitlines() if line.startswith("FAIL ")]
+    assert any(line.startswith("FAIL signature") for line in failed), out.stdout
+    assert any(line.startswith("FAIL version") for line in failed), out.stdout  # rewritten
+    assert out.stdout.splitlines()[-1].startswith("FAILED")
+    # The same on a worker host (GENBLAZE_SIGNING_KEY set), without --public-key.
+    own = _verify_cli(seaweed, locked_bucket, key, signing_key=signing_key[0])
+    assert own.returncode == 1 and "FAIL signature" in own.stdout
+    # And with no key at all, never exit 0.
+    assert _verify_cli(seaweed, locked_bucket, key).returncode != 0
