@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from genblaze_s3.settings import Settings
+from genblaze_s3.settings import Settings, SettingsError
 
 VERIFY_EXIT_CODES = (
     "exit codes: 0 verified (content intact, signed by a trusted key; or content intact with "
@@ -30,9 +30,13 @@ def _trusted(args: argparse.Namespace) -> list[Any]:
     given = [*(args.public_key or []), *(args.keys_file or [])]
     if given or args.content_only:
         return given
-    configured: list[Any] = list(args.configured_keys)
-    if args.own_key is not None:
-        configured.append(args.own_key)
+    from genblaze_s3.runtime import manifest_signer
+
+    config: Settings = args.config
+    configured: list[Any] = [config.trusted_keys_file] if config.trusted_keys_file else []
+    signer = manifest_signer(config)  # on a worker host: our own key is trusted
+    if signer is not None:
+        configured.append(signer.public_key)
     return configured
 
 
@@ -62,7 +66,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         keyring = load_keyring([t for t in trusted if isinstance(t, str)]).with_keys(
             t for t in trusted if not isinstance(t, str)
         )
-    except (ValueError, SignatureError) as exc:
+    except (ValueError, SignatureError, SettingsError) as exc:
         err.print(f"genblaze-ingest verify: {exc}")
         return 2
     key_id, secret = args.credentials
@@ -213,13 +217,7 @@ def add_provenance_commands(sub: Any, config: Settings) -> None:
     v.add_argument("--concurrency", type=int, default=4, help="assets re-read at once")
     v.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
     v.add_argument("--json", action="store_true", help="the whole report as one JSON object")
-    signer = config.manifest_signer()  # on a worker host: our own key is trusted
-    v.set_defaults(
-        func=_cmd_verify,
-        credentials=config.worker_credentials(),
-        own_key=signer.public_key if signer is not None else None,
-        configured_keys=[config.trusted_keys_file] if config.trusted_keys_file else [],
-    )
+    v.set_defaults(func=_cmd_verify, credentials=config.worker_credentials(), config=config)
     k = sub.add_parser(
         "keys",
         help="make a signing key; show a key's id and public key",

@@ -22,7 +22,6 @@ from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
 from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.ingest.finalize.attestation import ENVELOPE_CONTENT_TYPE, sign_envelope
-from genblaze_s3.ingest.finalize.provenance import PROVENANCE_KEY, apply_provenance
 from genblaze_s3.ingest.finalize.record import (
     RECORD_KEY,
     STORED_KEY,
@@ -42,6 +41,7 @@ from genblaze_s3.ingest.models import (
     JobState,
     ManifestInfo,
 )
+from genblaze_s3.ingest.provenance import PROVENANCE_KEY, apply_provenance
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.transitions import job_outcome
 

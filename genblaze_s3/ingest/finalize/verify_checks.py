@@ -213,7 +213,7 @@ def _check_envelope_lock(
             Level.FAIL, "lock", key, f"cannot read the envelope's retention ({s3_code(exc)})"
         )
         return
-    if not _same_lock(mode, until, written):
+    if until is None or not _same_lock(mode, until, written):
         now = f"{mode} until {until.isoformat()}" if mode and until else "no retention"
         report.add(
             Level.FAIL,
