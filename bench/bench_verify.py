@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert got == digest, "s5cmd | sha256sum read other bytes"
                 base_s.append(seconds)
                 seconds, out = _verify(server, bucket, manifest_key)
-                assert "OK   asset" in out and "VERIFIED" in out, out
+                assert "OK   asset" in out and "CONTENT INTACT" in out, out
                 verify_s.append(seconds)
         finally:
             server.stop()

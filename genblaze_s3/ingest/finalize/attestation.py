@@ -17,8 +17,9 @@ The statement is a pure function of the stored manifest's bytes and location
   the envelope binds every byte of the manifest, its signature included);
 - ``predicateType``: :data:`PREDICATE_TYPE`;
 - ``predicate``: the manifest's location, SHA-256, canonical hash and schema, the
-  run and job ids, tenant, signing key id and time, and per asset its id, object,
-  URL, sha256, size, media type and fetch provenance.
+  run and job ids, tenant, signing key id and time, and per asset its id, object
+  (whose sha256 is its subject's digest), size, media type and fetch provenance
+  (the URL and every other field are bound through the manifest's digest).
 
 The envelope is signed here with the worker's key (the PAE is four fields; no
 library is needed to *write* it), and verified in the test suite by
@@ -93,9 +94,7 @@ def statement_for(
         assets.append(
             {
                 "asset_id": asset.get("asset_id"),
-                "object": uri,
-                "url": asset.get("url"),
-                "sha256": asset.get("sha256"),
+                "object": uri,  # its sha256 is the subject's digest
                 "size_bytes": asset.get("size_bytes"),
                 "media_type": asset.get("media_type"),
                 "fetch": metadata.get("fetch"),
@@ -125,7 +124,8 @@ def statement_for(
 
 
 def statement_bytes(statement: Mapping[str, Any]) -> bytes:
-    return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact JSON (verifiers compare the parsed statement, so no canonical form is needed)."""
+    return json.dumps(statement, separators=(",", ":")).encode()
 
 
 def sign_envelope(

@@ -1,36 +1,25 @@
-"""Finalize a job: write and lock the run manifest, exactly once, then notify.
+"""Finalize a job: when every asset is terminal, write and lock the run manifest (and,
+signed, its envelope) exactly once, mark the job, then notify.
 
-The manifest is built the way genblaze-core's `ObjectStorageSink._write_run_impl`
-builds it (rewrite each asset's url / sha256 / size_bytes, clear
-transfer_failures, recompute the canonical hash, put canonical JSON with the
-same Cache-Control and Object Lock arguments at `manifest_key_for(run)`), so
-`ObjectStorageSink(...).read_manifest(run)` verifies it. If any asset failed, no
-manifest is written: a manifest must never claim bytes the bucket lacks.
+If any asset failed, no manifest is written: a manifest must never claim bytes the
+bucket lacks. The document is built in :mod:`.document` and written in :mod:`.write`;
+their names are re-exported here (the workers and tests import them from here).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from genblaze_core.models.manifest import Manifest
-from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
-from genblaze_core.storage.sink import ObjectStorageSink
-
-from genblaze_s3.ingest.finalize.attestation import ENVELOPE_CONTENT_TYPE, sign_envelope
-from genblaze_s3.ingest.finalize.record import (
-    RECORD_KEY,
-    STORED_KEY,
-    IngestRecord,
-    LockRecord,
-    envelope_key_for,
-    record_of,
+from genblaze_s3.ingest.finalize.document import (
+    _content_identity,
+    _same_run_content,
+    build_manifest,
+    manifest_document,
 )
-from genblaze_s3.ingest.finalize.signing import ManifestSigner, canonical_bytes
+from genblaze_s3.ingest.finalize.signing import ManifestSigner
+from genblaze_s3.ingest.finalize.write import ManifestConflict, write_manifest
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     TERMINAL_JOB_STATES,
@@ -39,109 +28,22 @@ from genblaze_s3.ingest.models import (
     ErrorInfo,
     JobMeta,
     JobState,
-    ManifestInfo,
 )
-from genblaze_s3.ingest.provenance import PROVENANCE_KEY, apply_provenance
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.transitions import job_outcome
 
+__all__ = [
+    "ManifestConflict",
+    "_content_identity",
+    "_same_run_content",
+    "build_manifest",
+    "failure_summary",
+    "finalize_job",
+    "manifest_document",
+    "write_manifest",
+]
+
 logger = logging.getLogger("genblaze_s3.ingest.finalize.manifest")
-
-
-class ManifestConflict(Exception):
-    """The manifest key holds another job's manifest (same run ids, other content)."""
-
-
-def _sink_for(backend: Any, meta: JobMeta) -> ObjectStorageSink:
-    lock = meta.manifest_lock
-    return ObjectStorageSink(
-        backend,
-        prefix=meta.destination.prefix,
-        key_strategy=KeyStrategy(meta.destination.key_strategy),
-        manifest_lock=ObjectLockConfig(retain_until=lock.retain_until, mode=lock.mode)  # type: ignore[arg-type]
-        if lock
-        else None,
-    )
-
-
-def build_manifest(
-    payload: str,
-    assets: dict[str, AssetRecord],
-    signer: ManifestSigner | None = None,
-    *,
-    record: IngestRecord | None = None,
-) -> Manifest:
-    """The stored manifest with every asset pointing at its bucket copy (pure).
-
-    Each asset also gets its fetch provenance (``metadata["fetch"]``) and, with a
-    ``record``, its stored location (``metadata["stored"]``) and the run the ingest
-    record (``metadata["genblaze_s3"]``; see :mod:`.record`): all hashed. With a
-    signer, the manifest gets its v2 signature over the whole document.
-    """
-    manifest = Manifest.model_validate_json(payload)
-    _fill(manifest, assets, record)
-    if signer is not None:
-        signer.sign(manifest)
-    return manifest
-
-
-def _fill(manifest: Manifest, assets: dict[str, AssetRecord], record: IngestRecord | None) -> None:
-    for step in manifest.run.steps:
-        for asset in step.assets:
-            rec = assets[asset.asset_id]
-            asset.url = rec.url or asset.url
-            asset.sha256 = rec.sha256
-            asset.size_bytes = rec.size
-            apply_provenance(asset.metadata, rec.provenance)
-            if record is not None and rec.key:
-                asset.metadata[STORED_KEY] = {"bucket": record.bucket, "key": rec.key}
-    if record is not None:
-        manifest.run.metadata[RECORD_KEY] = record.model_dump(mode="json")
-    manifest.transfer_failures = []
-    manifest.compute_hash()
-
-
-def manifest_document(
-    manifest: Manifest, signer: ManifestSigner | None
-) -> tuple[dict[str, Any], bytes]:
-    """(the normalized document, its canonical JSON bytes), signed (v2) with a signer.
-
-    Byte-identical to ``manifest.to_canonical_json()`` (what genblaze-core writes);
-    the model is dumped and normalized once, then serialized without and with its
-    signature.
-    """
-    from genblaze_core.canonical._normalize import normalize
-
-    manifest.assert_writable_schema()
-    document: dict[str, Any] = normalize(manifest.model_dump(mode="python"))
-    document["signature"] = None
-    if signer is not None:
-        digest = hashlib.sha256(canonical_bytes(document)).hexdigest()
-        document["signature"] = signer.sign_digest(digest)
-        manifest.signature = document["signature"]
-    return document, canonical_bytes(document)
-
-
-def _content_identity(manifest: Manifest) -> str:
-    """The manifest's canonical JSON without what one fetch adds (provenance, signature,
-    the ingest record with its job id and signing time)."""
-    bare = manifest.model_copy(deep=True)
-    for step in bare.run.steps:
-        for asset in step.assets:
-            asset.metadata.pop(PROVENANCE_KEY, None)
-    bare.run.metadata.pop(RECORD_KEY, None)
-    bare.signature = None
-    bare.compute_hash()
-    return bare.to_canonical_json()
-
-
-def _same_run_content(stored: bytes, ours: Manifest) -> bool:
-    """True when the stored manifest records the same run, assets, keys and bytes."""
-    try:
-        theirs = Manifest.model_validate_json(stored)
-    except ValueError:
-        return False  # not a genblaze manifest: someone else's object
-    return _content_identity(theirs) == _content_identity(ours)
 
 
 def failure_summary(assets: list[AssetRecord]) -> ErrorInfo:
@@ -153,16 +55,6 @@ def failure_summary(assets: list[AssetRecord]) -> ErrorInfo:
         "no manifest was written",
         transfer_failures=[a.asset_id for a in failed],
     )
-
-
-def _retain_until(backend: Any, key: str) -> datetime | None:
-    """The lock actually on the stored manifest (the truth, also after a redelivery)."""
-    try:
-        head = backend.client.head_object(Bucket=backend.bucket, Key=key)
-    except Exception:  # head is best effort: the manifest itself is written
-        return None
-    value = head.get("ObjectLockRetainUntilDate")
-    return value if isinstance(value, datetime) else None
 
 
 def finalize_job(
@@ -223,101 +115,3 @@ def finalize_job(
         if view is not None:
             notify(meta, view.model_dump_json())
     return final
-
-
-def _record(backend: Any, meta: JobMeta, key: str, signer: ManifestSigner | None) -> IngestRecord:
-    lock = meta.manifest_lock
-    return IngestRecord(
-        job_id=meta.job_id,
-        tenant=meta.tenant,
-        bucket=str(backend.bucket),
-        manifest_key=key,
-        key_strategy=str(meta.destination.key_strategy),
-        lock=LockRecord(mode=lock.mode, retain_until=lock.retain_until) if lock else None,
-        envelope_key=envelope_key_for(key) if signer is not None else None,
-        key_id=signer.key_id if signer is not None else None,
-        signed_at=datetime.now(UTC) if signer is not None else None,
-    )
-
-
-def write_manifest(
-    backend: Any,
-    meta: JobMeta,
-    payload: str,
-    assets: dict[str, AssetRecord],
-    *,
-    signer: ManifestSigner | None = None,
-) -> ManifestInfo:
-    """Put the manifest (and, signed, its DSSE envelope) unless one exists; returns its
-    key, URL and lock.
-
-    Both objects get the job's Object Lock. Neither overwrites an object: an
-    envelope key already taken while the manifest is not written is a conflict
-    (nothing is written). A delivery that died between the two puts is finished by
-    the next one: the envelope is rebuilt from the stored manifest's bytes, which
-    is all it is a function of.
-    """
-    manifest = Manifest.model_validate_json(payload)
-    sink = _sink_for(backend, meta)
-    key = sink.manifest_key_for(manifest.run)
-    record = _record(backend, meta, key, signer)
-    _fill(manifest, assets, record)
-    extra: dict[str, Any] = {"CacheControl": sink._manifest_cache_control()}
-    if sink._manifest_object_lock is not None:
-        extra.update(sink._manifest_object_lock.to_extra_args())
-    if backend.exists(key):
-        # Ours from an earlier delivery, or the same run replayed with the same bytes
-        # (its fetch provenance and signature differ, its content does not): recorded,
-        # not rewritten. Another run's manifest at the same key: never overwritten,
-        # never claimed as ours.
-        stored = backend.get(key)
-        if not _same_run_content(stored, manifest):
-            raise ManifestConflict(key)
-        _finish_envelope(backend, meta, key, stored, signer, extra)
-    else:
-        envelope_key = record.envelope_key
-        if envelope_key is not None and backend.exists(envelope_key):
-            raise ManifestConflict(envelope_key)
-        document, body = manifest_document(manifest, signer)
-        backend.put(key, body, content_type="application/json", extra_args=extra)
-        logger.info("job %s: manifest written at %s", meta.job_id, key)
-        if signer is not None and envelope_key is not None:
-            envelope = sign_envelope(signer, document, body, record.bucket, key)
-            backend.put(
-                envelope_key, envelope, content_type=ENVELOPE_CONTENT_TYPE, extra_args=extra
-            )
-    locked = _retain_until(backend, key) if meta.manifest_lock else None
-    return ManifestInfo(key=key, url=backend.get_durable_url(key), locked_until=locked)
-
-
-def _finish_envelope(
-    backend: Any,
-    meta: JobMeta,
-    key: str,
-    stored: bytes,
-    signer: ManifestSigner | None,
-    extra: dict[str, Any],
-) -> None:
-    """Write the envelope an earlier delivery of this job meant to write and did not.
-
-    Only for a manifest this job wrote (its record names this job, an envelope key
-    and this signer's key id): a replayed run's manifest keeps whatever it has.
-    """
-    if signer is None:
-        return
-    try:
-        document = json.loads(stored)
-        record = record_of(document)
-    except ValueError:
-        return
-    if (
-        record is None
-        or record.job_id != meta.job_id
-        or record.envelope_key is None
-        or record.key_id != signer.key_id
-        or backend.exists(record.envelope_key)
-    ):
-        return
-    envelope = sign_envelope(signer, document, stored, record.bucket, key)
-    backend.put(record.envelope_key, envelope, content_type=ENVELOPE_CONTENT_TYPE, extra_args=extra)
-    logger.info("job %s: envelope written at %s", meta.job_id, record.envelope_key)

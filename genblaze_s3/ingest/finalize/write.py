@@ -1,0 +1,198 @@
+"""Write the manifest and its DSSE envelope, exactly once, locked (finalize's I/O).
+
+The manifest is put the way genblaze-core's ``ObjectStorageSink._write_run_impl``
+puts it (canonical JSON at ``manifest_key_for(run)``, its Cache-Control and Object
+Lock arguments), so ``ObjectStorageSink(...).read_manifest(run)`` verifies it; with a
+signer, the envelope (:mod:`.attestation`) goes beside it with the same lock.
+
+Why the envelope costs little: it is computed while the manifest uploads (the
+upload waits on the network, not the GIL), the two keys are checked for existing
+objects in parallel, and the manifest's lock is read while the envelope uploads
+(bench/bench_finalize.py measures it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from genblaze_core.models.manifest import Manifest
+from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
+from genblaze_core.storage.sink import ObjectStorageSink
+
+from genblaze_s3.ingest.finalize.attestation import ENVELOPE_CONTENT_TYPE, sign_envelope
+from genblaze_s3.ingest.finalize.document import _fill, _same_run_content, manifest_document
+from genblaze_s3.ingest.finalize.record import (
+    IngestRecord,
+    LockRecord,
+    envelope_key_for,
+    record_of,
+)
+from genblaze_s3.ingest.finalize.signing import ManifestSigner
+from genblaze_s3.ingest.models import AssetRecord, JobMeta, ManifestInfo
+
+logger = logging.getLogger("genblaze_s3.ingest.finalize.write")
+
+
+class ManifestConflict(Exception):
+    """The manifest key holds another job's manifest (same run ids, other content)."""
+
+
+def _sink_for(backend: Any, meta: JobMeta) -> ObjectStorageSink:
+    lock = meta.manifest_lock
+    return ObjectStorageSink(
+        backend,
+        prefix=meta.destination.prefix,
+        key_strategy=KeyStrategy(meta.destination.key_strategy),
+        manifest_lock=ObjectLockConfig(retain_until=lock.retain_until, mode=lock.mode)  # type: ignore[arg-type]
+        if lock
+        else None,
+    )
+
+
+def _retain_until(backend: Any, key: str) -> datetime | None:
+    """The lock actually on the stored manifest (the truth, also after a redelivery)."""
+    try:
+        head = backend.client.head_object(Bucket=backend.bucket, Key=key)
+    except Exception:  # head is best effort: the manifest itself is written
+        return None
+    value = head.get("ObjectLockRetainUntilDate")
+    return value if isinstance(value, datetime) else None
+
+
+def _record(backend: Any, meta: JobMeta, key: str, signer: ManifestSigner | None) -> IngestRecord:
+    lock = meta.manifest_lock
+    return IngestRecord(
+        job_id=meta.job_id,
+        tenant=meta.tenant,
+        bucket=str(backend.bucket),
+        manifest_key=key,
+        key_strategy=str(meta.destination.key_strategy),
+        lock=LockRecord(mode=lock.mode, retain_until=lock.retain_until) if lock else None,
+        envelope_key=envelope_key_for(key) if signer is not None else None,
+        key_id=signer.key_id if signer is not None else None,
+        signed_at=datetime.now(UTC) if signer is not None else None,
+    )
+
+
+def write_manifest(
+    backend: Any,
+    meta: JobMeta,
+    payload: str,
+    assets: dict[str, AssetRecord],
+    *,
+    signer: ManifestSigner | None = None,
+) -> ManifestInfo:
+    """Put the manifest (and, signed, its DSSE envelope) unless one exists; returns its
+    key, URL and lock.
+
+    Both objects get the job's Object Lock. Neither overwrites an object: an
+    envelope key already taken while the manifest is not written is a conflict
+    (nothing is written). The envelope is put only after the manifest is: a
+    delivery that died between the two puts is finished by the next one, which
+    rebuilds the envelope from the stored manifest's bytes (all it is a function of).
+    """
+    manifest = Manifest.model_validate_json(payload)
+    sink = _sink_for(backend, meta)
+    key = sink.manifest_key_for(manifest.run)
+    record = _record(backend, meta, key, signer)
+    _fill(manifest, assets, record)
+    extra: dict[str, Any] = {"CacheControl": sink._manifest_cache_control()}
+    if sink._manifest_object_lock is not None:
+        extra.update(sink._manifest_object_lock.to_extra_args())
+    with ThreadPoolExecutor(2, thread_name_prefix="finalize") as pool:
+        envelope_taken = (
+            pool.submit(backend.exists, record.envelope_key) if record.envelope_key else None
+        )
+        if backend.exists(key):
+            # Ours from an earlier delivery, or the same run replayed with the same bytes
+            # (its fetch provenance and signature differ, its content does not):
+            # recorded, not rewritten. Another run's manifest at the same key: never
+            # overwritten, never claimed as ours.
+            stored = backend.get(key)
+            if not _same_run_content(stored, manifest):
+                raise ManifestConflict(key)
+            _finish_envelope(backend, meta, key, stored, signer, extra)
+            locked = _retain_until(backend, key) if meta.manifest_lock else None
+        else:
+            if envelope_taken is not None and envelope_taken.result():
+                raise ManifestConflict(record.envelope_key)
+            locked = _write_new(pool, backend, meta, manifest, record, signer, extra)
+    return ManifestInfo(key=key, url=backend.get_durable_url(key), locked_until=locked)
+
+
+def _write_new(
+    pool: ThreadPoolExecutor,
+    backend: Any,
+    meta: JobMeta,
+    manifest: Manifest,
+    record: IngestRecord,
+    signer: ManifestSigner | None,
+    extra: dict[str, Any],
+) -> datetime | None:
+    """Put a fresh manifest, then its envelope; the lock actually on the manifest."""
+    key = record.manifest_key
+    document, body = manifest_document(manifest, signer)
+    if signer is None or record.envelope_key is None:
+        backend.put(key, body, content_type="application/json", extra_args=extra)
+        logger.info("job %s: manifest written at %s", meta.job_id, key)
+        return _retain_until(backend, key) if meta.manifest_lock else None
+    upload = pool.submit(backend.put, key, body, content_type="application/json", extra_args=extra)
+    envelope = sign_envelope(signer, document, body, record.bucket, key)  # while it uploads
+    upload.result()
+    logger.info("job %s: manifest written at %s", meta.job_id, key)
+    locked: Future[datetime | None] | None = (
+        pool.submit(_retain_until, backend, key) if meta.manifest_lock else None
+    )
+    _put_envelope(backend, record.envelope_key, envelope, extra)
+    return locked.result() if locked is not None else None
+
+
+def _finish_envelope(
+    backend: Any,
+    meta: JobMeta,
+    key: str,
+    stored: bytes,
+    signer: ManifestSigner | None,
+    extra: dict[str, Any],
+) -> None:
+    """Write the envelope an earlier delivery of this job meant to write and did not.
+
+    Only for a manifest this job wrote (its record names this job, an envelope key
+    and this signer's key id): a replayed run's manifest keeps whatever it has.
+    """
+    if signer is None:
+        return
+    try:
+        document = json.loads(stored)
+        record = record_of(document)
+    except ValueError:
+        return
+    if (
+        record is None
+        or record.job_id != meta.job_id
+        or record.envelope_key is None
+        or record.key_id != signer.key_id
+        or backend.exists(record.envelope_key)
+    ):
+        return
+    envelope = sign_envelope(signer, document, stored, record.bucket, key)
+    backend.put(record.envelope_key, envelope, content_type=ENVELOPE_CONTENT_TYPE, extra_args=extra)
+    logger.info("job %s: envelope written at %s", meta.job_id, record.envelope_key)
+
+
+def _put_envelope(backend: Any, key: str, envelope: bytes, extra: dict[str, Any]) -> None:
+    """One PutObject with the manifest's lock and a pinned SHA-256 (the store checks the
+    bytes it keeps; a single request, not a transfer manager round)."""
+    checksum = base64.b64encode(hashlib.sha256(envelope).digest()).decode()
+    backend.put(
+        key,
+        envelope,
+        content_type=ENVELOPE_CONTENT_TYPE,
+        extra_args={**extra, "ChecksumAlgorithm": "SHA256", "ChecksumSHA256": checksum},
+    )
