@@ -132,3 +132,12 @@ def test_verify_json_carries_every_finding_of_a_failure(
     failed = [f for f in report["findings"] if f["level"] == "fail"]
     assert [f["check"] for f in failed] == ["asset"] and run.asset_keys[0] in failed[0]["subject"]
     assert report["summary"].startswith("FAILED")
+
+
+def test_the_signing_key_never_shows_in_the_settings_repr(tmp_path: Path) -> None:
+    from genblaze_s3.settings import load_settings
+
+    pem = generate_key().private_pem.decode()
+    settings = load_settings({"GENBLAZE_SIGNING_KEY": pem})
+    body = pem.splitlines()[1]
+    assert body not in repr(settings) and body not in str(settings.model_dump())
