@@ -181,6 +181,13 @@ class ManifestInfo(BaseModel):
     key: str | None = None
     url: str | None = None
     locked_until: datetime | None = None
+    envelope_key: str | None = Field(
+        default=None,
+        description="the DSSE in-toto envelope beside the manifest (signed manifests only)",
+    )
+    key_id: str | None = Field(
+        default=None, description="id of the Ed25519 key that signed the manifest and envelope"
+    )
 
 
 class AssetView(BaseModel):

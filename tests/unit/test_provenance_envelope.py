@@ -67,6 +67,9 @@ def test_securesystemslib_verifies_the_envelope_and_in_toto_parses_its_statement
     }
     predicate = json.loads(envelope.payload)["predicate"]
     assert predicate["job_id"] == run.job_id and predicate["tenant"] == "acme"
+    view = run.store.get_job(run.job_id)  # the job document names both, and the key id
+    assert view is not None and view.manifest.envelope_key == run.envelope_key
+    assert view.manifest.key_id == key_id(private.public_key())
     assert predicate["manifest"]["canonical_hash"] == json.loads(manifest_body)["canonical_hash"]
     assert {a["object"] for a in predicate["assets"]} == {
         f"s3://{BUCKET}/{k}" for k in run.asset_keys

@@ -65,12 +65,12 @@ def _retain_until(backend: Any, key: str) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-def _record(backend: Any, meta: JobMeta, key: str, signer: ManifestSigner | None) -> IngestRecord:
+def _record(meta: JobMeta, key: str, signer: ManifestSigner | None) -> IngestRecord:
     lock = meta.manifest_lock
     return IngestRecord(
         job_id=meta.job_id,
         tenant=meta.tenant,
-        bucket=str(backend.bucket),
+        bucket=meta.destination.bucket,
         manifest_key=key,
         key_strategy=str(meta.destination.key_strategy),
         lock=LockRecord(mode=lock.mode, retain_until=lock.retain_until) if lock else None,
@@ -100,7 +100,7 @@ def write_manifest(
     manifest = Manifest.model_validate_json(payload)
     sink = _sink_for(backend, meta)
     key = sink.manifest_key_for(manifest.run)
-    record = _record(backend, meta, key, signer)
+    record = _record(meta, key, signer)
     _fill(manifest, assets, record)
     extra: dict[str, Any] = {"CacheControl": sink._manifest_cache_control()}
     if sink._manifest_object_lock is not None:
@@ -119,11 +119,28 @@ def write_manifest(
                 raise ManifestConflict(key)
             _finish_envelope(backend, meta, key, stored, signer, extra)
             locked = _retain_until(backend, key) if meta.manifest_lock else None
+            record = _stored_record(stored) or record.model_copy(
+                update={"envelope_key": None, "key_id": None}
+            )
         else:
             if envelope_taken is not None and envelope_taken.result():
                 raise ManifestConflict(record.envelope_key)
             locked = _write_new(pool, backend, meta, manifest, record, signer, extra)
-    return ManifestInfo(key=key, url=backend.get_durable_url(key), locked_until=locked)
+    return ManifestInfo(
+        key=key,
+        url=backend.get_durable_url(key),
+        locked_until=locked,
+        envelope_key=record.envelope_key,
+        key_id=record.key_id if record.envelope_key else None,
+    )
+
+
+def _stored_record(stored: bytes) -> IngestRecord | None:
+    """The ingest record of a manifest already in the bucket (None: none, or unreadable)."""
+    try:
+        return record_of(json.loads(stored))
+    except ValueError:
+        return None
 
 
 def _write_new(

@@ -18,7 +18,13 @@ from genblaze_s3.ingest.store import counters
 
 _TERMINAL_ASSET_VALUES = frozenset(s.value for s in TERMINAL_ASSET_STATES)
 _ASSET_VIEW_FIELDS = tuple(AssetView.model_fields)
-_NO_MANIFEST: dict[str, Any] = {"key": None, "url": None, "locked_until": None}
+_NO_MANIFEST: dict[str, Any] = {
+    "key": None,
+    "url": None,
+    "locked_until": None,
+    "envelope_key": None,
+    "key_id": None,
+}
 
 
 def build_document(

@@ -39,7 +39,13 @@ _SUMMARY_FIELDS = [
 ]
 _DONE = (AssetState.STORED, AssetState.DEDUPLICATED, AssetState.FAILED, AssetState.CANCELED)
 _VIEW_FIELDS = tuple(AssetView.model_fields)
-_NO_MANIFEST = {"key": None, "url": None, "locked_until": None}
+_NO_MANIFEST = {
+    "key": None,
+    "url": None,
+    "locked_until": None,
+    "envelope_key": None,
+    "key_id": None,
+}
 
 
 def _s(v: Any) -> str:
