@@ -125,6 +125,32 @@ def test_a_delivery_that_died_between_the_two_puts_is_finished_by_the_next(
     assert report.verdict is Verdict.VERIFIED, list(report.lines())
 
 
+def test_an_envelope_whose_manifest_put_failed_gets_the_manifest_it_attests(
+    moto_bucket: S3StorageBackend,
+) -> None:
+    """The two puts run at once: when only the envelope landed, the next delivery writes
+    exactly the manifest that envelope signed (same bytes, same signature)."""
+    from genblaze_s3.ingest.finalize.manifest import finalize_job
+    from genblaze_s3.ingest.finalize.signing import ManifestSigner
+
+    private = Ed25519PrivateKey.generate()
+    run = finalize_signed_run(moto_bucket, private, lock=False)
+    original = moto_bucket.get(run.key)
+    versions = moto_bucket.client.list_object_versions(Bucket=BUCKET, Prefix=run.key)
+    for v in versions["Versions"]:
+        if v["Key"] == run.key:
+            moto_bucket.client.delete_object(Bucket=BUCKET, Key=run.key, VersionId=v["VersionId"])
+    assert not moto_bucket.exists(run.key)
+    run.store.redis.hset(f"genblaze:job:{run.job_id}", "state", "finalizing")
+    state = finalize_job(
+        run.store, lambda d: moto_bucket, run.job_id, signer=ManifestSigner(private)
+    )
+    assert state == JobState.SUCCEEDED
+    assert moto_bucket.get(run.key) == original
+    report = verify_manifest(moto_bucket, run.key, public_key=private.public_key())
+    assert report.verdict is Verdict.VERIFIED, list(report.lines())
+
+
 def test_an_envelope_key_held_by_another_object_is_a_conflict_and_nothing_is_written(
     moto_bucket: S3StorageBackend,
 ) -> None:

@@ -5,10 +5,9 @@ puts it (canonical JSON at ``manifest_key_for(run)``, its Cache-Control and Obje
 Lock arguments), so ``ObjectStorageSink(...).read_manifest(run)`` verifies it; with a
 signer, the envelope (:mod:`.attestation`) goes beside it with the same lock.
 
-Why the envelope costs little: it is computed while the manifest uploads (the
-upload waits on the network, not the GIL), the two keys are checked for existing
-objects in parallel, and the manifest's lock is read while the envelope uploads
-(bench/bench_finalize.py measures it).
+Why the envelope costs little: it is computed and put while the manifest uploads
+(the upload waits on the network, not the GIL), and the two keys are checked for
+existing objects in parallel (bench/bench_finalize.py measures it).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import base64
 import hashlib
 import json
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +24,13 @@ from genblaze_core.models.manifest import Manifest
 from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
 from genblaze_core.storage.sink import ObjectStorageSink
 
-from genblaze_s3.ingest.finalize.attestation import ENVELOPE_CONTENT_TYPE, sign_envelope
+from genblaze_s3.ingest.finalize.attestation import (
+    ENVELOPE_CONTENT_TYPE,
+    EnvelopeError,
+    check_envelope,
+    s3_uri,
+    sign_envelope,
+)
 from genblaze_s3.ingest.finalize.document import _fill, _same_run_content, manifest_document
 from genblaze_s3.ingest.finalize.record import (
     IngestRecord,
@@ -91,17 +96,18 @@ def write_manifest(
     """Put the manifest (and, signed, its DSSE envelope) unless one exists; returns its
     key, URL and lock.
 
-    Both objects get the job's Object Lock. Neither overwrites an object: an
-    envelope key already taken while the manifest is not written is a conflict
-    (nothing is written). The envelope is put only after the manifest is: a
-    delivery that died between the two puts is finished by the next one, which
-    rebuilds the envelope from the stored manifest's bytes (all it is a function of).
+    Both objects get the job's Object Lock; both are put at once. Neither overwrites
+    an object. A delivery that died between the two puts is finished by the next:
+    a stored manifest gets its envelope rebuilt from its bytes (all the envelope is
+    a function of); an envelope without its manifest, signed by this job with this
+    key, gets the manifest it attests (rebuilt with the envelope's signing time:
+    the same bytes, the signature is deterministic), and any other object at the
+    envelope key is a conflict (nothing is written).
     """
     manifest = Manifest.model_validate_json(payload)
     sink = _sink_for(backend, meta)
     key = sink.manifest_key_for(manifest.run)
     record = _record(meta, key, signer)
-    _fill(manifest, assets, record)
     extra: dict[str, Any] = {"CacheControl": sink._manifest_cache_control()}
     if sink._manifest_object_lock is not None:
         extra.update(sink._manifest_object_lock.to_extra_args())
@@ -114,6 +120,7 @@ def write_manifest(
             # (its fetch provenance and signature differ, its content does not):
             # recorded, not rewritten. Another run's manifest at the same key: never
             # overwritten, never claimed as ours.
+            _fill(manifest, assets, record)
             stored = backend.get(key)
             if not _same_run_content(stored, manifest):
                 raise ManifestConflict(key)
@@ -122,9 +129,10 @@ def write_manifest(
             record = _stored_record(stored) or record.model_copy(
                 update={"envelope_key": None, "key_id": None}
             )
+        elif signer is not None and envelope_taken is not None and envelope_taken.result():
+            locked = _write_attested(backend, meta, manifest, assets, record, signer, extra)
         else:
-            if envelope_taken is not None and envelope_taken.result():
-                raise ManifestConflict(record.envelope_key)
+            _fill(manifest, assets, record)
             locked = _write_new(pool, backend, meta, manifest, record, signer, extra)
     return ManifestInfo(
         key=key,
@@ -152,7 +160,11 @@ def _write_new(
     signer: ManifestSigner | None,
     extra: dict[str, Any],
 ) -> datetime | None:
-    """Put a fresh manifest, then its envelope; the lock actually on the manifest."""
+    """Put a fresh manifest and its envelope; the lock actually on the manifest.
+
+    The envelope is computed and put while the manifest uploads (the upload waits
+    on the network, not the GIL): signing costs little more than its CPU.
+    """
     key = record.manifest_key
     document, body = manifest_document(manifest, signer)
     if signer is None or record.envelope_key is None:
@@ -160,14 +172,59 @@ def _write_new(
         logger.info("job %s: manifest written at %s", meta.job_id, key)
         return _retain_until(backend, key) if meta.manifest_lock else None
     upload = pool.submit(backend.put, key, body, content_type="application/json", extra_args=extra)
-    envelope = sign_envelope(signer, document, body, record.bucket, key)  # while it uploads
-    upload.result()
-    logger.info("job %s: manifest written at %s", meta.job_id, key)
-    locked: Future[datetime | None] | None = (
-        pool.submit(_retain_until, backend, key) if meta.manifest_lock else None
-    )
-    _put_envelope(backend, record.envelope_key, envelope, extra)
-    return locked.result() if locked is not None else None
+    try:
+        envelope = sign_envelope(signer, document, body, record.bucket, key)
+        _put_envelope(backend, record.envelope_key, envelope, extra)
+    finally:
+        upload.result()  # the manifest's own error first, when both failed
+    logger.info("job %s: manifest and envelope written at %s", meta.job_id, key)
+    return _retain_until(backend, key) if meta.manifest_lock else None
+
+
+def _write_attested(
+    backend: Any,
+    meta: JobMeta,
+    manifest: Manifest,
+    assets: dict[str, AssetRecord],
+    record: IngestRecord,
+    signer: ManifestSigner,
+    extra: dict[str, Any],
+) -> datetime | None:
+    """The envelope is there, its manifest is not: put the manifest it attests, if ours."""
+    envelope_key = str(record.envelope_key)
+    attested = _own_envelope(backend, meta, record, signer)
+    if attested is None:
+        raise ManifestConflict(envelope_key)
+    signed_at, digest = attested
+    record = record.model_copy(update={"signed_at": signed_at})
+    _fill(manifest, assets, record)
+    _, body = manifest_document(manifest, signer)
+    if hashlib.sha256(body).hexdigest() != digest:
+        raise ManifestConflict(envelope_key)  # the records changed since: not that manifest
+    backend.put(record.manifest_key, body, content_type="application/json", extra_args=extra)
+    logger.info("job %s: manifest written at %s (envelope was first)", meta.job_id, envelope_key)
+    return _retain_until(backend, record.manifest_key) if meta.manifest_lock else None
+
+
+def _own_envelope(
+    backend: Any, meta: JobMeta, record: IngestRecord, signer: ManifestSigner
+) -> tuple[datetime, str] | None:
+    """(signing time, manifest digest) of an envelope this job and key wrote, else None."""
+    try:
+        raw = backend.get(str(record.envelope_key))
+        check = check_envelope(raw, {signer.key_id: signer.public_key})
+        predicate = check.statement["predicate"]
+        mine = (
+            signer.key_id in check.valid_key_ids
+            and predicate["job_id"] == meta.job_id
+            and predicate["manifest"]["object"] == s3_uri(record.bucket, record.manifest_key)
+        )
+        if not mine:
+            return None
+        signed_at = datetime.fromisoformat(str(predicate["signed_at"]).replace("Z", "+00:00"))
+        return signed_at, str(predicate["manifest"]["sha256"])
+    except (EnvelopeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _finish_envelope(
