@@ -115,6 +115,7 @@ def _finalize(store: Any, backend: Any, job_id: str, signer: Any) -> tuple[float
 def _markdown(result: dict[str, Any]) -> str:
     a, b = result["unsigned_s_median"], result["signed_s_median"]
     met = "met" if result["ratio"] < TARGET else "NOT met"
+    cpu_met = "met" if result["cpu_ratio"] < TARGET else "NOT met"
     return "\n".join(
         [
             "# finalize benchmark (`python -m bench finalize`)",
@@ -136,10 +137,13 @@ def _markdown(result: dict[str, Any]) -> str:
             f"| B: signed, v2 signature + DSSE in-toto envelope | {b:.3f} | "
             f"{', '.join(f'{s:.3f}' for s in result['signed_round_medians'])} |",
             "",
-            f"- Cost of signing + envelope: B / A = **{result['ratio']:.3f}** "
-            f"(target < {TARGET}: {met}); best rounds B / A = {result['best_ratio']:.3f}; "
-            f"CPU time of the finalizing process B / A = {result['cpu_ratio']:.3f} (less "
-            "sensitive to the other work on the machine; includes the upload threads).",
+            f"- Cost of signing + envelope, wall time: B / A = **{result['ratio']:.3f}** "
+            f"(target < {TARGET}: {met}); best rounds B / A = {result['best_ratio']:.3f}.",
+            f"- CPU time of the finalizing process (upload threads included): B / A = "
+            f"**{result['cpu_ratio']:.3f}** (target < {TARGET}: {cpu_met}). This is the "
+            "steadier figure on a shared machine: the wall ratio can come out under 1 "
+            "because the envelope is computed and uploaded while the manifest uploads, and "
+            "because other work on the machine swings single rounds by 2x.",
             f"- Manifest {result['manifest_bytes']} bytes, envelope {result['envelope_bytes']} "
             "bytes; every signed manifest of the last round verified (`VERIFIED`).",
             "",
