@@ -13,6 +13,8 @@ import sys
 from typing import Any
 
 from genblaze_s3.cli.jobs import EXIT_CODES_HELP, add_job_commands
+from genblaze_s3.cli.output import UNITS_NOTE
+from genblaze_s3.humanize import size_columns
 from genblaze_s3.settings import Settings, SettingsError, load_settings
 
 
@@ -86,11 +88,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
-        DownloadColumn,
         Progress,
         TextColumn,
         TimeRemainingColumn,
-        TransferSpeedColumn,
     )
 
     from genblaze_s3 import S3StorageBackend
@@ -117,12 +117,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     with Progress(
         TextColumn("re-reading assets"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        *size_columns(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=args.no_progress,
+        disable=args.no_progress or not err.is_terminal,  # no bar in logs or pipes
     ) as bar:
         task = bar.add_task("verify", total=None)
         report = verify_manifest(
@@ -187,7 +186,7 @@ def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genblaze-ingest",
         description=__doc__,
-        epilog=EXIT_CODES_HELP,
+        epilog=f"{EXIT_CODES_HELP}\n{UNITS_NOTE}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from genblaze_s3.humanize import size_columns
 from genblaze_s3.ingest.models import JobView
 
 
@@ -17,19 +18,16 @@ def watch_progress(fetch: Callable[[], JobView], interval: float = 0.3) -> JobVi
     """Render progress bars for bytes and assets from `fetch()` until the job is terminal."""
     from rich.progress import (
         BarColumn,
-        DownloadColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
-        TransferSpeedColumn,
     )
 
     with (
         Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            *size_columns(),
             transient=False,
         ) as bytes_bar,
         Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as assets_bar,

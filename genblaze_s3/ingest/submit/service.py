@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.errors import EnqueueError, InvalidJobError, TooManyJobsError
-from genblaze_s3.ingest.models import DestinationSpec, ErrorInfo, JobState, utc_now
+from genblaze_s3.ingest.models import DestinationSpec, ErrorInfo, JobState, TenantLimits, utc_now
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import (
@@ -23,7 +23,7 @@ from genblaze_s3.ingest.submit.enqueue import (
 )
 from genblaze_s3.ingest.submit.quotas import ActiveJobs
 from genblaze_s3.ingest.submit.retry import Replacement, retry_job
-from genblaze_s3.ingest.submit.submission import JobSubmission
+from genblaze_s3.ingest.submit.submission import MAX_ASSETS_PER_JOB, JobSubmission
 from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.ingest.validation import DEFAULT_MAX_RETENTION_DAYS, check_retention
 from genblaze_s3.transfer.config import FetchPolicy
@@ -57,6 +57,20 @@ class IngestService:
         self.fetch_policy = fetch_policy or FetchPolicy()
         self.max_retention_days = max_retention_days
         self.active = ActiveJobs(store.redis)
+
+    def limits(self, tenant: str) -> TenantLimits:
+        """What `tenant` may submit: the API's job size cap, lowered by its own limit."""
+        t = self.tenants.get(tenant)
+        per_job = MAX_ASSETS_PER_JOB
+        if t.max_assets_per_job is not None:
+            per_job = min(per_job, t.max_assets_per_job)
+        return TenantLimits(
+            tenant=tenant,
+            max_assets_per_job=per_job,
+            max_concurrent_jobs=t.max_concurrent_jobs,
+            max_retention_days=self.max_retention_days,
+            allow_compliance=t.allow_compliance,
+        )
 
     def place(self, tenant: str, destination: DestinationSpec) -> DestinationSpec:
         """Where `tenant`'s job naming `destination` really writes (prefix under its root)."""
