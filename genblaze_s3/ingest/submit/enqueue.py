@@ -42,6 +42,20 @@ class TaskSender(Protocol):
     def close(self) -> None: ...
 
 
+def send_job(
+    sender: TaskSender, queue: str, job_id: str, asset_ids: list[str], batch_max: int
+) -> None:
+    """Send a job's deliveries: its assets in chunks (plan_chunks), or, when it has no
+    asset left to copy, the finalize. The one way submit and retry put a job on a queue."""
+    for chunk in plan_chunks(asset_ids, batch_max):
+        if len(chunk) == 1:
+            sender.send(INGEST_ASSET, [job_id, chunk[0]], queue)
+        else:
+            sender.send(INGEST_ASSETS, [job_id, chunk], queue)
+    if not asset_ids:
+        sender.send(FINALIZE_JOB, [job_id], queue)
+
+
 class CelerySender:
     """Sends tasks by name with a producer-only Celery app (no task imports)."""
 
