@@ -123,6 +123,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             for n, job in enumerate(planned):
                 ids.append(_submit_one(api, job, dest, lock, args, n, out))
         except IngestAPIError:
+            if len(planned) == 1:
+                raise
             done = sum(len(j.assets) for j in planned[: len(ids)])
             out.note(
                 f"genblaze-ingest submit: {len(ids)} of {len(planned)} jobs submitted "
