@@ -25,7 +25,7 @@ from genblaze_s3.ingest.finalize.signing import ManifestSigner
 from genblaze_s3.ingest.models import DestinationSpec
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.status import StatusStore
-from genblaze_s3.ingest.submit.enqueue import TaskSender
+from genblaze_s3.ingest.submit.enqueue import CelerySender, TaskSender
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.tenants import TenantRegistry, registry_from_settings
 from genblaze_s3.ingest.worker.asset_copy import WorkerContext
@@ -105,6 +105,14 @@ def store_client(config: Settings, **options: Any) -> redis.Redis:
 def status_store(config: Settings, client: redis.Redis | None = None) -> StatusStore:
     """The status store on GENBLAZE_REDIS_URL, keeping records GENBLAZE_RETENTION_SECONDS."""
     return StatusStore.from_settings(config, client or store_client(config))
+
+
+def celery_sender(config: Settings, broker_url: str | None = None) -> CelerySender:
+    """The producer of the API and the sink: GENBLAZE_BROKER_URL (default: the store's
+    Redis), with the workers' visibility timeout."""
+    return CelerySender(
+        broker_url or config.effective_broker_url, visibility_timeout=config.visibility_timeout
+    )
 
 
 def ingest_service(config: Settings, store: StatusStore, sender: TaskSender) -> IngestService:

@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from genblaze_s3 import runtime
 from genblaze_s3.api.app import create_app
 from genblaze_s3.api.ratelimit import parse_rate
-from genblaze_s3.ingest.submit.enqueue import CelerySender
 from genblaze_s3.settings import Settings, load_settings
 
 
@@ -47,7 +46,7 @@ def app_from_env(config: Settings | None = None) -> FastAPI:
     burl = config.effective_broker_url
     client = runtime.store_client(config, socket_timeout=5, socket_connect_timeout=2)
     store = runtime.status_store(config, client)
-    service = runtime.ingest_service(config, store, CelerySender(burl))
+    service = runtime.ingest_service(config, store, runtime.celery_sender(config))
     ping, depth = _broker_checks(burl, config.queue)
     # On by default: a leaked or buggy client token must not be able to starve
     # the status store; generous enough for a 500 req/s polling fleet per token.

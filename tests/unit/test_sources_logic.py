@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from genblaze_s3 import S3StorageBackend, URLPolicy, runtime
 from genblaze_s3.ingest.finalize.manifest import build_manifest
-from genblaze_s3.ingest.finalize.provenance import build_provenance, source_location
 from genblaze_s3.ingest.finalize.signing import (
     ManifestSigner,
     key_id,
@@ -21,6 +20,7 @@ from genblaze_s3.ingest.finalize.signing import (
     verify_signature,
 )
 from genblaze_s3.ingest.models import AssetRecord, AssetState
+from genblaze_s3.ingest.provenance import build_provenance, source_location
 from genblaze_s3.ingest.worker.refresh import (
     RefreshRequest,
     SourceRefresher,

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 import redis
 
 from genblaze_s3.ingest.errors import IdempotencyConflictError, StoreUnavailableError
-from genblaze_s3.ingest.finalize.provenance import FetchProvenance
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     AssetRecord,
@@ -35,6 +34,7 @@ from genblaze_s3.ingest.models import (
     ManifestInfo,
     utc_now,
 )
+from genblaze_s3.ingest.provenance import FetchProvenance
 from genblaze_s3.ingest.sealing import is_sealed
 from genblaze_s3.ingest.store import counters, keys, listing
 from genblaze_s3.ingest.store import stats as stat_names

@@ -104,7 +104,9 @@ class QueuedStorageSink(BaseSink):
         rurl = redis_url or config.redis_url
         self._store = store or StatusStore.from_settings(config, redis.Redis.from_url(rurl))
         self._owns_sender = sender is None
-        self._sender = sender or CelerySender(broker_url or config.broker_url or rurl)
+        self._sender = sender or CelerySender(
+            broker_url or config.broker_url or rurl, visibility_timeout=config.visibility_timeout
+        )
         self._service = IngestService.from_settings(
             config,
             self._store,
