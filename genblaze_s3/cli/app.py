@@ -12,8 +12,10 @@ import os
 import sys
 from typing import Any
 
-from genblaze_s3.cli.jobs import EXIT_CODES_HELP, add_job_commands
+from genblaze_s3.cli.common import EXIT_CODES_HELP
+from genblaze_s3.cli.jobs import add_job_commands
 from genblaze_s3.cli.output import UNITS_NOTE
+from genblaze_s3.cli.submit import add_submit_command
 from genblaze_s3.humanize import size_columns
 from genblaze_s3.settings import Settings, SettingsError, load_settings
 
@@ -211,6 +213,7 @@ def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
     a.add_argument("--loglevel", default="INFO", help="uvicorn log level")
     a.set_defaults(func=_cmd_api, log_format=config.log_format)
     add_job_commands(sub, config)
+    add_submit_command(sub, config)
     _add_verify(sub, config)
     d = sub.add_parser(
         "demo", help="end-to-end demo on embedded Redis + SeaweedFS", formatter_class=fmt

@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from genblaze_s3.cli.jobs import EXIT_USAGE, api_options, client_for, job_exit
+from genblaze_s3.cli.common import EXIT_USAGE, api_options, client_for, command, job_exit
 from genblaze_s3.cli.output import Output, output_for
 from genblaze_s3.cli.sources import FileEntry, PlannedJob, SourceFileError, plan_jobs, read_entries
 from genblaze_s3.cli.view import watch_job
@@ -164,8 +164,15 @@ def _submit_one(
     return str(accepted.job_id)
 
 
-def add_submit_command(p: argparse.ArgumentParser, config: Settings) -> None:
-    """The options of `submit` on its subparser `p`."""
+SUBMIT_HELP = (
+    "submit URLs for ingestion into your bucket (on the command line, or --from-file for "
+    "long lists: split into jobs the API accepts, every job id printed)"
+)
+
+
+def add_submit_command(sub: Any, config: Settings) -> None:
+    """Add `submit` to the `genblaze-ingest` subparsers."""
+    p = command(sub, "submit", SUBMIT_HELP, cmd_submit)
     api_options(
         p,
         config,
