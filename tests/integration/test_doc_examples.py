@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shlex
 import subprocess
 import tomllib
@@ -23,7 +24,9 @@ from typing import Any
 import pytest
 
 from genblaze_s3.local.services import SeaweedS3
+from tests.support.cdn import CDNServer
 from tests.support.docblocks import ROOT, Block, blocks
+from tests.support.workers import QueueStack, StartStack
 
 BLOCKS = {b.key: b for b in blocks()}
 
@@ -217,38 +220,106 @@ def test_operator_webhooks_block(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == "altered body refused\n"
 
 
-IMPORT_ONLY: dict[str, str] = {
-    # These need a running queue (workers, API, a finished job): their imports and names are
-    # checked here; the flows themselves run in test_queue_e2e.py, test_operator_flow.py and
-    # test_verify_manifest.py. TODO(issue 22): run them from the document against the stack.
-    "README.md: from genblaze_core import KeyStrategy, Pipeline": "QueuedStorageSink",
-    "docs/OPERATOR.md: from genblaze_s3.ingest import IngestClient, AsyncIngestClient": (
-        "IngestClient"
-    ),
-    "docs/SOURCES.md: from genblaze_s3 import S3StorageBackend, verify_manifest": "verify_manifest",
-}
+# -- Python blocks that need the queue: one stack (API + 2 workers) signing manifests ------
 
 
-@pytest.mark.parametrize("key", sorted(IMPORT_ONLY))
-def test_queue_blocks_import_what_they_name(key: str) -> None:
-    block = BLOCKS[key]
-    imports = "\n".join(ln for ln in block.text.splitlines() if ln.startswith(("from ", "import ")))
-    ns: dict[str, Any] = {}
-    exec(compile(imports, str(ROOT / block.doc), "exec"), ns)  # noqa: S102
-    assert IMPORT_ONLY[key] in ns
-    for method in re.findall(r"\b(?:api|sink|job|report)\.([a-z_]+)\(", block.text):
-        owners = [ns.get(n) for n in ("IngestClient", "QueuedStorageSink")] + [_report_type()]
-        assert any(hasattr(o, method) for o in owners if o is not None) or method in {
-            "last_job",
-            "status",
-            "wait",
-        }, f"{key}: .{method}() does not exist"
+@pytest.fixture(scope="module")
+def signing_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding signing.pem / signing.pub.pem, as docs/SOURCES.md makes them."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    where = tmp_path_factory.mktemp("keys")
+    key = Ed25519PrivateKey.generate()
+    (where / "signing.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (where / "signing.pub.pem").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return where
 
 
-def _report_type() -> Any:
-    from genblaze_s3.ingest.finalize.verify import VerifyReport
+@pytest.fixture(scope="module")
+def signing_stack(start_module_stack: StartStack, signing_key: Path) -> QueueStack:
+    return start_module_stack(extra_env={"GENBLAZE_SIGNING_KEY": str(signing_key / "signing.pem")})
 
-    return VerifyReport
+
+def test_readme_queued_sink_block_then_sources_verify_block(
+    signing_stack: QueueStack,
+    signing_key: Path,
+    seaweed: SeaweedS3,
+    locked_bucket: str,
+    cdn: CDNServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from genblaze_core.mocks import MockProvider
+    from genblaze_core.models.asset import Asset
+
+    from tests.support.workers import TEST_ENV
+
+    # The sink reads the deployment's settings, as on a user's machine.
+    monkeypatch.setenv("GENBLAZE_ALLOWED_ENDPOINTS", seaweed.endpoint_url)
+    monkeypatch.setenv("GENBLAZE_SOURCE_KEY", TEST_ENV["GENBLAZE_SOURCE_KEY"])
+    monkeypatch.setenv("GENBLAZE_QUEUE", signing_stack.queue)
+    url = cdn.add("/doc/cat.png", secrets.token_bytes(40_000), content_type="image/png")
+    provider = MockProvider(assets=lambda step: [Asset(url=url, media_type="image/png")])
+    ns = _exec(
+        _block("README.md: from genblaze_core import KeyStrategy, Pipeline"),
+        {"backend": seaweed.backend(locked_bucket), "provider": provider},
+        [('redis_url="redis://127.0.0.1:6379/0"', f"redis_url={signing_stack.redis_url!r}")],
+    )
+    final = ns["final"]
+    assert final.state.value == "succeeded", final
+    job_id, state = capsys.readouterr().out.split()
+    assert job_id == ns["job"].id and state in {"queued", "running", "JobState.QUEUED"}
+
+    # docs/SOURCES.md: verify that manifest with the public key, from the key's folder.
+    monkeypatch.chdir(signing_key)
+    ns = _exec(
+        _block("docs/SOURCES.md: from genblaze_s3 import S3StorageBackend, verify_manifest"),
+        {"_backend": seaweed.backend(locked_bucket)},
+        [
+            ('S3StorageBackend("my-bucket")', "_backend"),
+            ('"genblaze/manifests/RUN_ID.json"', repr(final.manifest.key)),
+        ],
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert ns["report"].ok and out[0] == "True", out
+
+
+def test_operator_python_client_block(
+    signing_stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer
+) -> None:
+    from genblaze_s3.ingest import IngestClient
+
+    seaweed.create_bucket("media")
+    missing = cdn.url("/doc/gone.mp4")  # nothing there: the asset fails source_not_found
+    fresh = cdn.add("/doc/fresh.mp4", secrets.token_bytes(30_000), content_type="video/mp4")
+    token = signing_stack.tokens["acme"]
+    ns = _exec(
+        _block("docs/OPERATOR.md: from genblaze_s3.ingest import IngestClient"),
+        {"token": token},
+        [
+            ('"https://cdn.example.com/a.mp4?sig=fresh"', repr(fresh)),
+            ('"https://cdn.example.com/a.mp4"', repr(missing)),
+            ('"http://127.0.0.1:8000"', repr(signing_stack.api_url)),
+        ],
+    )
+    job_id = ns["accepted"].job_id
+    assert job_id not in [j.job_id for j in ns["page"].jobs]  # running again after the retry
+    with IngestClient(signing_stack.api_url, token) as api:
+        job = None
+        for event in api.events(job_id):  # the retry from the fresh URL runs to its end
+            job = event.job
+    assert job is not None and job.state.value == "succeeded"
 
 
 def test_every_block_has_a_runner() -> None:
@@ -267,7 +338,9 @@ def test_every_block_has_a_runner() -> None:
         "README.md: from genblaze_s3.webhooks import",
         "docs/OPERATOR.md: from genblaze_s3.webhooks import",
         "docs/RUN_BY_HAND.md: ",  # every block, in order: tests/integration/test_run_by_hand.py
-        *IMPORT_ONLY,
+        "README.md: from genblaze_core import KeyStrategy, Pipeline",
+        "docs/OPERATOR.md: from genblaze_s3.ingest import IngestClient",
+        "docs/SOURCES.md: from genblaze_s3 import S3StorageBackend, verify_manifest",
     }
     missing = [k for k in BLOCKS if not any(k.startswith(c) for c in covered)]
     assert missing == [], f"code blocks no test runs: {missing}"
