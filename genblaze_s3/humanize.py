@@ -10,12 +10,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 
+# IEC binary units (1 KiB = 1024 B), the one unit system of the CLI, the demo and /ui
+# (ui_static/job.js formats live updates with the same list; a unit test compares them).
+UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
 def human_size(n: int | None) -> str:
     """Bytes in binary units ("512 B", "1.5 MiB"); "?" when unknown."""
     if n is None:
         return "?"
     value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+    for unit in UNITS:
         if value < 1024 or unit == "TiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024

@@ -79,8 +79,9 @@ def test_readme_cli_lines_parse_with_the_real_parser() -> None:
     placeholders = {"JOB_ID": "0" * 32}
     block = _block("README.md: export GENBLAZE_API_URL=")
     args = [_parse_cli(a, placeholders) for a in _commands(block)]
-    assert [a.cmd for a in args] == ["list", "watch", "retry"]
+    assert [a.cmd for a in args] == ["list", "watch", "retry", "submit"]
     assert args[2].replace == [("ASSET_ID", "https://cdn.example.com/a.mp4?sig=fresh")]
+    assert (args[3].from_file, args[3].lock_days) == ("urls.txt", 30)
     exported = dict(
         w.split("=", 1) for w in shlex.split(block.text.splitlines()[0], comments=True)[1:3]
     )

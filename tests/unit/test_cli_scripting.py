@@ -175,6 +175,17 @@ def test_sizes_are_binary_units_everywhere_and_help_says_so(
     for module in (view, terminal, cli):
         source = inspect.getsource(module)
         assert "DownloadColumn" not in source and "TransferSpeedColumn" not in source
+    # /ui: server-rendered sizes come from human_size; live updates from job.js's fmt,
+    # which must count the same way (1024, the same unit names, one decimal).
+    from pathlib import Path
+
+    import genblaze_s3.api
+    from genblaze_s3.humanize import UNITS
+
+    js = (Path(genblaze_s3.api.__file__).parent / "ui_static" / "job.js").read_text()
+    units = re.search(r"const u=\[([^\]]*)\]", js)
+    assert units and [u.strip(" '\"") for u in units.group(1).split(",")] == list(UNITS)
+    assert "v>=1024" in js and "v/=1024" in js and "toFixed(1)" in js
 
 
 def test_submit_from_file_splits_by_the_tenants_limit_and_prints_every_job_id(
