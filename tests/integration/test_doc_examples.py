@@ -144,22 +144,32 @@ def test_sources_signature_format_is_the_code() -> None:
 
 
 def test_architecture_tree_names_only_paths_that_exist() -> None:
-    """Each entry of the layout tree (first word of a line, indented under its folder)."""
+    """Every name left of the description column, under the folder it is indented in
+    (a bare name is a module: `models` is models.py or models/)."""
     block = _block("docs/ARCHITECTURE.md: genblaze_s3/")
+    lines = [ln for ln in block.text.splitlines() if ln.strip()]
+    column = min(m.start(2) for ln in lines if (m := re.match(r"^(\S\S*?\s{2,})(\S)", ln)))
     parents: list[tuple[int, str]] = []
-    for line in block.text.splitlines():
+    checked = 0
+    for line in lines:
         indent = len(line) - len(line.lstrip())
-        words = line.split()
-        if not words or indent > 8:  # blank, or a description's continuation
+        gap = re.search(r"\S(\s{2,})\S", line)
+        names = (
+            line[: gap.start(1) + 1].split() if gap and gap.end() - 1 >= column else line.split()
+        )
+        if indent >= column or not names:  # a description's continuation
             continue
         while parents and parents[-1][0] >= indent:
             parents.pop()
         base = parents[-1][1] if parents else ""
-        for name in words if indent == 0 and "  " not in line.strip() else words[:1]:
-            if re.fullmatch(r"[\w.-]+/?", name):
-                assert (ROOT / base / name).exists(), f"docs/ARCHITECTURE.md names {base}{name}"
-        if words[0].endswith("/"):
-            parents.append((indent, base + words[0]))
+        for name in names:
+            where = ROOT / base / name
+            ok = where.exists() or ("." not in name and where.with_suffix(".py").exists())
+            assert ok, f"docs/ARCHITECTURE.md names {base}{name}, which does not exist"
+            checked += 1
+        if len(names) == 1 and names[0].endswith("/"):
+            parents.append((indent, base + names[0]))
+    assert checked > 20
 
 
 # -- Python blocks -------------------------------------------------------------------

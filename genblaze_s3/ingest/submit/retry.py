@@ -21,9 +21,9 @@ from genblaze_s3.ingest.errors import (
 from genblaze_s3.ingest.models import AssetState, ErrorInfo, JobState
 from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
+from genblaze_s3.ingest.store.quotas import ActiveJobs
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import TaskSender, send_job
-from genblaze_s3.ingest.submit.quotas import ActiveJobs
 from genblaze_s3.ingest.submit.submission import check_source
 from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES
