@@ -14,7 +14,7 @@ from typing import Any
 
 from genblaze_s3.cli.common import EXIT_CODES_HELP
 from genblaze_s3.cli.jobs import add_job_commands
-from genblaze_s3.cli.output import UNITS_NOTE
+from genblaze_s3.cli.output import UNITS_NOTE, add_output_options, output_for
 from genblaze_s3.cli.submit import add_submit_command
 from genblaze_s3.humanize import size_columns
 from genblaze_s3.settings import Settings, SettingsError, load_settings
@@ -141,9 +141,27 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             progress=lambda n: bar.advance(task, n),
             on_total=lambda total: bar.update(task, total=total),
         )
-    for line in report.lines():
-        print(line)
-    print(f"{'VERIFIED' if report.ok else 'FAILED'} s3://{bucket}/{key}")
+    out = output_for(args)
+    if out.machine:
+        out.json(
+            {
+                "location": f"s3://{bucket}/{key}",
+                "ok": report.ok,
+                "findings": [
+                    {
+                        "level": f.level.value,
+                        "check": f.check,
+                        "subject": f.subject,
+                        "message": f.message,
+                    }
+                    for f in report.findings
+                ],
+            }
+        )
+    else:
+        for line in report.lines():
+            print(line)
+        print(f"{'VERIFIED' if report.ok else 'FAILED'} s3://{bucket}/{key}")
     return 0 if report.ok else 1
 
 
@@ -172,7 +190,10 @@ def _add_verify(sub: Any, config: Settings) -> None:
     v.add_argument("--require-signature", action="store_true", help="fail an unsigned manifest")
     v.add_argument("--require-lock", action="store_true", help="fail an unlocked manifest")
     v.add_argument("--concurrency", type=int, default=4, help="assets re-read at once")
-    v.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+    v.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (there is none off a terminal)"
+    )
+    add_output_options(v, "print the report as one JSON document (location, ok, findings)")
     v.set_defaults(func=_cmd_verify, credentials=config.worker_credentials(), config=config)
 
 

@@ -64,7 +64,8 @@ def _rich_list(page: Any, out: Output) -> None:
 
     table = Table(box=None, header_style="bold")
     for col in ("JOB", "STATE", "DONE", "ASSETS", "SIZE", "AGE", "LABELS"):
-        table.add_column(col, no_wrap=col == "JOB")
+        # The id never shrinks: other columns wrap first on a narrow terminal.
+        table.add_column(col, no_wrap=col == "JOB", min_width=32 if col == "JOB" else None)
     for j in page.jobs:
         p = j.progress
         style = STATE_STYLE.get(j.state.value, "")

@@ -15,7 +15,13 @@ from genblaze_s3.ingest.models import JobView
 
 
 def watch_progress(fetch: Callable[[], JobView], interval: float = 0.3) -> JobView:
-    """Render progress bars for bytes and assets from `fetch()` until the job is terminal."""
+    """Render progress bars for bytes and assets from `fetch()` until the job is terminal.
+
+    Off a terminal (a log, a pipe) the bars are off: rich would print their last frame
+    with no line end, and the summary would run into it.
+    """
+    import sys
+
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -29,8 +35,14 @@ def watch_progress(fetch: Callable[[], JobView], interval: float = 0.3) -> JobVi
             BarColumn(),
             *size_columns(),
             transient=False,
+            disable=not sys.stdout.isatty(),
         ) as bytes_bar,
-        Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as assets_bar,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            disable=not sys.stdout.isatty(),
+        ) as assets_bar,
     ):
         btask = bytes_bar.add_task("bytes ", total=None)
         atask = assets_bar.add_task("assets", total=None)

@@ -13,10 +13,12 @@ tenants loader; a layout tree names only paths that exist.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shlex
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -304,6 +306,25 @@ def test_readme_queued_sink_block_then_sources_verify_block(
     )
     out = capsys.readouterr().out.splitlines()
     assert ns["report"].ok and out[0] == "True", out
+
+    # The CLI's `verify --json` on the same manifest: one JSON document, nothing else.
+    run = subprocess.run(
+        [sys.executable, "-m", "genblaze_s3.cli", "verify", f"s3://{locked_bucket}/"
+         f"{final.manifest.key}", "--public-key", "signing.pub.pem", "--json"],
+        env=dict(
+            os.environ,
+            AWS_ACCESS_KEY_ID=seaweed.access_key,
+            AWS_SECRET_ACCESS_KEY=seaweed.secret_key,
+            AWS_ENDPOINT_URL=seaweed.endpoint_url,
+        ),
+        cwd=signing_key,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    report = json.loads(run.stdout)
+    assert run.returncode == 0 and report["ok"] and run.stderr == ""
+    assert {f["check"] for f in report["findings"]} >= {"hash", "signature", "asset"}
 
 
 def test_operator_python_client_block(
