@@ -86,6 +86,9 @@ def test_on_a_pipe_ids_and_keys_are_whole_one_record_per_line(
     assert [line.split()[0] for line in lines] == jobs[::-1]
     assert all(JOB_ID.match(line.split("\t")[0]) for line in lines)
 
+    rc, out, _ = _run(capsys, "list", "--api-url", api.url, *COMMON, "-o", "jsonl")
+    assert [json.loads(line)["job_id"] for line in out.splitlines()] == jobs[::-1]
+
     rc, out, _ = _run(capsys, "status", jobs[0], "--api-url", api.url, *COMMON)
     records = [line.split("\t") for line in out.splitlines()]
     assert records[0][:3] == ["job", jobs[0], "succeeded"]
@@ -265,7 +268,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 def test_an_api_url_that_is_not_a_genblaze_api_or_lacks_a_scheme(
-    capsys: pytest.CaptureFixture[str], tmp_path: Any
+    capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), lambda *a: _Quiet(*a, directory=str(tmp_path))
@@ -292,6 +295,10 @@ def test_an_api_url_that_is_not_a_genblaze_api_or_lacks_a_scheme(
     assert rc == 2 and out == ""
     assert f"did you mean http://127.0.0.1:{port}?" in err and "GENBLAZE_API_URL" in err
     assert "UnsupportedProtocol" not in err and "Traceback" not in err
+    # The same from the environment, as the issue met it.
+    monkeypatch.setenv("GENBLAZE_API_URL", f"127.0.0.1:{port}")
+    rc, out, err = _run(capsys, "status", "0" * 32, *COMMON)
+    assert rc == 2 and f"did you mean http://127.0.0.1:{port}?" in err
 
 
 def test_endpoint_help_says_where_a_job_without_one_lands(
