@@ -71,9 +71,9 @@ def add_output_options(p: argparse.ArgumentParser, json_help: str) -> None:
         "--output",
         "-o",
         choices=FORMATS,
-        default=None,
+        default="table",
         help="table: for people on a terminal, tab-separated records on a pipe; "
-        "json: one JSON document; jsonl: one JSON object per line (default: table)",
+        "json: one JSON document; jsonl: one JSON object per line",
     )
     group.add_argument("--json", action="store_true", help=json_help)
 
