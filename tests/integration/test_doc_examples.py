@@ -87,7 +87,7 @@ def test_readme_cli_lines_parse_with_the_real_parser() -> None:
     exported = dict(
         w.split("=", 1) for w in shlex.split(block.text.splitlines()[0], comments=True)[1:3]
     )
-    from genblaze_s3.settings import describe
+    from genblaze_s3.settings_doc import describe
 
     assert set(exported) <= {name for name, _, _, _ in describe()}
 
@@ -172,6 +172,23 @@ def test_architecture_tree_names_only_paths_that_exist() -> None:
         if len(names) == 1 and names[0].endswith("/"):
             parents.append((indent, base + names[0]))
     assert checked > 20
+
+
+def test_architecture_layer_diagram_is_pyprojects_contracts() -> None:
+    """The diagram's two layer chains are the import-linter `layers` contracts, in order."""
+    text = _block("docs/ARCHITECTURE.md: cli  ->").text
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+
+    def chain(line: str, prefix: str) -> list[str]:
+        return [
+            " | ".join(f"{prefix}{n.strip()}" for n in step.split("|")) for step in line.split("->")
+        ]
+
+    lines = text.splitlines()
+    top = chain(lines[0].split("(")[0], "genblaze_s3.")
+    rooms = chain(lines[2].split(":", 1)[1].rsplit("->", 1)[0], "genblaze_s3.ingest.")
+    layers = [c["layers"] for c in contracts["contracts"] if c["type"] == "layers"]
+    assert top in layers and rooms in layers, (top, rooms, layers)
 
 
 # -- Python blocks -------------------------------------------------------------------
@@ -366,6 +383,7 @@ def test_every_block_has_a_runner() -> None:
         'docs/SOURCES.md: {"type": "source.refresh"',
         "docs/SOURCES.md: signature =",
         "docs/ARCHITECTURE.md: genblaze_s3/",
+        "docs/ARCHITECTURE.md: cli  ->",
         "README.md: from genblaze_core import KeyStrategy, ObjectStorageSink",
         "README.md: from genblaze_s3.webhooks import",
         "docs/OPERATOR.md: from genblaze_s3.webhooks import",

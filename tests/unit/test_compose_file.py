@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from genblaze_s3.settings import describe
+from genblaze_s3.settings_doc import describe
 from tests.support.compose import (
     MissingVariableError,
     interpolate,
