@@ -234,9 +234,14 @@ def test_submit_from_file_splits_by_the_tenants_limit_and_prints_every_job_id(
 def test_the_default_limit_is_what_the_api_states(api: _Server) -> None:
     from genblaze_s3.cli.sources import FileEntry, plan_jobs
     from genblaze_s3.ingest import IngestClient
+    from genblaze_s3.ingest.client.http import InvalidRequestError
 
     with IngestClient(api.url, "tok-a") as c:
         limits = c.limits()
+        # One job over the limit: the 422 says how to split.
+        urls = [f"https://cdn.x/{i}" for i in range(limits.max_assets_per_job + 1)]
+        with pytest.raises(InvalidRequestError, match="submit --from-file` does"):
+            c.submit(urls, DEST)
     assert limits.max_assets_per_job == 10_000 and limits.tenant == "acme"
     entries = [FileEntry(url=f"https://cdn.x/{i}") for i in range(60_000)]
     assert [len(j.assets) for j in plan_jobs(entries, limits.max_assets_per_job, {})] == [
