@@ -132,7 +132,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 + (
                     "; re-run with the same --idempotency-key to resume"
                     if args.idempotency_key
-                    else ""
+                    else " (with --idempotency-key, a re-run resumes without duplicates)"
                 )
             )
             raise
