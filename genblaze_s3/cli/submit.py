@@ -63,7 +63,11 @@ def lock_policy(args: argparse.Namespace, now: datetime) -> dict[str, Any] | Non
     """The job's `manifest_lock` from --lock-days / --retain-until (None: no lock asked)."""
     until = args.retain_until
     if args.lock_days is not None:
+        # Rounded up to the hour: a re-run with --idempotency-key within the hour sends the
+        # very same request (the API refuses a reused key with another body).
         until = now + timedelta(days=args.lock_days)
+        if until != until.replace(minute=0, second=0, microsecond=0):
+            until = until.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     if until is None:
         return None
     return {"mode": args.lock_mode, "retain_until": until.isoformat()}
@@ -211,8 +215,8 @@ def add_submit_command(sub: Any, config: Settings) -> None:
         type=_positive_days,
         default=None,
         metavar="N",
-        help="Object-Lock the manifest (and its attestation) for N days from now; the "
-        "bucket needs Object Lock enabled",
+        help="Object-Lock the manifest (and its attestation) for N days from now (rounded "
+        "up to the hour); the bucket needs Object Lock enabled",
     )
     lock.add_argument(
         "--retain-until",

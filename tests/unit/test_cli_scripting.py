@@ -254,7 +254,8 @@ def test_submit_asks_for_object_lock(api: _Server, capsys: pytest.CaptureFixture
     job_id = _submit(api, capsys, "https://cdn.x/a.png", extra=("--lock-days", "30"))
     lock = api.service.store.get_meta(job_id).manifest_lock  # type: ignore[union-attr]
     assert lock is not None and lock.mode == "GOVERNANCE"
-    assert timedelta(days=30) <= lock.retain_until - before <= timedelta(days=30, minutes=1)
+    assert timedelta(days=30) <= lock.retain_until - before <= timedelta(days=30, hours=1)
+    assert lock.retain_until.minute == lock.retain_until.second == 0
     job_id = _submit(api, capsys, "https://cdn.x/b.png", extra=("--retain-until", "2031-01-31"))
     lock = api.service.store.get_meta(job_id).manifest_lock  # type: ignore[union-attr]
     assert lock is not None and lock.retain_until == datetime(2031, 1, 31, tzinfo=UTC)
@@ -327,3 +328,29 @@ def test_cancel_prints_the_job_id_and_its_new_state(
     job_id = _submit(api, capsys, "https://cdn.x/b.png")
     rc, out, _ = _run(capsys, "cancel", job_id, "--api-url", api.url, *COMMON, "-o", "json")
     assert json.loads(out)["job_id"] == job_id and json.loads(out)["state"] == "canceled"
+
+
+def test_a_failed_split_submit_resumes_with_its_idempotency_key(
+    api: _Server, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    registry = api.service.tenants
+    acme = registry.get("acme")
+    registry.tenants["acme"] = replace(acme, max_assets_per_job=1000, max_concurrent_jobs=2)  # type: ignore[index]
+    listing = tmp_path / "urls.txt"
+    listing.write_text("".join(f"https://cdn.x/{i}.png\n" for i in range(2500)))
+    argv = (
+        "submit", "--api-url", api.url, *COMMON, "--bucket", "media", "--endpoint",
+        DEST["endpoint_url"], "--from-file", str(listing), "--idempotency-key", "batch-7",
+        "--lock-days", "2",
+    )  # fmt: skip
+    rc, out, err = _run(capsys, *argv)
+    first = out.split()
+    assert rc == 9 and len(first) == 2  # the third job: 429, the tenant runs 2 already
+    assert "2 of 3 jobs submitted (2000 of 2500 assets); the rest were not" in err
+    assert "re-run with the same --idempotency-key to resume" in err
+    for job_id in first:
+        _finish(api, job_id, lambda aid: f"k/{aid}")
+    rc, out, err = _run(capsys, *argv)
+    again = out.split()
+    assert rc == 0 and again[:2] == first and len(again) == 3, err  # no job twice
+    assert len(api.service.store.get_meta(again[2]).asset_ids) == 500  # type: ignore[union-attr]
