@@ -54,12 +54,12 @@ def parse_line(text: str, where: str) -> FileEntry | None:
     line = text.strip()
     if not line or line.startswith("#"):
         return None
-    if not line.startswith("{"):
-        if any(c.isspace() for c in line):
-            raise SourceFileError(f"{where}: expected one URL or a JSON object per line")
-        return FileEntry(url=line)
+    if not line.startswith("{") and any(c.isspace() for c in line):
+        raise SourceFileError(f"{where}: expected one URL or a JSON object per line")
     try:
-        return FileEntry.model_validate_json(line)
+        if line.startswith("{"):
+            return FileEntry.model_validate_json(line)
+        return FileEntry(url=line)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "line"

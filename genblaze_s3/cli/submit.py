@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from genblaze_s3.cli.common import EXIT_USAGE, api_options, client_for, command, job_exit
 from genblaze_s3.cli.output import Output, output_for
-from genblaze_s3.cli.sources import FileEntry, PlannedJob, SourceFileError, plan_jobs, read_entries
+from genblaze_s3.cli.sources import (
+    FileEntry,
+    PlannedJob,
+    SourceFileError,
+    parse_line,
+    plan_jobs,
+    read_entries,
+)
 from genblaze_s3.cli.view import watch_job
 
 if TYPE_CHECKING:
@@ -74,7 +81,12 @@ def lock_policy(args: argparse.Namespace, now: datetime) -> dict[str, Any] | Non
 
 
 def _entries(args: argparse.Namespace) -> list[FileEntry]:
-    entries = [FileEntry(url=u) for u in args.urls]
+    entries = []
+    for n, url in enumerate(args.urls, 1):
+        entry = parse_line(url, f"URL argument {n}")
+        if entry is None:
+            raise SourceFileError(f"URL argument {n}: empty")
+        entries.append(entry)
     if args.from_file == "-":
         entries += read_entries(sys.stdin, "stdin")
     elif args.from_file:

@@ -229,6 +229,10 @@ def test_submit_from_file_splits_by_the_tenants_limit_and_prints_every_job_id(
         capsys, "submit", "--api-url", api.url, *COMMON, "--bucket", "media", "--from-file", "-"
     )
     assert rc == 2 and out == "" and err.startswith("genblaze-ingest submit: stdin:2: url: ")
+    rc, out, err = _run(
+        capsys, "submit", "--api-url", api.url, *COMMON, "--bucket", "media", "x" * 9000
+    )
+    assert rc == 2 and "URL argument 1: url: String should have at most 8192" in err
 
 
 def test_the_default_limit_is_what_the_api_states(api: _Server) -> None:
