@@ -358,3 +358,24 @@ def test_a_failed_split_submit_resumes_with_its_idempotency_key(
     again = out.split()
     assert rc == 0 and again[:2] == first and len(again) == 3, err  # no job twice
     assert len(api.service.store.get_meta(again[2]).asset_ids) == 500  # type: ignore[union-attr]
+
+
+def test_on_a_terminal_the_live_view_ends_in_the_rich_summary(
+    api: _Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from genblaze_s3.cli.output import Output
+    from genblaze_s3.cli.view import watch_job
+    from genblaze_s3.ingest import IngestClient
+
+    job_id = _submit(api, capsys, "https://cdn.x/a.png")
+    timer = threading.Timer(0.5, _finish, (api, job_id, lambda aid: f"k/{aid}"))
+    timer.start()
+    screen = io.StringIO()
+    with IngestClient(api.url, "tok-a") as c:
+        job = watch_job(c, job_id, Output(format="table", tty=True, out=screen, err=screen))
+    timer.join()
+    assert job.state.value == "succeeded"
+    text = screen.getvalue()
+    assert f"job {job_id}: succeeded" in text and "bytes  3 B / 3 B" in text
