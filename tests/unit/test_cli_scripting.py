@@ -21,6 +21,7 @@ import pytest
 
 from genblaze_s3.cli import app as cli
 from genblaze_s3.ingest.models import AssetState, JobState
+from tests.support.helpers import serve_http
 from tests.unit.test_operator_cli import DEST, _free_port, _Server
 
 COMMON = ["--token", "tok-a"]
@@ -284,12 +285,11 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 def test_an_api_url_that_is_not_a_genblaze_api_or_lacks_a_scheme(
     capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: _Quiet(*a, directory=str(tmp_path))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        other = f"http://127.0.0.1:{server.server_address[1]}"
+    class Files(_Quiet):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+    with serve_http(Files) as other:
         rc, out, err = _run(capsys, "status", "0" * 32, "--api-url", other, *COMMON)
         assert rc == 10 and out == "" and err.count("\n") == 1
         assert f"{other} is not a genblaze ingest API: it answered 404" in err
@@ -300,9 +300,6 @@ def test_an_api_url_that_is_not_a_genblaze_api_or_lacks_a_scheme(
         assert rc == 10 and "is not a genblaze ingest API: its answer is not the API's" in err
         rc, _, err = _run(capsys, "list", "--api-url", other + "/#top", *COMMON)
         assert rc == 2 and "must carry no query, fragment or credentials" in err
-    finally:
-        server.shutdown()
-        server.server_close()
 
     port = _free_port()
     rc, out, err = _run(capsys, "list", "--api-url", f"127.0.0.1:{port}", *COMMON)
