@@ -12,7 +12,9 @@ import os
 import sys
 from typing import Any
 
-from genblaze_s3.cli.jobs import EXIT_CODES_HELP, add_job_commands
+from genblaze_s3.cli.common import EXIT_CODES_HELP
+from genblaze_s3.cli.jobs import add_job_commands
+from genblaze_s3.cli.output import UNITS_NOTE
 from genblaze_s3.cli.provenance import add_provenance_commands
 from genblaze_s3.settings import Settings, SettingsError, load_settings
 
@@ -90,7 +92,7 @@ def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genblaze-ingest",
         description=__doc__,
-        epilog=EXIT_CODES_HELP,
+        epilog=f"{EXIT_CODES_HELP}\n{UNITS_NOTE}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")

@@ -10,12 +10,12 @@ valid signature by one of them mandatory; --content-only checks content alone.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from genblaze_s3.cli.output import add_output_options, output_for
 from genblaze_s3.settings import Settings, SettingsError
 
 VERIFY_EXIT_CODES = (
@@ -43,16 +43,10 @@ def _trusted(args: argparse.Namespace) -> list[Any]:
 def _cmd_verify(args: argparse.Namespace) -> int:
     """Check a stored manifest and everything it names; print one finding per line."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from genblaze_s3 import S3StorageBackend
+    from genblaze_s3.humanize import size_columns
     from genblaze_s3.ingest.finalize.keyring import load_keyring
     from genblaze_s3.ingest.finalize.signing import SignatureError
     from genblaze_s3.ingest.finalize.verify import parse_s3_location, verify_manifest
@@ -79,15 +73,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         secret_access_key=secret,
         preflight=False,
     )
+    out = output_for(args)
     with Progress(
         TextColumn("re-reading assets"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        *size_columns(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=args.no_progress or args.json,
+        disable=args.no_progress or not err.is_terminal,  # no bar in logs or pipes
     ) as bar:
         task = bar.add_task("verify", total=None)
         report = verify_manifest(
@@ -101,8 +95,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             progress=lambda n: bar.advance(task, n),
             on_total=lambda total: bar.update(task, total=total),
         )
-    if args.json:
-        print(json.dumps({**report.to_json(), "trusted_keys": sorted(keyring)}))
+    if out.machine:
+        out.json({**report.to_json(), "trusted_keys": sorted(keyring)})
     else:
         for line in report.lines():
             print(line)
@@ -159,11 +153,12 @@ def _print_key(
     private_path: Path | None,
     public_path: Path | None,
 ) -> None:
-    if args.json:
+    out = output_for(args, stream=private_path is None)
+    if out.machine:
         doc: dict[str, Any] = {"key_id": kid, "public_key_pem": pem.decode()}
         if private_path is not None:
             doc.update(private_key=str(private_path), public_key=str(public_path))
-        print(json.dumps(doc))
+        out.json(doc)
         return
     print(f"key id: {kid}")
     if private_path is not None:
@@ -215,8 +210,14 @@ def add_provenance_commands(sub: Any, config: Settings) -> None:
     )
     v.add_argument("--require-lock", action="store_true", help="fail an unlocked manifest")
     v.add_argument("--concurrency", type=int, default=4, help="assets re-read at once")
-    v.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
-    v.add_argument("--json", action="store_true", help="the whole report as one JSON object")
+    v.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (there is none off a terminal)"
+    )
+    add_output_options(
+        v,
+        "print the report as one JSON document (verdict, exit_code, content_intact, "
+        "origin_proven, key_id, envelope, summary, every finding)",
+    )
     v.set_defaults(func=_cmd_verify, credentials=config.worker_credentials(), config=config)
     k = sub.add_parser(
         "keys",
@@ -233,7 +234,7 @@ def add_provenance_commands(sub: Any, config: Settings) -> None:
     )
     g.add_argument("out", help="private key file to create (mode 0600; never overwritten)")
     g.add_argument("--public-out", help="public key file (default: OUT.pub.pem)")
-    g.add_argument("--json", action="store_true", help="print key id and public key as JSON")
+    add_output_options(g, "print the key id, public key and files as one JSON document")
     g.set_defaults(func=_cmd_keys_generate)
     s = ksub.add_parser(
         "show",
@@ -242,5 +243,5 @@ def add_provenance_commands(sub: Any, config: Settings) -> None:
         formatter_class=fmt,
     )
     s.add_argument("key", nargs="?", help="PEM file (private, public or several public keys)")
-    s.add_argument("--json", action="store_true", help="one JSON object per key")
+    add_output_options(s, "one JSON object per key (key_id, public_key_pem), one per line")
     s.set_defaults(func=_cmd_keys_show, configured_signing_key=config.secret("signing_key"))

@@ -150,6 +150,7 @@ class VerifyReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "location": self.location,
+            "ok": self.ok,
             "verdict": self.verdict.value,
             "exit_code": self.exit_code,
             "content_intact": self.content_intact,
