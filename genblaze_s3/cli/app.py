@@ -16,6 +16,7 @@ from genblaze_s3.cli.common import EXIT_CODES_HELP
 from genblaze_s3.cli.jobs import add_job_commands
 from genblaze_s3.cli.output import UNITS_NOTE
 from genblaze_s3.cli.provenance import add_provenance_commands
+from genblaze_s3.cli.submit import add_submit_command
 from genblaze_s3.settings import Settings, SettingsError, load_settings
 
 
@@ -117,6 +118,7 @@ def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
     a.add_argument("--loglevel", default="INFO", help="uvicorn log level")
     a.set_defaults(func=_cmd_api, log_format=config.log_format)
     add_job_commands(sub, config)
+    add_submit_command(sub, config)
     add_provenance_commands(sub, config)
     d = sub.add_parser(
         "demo", help="end-to-end demo on embedded Redis + SeaweedFS", formatter_class=fmt

@@ -145,7 +145,8 @@ def test_sources_signature_format_is_the_code() -> None:
     from genblaze_s3.ingest.finalize import signing
 
     text = _block("docs/SOURCES.md: signature =").text
-    assert f'b"{signing.CONTEXT.decode()}"' in text
+    assert f'b"{signing.CONTEXT_V2.decode()}"' in text  # what the workers sign today
+    assert f'signature = "{signing.SCHEME_V2}:<key id>:' in text
 
 
 def test_architecture_tree_names_only_paths_that_exist() -> None:
