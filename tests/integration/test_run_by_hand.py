@@ -229,9 +229,11 @@ def test_the_page_is_followed_step_by_step(
     script = first_job.code([(SAMPLE_SOURCE, source)])
     out = _run(["bash", "-euo", "pipefail", "-c", script], env, tmp_path)
     assert "FAILED" not in out
-    verified = [ln for ln in out.splitlines() if ln.startswith("VERIFIED s3://media/genblaze/")]
+    verified = [
+        ln for ln in out.splitlines() if ln.startswith("CONTENT INTACT s3://media/genblaze/")
+    ]
     assert len(verified) == 1, out
-    key = verified[0].split("s3://media/", 1)[1]
+    key = verified[0].split("s3://media/", 1)[1].split(": ", 1)[0]
     client: Any = boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
