@@ -157,6 +157,9 @@ def create_app(
             refresh_url=body.refresh_url,
             source_ready_within=body.source_ready_within,
             labels=body.labels,
+            url_field="assets.{seq}.url"
+            if body.assets is not None
+            else "run.steps.{step}.assets.{index}.url",
         )
         job_id, _ = service.submit(sub, idempotency_key=idempotency_key, fingerprint=fingerprint)
         return JobAccepted(job_id=job_id, status_url=str(request.url_for("get_job", job_id=job_id)))

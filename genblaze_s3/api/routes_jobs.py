@@ -28,7 +28,7 @@ from genblaze_s3.ingest.models import (
 )
 from genblaze_s3.ingest.retry import Replacement
 from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.validation import is_job_id
+from genblaze_s3.ingest.validation import check_url, is_job_id
 
 
 class AssetReplacement(BaseModel):
@@ -201,9 +201,12 @@ def add_job_routes(
         """Re-queue a failed or canceled job's failed, canceled (and never-sent) assets,
         optionally from fresh URLs; the job runs again and, once every asset is stored,
         writes and locks its manifest. 409 for a job that is running or succeeded."""
+        replacements = body.replacements if body else []
+        for i, r in enumerate(replacements):  # the shape first: a 422 names the field
+            check_url(r.url, f"replacements.{i}.url")
         owned_version(job_id, who)
         reps = {
-            r.asset_id: Replacement(r.url, r.sha256) for r in (body.replacements if body else [])
+            r.asset_id: Replacement(r.url, r.sha256) for r in replacements
         }
         ids = service.retry(job_id, reps)
         return RetryAccepted(job_id=job_id, state=JobState.RUNNING, retried=ids)

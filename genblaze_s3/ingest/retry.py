@@ -65,8 +65,8 @@ def retry_job(
     unknown = sorted(set(replacements) - set(ids))
     if unknown:
         raise InvalidJobError(f"asset {unknown[0]} is not failed or canceled in job {job_id}")
-    for rep in replacements.values():
-        check_source(rep.url)
+    for aid, rep in replacements.items():
+        check_source(rep.url, f"replacements.{aid}.url")
     gone = [a for a in store.sources_missing(job_id, ids) if a not in replacements]
     if gone:
         raise InvalidJobError(
