@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from genblaze_s3.api.problems import FieldError, Problem
+from genblaze_s3.ingest.cursors import MAX_CURSOR_LENGTH
 from genblaze_s3.ingest.models import DestinationSpec, JobAccepted, LockPolicy
+from genblaze_s3.ingest.validation import JOB_ID
 
-__all__ = ["AssetIn", "JobAccepted", "JobCreate", "Problem"]
+__all__ = ["AssetIn", "Cursor", "FieldError", "JobAccepted", "JobCreate", "JobId", "Problem"]
+
+# Parameters every route reads the same way (the /ui pages too): the shape is checked
+# by FastAPI (a 422 naming the parameter); what a cursor says, by ingest.cursors.
+JobId = Annotated[str, Path(pattern=JOB_ID.pattern, description="32 hex digits")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_LENGTH,
+        description="the `next_cursor` of the previous page, as given (opaque)",
+    ),
+]
 
 
 class AssetIn(BaseModel):
@@ -44,9 +59,3 @@ class JobCreate(BaseModel):
     labels: dict[str, str] | None = Field(
         default=None, description="up to 16 `key: value` pairs to find the job by"
     )
-
-
-class Problem(BaseModel):
-    detail: str
-    code: str | None = None
-    field: str | None = None  # the request field to blame (dotted), on some 422s

@@ -23,8 +23,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from genblaze_s3.api.events import EventHub, job_events
 from genblaze_s3.api.guard import UI_COOKIE, client_address
+from genblaze_s3.api.schemas import Cursor, JobId
 from genblaze_s3.humanize import human_age, human_size
 from genblaze_s3.ingest import listing
+from genblaze_s3.ingest.cursors import parse_asset_cursor, parse_job_cursor
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import AssetState, DestinationSpec, JobState
 from genblaze_s3.ingest.retry import Replacement
@@ -174,11 +176,11 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
 
     def list_rows(who: str, state: str | None, cursor: str | None) -> dict[str, Any]:
         flt = listing.JobFilter(state=JobState(state) if state else None)
-        return store.list_jobs(who, flt, cursor=cursor, limit=50)
+        return store.list_jobs(who, flt, after=parse_job_cursor(cursor), limit=50)
 
     @app.get("/ui", include_in_schema=False)
     def jobs_page(
-        token: Token = None, state: str | None = None, cursor: str | None = None
+        token: Token = None, state: str | None = None, cursor: Cursor = None
     ) -> HTMLResponse:
         who = need(token)
         if state is not None and state not in {s.value for s in JobState}:
@@ -231,7 +233,7 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
 
     @app.get("/ui/jobs.json", include_in_schema=False)
     def jobs_json(
-        token: Token = None, state: str | None = None, cursor: str | None = None
+        token: Token = None, state: str | None = None, cursor: Cursor = None
     ) -> JSONResponse:
         who = signed_in(token)
         if who is None:
@@ -296,9 +298,10 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
 
     @app.get("/ui/jobs/{job_id}", include_in_schema=False)
     def job_page(
-        job_id: str, token: Token = None, state: str | None = None, cursor: str | None = None
+        job_id: JobId, token: Token = None, state: str | None = None, cursor: Cursor = None
     ) -> HTMLResponse:
         who = need(token)
+        after = parse_asset_cursor(cursor)
         app.state.owned_version(job_id, who)
         found = store.job_document(job_id)
         if found is None:
@@ -307,9 +310,7 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
         if state is not None and state not in {s.value for s in AssetState}:
             state = None
         if state or cursor:
-            page = store.asset_page(
-                job_id, state=AssetState(state) if state else None, cursor=cursor
-            )
+            page = store.asset_page(job_id, state=AssetState(state) if state else None, after=after)
             doc["assets"], doc["next_cursor"] = page["assets"], page["next_cursor"]
         return _page(
             f"Job {job_id}",

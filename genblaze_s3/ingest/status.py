@@ -25,6 +25,7 @@ import redis
 from genblaze_s3.ingest import counters, keys, listing
 from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.asset_records import AssetRecordWriter
+from genblaze_s3.ingest.cursors import AssetCursor, JobCursor
 from genblaze_s3.ingest.document import build_document, document_json, document_view
 from genblaze_s3.ingest.errors import IdempotencyConflictError, StoreUnavailableError
 from genblaze_s3.ingest.models import (
@@ -253,15 +254,22 @@ class StatusStore:
         job_id: str,
         *,
         state: AssetState | None = None,
-        cursor: str | None = None,
+        after: AssetCursor | None = None,
         limit: int = listing.DEFAULT_PAGE,
     ) -> dict[str, Any]:
-        return listing.asset_page(self.redis, job_id, state=state, cursor=cursor, limit=limit)
+        """A page of a job's assets after `after` (parsed by ingest.cursors at the boundary)."""
+        return listing.asset_page(self.redis, job_id, state=state, after=after, limit=limit)
 
     def list_jobs(
-        self, tenant: str, flt: listing.JobFilter, *, cursor: str | None = None, limit: int = 50
+        self,
+        tenant: str,
+        flt: listing.JobFilter,
+        *,
+        after: JobCursor | None = None,
+        limit: int = 50,
     ) -> dict[str, Any]:
-        return listing.list_jobs(self.redis, tenant, flt, cursor=cursor, limit=limit)
+        """A page of the tenant's jobs after `after` (parsed by ingest.cursors at the boundary)."""
+        return listing.list_jobs(self.redis, tenant, flt, after=after, limit=limit)
 
     # -- asset writes ---------------------------------------------------------
     def start_asset(

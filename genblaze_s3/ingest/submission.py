@@ -6,7 +6,6 @@ the same way and produce the same records.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 
@@ -21,13 +20,11 @@ from genblaze_s3.ingest.models import AssetRecord, DestinationSpec, JobMeta, Loc
 from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.refresh import check_import_path
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
-from genblaze_s3.ingest.validation import check_url
+from genblaze_s3.ingest.validation import check_labels, check_url
 from genblaze_s3.transfer.expiry import url_expiry
 
 MAX_ASSETS_PER_JOB = 10_000
 MAX_URL_LENGTH = 8192
-MAX_LABELS = 16
-_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$")
 
 
 def new_job_id() -> str:
@@ -75,22 +72,6 @@ def run_from_urls(items: list[tuple[str, str | None, str | None]]) -> Run:
         provider="genblaze-ingest", model="copy", status=StepStatus.SUCCEEDED, assets=assets
     )
     return Run(name="genblaze-ingest", status=RunStatus.COMPLETED, steps=[step])
-
-
-def check_labels(labels: dict[str, str]) -> dict[str, str]:
-    """Labels are short `key: value` strings a tenant lists its jobs by."""
-    if len(labels) > MAX_LABELS:
-        raise InvalidJobError(f"a job carries at most {MAX_LABELS} labels", field="labels")
-    for k, v in labels.items():
-        if not _LABEL_KEY.match(k):
-            raise InvalidJobError(
-                f"label key {k[:70]!r} must match {_LABEL_KEY.pattern}", field="labels"
-            )
-        if len(v) > 256 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
-            raise InvalidJobError(
-                f"label {k!r}: value too long or has control characters", field=f"labels.{k}"
-            )
-    return dict(labels)
 
 
 def check_source(url: str, field: str = "url") -> None:

@@ -9,7 +9,7 @@ InvalidJobError with `field` set.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from genblaze_s3.ingest.errors import InvalidJobError
 from genblaze_s3.transfer.errors import InvalidURL
@@ -25,11 +25,52 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4ISH = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_LABELS = 16
+MAX_LABEL_VALUE = 256
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def is_job_id(value: str) -> bool:
     """Whether `value` can be a job id at all (checked before any store access)."""
     return bool(JOB_ID.fullmatch(value))
+
+
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Labels are short `key: value` strings a tenant lists its jobs by."""
+    if len(labels) > MAX_LABELS:
+        raise InvalidJobError(f"a job carries at most {MAX_LABELS} labels", field="labels")
+    for k, v in labels.items():
+        if not _LABEL_KEY.match(k):
+            raise InvalidJobError(
+                f"label key {k[:70]!r} must match {_LABEL_KEY.pattern}", field="labels"
+            )
+        if len(v) > MAX_LABEL_VALUE or _CONTROL.search(v):
+            raise InvalidJobError(
+                f"label {k!r}: value too long or has control characters", field=f"labels.{k}"
+            )
+    return dict(labels)
+
+
+def check_label_filter(value: str, field: str = "label") -> str:
+    """A listing's `key=value` (or `key` alone) filter, by the rules labels are stored by."""
+    key, sep, label = value.partition("=")
+    if not _LABEL_KEY.match(key):
+        raise InvalidJobError(f"{field} key must match {_LABEL_KEY.pattern}", field=field)
+    if sep and (len(label) > MAX_LABEL_VALUE or _CONTROL.search(label)):
+        raise InvalidJobError(f"{field} value too long or has control characters", field=field)
+    return value
+
+
+def epoch_seconds(value: datetime) -> float:
+    """A client's date as epoch seconds; a date without a zone is taken as UTC.
+
+    Why not ``datetime.timestamp()``: for a naive date it asks the C library about
+    local time, which fails for year 1 ("year 0 is out of range": a 500); the
+    arithmetic here is defined for every date pydantic accepts.
+    """
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return (aware - _EPOCH).total_seconds()
 
 
 def check_bucket(value: str) -> str:
