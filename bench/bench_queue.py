@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import s5cmd_cp, write_random
+from genblaze_s3.settings import load_settings
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -49,7 +50,7 @@ def _run_through_queue(
     """Seconds from write_run to the job's terminal state (manifest written + locked)."""
     from genblaze_core.models.manifest import Manifest
 
-    from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.ingest.submit.submission import run_from_urls
 
     run = run_from_urls([(u, t, None) for u, t in assets])
     t0 = time.perf_counter()
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.ingest.submit.submission import run_from_urls
     from genblaze_s3.ingest.tenants import TenantRegistry
     from genblaze_s3.local.services import start_redis, start_seaweedfs
     from genblaze_s3.local.stack import start_stack
@@ -187,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=CONCURRENCY,
             extra_env={"GENBLAZE_SOURCE_KEY": Fernet.generate_key().decode()},
         )
-        policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": sw.endpoint_url})
+        policy = DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": sw.endpoint_url})
+        )
 
         def sink_for(
             bucket: str, strategy: KeyStrategy, queue: str | None = None

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import write_random
+from genblaze_s3.settings import load_settings
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -34,7 +35,7 @@ def main() -> int:
 
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.ingest.submit.submission import run_from_urls
     from genblaze_s3.ingest.tenants import TenantRegistry
     from genblaze_s3.local.services import start_redis, start_seaweedfs
     from tests.support.cdn import CDNServer
@@ -63,7 +64,9 @@ def main() -> int:
                 api=False,
                 extra_env=extra,
             )
-        policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": sw.endpoint_url})
+        policy = DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": sw.endpoint_url})
+        )
         with CDNServer() as cdn:
             url = cdn.add("/video/big.mp4", big, content_type="video/mp4")
             for rep in range(REPS):
@@ -137,7 +140,7 @@ def main() -> int:
 def _slices(redis_url: str) -> int:
     import redis
 
-    from genblaze_s3.ingest import keys
+    from genblaze_s3.ingest.store import keys
 
     raw = redis.Redis.from_url(redis_url).hget(keys.stats_key(), "copy_slices_total")
     return int(float(raw or 0))

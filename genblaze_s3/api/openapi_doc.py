@@ -159,28 +159,3 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def main() -> None:
-    """Print the document (`python -m genblaze_s3.api.openapi_doc > genblaze_s3/api/openapi.json`).
-
-    The app is built over a store it never contacts: the document depends on the
-    routes only.
-    """
-    import json
-
-    import redis
-
-    from genblaze_s3.api.app import create_app
-    from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.enqueue import MemorySender
-    from genblaze_s3.ingest.service import IngestService
-    from genblaze_s3.ingest.status import StatusStore
-
-    store = StatusStore(redis.Redis.from_url("redis://127.0.0.1:1/0"))
-    app = create_app(IngestService(store, MemorySender(), "q", DestinationPolicy()), {})
-    print(json.dumps(app.openapi(), indent=2, sort_keys=True))
-
-
-if __name__ == "__main__":
-    main()

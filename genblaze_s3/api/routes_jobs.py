@@ -1,7 +1,7 @@
 """Jobs a tenant can find, page, cancel and retry: `/v1/jobs...` reads and actions.
 
 Every read costs a bounded number of Redis commands whatever the job's size (see
-ingest/listing.py); a job of another tenant answers exactly like a missing one.
+ingest/store/listing.py); a job of another tenant answers exactly like a missing one.
 No `from __future__ import annotations` here: the route signatures use the tenant
 dependency passed in at runtime, which FastAPI must see as an object.
 """
@@ -18,8 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genblaze_s3.api.problems import problem_response
 from genblaze_s3.api.schemas import Cursor, JobId
-from genblaze_s3.ingest import listing
-from genblaze_s3.ingest.cursors import parse_asset_cursor, parse_job_cursor
 from genblaze_s3.ingest.errors import JobNotFoundError
 from genblaze_s3.ingest.models import (
     AssetPage,
@@ -29,8 +27,10 @@ from genblaze_s3.ingest.models import (
     JobView,
     RetryAccepted,
 )
-from genblaze_s3.ingest.retry import Replacement
-from genblaze_s3.ingest.service import IngestService
+from genblaze_s3.ingest.store import listing
+from genblaze_s3.ingest.store.cursors import parse_asset_cursor, parse_job_cursor
+from genblaze_s3.ingest.submit.retry import Replacement
+from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.validation import (
     check_label_filter,
     check_url,

@@ -8,14 +8,14 @@ from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from genblaze_s3.api.problems import FieldError, Problem
-from genblaze_s3.ingest.cursors import MAX_CURSOR_LENGTH
 from genblaze_s3.ingest.models import DestinationSpec, JobAccepted, LockPolicy
+from genblaze_s3.ingest.store.cursors import MAX_CURSOR_LENGTH
 from genblaze_s3.ingest.validation import JOB_ID
 
 __all__ = ["AssetIn", "Cursor", "FieldError", "JobAccepted", "JobCreate", "JobId", "Problem"]
 
 # Parameters every route reads the same way (the /ui pages too): the shape is checked
-# by FastAPI (a 422 naming the parameter); what a cursor says, by ingest.cursors.
+# by FastAPI (a 422 naming the parameter); what a cursor says, by ingest/store/cursors.py.
 JobId = Annotated[str, Path(pattern=JOB_ID.pattern, description="32 hex digits")]
 Cursor = Annotated[
     str | None,

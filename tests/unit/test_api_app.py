@@ -9,10 +9,11 @@ from fastapi.testclient import TestClient
 
 from genblaze_s3.api import create_app
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, MemorySender
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, MemorySender
+from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.tenants import TenantRegistry
+from genblaze_s3.settings import load_settings
 
 TOKENS = {"tok-a": "acme", "tok-b": "globex"}
 DEST = {"bucket": "media", "endpoint_url": "http://127.0.0.1:8333"}
@@ -26,7 +27,9 @@ def sender() -> MemorySender:
 @pytest.fixture
 def client(sender: MemorySender) -> TestClient:
     store = StatusStore(fakeredis.FakeRedis())
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    )
     return TestClient(create_app(IngestService(store, sender, "q", policy), TOKENS))
 
 
@@ -169,7 +172,7 @@ def test_openapi_document_in_repo_is_current(client: TestClient) -> None:
 
     saved = json.loads((Path(genblaze_s3.api.__file__).parent / "openapi.json").read_text())
     assert saved == client.get("/openapi.json").json(), (
-        "regenerate: python -m genblaze_s3.api.openapi_doc > genblaze_s3/api/openapi.json"
+        "regenerate: python -m genblaze_s3.api > genblaze_s3/api/openapi.json"
     )
 
 
@@ -193,7 +196,9 @@ def test_cached_document_follows_every_write(client: TestClient) -> None:
 
 def _tenant_client(spec: dict, sender: MemorySender) -> TestClient:
     store = StatusStore(fakeredis.FakeRedis())
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    )
     service = IngestService(
         store, sender, "q", policy, tenants=TenantRegistry.from_mapping({"tenants": spec})
     )

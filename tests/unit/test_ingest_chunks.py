@@ -6,14 +6,15 @@ from typing import Any
 
 import pytest
 
-from genblaze_s3.ingest.enqueue import (
+from genblaze_s3.ingest.submit.enqueue import (
     FINALIZE_JOB,
     INGEST_ASSET,
     INGEST_ASSETS,
     MemorySender,
     plan_chunks,
 )
-from genblaze_s3.ingest.process import Action, StepResult
+from genblaze_s3.ingest.worker.asset_copy import Action, StepResult
+from genblaze_s3.settings import load_settings
 
 
 def _ids(n: int) -> list[str]:
@@ -42,12 +43,14 @@ def test_a_large_job_is_enqueued_in_chunks() -> None:
     import fakeredis
 
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.service import IngestService
-    from genblaze_s3.ingest.status import StatusStore
+    from genblaze_s3.ingest.store.status import StatusStore
+    from genblaze_s3.ingest.submit.service import IngestService
     from tests.unit.ingest_fixtures import make_submission
 
     sender = MemorySender()
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+    )
     svc = IngestService(StatusStore(fakeredis.FakeRedis()), sender, "q", policy)
     job_id, _ = svc.submit(make_submission(64))
     assert {name for name, _, _ in sender.sent} == {INGEST_ASSETS}
@@ -71,17 +74,17 @@ def chunk_rig(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, _Queue, dict[str, S
     """run_chunk with a fake step per asset id, a fakeredis store and a list as queue."""
     import fakeredis
 
-    import genblaze_s3.ingest.worker as worker
+    import genblaze_s3.ingest.worker.deliveries as worker
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.process import WorkerContext
-    from genblaze_s3.ingest.status import StatusStore
+    from genblaze_s3.ingest.store.status import StatusStore
+    from genblaze_s3.ingest.worker.asset_copy import WorkerContext
 
     client = fakeredis.FakeRedis()
     ctx = WorkerContext(
         redis=client,
         store=StatusStore(client),
         backend_for=lambda d: None,
-        policy=DestinationPolicy.from_env({}),
+        policy=DestinationPolicy.from_settings(load_settings({})),
     )
     outcomes: dict[str, StepResult] = {}
 

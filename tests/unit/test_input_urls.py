@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 
 from genblaze_s3.api import create_app
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import MemorySender
 from genblaze_s3.ingest.models import AssetState, DestinationSpec
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import MemorySender
+from genblaze_s3.ingest.submit.service import IngestService
+from genblaze_s3.settings import load_settings
 from genblaze_s3.transfer.config import FetchPolicy
 from genblaze_s3.transfer.errors import InvalidURL, URLBlocked
 from genblaze_s3.transfer.urlguard import validate_url
@@ -101,7 +102,9 @@ def test_endpoint_rules_use_the_parser() -> None:
 @pytest.fixture
 def client() -> TestClient:
     store = StatusStore(fakeredis.FakeRedis())
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    )
     service = IngestService(store, MemorySender(), "q", policy)
     return TestClient(create_app(service, {"tok-a": "acme"}), raise_server_exceptions=False)
 
@@ -164,12 +167,14 @@ def test_retry_replacement_url_is_parsed_before_anything_else(client: TestClient
 def test_retry_service_names_the_replaced_asset() -> None:
     """The Python path (IngestService.retry) refuses with the same parser and field."""
     from genblaze_s3.ingest.errors import InvalidJobError
-    from genblaze_s3.ingest.retry import Replacement
-    from genblaze_s3.ingest.submission import build_submission
+    from genblaze_s3.ingest.submit.retry import Replacement
+    from genblaze_s3.ingest.submit.submission import build_submission
     from tests.unit.ingest_fixtures import make_manifest
 
     store = StatusStore(fakeredis.FakeRedis())
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    )
     service = IngestService(store, MemorySender(), "q", policy)
     sub = build_submission(
         make_manifest(["https://cdn.example.com/a"]),

@@ -19,16 +19,17 @@ import pytest
 import redis
 import uvicorn
 
-from genblaze_s3 import cli
 from genblaze_s3.api import create_app
+from genblaze_s3.cli import app as cli
 from genblaze_s3.ingest import AsyncIngestClient, IngestClient
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import MemorySender
-from genblaze_s3.ingest.finalize import finalize_job
+from genblaze_s3.ingest.finalize.manifest import finalize_job
 from genblaze_s3.ingest.models import AssetState, ErrorInfo, JobState
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import MemorySender
+from genblaze_s3.ingest.submit.service import IngestService
+from genblaze_s3.settings import load_settings
 
 TOKENS = {"tok-a": "acme"}
 DEST = {"bucket": "media", "endpoint_url": "http://127.0.0.1:8333"}
@@ -42,7 +43,9 @@ def _free_port() -> int:
 
 class _Server:
     def __init__(self, client: redis.Redis) -> None:
-        policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": DEST["endpoint_url"]})
+        policy = DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": DEST["endpoint_url"]})
+        )
         sealer = SourceSealer("dGVzdC1vbmx5LWtleS1ub3QtYS1zZWNyZXQtMDAwMDA=")  # tests only
         self.service = IngestService(StatusStore(client), MemorySender(), "q", policy, sealer)
         self.port = _free_port()

@@ -22,11 +22,6 @@ from typing import Any, TypeVar
 
 import redis
 
-from genblaze_s3.ingest import counters, keys, listing
-from genblaze_s3.ingest import stats as stat_names
-from genblaze_s3.ingest.asset_records import AssetRecordWriter
-from genblaze_s3.ingest.cursors import AssetCursor, JobCursor
-from genblaze_s3.ingest.document import build_document, document_json, document_view
 from genblaze_s3.ingest.errors import IdempotencyConflictError, StoreUnavailableError
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
@@ -41,7 +36,13 @@ from genblaze_s3.ingest.models import (
 )
 from genblaze_s3.ingest.provenance import FetchProvenance
 from genblaze_s3.ingest.sealing import is_sealed
+from genblaze_s3.ingest.store import counters, keys, listing
+from genblaze_s3.ingest.store import stats as stat_names
+from genblaze_s3.ingest.store.cursors import AssetCursor, JobCursor
+from genblaze_s3.ingest.store.document import build_document, document_json, document_view
+from genblaze_s3.ingest.store.records import AssetRecordWriter
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, can_transition_job
+from genblaze_s3.settings import Settings
 
 
 def _s(v: Any) -> str:
@@ -89,6 +90,11 @@ class StatusStore:
         self.redis = client
         self.retention = retention_seconds
         self._assets = AssetRecordWriter(client, retention_seconds)
+
+    @classmethod
+    def from_settings(cls, config: Settings, client: redis.Redis) -> StatusStore:
+        """The store every entry point uses: records kept GENBLAZE_RETENTION_SECONDS."""
+        return cls(client, retention_seconds=config.retention_seconds)
 
     # -- health ---------------------------------------------------------------
     def ping(self) -> bool:
@@ -257,7 +263,7 @@ class StatusStore:
         after: AssetCursor | None = None,
         limit: int = listing.DEFAULT_PAGE,
     ) -> dict[str, Any]:
-        """A page of a job's assets after `after` (parsed by ingest.cursors at the boundary)."""
+        """A page of a job's assets after `after` (parsed at the boundary)."""
         return listing.asset_page(self.redis, job_id, state=state, after=after, limit=limit)
 
     def list_jobs(
@@ -268,7 +274,7 @@ class StatusStore:
         after: JobCursor | None = None,
         limit: int = 50,
     ) -> dict[str, Any]:
-        """A page of the tenant's jobs after `after` (parsed by ingest.cursors at the boundary)."""
+        """A page of the tenant's jobs after `after` (parsed at the boundary)."""
         return listing.list_jobs(self.redis, tenant, flt, after=after, limit=limit)
 
     # -- asset writes ---------------------------------------------------------

@@ -16,9 +16,9 @@ from typing import Any, cast
 
 import redis
 
-from genblaze_s3.ingest import counters, keys
-from genblaze_s3.ingest.cursors import AssetCursor, JobCursor
 from genblaze_s3.ingest.models import AssetState, AssetView, JobState
+from genblaze_s3.ingest.store import counters, keys
+from genblaze_s3.ingest.store.cursors import AssetCursor, JobCursor
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
