@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from genblaze_s3.api.problems import CODE_BY_STATUS, FieldError, problem_response
 from genblaze_s3.ingest.errors import (
@@ -115,15 +116,28 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, detail, "invalid_request", errors=errors)
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's and the routes' HTTPExceptions (404 route, 405, 401, 429) as problems."""
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
     if exc.status_code < 400:  # the /ui page's "sign in first" redirect
         return Response(status_code=exc.status_code, headers=headers)
     detail = str(exc.detail)
     code = CODE_BY_STATUS.get(exc.status_code)
     return problem_response(exc.status_code, detail, code, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of this path answers (Starlette names only the first
+    route's: `GET /v1/jobs` and `POST /v1/jobs` are two routes)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

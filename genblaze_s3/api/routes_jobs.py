@@ -9,7 +9,6 @@ dependency passed in at runtime, which FastAPI must see as an object.
 import json
 import threading
 from collections import OrderedDict
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
@@ -17,7 +16,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from genblaze_s3.api.problems import problem_response
-from genblaze_s3.api.schemas import Cursor, JobId
+from genblaze_s3.api.schemas import (
+    AssetCursorParam,
+    DateTimeParam,
+    JobCursorParam,
+    JobId,
+    LabelFilterParam,
+)
 from genblaze_s3.ingest.errors import JobNotFoundError
 from genblaze_s3.ingest.models import (
     AssetPage,
@@ -32,7 +37,6 @@ from genblaze_s3.ingest.store.cursors import parse_asset_cursor, parse_job_curso
 from genblaze_s3.ingest.submit.retry import Replacement
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.validation import (
-    check_label_filter,
     check_url,
     epoch_seconds,
     is_job_id,
@@ -132,20 +136,18 @@ def add_job_routes(app: FastAPI, service: IngestService, tenant_dep: Any) -> Non
     def list_jobs(
         who: Annotated[str, Depends(tenant_dep)],
         limit: Annotated[int, Query(ge=1, le=listing.MAX_PAGE)] = 50,
-        cursor: Cursor = None,
+        cursor: JobCursorParam = None,
         state: JobState | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        label: Annotated[
-            str | None, Query(max_length=400, description="`key=value`, or `key` alone")
-        ] = None,
+        created_after: DateTimeParam = None,
+        created_before: DateTimeParam = None,
+        label: LabelFilterParam = None,
     ) -> Response:
         """The caller's jobs, newest first; `next_cursor` continues the listing.
         Dates without a zone are UTC."""
         after = parse_job_cursor(cursor)
         flt = listing.JobFilter(
             state=state,
-            label=check_label_filter(label) if label is not None else None,
+            label=label,
             created_after=epoch_seconds(created_after) if created_after else None,
             created_before=epoch_seconds(created_before) if created_before else None,
         )
@@ -167,7 +169,7 @@ def add_job_routes(app: FastAPI, service: IngestService, tenant_dep: Any) -> Non
         job_id: JobId,
         who: Annotated[str, Depends(tenant_dep)],
         state: AssetState | None = None,
-        cursor: Cursor = None,
+        cursor: AssetCursorParam = None,
         limit: Annotated[int, Query(ge=1, le=listing.MAX_PAGE)] = listing.DEFAULT_PAGE,
     ) -> Response:
         """A page of the job's assets in submission order, optionally of one state."""

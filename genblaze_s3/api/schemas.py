@@ -2,26 +2,55 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from genblaze_s3.api.problems import FieldError, Problem
 from genblaze_s3.ingest.models import DestinationSpec, JobAccepted, LockPolicy
-from genblaze_s3.ingest.store.cursors import MAX_CURSOR_LENGTH
-from genblaze_s3.ingest.validation import JOB_ID
+from genblaze_s3.ingest.store.cursors import ASSET_CURSOR, JOB_CURSOR
+from genblaze_s3.ingest.validation import JOB_ID, LABEL_FILTER, parse_rfc3339
 
-__all__ = ["AssetIn", "Cursor", "FieldError", "JobAccepted", "JobCreate", "JobId", "Problem"]
+__all__ = [
+    "AssetCursorParam",
+    "AssetIn",
+    "DateTimeParam",
+    "FieldError",
+    "JobAccepted",
+    "JobCreate",
+    "JobCursorParam",
+    "JobId",
+    "LabelFilterParam",
+    "Problem",
+]
 
 # Parameters every route reads the same way (the /ui pages too): the shape is checked
-# by FastAPI (a 422 naming the parameter); what a cursor says, by ingest/store/cursors.py.
+# by FastAPI (a 422 naming the parameter).
 JobId = Annotated[str, Path(pattern=JOB_ID.pattern, description="32 hex digits")]
-Cursor = Annotated[
+DateTimeParam = Annotated[
+    datetime | None,
+    BeforeValidator(parse_rfc3339),
+    Query(description="RFC 3339, e.g. `2026-01-31T12:00:00Z`"),
+]
+LabelFilterParam = Annotated[
+    str | None, Query(pattern=LABEL_FILTER, description="`key=value`, or `key` alone")
+]
+# Cursors are checked by their parser (a 422 `invalid_cursor`), not by FastAPI: the
+# pattern is only published, and it is the parser's own regular expression.
+JobCursorParam = Annotated[
     str | None,
     Query(
-        max_length=MAX_CURSOR_LENGTH,
         description="the `next_cursor` of the previous page, as given (opaque)",
+        json_schema_extra={"pattern": JOB_CURSOR.pattern},
+    ),
+]
+AssetCursorParam = Annotated[
+    str | None,
+    Query(
+        description="the `next_cursor` of the previous page, as given (opaque)",
+        json_schema_extra={"pattern": ASSET_CURSOR.pattern},
     ),
 ]
 

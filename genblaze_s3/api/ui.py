@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from genblaze_s3.api.events import EventHub, job_events
 from genblaze_s3.api.guard import UI_COOKIE, client_address
-from genblaze_s3.api.schemas import Cursor, JobId
+from genblaze_s3.api.schemas import AssetCursorParam, JobCursorParam, JobId
 from genblaze_s3.humanize import human_age, human_size
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import AssetState, DestinationSpec, JobState
@@ -180,7 +180,7 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
 
     @app.get("/ui", include_in_schema=False)
     def jobs_page(
-        token: Token = None, state: str | None = None, cursor: Cursor = None
+        token: Token = None, state: str | None = None, cursor: JobCursorParam = None
     ) -> HTMLResponse:
         who = need(token)
         if state is not None and state not in {s.value for s in JobState}:
@@ -233,7 +233,7 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
 
     @app.get("/ui/jobs.json", include_in_schema=False)
     def jobs_json(
-        token: Token = None, state: str | None = None, cursor: Cursor = None
+        token: Token = None, state: str | None = None, cursor: JobCursorParam = None
     ) -> JSONResponse:
         who = signed_in(token)
         if who is None:
@@ -298,7 +298,10 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
 
     @app.get("/ui/jobs/{job_id}", include_in_schema=False)
     def job_page(
-        job_id: JobId, token: Token = None, state: str | None = None, cursor: Cursor = None
+        job_id: JobId,
+        token: Token = None,
+        state: str | None = None,
+        cursor: AssetCursorParam = None,
     ) -> HTMLResponse:
         who = need(token)
         after = parse_asset_cursor(cursor)

@@ -6,34 +6,28 @@ request forever), and the asset cursor `²` passed `str.isdigit()` and crashed
 `int()` (500). Here a cursor is parsed into a typed value before any store access,
 or refused with InvalidListingError (422 `invalid_cursor`, field `cursor`).
 
-Format: ``<kind><version>.<base64url payload>``: ``j1.`` for a tenant's job list
-(payload ``<created score>|<job id>``), ``a1.`` for a job's asset pages (payload
-``<seq>``). The kind makes a cursor of one listing useless in the other; the
-version lets the format change without misreading old cursors. The unversioned
-cursors this server handed out before (base64 ``score|id``; a bare decimal seq)
-are still read, by the same strict rules, so a listing paged across an upgrade
-goes on.
+Format (clients pass it back as given; it is not an interface to build cursors):
+``j1.<score>_<job id>`` for a tenant's job list (the index score, epoch seconds,
+of the last job served), ``a1.<seq>`` for a job's asset pages (the submission seq
+of the last asset served). The kind makes a cursor of one listing useless in the
+other; the version lets the format change without misreading old cursors. Each
+format is one regular expression (`JOB_CURSOR`, `ASSET_CURSOR`): the OpenAPI
+document publishes exactly the rule the server applies, so a cursor the document
+calls valid is one the server accepts. The bare decimal asset cursors handed out
+before are still read; the base64 job cursors of before are not (a listing paged
+across the upgrade answers 422 `invalid_cursor`: start it again).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
 import re
 from dataclasses import dataclass
 
 from genblaze_s3.ingest.errors import InvalidListingError
 
-MAX_CURSOR_LENGTH = 200
-JOB_CURSOR_PREFIX = "j1."
-ASSET_CURSOR_PREFIX = "a1."
-MAX_SEQ = 10**9  # asset seqs are positions in a job (at most 10,000 assets)
-MAX_SCORE = 1e11  # job scores are epoch seconds (year 5138)
-
-_B64URL = re.compile(r"[A-Za-z0-9_-]+")
-_JOB_PAYLOAD = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,17})?)\|([0-9a-f]{32})")
-_SEQ = re.compile(r"[0-9]{1,10}")
+JOB_CURSOR = re.compile(r"^j1\.([0-9]{1,11}(?:\.[0-9]{1,17})?)_([0-9a-f]{32})$")
+ASSET_CURSOR = re.compile(r"^(?:a1\.)?([0-9]{1,9})$")
+_SCORE = re.compile(r"[0-9]{1,11}(?:\.[0-9]{1,17})?")
 
 
 @dataclass(frozen=True)
@@ -44,7 +38,10 @@ class JobCursor:
     job_id: str
 
     def encode(self) -> str:
-        return JOB_CURSOR_PREFIX + _b64(f"{self.score!r}|{self.job_id}")
+        text = repr(self.score)  # exact: the listing compares scores for equality
+        if not _SCORE.fullmatch(text):  # not an epoch-seconds float (never in practice)
+            text = f"{self.score:.6f}"
+        return f"j1.{text}_{self.job_id}"
 
 
 @dataclass(frozen=True)
@@ -54,61 +51,32 @@ class AssetCursor:
     seq: int
 
     def encode(self) -> str:
-        return ASSET_CURSOR_PREFIX + _b64(str(self.seq))
+        return f"a1.{self.seq}"
 
 
 def parse_job_cursor(raw: str | None) -> JobCursor | None:
     """The cursor of `GET /v1/jobs` (None when absent or empty); InvalidListingError if bad."""
     if not raw:
         return None
-    payload = _payload(raw, JOB_CURSOR_PREFIX, legacy_b64=True)
-    m = _JOB_PAYLOAD.fullmatch(payload) if payload is not None else None
+    m = JOB_CURSOR.fullmatch(raw) if raw.isascii() else None
     if m is None:
         raise _invalid("job")
-    score = float(m.group(1))
-    if not (math.isfinite(score) and 0 <= score <= MAX_SCORE):
-        raise _invalid("job")
-    return JobCursor(score, m.group(2))
+    return JobCursor(float(m.group(1)), m.group(2))
 
 
 def parse_asset_cursor(raw: str | None) -> AssetCursor | None:
     """The cursor of a job's asset pages (None when absent or empty); InvalidListingError."""
     if not raw:
         return None
-    if raw.isascii() and _SEQ.fullmatch(raw):  # the unversioned form: a bare decimal seq
-        payload: str | None = raw
-    else:
-        payload = _payload(raw, ASSET_CURSOR_PREFIX, legacy_b64=False)
-    if payload is None or not _SEQ.fullmatch(payload) or int(payload) > MAX_SEQ:
+    m = ASSET_CURSOR.fullmatch(raw) if raw.isascii() else None
+    if m is None:
         raise _invalid("asset")
-    return AssetCursor(int(payload))
-
-
-def _payload(raw: str, prefix: str, *, legacy_b64: bool) -> str | None:
-    """The decoded ASCII payload of a cursor of this kind, or None when it is not one."""
-    if len(raw) > MAX_CURSOR_LENGTH or not raw.isascii():
-        return None
-    if raw.startswith(prefix):
-        body = raw[len(prefix) :]
-    elif legacy_b64 and "." not in raw:
-        body = raw
-    else:
-        return None
-    if not _B64URL.fullmatch(body):
-        return None
-    try:
-        decoded = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    return decoded.decode("ascii") if decoded.isascii() else None
-
-
-def _b64(payload: str) -> str:
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return AssetCursor(int(m.group(1)))
 
 
 def _invalid(kind: str) -> InvalidListingError:
     return InvalidListingError(
-        f"cursor is not a {kind} cursor this server handed out: start the listing again without it",
+        f"cursor is not one this server handed out for a {kind} listing: start the "
+        "listing again without it",
         field="cursor",
     )
