@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 from genblaze_s3.ingest.errors import InvalidListingError
 
-JOB_CURSOR = re.compile(r"^j1\.([0-9]{1,11}(?:\.[0-9]{1,17})?)_([0-9a-f]{32})$")
-ASSET_CURSOR = re.compile(r"^(?:a1\.)?([0-9]{1,9})$")
+# Empty is allowed: `?cursor=` asks for the first page, as no cursor does.
+JOB_CURSOR = re.compile(r"^(?:j1\.([0-9]{1,11}(?:\.[0-9]{1,17})?)_([0-9a-f]{32}))?$")
+ASSET_CURSOR = re.compile(r"^(?:(?:a1\.)?([0-9]{1,9}))?$")
 _SCORE = re.compile(r"[0-9]{1,11}(?:\.[0-9]{1,17})?")
 
 
