@@ -412,7 +412,7 @@ def test_destination_fields_are_refused_with_422_naming_the_field(
             stack, {"assets": [{"url": "https://cdn.example/a.png"}], "destination": dest}, "acme"
         )
     assert r.status_code == 422, r.text
-    assert ["body", "destination", field] in [e["loc"] for e in r.json()["detail"]]
+    assert f"destination.{field}" in [e["field"] for e in r.json()["errors"]]
     assert value not in r.text or len(value) < 3  # the rejected value is not echoed back
     assert stack.api is not None and "Traceback" not in stack.api.log()
 
@@ -446,7 +446,7 @@ def test_manifest_locks_must_be_future_bounded_and_allowed(
     with _NothingWritten(stack, svc.s3, bucket):
         r = _post(stack, body, tenant)
     assert r.status_code == 422, r.text
-    assert r.json()["field"] == f"manifest_lock.{field}", r.json()
+    assert r.json()["errors"][0]["field"] == f"manifest_lock.{field}", r.json()
 
 
 @pytest.mark.parametrize(
@@ -470,7 +470,7 @@ def test_notify_url_passes_the_ssrf_guard_at_submit(
     }
     with _NothingWritten(stack, svc.s3, bucket):
         r = _post(stack, body, "acme")
-    assert r.status_code == 422 and r.json()["field"] == "notify_url", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "notify_url", r.text
 
 
 def test_refused_requests_leave_nothing_with_rabbitmq_as_broker(
@@ -512,7 +512,7 @@ def test_asset_limit_per_tenant(
     }
     with _NothingWritten(stack, svc.s3, bucket):
         r = _post(stack, body, "globex")
-    assert r.status_code == 422 and r.json()["field"] == "assets", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "assets", r.text
 
 
 def test_idempotency_key_reused_with_another_body_is_409(
