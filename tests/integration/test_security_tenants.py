@@ -369,7 +369,7 @@ def test_a_claimed_sha256_of_another_tenants_file_proves_nothing(
 
 
 # -- strict input at the edge -----------------------------------------------------------
-def test_job_ids_are_checked_before_the_store_and_answer_like_unknown_ids(
+def test_job_ids_are_checked_before_the_store_and_another_tenants_is_unknown(
     stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer, bucket: str, svc: Services
 ) -> None:
     url = cdn.add("/ids.png", os.urandom(2000), content_type="image/png")
@@ -380,10 +380,15 @@ def test_job_ids_are_checked_before_the_store_and_answer_like_unknown_ids(
     before = _store_snapshot(redis.Redis.from_url(stack.redis_url))
     for method, suffix in (("GET", ""), ("DELETE", ""), ("GET", "/events")):
         unknown = httpx.request(method, f"{api}/v1/jobs/{'f' * 32}{suffix}", headers=_h("globex"))
-        for bad in (f"{job_id}:x", "x:y", job_id.upper(), job_id + "0", "0", job_id):
+        # Another tenant's job answers exactly like an unknown one ...
+        r = httpx.request(method, f"{api}/v1/jobs/{job_id}{suffix}", headers=_h("globex"))
+        assert r.status_code == unknown.status_code == 404, (method, r.text)
+        assert r.content == unknown.content, method
+        # ... and an id that cannot be one is refused by its shape, naming the field.
+        for bad in (f"{job_id}:x", "x:y", job_id.upper(), job_id + "0", "0"):
             r = httpx.request(method, f"{api}/v1/jobs/{bad}{suffix}", headers=_h("globex"))
-            assert r.status_code == unknown.status_code == 404, (method, bad, r.text)
-            assert r.content == unknown.content, (method, bad)
+            assert r.status_code == 422, (method, bad, r.text)
+            assert r.json()["errors"][0]["field"] == "job_id", r.text
     assert _store_snapshot(redis.Redis.from_url(stack.redis_url)) == before
     assert stack.api is not None and "WRONGTYPE" not in stack.api.log()
 
