@@ -323,7 +323,7 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
         )
 
     @app.post("/ui/jobs/{job_id}/retry", include_in_schema=False)
-    async def retry(job_id: str, request: Request, token: Token = None) -> Response:
+    async def retry(job_id: JobId, request: Request, token: Token = None) -> Response:
         form = await request.form()
         who = check_csrf(token, str(form.get("csrf", "")))
         app.state.owned_version(job_id, who)
@@ -344,14 +344,14 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
         return RedirectResponse(f"/ui/jobs/{job_id}", status_code=303)
 
     @app.post("/ui/jobs/{job_id}/cancel", include_in_schema=False)
-    def cancel(job_id: str, token: Token = None, csrf: Annotated[str, Form()] = "") -> Response:
+    def cancel(job_id: JobId, token: Token = None, csrf: Annotated[str, Form()] = "") -> Response:
         who = check_csrf(token, csrf)
         app.state.owned_version(job_id, who)
         service.cancel(job_id)
         return RedirectResponse(f"/ui/jobs/{job_id}", status_code=303)
 
     @app.get("/ui/jobs/{job_id}/events", include_in_schema=False)
-    async def events(job_id: str, token: Token = None) -> Any:
+    async def events(job_id: JobId, token: Token = None) -> Any:
         from sse_starlette.sse import EventSourceResponse
 
         who = signed_in(token)
