@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from genblaze_s3.api.events import EventHub, job_events
 from genblaze_s3.api.guard import UI_COOKIE, client_address
+from genblaze_s3.api.problems import problem_response
 from genblaze_s3.api.schemas import AssetCursorParam, JobCursorParam, JobId
 from genblaze_s3.humanize import human_age, human_size
 from genblaze_s3.ingest.errors import IngestError
@@ -241,7 +242,7 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
     ) -> JSONResponse:
         who = signed_in(token)
         if who is None:
-            return JSONResponse({"detail": "sign in"}, status_code=401)
+            return problem_response(401, "sign in", "unauthorized")
         if state is not None and state not in {s.value for s in JobState}:
             state = None
         page = list_rows(who, state, cursor)
