@@ -92,7 +92,9 @@ def test_the_api_matches_its_openapi_document(fuzz_stack: QueueStack, tmp_path: 
         str(report),
     ]
     started = time.monotonic()
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=MAX_TIME + 120, check=False)
+    run = subprocess.run(  # in tmp_path: schemathesis keeps a crash cache in its cwd
+        cmd, capture_output=True, text=True, timeout=MAX_TIME + 120, check=False, cwd=tmp_path
+    )
     took = time.monotonic() - started
     # Generated bodies can be megabytes long: keep each line short in the report.
     out = "\n".join(line[:400] for line in (run.stdout + run.stderr).splitlines())
