@@ -23,7 +23,6 @@ from genblaze_s3.ingest.validation import check_import_path, check_labels, check
 from genblaze_s3.transfer.expiry import url_expiry
 
 MAX_ASSETS_PER_JOB = 10_000
-MAX_URL_LENGTH = 8192
 
 
 def new_job_id() -> str:
@@ -102,13 +101,13 @@ def build_submission(
     where = [(si, ai) for si, step in enumerate(run.steps) for ai in range(len(step.assets))]
     pairs = [a for step in run.steps for a in step.assets]
     if len(pairs) > MAX_ASSETS_PER_JOB:
-        raise InvalidJobError(f"a job holds at most {MAX_ASSETS_PER_JOB} assets")
+        raise InvalidJobError(f"a job holds at most {MAX_ASSETS_PER_JOB} assets", field="assets")
     seen: set[str] = set()
     records: list[AssetRecord] = []
     sources: dict[str, SourceRecord] = {}
     for seq, asset in enumerate(pairs):
         if asset.asset_id in seen:
-            raise InvalidJobError(f"asset {asset.asset_id} appears twice in the run")
+            raise InvalidJobError(f"asset {asset.asset_id} appears twice in the run", field="run")
         seen.add(asset.asset_id)
         step_no, index = where[seq]
         check_source(asset.url, url_field.format(step=step_no, index=index, seq=seq))
