@@ -98,17 +98,24 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-def _message(error: dict[str, Any]) -> str:
-    msg = str(error.get("msg", "invalid"))
-    return msg.removeprefix("Value error, ")
+SPLIT_HINT = (
+    "split the URLs into several jobs (`genblaze-ingest submit --from-file` does; "
+    "GET /v1/limits gives your tenant's limit)"
+)
+
+
+def _msg(error: Any) -> str:
+    """pydantic's message, plus how to fix it where we know (a too long asset list)."""
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "too_long" and list(error.get("loc", ()))[-1:] == ["assets"]:
+        msg = f"{msg}: {SPLIT_HINT}"
+    return msg
 
 
 async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     """422 listing where the request is wrong; never the submitted values."""
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        FieldError(field=field_name(e.get("loc", ())), message=_message(e)) for e in exc.errors()
-    ]
+    errors = [FieldError(field=field_name(e.get("loc", ())), message=_msg(e)) for e in exc.errors()]
     first = errors[0] if errors else FieldError(field="body", message="invalid request")
     detail = f"{first.field}: {first.message}"
     if len(errors) > 1:
