@@ -30,13 +30,6 @@ def make_backend(seaweed: SeaweedS3, bucket: str, **kwargs: Any) -> S3StorageBac
     )
 
 
-@pytest.fixture
-def backend(seaweed: SeaweedS3, bucket: str) -> Any:
-    b = make_backend(seaweed, bucket)
-    yield b
-    b.close()
-
-
 def assert_monotonic_to(events: list[TransferProgress], total: int) -> None:
     counts = [e.bytes_transferred for e in events]
     assert counts, "no progress events"

@@ -28,13 +28,6 @@ def make_backend(seaweed: SeaweedS3, bucket: str, **kwargs: Any) -> S3StorageBac
     )
 
 
-@pytest.fixture
-def backend(seaweed: SeaweedS3, bucket: str) -> Any:
-    b = make_backend(seaweed, bucket)
-    yield b
-    b.close()
-
-
 def test_sse_c_is_symmetric_on_every_operation(backend: S3StorageBackend) -> None:
     enc = Encryption.sse_c(secrets.token_bytes(32))
     data = secrets.token_bytes(20 * MiB + 3)  # multipart path

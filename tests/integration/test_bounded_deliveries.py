@@ -28,39 +28,29 @@ import redis
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
 from genblaze_s3.settings import DEFAULT_SLICE_SECONDS
-from tests.support.cdn import CDNServer
+from tests.support.cdn import BigFile, CDNServer, write_big_file
 from tests.support.invariants import (
     Services,
     sha256_of_object,
     wait_terminal,
 )
-from tests.support.workers import QueueStack, start_stack, start_worker
+from tests.support.workers import AMQP_URL, QueueStack, start_stack, start_worker
 
 MiB = 1024 * 1024
 SIZE = 256 * MiB
-AMQP_URL = os.environ.get("GENBLAZE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # The Procfile's defaults: start_stack shortens the lease for its other users; not here.
 DEFAULTS = {"GENBLAZE_LEASE_TTL_MS": "30000"}
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    path = tmp_path_factory.mktemp("bounded") / "big.mp4"
-    h = hashlib.sha256()
-    block = os.urandom(MiB)
-    with open(path, "wb") as f:
-        for i in range(SIZE // MiB):
-            chunk = block[:-8] + i.to_bytes(8, "big")
-            h.update(chunk)
-            f.write(chunk)
-    return path, h.hexdigest()
+def big(tmp_path_factory: pytest.TempPathFactory) -> BigFile:
+    return write_big_file(tmp_path_factory.mktemp("bounded") / "big.mp4", SIZE)
 
 
 @pytest.fixture(scope="module")
-def cdn(big: tuple[Path, str]) -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        server.add("/big.mp4", big[0], content_type="video/mp4")
-        yield server
+def cdn(cdn: CDNServer, big: BigFile) -> CDNServer:
+    cdn.add("/big.mp4", big.path, content_type="video/mp4")
+    return cdn
 
 
 @dataclass
@@ -181,7 +171,7 @@ def test_whole_worker_killed_mid_copy_a_fresh_worker_finishes_within_minutes(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
     broker: str,
 ) -> None:
     """SIGKILL of the whole worker group 30% into 256 MiB (host loss, OOM kill of the main
@@ -203,7 +193,7 @@ def test_whole_worker_killed_mid_copy_a_fresh_worker_finishes_within_minutes(
         wait_terminal(r.svc, [job], timeout=240)
         took = time.monotonic() - started
         assert took <= 240
-        _assert_stored_once(r, job, big[1])
+        _assert_stored_once(r, job, big.sha256)
         served = cdn.bytes_sent("/big.mp4")
         assert served <= SIZE + rate * DEFAULT_SLICE_SECONDS, (served, took)
 
@@ -236,7 +226,7 @@ def test_a_copy_longer_than_rabbitmqs_consumer_timeout_succeeds_once(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """consumer_timeout 20 s, a 256 MiB copy at 4 MB/s (~64 s): no delivery lives that
     long, so RabbitMQ never closes the channel and the worker never dies."""
@@ -246,7 +236,7 @@ def test_a_copy_longer_than_rabbitmqs_consumer_timeout_succeeds_once(
     ):
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=4_000_000))
         wait_terminal(r.svc, [job], timeout=180)
-        _assert_stored_once(r, job, big[1])
+        _assert_stored_once(r, job, big.sha256)
         assert r.asset(job).bytes_uploaded == SIZE  # every part once
         assert r.stack.workers[0].proc.poll() is None, "the worker died"
         assert "PreconditionFailed" not in r.logs()
@@ -261,7 +251,7 @@ def test_redis_killed_mid_copy_the_same_worker_finishes_after_it_returns(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """Redis (store and broker) SIGKILLed mid-copy, back 5 s later on its port (AOF):
     the same worker process survives (kombu: see workers/celery_app.py) and finishes."""
@@ -276,7 +266,7 @@ def test_redis_killed_mid_copy_the_same_worker_finishes_after_it_returns(
         time.sleep(5)  # the row's own timing: Redis is back 5 s later
         r.redis = start_redis(port=old.port, appendonly=True, data_dir=old.data_dir)
         wait_terminal(r.svc, [job], timeout=180)
-        _assert_stored_once(r, job, big[1])
+        _assert_stored_once(r, job, big.sha256)
         w = r.stack.workers[0]
         assert w.proc.poll() is None, "the worker's main process died:\n" + w.log()[-3000:]
         assert "Unrecoverable error" not in w.log()
@@ -288,12 +278,12 @@ def test_failures_for_good_and_cancels_leave_zero_uploads(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """A source declaring 36 MiB that sends 20 MiB, with one retry (HIERARCHICAL, and CAS
     with the sha256 given), ends source_truncated; a canceled copy ends canceled; neither
     leaves a multipart upload."""
-    data = big[0].read_bytes()[: 36 * MiB]
+    data = big.path.read_bytes()[: 36 * MiB]
     digest = hashlib.sha256(data).hexdigest()
     cdn.add("/short.mp4", data, content_type="video/mp4")
     truncated = cdn.url("/short.mp4", mode="truncate", at=20 * MiB)
@@ -375,7 +365,7 @@ def test_the_sweeper_re_enqueues_an_asset_whose_message_was_lost_once(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """The copying worker killed and its message deleted by hand (no broker will ever
     bring it back): the sweeper re-enqueues the asset and the job succeeds; the two
@@ -395,7 +385,7 @@ def test_the_sweeper_re_enqueues_an_asset_whose_message_was_lost_once(
         r.stack.workers.remove(victim)
         assert _delete_broker_messages(redis.Redis.from_url(r.redis.url), job) >= 1
         wait_terminal(r.svc, [job], timeout=120)
-        _assert_stored_once(r, job, big[1])
+        _assert_stored_once(r, job, big.sha256)
         stats = r.svc.store.stats()
         assert stats.get("swept_assets_total") == 1, stats
         assert not r.svc.store.redis.zcard(keys.inflight_key())

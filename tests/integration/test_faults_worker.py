@@ -33,7 +33,7 @@ import redis
 
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
-from tests.support.cdn import CDNServer
+from tests.support.cdn import BigFile, CDNServer, write_big_file
 from tests.support.helpers import wait_for
 from tests.support.invariants import (
     Services,
@@ -51,23 +51,14 @@ FAST_REDELIVERY = {"GENBLAZE_VISIBILITY_TIMEOUT": "8", "GENBLAZE_UNACKED_RESTORE
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    path = tmp_path_factory.mktemp("wbig") / "big.mp4"
-    h = hashlib.sha256()
-    with open(path, "wb") as f:
-        block = os.urandom(MiB)
-        for i in range(SIZE // MiB):
-            chunk = block[:-8] + i.to_bytes(8, "big")
-            h.update(chunk)
-            f.write(chunk)
-    return path, h.hexdigest()
+def big(tmp_path_factory: pytest.TempPathFactory) -> BigFile:
+    return write_big_file(tmp_path_factory.mktemp("wbig") / "big.mp4", SIZE)
 
 
 @pytest.fixture(scope="module")
-def cdn(big: tuple[Path, str]) -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        server.add("/big.mp4", big[0], content_type="video/mp4")
-        yield server
+def cdn(cdn: CDNServer, big: BigFile) -> CDNServer:
+    cdn.add("/big.mp4", big.path, content_type="video/mp4")
+    return cdn
 
 
 @dataclass
@@ -177,7 +168,7 @@ def test_sigkill_of_pool_child_mid_copy_resumes_once(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2) as r:
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=12 * MiB))
@@ -185,7 +176,7 @@ def test_sigkill_of_pool_child_mid_copy_resumes_once(
         victim = _pid(rec)
         assert victim not in (w.pid for w in r.stack.workers), "expected a pool child"
         os.kill(victim, signal.SIGKILL)
-        rec = _check_success(r, job, big[1], done_before=rec.bytes_done)
+        rec = _check_success(r, job, big.sha256, done_before=rec.bytes_done)
         assert _pid(rec) != victim
 
 
@@ -196,7 +187,7 @@ def test_sigkill_of_whole_worker_then_fresh_worker_finishes(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=1, extra=FAST_REDELIVERY) as r:
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=12 * MiB))
@@ -213,7 +204,7 @@ def test_sigkill_of_whole_worker_then_fresh_worker_finishes(
         assert r.svc.store.job_state(job).value == "running"
         assert r.asset(job).state.value not in ("stored", "deduplicated", "failed")
         r.stack.add_worker("fresh")
-        _check_success(r, job, big[1], done_before=rec.bytes_done)
+        _check_success(r, job, big.sha256, done_before=rec.bytes_done)
 
 
 @pytest.mark.slow
@@ -223,7 +214,7 @@ def test_sigterm_warm_shutdown_finishes_the_copy_once(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=1) as r:
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=12 * MiB))
@@ -234,7 +225,7 @@ def test_sigterm_warm_shutdown_finishes_the_copy_once(
         rec = r.asset(job)
         assert rec.state.value == "stored", rec  # finished before exiting, not abandoned
         r.stack.add_worker("after-redeploy")  # runs finalize (queued while shutting down)
-        rec = _check_success(r, job, big[1])
+        rec = _check_success(r, job, big.sha256)
         assert rec.bytes_uploaded == SIZE  # finished by the same delivery, uploaded once
 
 
@@ -245,7 +236,7 @@ def test_source_changed_between_deliveries_restarts_cleanly(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """Killed mid-copy, then the CDN object changes (new ETag): the resumed delivery
     must not stitch old parts to new bytes; it restarts and stores the new object."""
@@ -256,7 +247,7 @@ def test_source_changed_between_deliveries_restarts_cleanly(
         for _ in range(SIZE // MiB // 2):
             h.update(block)
             f.write(block)
-    cdn.add("/changing.mp4", big[0], content_type="video/mp4")
+    cdn.add("/changing.mp4", big.path, content_type="video/mp4")
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2) as r:
         job = r.submit(cdn.url("/changing.mp4", mode="slow", rate=12 * MiB))
         rec = r.wait_bytes(job, int(SIZE * 0.5))
@@ -354,7 +345,7 @@ def test_resume_against_a_source_that_ignores_range(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """The resuming delivery asks for a range and gets the whole body (200): the object
     must still be exactly right."""
@@ -364,7 +355,7 @@ def test_resume_against_a_source_that_ignores_range(
             job = r.submit(src.url)
             rec = r.wait_bytes(job, int(SIZE * 0.5))
             os.kill(_pid(rec), signal.SIGKILL)
-            _check_success(r, job, big[1])
+            _check_success(r, job, big.sha256)
     finally:
         src.close()
 
@@ -381,13 +372,13 @@ def test_task_longer_than_visibility_timeout_has_no_second_side_effect(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     env = {**FAST_REDELIVERY, "GENBLAZE_VISIBILITY_TIMEOUT": "3"}
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2, extra=env) as r:
         cdn.clear_requests()
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=5 * MiB))  # ~13 s > 3 s
-        rec = _check_success(r, job, big[1])
+        rec = _check_success(r, job, big.sha256)
         assert _received_twice(r.logs()), "the message was never redelivered: row not exercised"
         # Slices continue with Range: every byte was read from the source once.
         assert cdn.bytes_sent("/big.mp4") == SIZE, cdn.requests
@@ -401,7 +392,7 @@ def test_broker_connection_killed_mid_task_finishes_once(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2, extra=FAST_REDELIVERY) as r:
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=12 * MiB))
@@ -410,7 +401,7 @@ def test_broker_connection_killed_mid_task_finishes_once(
         killed = admin.client_kill_filter(_type="normal", skipme=True)
         assert killed >= 1
         victim = _pid(rec)
-        final = _check_success(r, job, big[1])
+        final = _check_success(r, job, big.sha256)
         if _pid(final) == victim:
             # the delivery survived the reconnect and finished: nothing ran twice
             assert final.bytes_uploaded == SIZE
@@ -426,7 +417,7 @@ def test_redis_restart_keeps_accepted_jobs_and_api_answers_503(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     small = os.urandom(2 * MiB)
     for i in range(4):
