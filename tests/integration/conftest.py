@@ -31,6 +31,7 @@ from genblaze_core.storage import transfer as core_transfer
 from genblaze_s3 import S3StorageBackend
 from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
 from tests.support.cdn import CDNServer
+from tests.support.helpers import user_backend
 from tests.support.workers import (
     AMQP_URL,
     QueueStack,
@@ -147,12 +148,7 @@ def backend(seaweed: SeaweedS3, bucket: str) -> Iterator[S3StorageBackend]:
 
     The `bucket` fixture drops the bucket (objects, versions, multipart uploads).
     """
-    b = S3StorageBackend(
-        bucket,
-        endpoint_url=seaweed.endpoint_url,
-        access_key_id=seaweed.access_key,
-        secret_access_key=seaweed.secret_key,
-    )
+    b = user_backend(seaweed, bucket)
     try:
         yield b
     finally:

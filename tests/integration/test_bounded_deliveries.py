@@ -15,9 +15,7 @@ import re
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +24,15 @@ import pytest
 import redis
 
 from genblaze_s3.ingest.store import keys
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.local.services import SeaweedS3, start_redis
 from genblaze_s3.settings import DEFAULT_SLICE_SECONDS
 from tests.support.cdn import BigFile, CDNServer, write_big_file
 from tests.support.invariants import (
-    Services,
     sha256_of_object,
     wait_terminal,
 )
-from tests.support.workers import AMQP_URL, QueueStack, start_stack, start_worker
+from tests.support.rig import Rig, fault_rig
+from tests.support.workers import AMQP_URL, start_worker
 
 MiB = 1024 * 1024
 SIZE = 256 * MiB
@@ -53,98 +51,26 @@ def cdn(cdn: CDNServer, big: BigFile) -> CDNServer:
     return cdn
 
 
-@dataclass
-class Rig:
-    stack: QueueStack
-    redis: EmbeddedRedis
-    svc: Services
-    seaweed: SeaweedS3
-    bucket: str
-
-    def submit(self, url: str, *, strategy: str = "hierarchical", sha256: str | None = None) -> str:
-        asset: dict[str, Any] = {"url": url, "media_type": "video/mp4"}
-        if sha256:
-            asset["sha256"] = sha256
-        r = httpx.post(
-            f"{self.stack.api_url}/v1/jobs",
-            json={
-                "assets": [asset],
-                "destination": {
-                    "bucket": self.bucket,
-                    "endpoint_url": self.seaweed.endpoint_url,
-                    "key_strategy": strategy,
-                },
-            },
-            timeout=10,
-            headers=self.auth,
-        )
-        assert r.status_code == 202, r.text
-        return str(r.json()["job_id"])
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.stack.tokens['acme']}"}
-
-    def asset(self, job_id: str) -> Any:
-        meta = self.svc.store.get_meta(job_id)
-        assert meta is not None
-        return self.svc.store.get_asset(job_id, meta.asset_ids[0])
-
-    def wait_bytes(self, job_id: str, n: int, timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rec = self.asset(job_id)
-            if rec is not None and rec.bytes_done >= n and rec.worker:
-                return rec
-            time.sleep(0.05)
-        raise TimeoutError(f"copy did not reach {n} bytes: {self.asset(job_id)}")
-
-    def uploads(self) -> list[str]:
-        s3 = self.svc.s3
-        return [u["Key"] for u in s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])]
-
-    def logs(self) -> str:
-        return "".join(h.log() for h in self.stack.workers)
-
-
-@contextlib.contextmanager
 def rig(
     seaweed: SeaweedS3,
     s3: Any,
     bucket: str,
     tmp_path: Path,
     *,
-    broker_url: str | None = None,
-    n_workers: int = 1,
     extra: dict[str, str] | None = None,
-    appendonly: bool = False,
-) -> Iterator[Rig]:
-    server = start_redis(appendonly=appendonly, data_dir=tmp_path / "redis")
-    queue = f"genblaze-bounded-{uuid.uuid4().hex[:8]}"  # unique: RabbitMQ is shared
-    try:
-        stack = start_stack(
-            redis_url=server.url,
-            broker_url=broker_url,
-            seaweed=seaweed,
-            log_dir=tmp_path,
-            n_workers=n_workers,
-            queue=queue,
-            concurrency=2,  # the Procfile's default
-            extra_env={**DEFAULTS, **(extra or {})},
-        )
-        r = Rig(stack, server, Services(redis_url=server.url, s3=s3), seaweed, bucket)
-        try:
-            yield r
-        finally:
-            stack.stop()
-            r.redis.stop()  # the row may have replaced the server (Redis restart)
-            if broker_url and broker_url.startswith("amqp"):
-                from kombu import Connection
-
-                with Connection(broker_url) as conn:
-                    conn.default_channel.queue_delete(queue)
-    finally:
-        server.stop()
+    **kwargs: Any,
+) -> contextlib.AbstractContextManager[Rig]:
+    """A fault rig with the Procfile's defaults (its concurrency and lease TTL)."""
+    return fault_rig(
+        seaweed,
+        s3,
+        bucket,
+        tmp_path,
+        queue_prefix="genblaze-bounded",
+        concurrency=2,  # the Procfile's default
+        extra_env={**DEFAULTS, **(extra or {})},
+        **kwargs,
+    )
 
 
 def _pid(rec: Any) -> int:

@@ -17,13 +17,11 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import signal
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +30,15 @@ import pytest
 import redis
 
 from genblaze_s3.ingest.store import keys
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.local.services import SeaweedS3, start_redis
 from tests.support.cdn import BigFile, CDNServer, write_big_file
 from tests.support.helpers import wait_for
 from tests.support.invariants import (
-    Services,
     assert_invariants,
     stranded_messages,
     wait_terminal,
 )
-from tests.support.workers import QueueStack, start_stack
+from tests.support.rig import Rig, fault_rig
 
 MiB = 1024 * 1024
 SIZE = 64 * MiB
@@ -61,85 +58,26 @@ def cdn(cdn: CDNServer, big: BigFile) -> CDNServer:
     return cdn
 
 
-@dataclass
-class Rig:
-    stack: QueueStack
-    redis: EmbeddedRedis
-    svc: Services
-    seaweed: SeaweedS3
-    bucket: str
-
-    def submit(
-        self, url: str, *, strategy: str = "hierarchical", more: tuple[str, ...] = ()
-    ) -> str:
-        body = {
-            "assets": [{"url": u, "media_type": "video/mp4"} for u in (url, *more)],
-            "destination": {
-                "bucket": self.bucket,
-                "endpoint_url": self.seaweed.endpoint_url,
-                "key_strategy": strategy,
-            },
-        }
-        r = httpx.post(
-            f"{self.stack.api_url}/v1/jobs",
-            json=body,
-            timeout=10,
-            headers={"Authorization": f"Bearer {self.stack.tokens['acme']}"},
-        )
-        assert r.status_code == 202, r.text
-        return str(r.json()["job_id"])
-
-    def asset(self, job_id: str, index: int = 0) -> Any:
-        meta = self.svc.store.get_meta(job_id)
-        assert meta is not None
-        return self.svc.store.get_asset(job_id, meta.asset_ids[index])
-
-    def wait_bytes(self, job_id: str, n: int, timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rec = self.asset(job_id)
-            if rec is not None and rec.bytes_done >= n and rec.worker:
-                return rec
-            time.sleep(0.05)
-        raise TimeoutError(f"copy did not reach {n} bytes: {self.asset(job_id)}")
-
-    def logs(self) -> str:
-        return "".join(h.log() for h in self.stack.workers)
-
-
-@contextlib.contextmanager
 def rig(
     seaweed: SeaweedS3,
     s3: Any,
     bucket: str,
     tmp_path: Path,
     *,
-    n_workers: int = 1,
     extra: dict[str, str] | None = None,
-    appendonly: bool = False,
-) -> Iterator[Rig]:
-    server = start_redis(appendonly=appendonly, data_dir=tmp_path / "redis")
-    try:
-        stack = start_stack(
-            redis_url=server.url,
-            seaweed=seaweed,
-            log_dir=tmp_path,
-            n_workers=n_workers,
-            queue="genblaze-wf",
-            extra_env=extra or {},
-        )
-        rg = Rig(stack, server, Services(redis_url=server.url, s3=s3), seaweed, bucket)
-        try:
-            yield rg
-        finally:
-            stack.stop()
-            rg.redis.stop()  # the row may have replaced the server (Redis restart)
-            keep = LOG_DIR / tmp_path.name  # pytest rotates tmp dirs: keep logs to read
-            keep.mkdir(parents=True, exist_ok=True)
-            for log in tmp_path.glob("*.log"):
-                shutil.copy(log, keep / log.name)
-    finally:
-        server.stop()
+    **kwargs: Any,
+) -> contextlib.AbstractContextManager[Rig]:
+    """A fault rig whose logs are kept in LOG_DIR after the row."""
+    return fault_rig(
+        seaweed,
+        s3,
+        bucket,
+        tmp_path,
+        queue_prefix="genblaze-wf",
+        extra_env=extra,
+        keep_logs_in=LOG_DIR,
+        **kwargs,
+    )
 
 
 def _pid(rec: Any) -> int:
