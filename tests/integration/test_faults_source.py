@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from genblaze_s3.local.services import SeaweedS3
+from genblaze_s3.local.services import SeaweedS3, drop_bucket
 from tests.support.cdn import CDNServer
-from tests.support.invariants import Services, assert_invariants, drop_bucket, wait_terminal
+from tests.support.invariants import Services, assert_invariants, wait_terminal
 from tests.support.workers import QueueStack, StartStack
 
 MAX_RETRIES = 2

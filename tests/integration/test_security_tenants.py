@@ -31,7 +31,6 @@ from tests.support.invariants import (
     Services,
     assert_invariants,
     redis_dump_texts,
-    scratch_bucket,
     wait_terminal,
 )
 from tests.support.workers import AMQP_URL, QueueStack, StartStack
@@ -51,12 +50,6 @@ tokens = ["tok-globex"]
 webhook_secret = "{SECRETS["globex"]}"
 max_assets_per_job = 3
 """
-
-
-@pytest.fixture
-def bucket(seaweed: SeaweedS3) -> Iterator[str]:
-    with scratch_bucket(seaweed) as name:
-        yield name
 
 
 @pytest.fixture(scope="module")
