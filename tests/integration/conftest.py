@@ -17,6 +17,7 @@ starting a server of its own::
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,48 +64,37 @@ def start_module_stack(
     `tenants` (a tenants file's TOML) makes that file the one source of tokens.
     `after_stop` runs once the stack has stopped (e.g. deleting its RabbitMQ queue).
     """
-    started: list[tuple[QueueStack, Callable[[], None] | None]] = []
-    own_redis: list[EmbeddedRedis] = []
+    with contextlib.ExitStack() as cleanups:  # last started, first stopped; every one runs
 
-    def start(
-        *,
-        tenants: str | None = None,
-        after_stop: Callable[[], None] | None = None,
-        **kwargs: Any,
-    ) -> QueueStack:
-        if tenants is not None:
-            conf = tmp_path_factory.mktemp(f"{kwargs.get('queue', 'stack')}-tenants")
-            (conf / "tenants.toml").write_text(tenants)
-            kwargs["extra_env"] = {
-                **(kwargs.get("extra_env") or {}),
-                "GENBLAZE_API_TOKENS": "",  # the file is the one source of tokens
-                "GENBLAZE_TENANTS_FILE": str(conf / "tenants.toml"),
-            }
-        redis_url = kwargs.pop("redis_url", module_redis.url)
-        if redis_url is None:
-            own_redis.append(start_redis())
-            redis_url = own_redis[-1].url
-        log_dir = kwargs.pop("log_dir", None) or tmp_path_factory.mktemp(
-            f"{kwargs.get('queue', 'stack')}-logs"
-        )
-        try:
-            s = start_stack(redis_url=redis_url, seaweed=seaweed, log_dir=log_dir, **kwargs)
-        except BaseException:
+        def start(
+            *,
+            tenants: str | None = None,
+            after_stop: Callable[[], None] | None = None,
+            **kwargs: Any,
+        ) -> QueueStack:
+            if tenants is not None:
+                conf = tmp_path_factory.mktemp(f"{kwargs.get('queue', 'stack')}-tenants")
+                (conf / "tenants.toml").write_text(tenants)
+                kwargs["extra_env"] = {
+                    **(kwargs.get("extra_env") or {}),
+                    "GENBLAZE_API_TOKENS": "",  # the file is the one source of tokens
+                    "GENBLAZE_TENANTS_FILE": str(conf / "tenants.toml"),
+                }
+            redis_url = kwargs.pop("redis_url", module_redis.url)
+            if redis_url is None:
+                own = start_redis()
+                cleanups.callback(own.stop)
+                redis_url = own.url
+            log_dir = kwargs.pop("log_dir", None) or tmp_path_factory.mktemp(
+                f"{kwargs.get('queue', 'stack')}-logs"
+            )
             if after_stop is not None:
-                after_stop()
-            raise
-        started.append((s, after_stop))
-        return s
+                cleanups.callback(after_stop)  # also when the stack fails to start
+            s = start_stack(redis_url=redis_url, seaweed=seaweed, log_dir=log_dir, **kwargs)
+            cleanups.callback(s.stop)
+            return s
 
-    try:
         yield start
-    finally:
-        for s, cleanup in reversed(started):
-            s.stop()
-            if cleanup is not None:
-                cleanup()
-        for r in own_redis:
-            r.stop()
 
 
 @pytest.fixture(scope="module")
