@@ -10,7 +10,7 @@ arguments.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,8 @@ from genblaze_s3.transfer.errors import (
     TransferError,
     s3_error_code,
 )
-from genblaze_s3.transfer.fetch import Fetcher, thread_fetcher
+from genblaze_s3.transfer.fetch import Fetcher
+from genblaze_s3.transfer.fetcher_pool import borrowed_fetcher
 from genblaze_s3.transfer.models import (
     CopyResult,
     Destination,
@@ -172,7 +173,8 @@ def verify(job: CopyJob, sha256: str, size: int) -> None:
 
 
 def fetcher_for(job: CopyJob, resolver: Resolver | None) -> AbstractContextManager[Fetcher]:
-    """The thread's keep-alive fetcher; a private one when a test injects a resolver."""
+    """A warm keep-alive fetcher lent for this copy; a private one when a test injects a
+    resolver."""
     if resolver is not None:
         return Fetcher(job.policy, job.config, resolver=resolver)
-    return nullcontext(thread_fetcher(job.policy, job.config))
+    return borrowed_fetcher(job.policy, job.config)
