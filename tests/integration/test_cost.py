@@ -241,13 +241,13 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
     ("small", KEY_KNOWN): _pin(
         {"HeadBucket": 1, "HeadObject": 2, "PutObject": 2},
         {**_ONE_ASSET, "get": 9},
-        messages=2,  # submit's ingest_asset + finalize
+        messages=1,  # submit's ingest_asset; its delivery finalizes in place
         source={"GET": 1},
     ),
     ("small", CAS): _pin(
         {"HeadBucket": 1, "HeadObject": 1, "PutObject": 2},
         {**_ONE_ASSET, "get": 8},
-        messages=2,
+        messages=1,
         source={"GET": 1},
     ),
     # Multipart: Create, 2 x UploadPart, Complete; a HEAD before (key-known: the object;
@@ -262,7 +262,7 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
             "PutObject": 1,
         },
         _add(_ONE_ASSET, _CHECKPOINT, {"get": 10}),
-        messages=2,
+        messages=1,
         source={"GET": 1},
     ),
     ("multipart", CAS): _pin(
@@ -275,7 +275,7 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
             "PutObject": 1,
         },
         _add(_ONE_ASSET, _CHECKPOINT, {"get": 10}),
-        messages=2,
+        messages=1,
         source={"GET": 2},  # the hash pass, then the upload pass
     ),
     # Three assets, locked manifest: the manifest HEAD before its PUT and one after
@@ -283,13 +283,13 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
     ("run3-locked", KEY_KNOWN): _pin(
         {"HeadBucket": 1, "HeadObject": 5, "PutObject": 4},
         {**_THREE_ASSETS, "get": 23},
-        messages=4,  # 3 x ingest_asset + finalize
+        messages=3,  # 3 x ingest_asset; the last one's delivery finalizes
         source={"GET": 3},
     ),
     ("run3-locked", CAS): _pin(
         {"HeadBucket": 1, "HeadObject": 2, "PutObject": 4},
         {**_THREE_ASSETS, "get": 20},
-        messages=4,
+        messages=3,
         source={"GET": 3},
     ),
 }
