@@ -53,6 +53,9 @@ class CopyJob:
     expected_size: int | None = None
     slice_deadline: float | None = None  # time.monotonic() at which a slice hands on
     source_seen: SourceValidators | None = None  # validators of the last body opened
+    # The copy read its checkpoint when it began and found none: a later "is there one"
+    # in the same copy needs no second read (only this lease holder writes it).
+    checkpoint_absent: bool = False
 
     @property
     def client(self) -> Any:

@@ -233,14 +233,14 @@ _THREE_ASSETS = {
 _CHECKPOINT = {"set": 3, "del": 1}
 
 # Today's counts per job. A cut lowers them; nothing may raise them unnoticed.
-# GET counts: the asset CAS script's own GETs plus checkpoint reads (key-known reads the
-# checkpoint twice for a small asset, content-addressed once; a multipart copy 3 times).
+# GET counts: the asset CAS script's own GETs plus checkpoint reads (one per small asset,
+# key-known or content-addressed; a multipart copy reads it twice: at start and to resume).
 PINNED: dict[tuple[str, KeyStrategy], Cost] = {
     # S3: HeadBucket (the worker's first request to a bucket), HEAD before the asset PUT
     # (key-known only), PUT, HEAD (manifest exists?) + PUT of the manifest.
     ("small", KEY_KNOWN): _pin(
         {"HeadBucket": 1, "HeadObject": 2, "PutObject": 2},
-        {**_ONE_ASSET, "get": 9},
+        {**_ONE_ASSET, "get": 8},
         messages=1,  # submit's ingest_asset; its delivery finalizes in place
         source={"GET": 1},
     ),
@@ -261,7 +261,7 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
             "CompleteMultipartUpload": 1,
             "PutObject": 1,
         },
-        _add(_ONE_ASSET, _CHECKPOINT, {"get": 10}),
+        _add(_ONE_ASSET, _CHECKPOINT, {"get": 9}),
         messages=1,
         source={"GET": 1},
     ),
@@ -274,7 +274,7 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
             "CompleteMultipartUpload": 1,
             "PutObject": 1,
         },
-        _add(_ONE_ASSET, _CHECKPOINT, {"get": 10}),
+        _add(_ONE_ASSET, _CHECKPOINT, {"get": 9}),
         messages=1,
         source={"GET": 2},  # the hash pass, then the upload pass
     ),
@@ -282,7 +282,7 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
     # (reading back the lock), the lock carried by the PUT itself.
     ("run3-locked", KEY_KNOWN): _pin(
         {"HeadBucket": 1, "HeadObject": 5, "PutObject": 4},
-        {**_THREE_ASSETS, "get": 23},
+        {**_THREE_ASSETS, "get": 20},
         messages=3,  # 3 x ingest_asset; the last one's delivery finalizes
         source={"GET": 3},
     ),
