@@ -111,6 +111,7 @@ def watch_job(api: Any, job_id: str, out: Output) -> Any:
     broken = 0
     live = _LiveView(job) if out.rich else None
     seen_state = None
+    ended_in_an_event = False  # JSON: the last object printed shows the terminal job
     if live is not None:
         live.start()
     try:
@@ -126,6 +127,7 @@ def watch_job(api: Any, job_id: str, out: Output) -> Any:
                     job = _merge(job, event)
                     if out.machine:
                         out.json({"id": event.id, "event": event.kind, "job": _plain(event.job)})
+                        ended_in_an_event = job.terminal
                     elif live is not None:
                         live.update(job)
                     elif job.state != seen_state:
@@ -146,6 +148,10 @@ def watch_job(api: Any, job_id: str, out: Output) -> Any:
     finally:
         if live is not None:
             live.stop(job)
+    if out.machine and not ended_in_an_event:
+        # The job ended before (or between) streams: its final state as one more object,
+        # so a JSON consumer always reads the outcome last (no event carried it).
+        out.json({"id": last, "event": "job", "job": _plain(job)})
     if not out.machine:
         print_job(job, out)
     return job
