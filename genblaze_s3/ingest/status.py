@@ -36,6 +36,7 @@ from genblaze_s3.ingest.models import (
     JobState,
     JobView,
     ManifestInfo,
+    RetryInfo,
     utc_now,
 )
 from genblaze_s3.ingest.provenance import FetchProvenance
@@ -326,6 +327,7 @@ class StatusStore:
         if provenance is not None:
             fields["provenance"] = provenance
         fields["retry_at"] = None
+        fields["retry"] = None
         counters: list[tuple[str, float]] = [(stat_names.assets_finished(state), 1)]
         if state in (AssetState.STORED, AssetState.DEDUPLICATED):
             counters.append((stat_names.BYTES_INGESTED, size or 0))
@@ -370,6 +372,10 @@ class StatusStore:
             AssetState.WAITING_SOURCE,
             {"retry_at": retry_at, "waiting_since": waiting_since},
         )
+
+    def mark_retrying(self, job_id: str, asset_id: str, retry: RetryInfo) -> bool:
+        """A retryable failure: show which try comes next, when, and what failed."""
+        return self._assets.update(job_id, asset_id, None, {"retry": retry})
 
     def replace_source(
         self,
@@ -542,9 +548,25 @@ class StatusStore:
         return [m for _, m in sorted(rows)]
 
     def request_cancel(self, job_id: str) -> JobState | None:
-        """Cancel a job that is not finalizing or finished; returns the state after."""
+        """Cancel a job that is not finalizing or finished; returns the state after.
+
+        Copies in flight see the cancel themselves (within a second) and abort their
+        uploads. An asset waiting for a not-ready source has no delivery working on
+        it (its next try is a delayed message, maybe hours away), so it is canceled
+        here at once: nothing was uploaded, and a retry need not wait for that message.
+        """
         self.transition_job(job_id, JobState.CANCELED, error=ErrorInfo(code="canceled"))
-        return self.job_state(job_id)
+        state = self.job_state(job_id)
+        if state == JobState.CANCELED:
+            for asset_id in self.asset_ids_in(job_id, AssetState.WAITING_SOURCE):
+                if self.redis.exists(keys.lease_key(job_id, asset_id)):
+                    continue  # a delivery is on it right now: it sees the cancel itself
+                error = ErrorInfo(
+                    code="canceled", message="job canceled while waiting for its source"
+                )
+                self.finish_asset(job_id, asset_id, AssetState.CANCELED, error=error)
+                self.redis.zrem(keys.inflight_key(), f"{job_id} {asset_id}")
+        return state
 
     def incr_stat(self, name: str, amount: float = 1) -> None:
         """Bump one counter of `stats.py` (e.g. ``stat_names.RETRIES_TOTAL``)."""

@@ -247,7 +247,7 @@ def _fetch_and_store(
             result = continue_upload(job, fetcher, url, boundary)
         if result is not None:
             return result
-    with fetcher_for(job, resolver) as fetcher, fetcher.open(url) as src:
+    with fetcher_for(job, resolver) as fetcher, job.watch(fetcher.open(url)) as src:
         job.source_seen = src.validators
         job.progress.total = src.length if src.length is not None else expected_size
         if expected_size is not None and src.length is not None and src.length != expected_size:
@@ -290,7 +290,7 @@ def _upload_pass(
         job.progress.finish()
         return dedup_result(job, key, head, sha256)
     pinned = replace(job, expected_sha256=sha256)
-    with fetcher_for(job, resolver) as fetcher, fetcher.open(url) as src:
+    with fetcher_for(job, resolver) as fetcher, job.watch(fetcher.open(url)) as src:
         job.source_seen = src.validators
         if not src.validators.matches(validators) and validators != src.validators:
             raise SourceChanged("source validators changed between the hash and upload passes")
