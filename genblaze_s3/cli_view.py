@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from genblaze_s3.humanize import human_size
+from genblaze_s3.humanize import human_size, retry_note
 
 RECONNECTS = 5  # `watch` reconnects this many times in a row before giving up
 
@@ -57,11 +57,21 @@ def print_job(job: Any, console: Any = None) -> None:
         console.print(f"  [red]{job.error.code}[/]: {job.error.message}")
     for a in job.assets:
         err = f"  [red]{a.error.code}[/]: {a.error.message}" if a.error else ""
+        if not err and (note := asset_retry_note(a)):
+            err = f"  [yellow]{note}[/]"
         console.print(f"  {a.state.value:13} {a.asset_id}  {a.key or a.source_url}{err}")
     if job.next_cursor:
         console.print(f"  ... more assets: genblaze-ingest status {job.job_id} --all")
     if job.manifest.key:
         console.print(f"  manifest {job.manifest.key} locked_until={job.manifest.locked_until}")
+
+
+def asset_retry_note(asset: Any) -> str:
+    """ "retrying: try n of N in Xs (code: message)" for an asset between tries, else ""."""
+    r = getattr(asset, "retry", None)
+    if r is None or asset.state.value not in ("copying", "queued"):
+        return ""
+    return retry_note(r.attempt, r.of, r.last_error.code, r.last_error.message, r.next_try_at)
 
 
 def watch_job(api: Any, job_id: str, *, as_json: bool = False) -> Any:
@@ -144,8 +154,12 @@ class _LiveView:
         self.atask = self.assets.add_task("assets", total=None)
         from rich.console import Group
         from rich.live import Live
+        from rich.text import Text
 
-        self.live = Live(Group(self.bytes, self.assets), refresh_per_second=8, transient=False)
+        self.notes = Text()  # assets between two tries: which try comes next, why
+        self.live = Live(
+            Group(self.bytes, self.assets, self.notes), refresh_per_second=8, transient=False
+        )
         self.update(job)
 
     def start(self) -> None:
@@ -166,6 +180,8 @@ class _LiveView:
             total=p.assets_total,
             description=f"assets{failed}",
         )
+        notes = [f"{a.asset_id}: {n}" for a in job.assets if (n := asset_retry_note(a))]
+        self.notes.plain = "\n".join(notes[:5])
 
     def stop(self, job: Any) -> None:
         self.update(job)
