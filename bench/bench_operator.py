@@ -29,11 +29,11 @@ import httpx
 import redis
 
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import MemorySender
 from genblaze_s3.ingest.models import DestinationSpec
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.status import StatusStore
-from genblaze_s3.ingest.submission import build_submission, run_from_urls
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import MemorySender
+from genblaze_s3.ingest.submit.service import IngestService
+from genblaze_s3.ingest.submit.submission import build_submission, run_from_urls
 from genblaze_s3.local.services import free_port, start_redis
 
 RESULTS = Path(__file__).parent / "results" / "operator.md"

@@ -49,7 +49,7 @@ def _run_through_queue(
     """Seconds from write_run to the job's terminal state (manifest written + locked)."""
     from genblaze_core.models.manifest import Manifest
 
-    from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.ingest.submit.submission import run_from_urls
 
     run = run_from_urls([(u, t, None) for u, t in assets])
     t0 = time.perf_counter()
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.ingest.submit.submission import run_from_urls
     from genblaze_s3.ingest.tenants import TenantRegistry
     from genblaze_s3.local.services import start_redis, start_seaweedfs
     from genblaze_s3.local.stack import start_stack

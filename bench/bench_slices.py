@@ -34,7 +34,7 @@ def main() -> int:
 
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.ingest.submit.submission import run_from_urls
     from genblaze_s3.ingest.tenants import TenantRegistry
     from genblaze_s3.local.services import start_redis, start_seaweedfs
     from tests.support.cdn import CDNServer
@@ -137,7 +137,7 @@ def main() -> int:
 def _slices(redis_url: str) -> int:
     import redis
 
-    from genblaze_s3.ingest import keys
+    from genblaze_s3.ingest.store import keys
 
     raw = redis.Redis.from_url(redis_url).hget(keys.stats_key(), "copy_slices_total")
     return int(float(raw or 0))

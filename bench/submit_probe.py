@@ -28,7 +28,7 @@ def _write_run(redis_url: str) -> list[float]:
     from genblaze_s3 import S3StorageBackend
     from genblaze_s3.ingest import QueuedStorageSink
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.submission import run_from_urls
+    from genblaze_s3.ingest.submit.submission import run_from_urls
 
     backend = S3StorageBackend(
         "bench-bucket",

@@ -19,7 +19,7 @@ from genblaze_s3.backend.presigned import PresignedURL
 
 if TYPE_CHECKING:
     from genblaze_s3.backend.async_backend import AsyncS3StorageBackend
-    from genblaze_s3.verify import verify_manifest
+    from genblaze_s3.ingest.finalize.verify import verify_manifest
 
 try:
     __version__ = version("genblaze-s3")
@@ -33,7 +33,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     if name == "verify_manifest":
-        value = import_module("genblaze_s3.verify").verify_manifest
+        value = import_module("genblaze_s3.ingest.finalize.verify").verify_manifest
         globals()[name] = value
         return value
     raise AttributeError(f"module 'genblaze_s3' has no attribute {name!r}")

@@ -41,9 +41,9 @@ from genblaze_s3.transfer.config import DEFAULT_MAX_SOURCE_BYTES, FetchPolicy
 
 if TYPE_CHECKING:
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.signing import ManifestSigner
-    from genblaze_s3.ingest.sources import SourceRules
+    from genblaze_s3.ingest.finalize.signing import ManifestSigner
     from genblaze_s3.ingest.tenants import TenantRegistry
+    from genblaze_s3.ingest.worker.sources import SourceRules
     from genblaze_s3.transfer.config import CopyConfig
 
 ENV_PREFIX = "GENBLAZE_"
@@ -350,7 +350,7 @@ class Settings(_EnvironSettings):
     def _signing_key_loads(cls, value: SecretStr | None) -> SecretStr | None:
         """An unreadable key fails the worker at start, not every manifest it writes."""
         if value is not None:
-            from genblaze_s3.ingest.signing import load_private_key
+            from genblaze_s3.ingest.finalize.signing import load_private_key
 
             load_private_key(value.get_secret_value())
         return value
@@ -434,13 +434,13 @@ class Settings(_EnvironSettings):
 
     def source_rules(self) -> SourceRules:
         """How often a worker refreshes a source URL and how long it waits for one."""
-        from genblaze_s3.ingest.sources import SourceRules
+        from genblaze_s3.ingest.worker.sources import SourceRules
 
         return SourceRules(max_refreshes=self.max_refreshes, ready_wait=self.source_ready_wait)
 
     def manifest_signer(self) -> ManifestSigner | None:
         """The signer of worker-written manifests, when GENBLAZE_SIGNING_KEY is set."""
-        from genblaze_s3.ingest.signing import ManifestSigner
+        from genblaze_s3.ingest.finalize.signing import ManifestSigner
 
         key = self.secret("signing_key")
         return ManifestSigner.from_setting(key) if key else None

@@ -13,9 +13,9 @@ from typing import Any
 import redis
 
 from genblaze_s3.ingest.models import DestinationSpec
-from genblaze_s3.ingest.process import WorkerContext
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.worker.asset_copy import WorkerContext
 from workers.celery_app import CONFIG
 
 _backends: dict[tuple[str, str | None, str], Any] = {}
@@ -44,7 +44,7 @@ def backend_for(dest: DestinationSpec) -> Any:
 def _refresher(config: Any, sealer: SourceSealer, tenants: Any) -> Any:
     """Fresh source URLs: refresh_url POSTs go through the same SSRF guard as sources and
     are signed with the job's tenant webhook secret, like its webhooks."""
-    from genblaze_s3.ingest.refresh import SourceRefresher
+    from genblaze_s3.ingest.worker.refresh import SourceRefresher
     from genblaze_s3.transfer.fetch import pin_url
 
     fetch_policy = config.fetch_policy()

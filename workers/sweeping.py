@@ -1,4 +1,4 @@
-"""Run the sweeper (`genblaze_s3.ingest.sweeper`) in every worker's main process.
+"""Run the sweeper (`genblaze_s3.ingest.worker.sweeper`) in every worker's main process.
 
 Why in the worker: no beat process to deploy or forget; the Redis lock inside
 `sweep_once` makes exactly one worker of the fleet sweep per interval.
@@ -12,7 +12,7 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from genblaze_s3.ingest.sweeper import run_sweeper, sweep_once
+from genblaze_s3.ingest.worker.sweeper import run_sweeper, sweep_once
 from workers.celery_app import CONFIG, app
 
 _stop = threading.Event()

@@ -1,7 +1,7 @@
-"""Thin Celery tasks: bind `genblaze_s3.ingest.worker` to a queue, map a lost store.
+"""Thin Celery tasks: bind `genblaze_s3.ingest.worker.deliveries` to a queue, map a lost store.
 
 Every decision (follow-ups, chunk splitting, who finalizes, retries) lives in
-`genblaze_s3.ingest.worker`; a task only passes a ``send`` bound to the queue its
+`genblaze_s3.ingest.worker.deliveries`; a task only passes a ``send`` bound to the queue its
 message came from and turns "the store went away" into "hand the message back".
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 
 from celery.exceptions import Reject
 
-from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
-from genblaze_s3.ingest.notify import notify_job
-from genblaze_s3.ingest.process import STORE_DOWN
-from genblaze_s3.ingest.worker import run_asset, run_chunk, run_finalize
+from genblaze_s3.ingest.finalize.notify import notify_job
+from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
+from genblaze_s3.ingest.worker.asset_copy import STORE_DOWN
+from genblaze_s3.ingest.worker.deliveries import run_asset, run_chunk, run_finalize
 from workers.celery_app import CONFIG, app
 from workers.context import backend_for, context
 

@@ -21,7 +21,7 @@ def warm() -> None:
     import boto3
 
     import genblaze_s3.backend
-    import genblaze_s3.ingest.process
+    import genblaze_s3.ingest.worker.asset_copy
     import genblaze_s3.transfer.copy  # noqa: F401 - pulls fetch, hashing, multipart, requests
 
     # Creating a client makes no request; it loads (and caches) the service model,

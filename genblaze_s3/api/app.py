@@ -34,8 +34,8 @@ from genblaze_s3.api.routes_jobs import add_job_routes
 from genblaze_s3.api.schemas import JobAccepted, JobCreate, Problem
 from genblaze_s3.api.ui import add_ui_routes
 from genblaze_s3.ingest.errors import InvalidJobError
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.submission import build_submission, run_from_urls
+from genblaze_s3.ingest.submit.service import IngestService
+from genblaze_s3.ingest.submit.submission import build_submission, run_from_urls
 from genblaze_s3.ingest.tenants import TenantRegistry
 
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import redis
 
-from genblaze_s3.ingest import keys, listing
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, AssetView
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store import keys, listing
+from genblaze_s3.ingest.store.status import StatusStore
 
 logger = logging.getLogger("genblaze_s3.api.events")
 _VIEW_FIELDS = tuple(AssetView.model_fields)

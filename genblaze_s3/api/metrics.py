@@ -16,9 +16,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.models import AssetState, JobState
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store import stats as stat_names
+from genblaze_s3.ingest.store.status import StatusStore
 
 # Unlabelled counters: (metric, help, store counter).
 _COUNTERS: tuple[tuple[str, str, str], ...] = (

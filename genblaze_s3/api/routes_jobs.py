@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from genblaze_s3.api.schemas import Problem
-from genblaze_s3.ingest import listing
 from genblaze_s3.ingest.models import (
     AssetPage,
     AssetState,
@@ -26,8 +25,9 @@ from genblaze_s3.ingest.models import (
     JobView,
     RetryAccepted,
 )
-from genblaze_s3.ingest.retry import Replacement
-from genblaze_s3.ingest.service import IngestService
+from genblaze_s3.ingest.store import listing
+from genblaze_s3.ingest.submit.retry import Replacement
+from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.validation import is_job_id
 
 

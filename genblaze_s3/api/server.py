@@ -9,10 +9,10 @@ from fastapi import FastAPI
 
 from genblaze_s3.api.app import create_app
 from genblaze_s3.api.ratelimit import parse_rate
-from genblaze_s3.ingest.enqueue import CelerySender
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import CelerySender
+from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.settings import Settings, load_settings
 
 

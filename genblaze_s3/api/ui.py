@@ -24,12 +24,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from genblaze_s3.api.events import EventHub, job_events
 from genblaze_s3.api.guard import UI_COOKIE, client_address
 from genblaze_s3.humanize import human_age, human_size, retry_note
-from genblaze_s3.ingest import listing
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import AssetState, DestinationSpec, JobState
-from genblaze_s3.ingest.retry import Replacement
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.submission import build_submission, run_from_urls
+from genblaze_s3.ingest.store import listing
+from genblaze_s3.ingest.submit.retry import Replacement
+from genblaze_s3.ingest.submit.service import IngestService
+from genblaze_s3.ingest.submit.submission import build_submission, run_from_urls
 
 COOKIE = UI_COOKIE
 # Plain files next to this module, no build step; served from /ui/static/.

@@ -3,7 +3,7 @@
 Importing this package never imports Celery (the enqueue seam imports it lazily).
 """
 
-from genblaze_s3.ingest.client import JobHandle, job_handle
+from genblaze_s3.ingest.client.handle import JobHandle, job_handle
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.errors import (
     DestinationNotAllowedError,
@@ -24,10 +24,10 @@ from genblaze_s3.ingest.models import (
     JobView,
     LockPolicy,
 )
-from genblaze_s3.ingest.refresh import RefreshRequest
-from genblaze_s3.ingest.sink import QueuedStorageSink
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.sink import QueuedStorageSink
 from genblaze_s3.ingest.tenants import Tenant, TenantConfigError, TenantRegistry
+from genblaze_s3.ingest.worker.refresh import RefreshRequest
 
 __all__ = [
     "AssetState",
@@ -62,7 +62,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     """The HTTP clients import httpx (the `queue` extra) only when first used."""
     if name in {"IngestClient", "AsyncIngestClient"}:
-        from genblaze_s3.ingest import api_client
+        from genblaze_s3.ingest.client import http as api_client
 
         return getattr(api_client, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,7 +39,7 @@ def run_demo(*, workers: int = 2) -> int:
     from genblaze_s3.local.services import redis_reachable, start_redis, start_seaweedfs
     from genblaze_s3.local.stack import start_stack
     from genblaze_s3.local.supervisor import Supervisor
-    from genblaze_s3.terminal import watch_progress
+    from genblaze_s3.local.terminal import watch_progress
 
     console = Console()
     started = Supervisor()

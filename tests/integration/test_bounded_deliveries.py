@@ -25,7 +25,7 @@ import httpx
 import pytest
 import redis
 
-from genblaze_s3.ingest import keys
+from genblaze_s3.ingest.store import keys
 from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
 from genblaze_s3.settings import DEFAULT_SLICE_SECONDS
 from tests.support.cdn import CDNServer

@@ -325,9 +325,9 @@ def test_object_lock_second_finalize_adds_no_version_and_locked_version_cannot_b
     from botocore.exceptions import ClientError
 
     from genblaze_s3 import S3StorageBackend
-    from genblaze_s3.ingest.enqueue import FINALIZE_JOB, CelerySender
-    from genblaze_s3.ingest.finalize import write_manifest
-    from genblaze_s3.ingest.status import StatusStore
+    from genblaze_s3.ingest.finalize.manifest import write_manifest
+    from genblaze_s3.ingest.store.status import StatusStore
+    from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, CelerySender
 
     job, view, facts = _run(
         s3_stack, fresh, cdn, locked_bucket, s3_client, "lock2", size=MiB, lock=True

@@ -31,7 +31,7 @@ import httpx
 import pytest
 import redis
 
-from genblaze_s3.ingest import keys
+from genblaze_s3.ingest.store import keys
 from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
 from tests.support.cdn import CDNServer
 from tests.support.helpers import wait_for
@@ -571,7 +571,7 @@ def test_a_poison_asset_in_a_chunk_fails_alone_and_its_chunk_mates_land(
 
 def test_invariants_see_a_stranded_broker_message(tmp_path: Path) -> None:
     """The broker check is not vacuous: a queued task for a job is found (body decoded)."""
-    from genblaze_s3.ingest.enqueue import INGEST_ASSET, CelerySender
+    from genblaze_s3.ingest.submit.enqueue import INGEST_ASSET, CelerySender
     from tests.support.invariants import stranded_messages
 
     server = start_redis(data_dir=tmp_path / "r")

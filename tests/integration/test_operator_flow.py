@@ -18,7 +18,7 @@ from genblaze_core.storage.base import KeyStrategy
 from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.ingest import IngestClient
-from genblaze_s3.ingest.api_client import JobEvent
+from genblaze_s3.ingest.client.http import JobEvent
 from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
 from tests.support.helpers import backend_for

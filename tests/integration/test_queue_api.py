@@ -223,7 +223,7 @@ def test_webhook_gets_the_signed_final_document(
 
     from standardwebhooks import Webhook
 
-    from genblaze_s3.webhooks import verify
+    from genblaze_s3.ingest.finalize.webhooks import verify
 
     got: list[tuple[bytes, dict[str, str]]] = []
 

@@ -11,7 +11,7 @@ import pytest
 from genblaze_core.storage.base import KeyStrategy
 
 from genblaze_s3.ingest import JobState, QueuedStorageSink
-from genblaze_s3.ingest.submission import run_from_urls
+from genblaze_s3.ingest.submit.submission import run_from_urls
 from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3
 from tests.support.cdn import CDNServer
 from tests.support.helpers import backend_for, no_multipart_uploads, policy_for, wait_for

@@ -23,8 +23,8 @@ import redis
 from cryptography.fernet import Fernet
 from standardwebhooks import Webhook
 
+from genblaze_s3.ingest.finalize.webhooks import new_secret
 from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
-from genblaze_s3.webhooks import new_secret
 from tests.support.cdn import CDNServer
 from tests.support.invariants import (
     Services,

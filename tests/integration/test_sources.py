@@ -33,7 +33,7 @@ from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3 import S3StorageBackend, URLPolicy
 from genblaze_s3.ingest import JobState, QueuedStorageSink
-from genblaze_s3.ingest import keys as store_keys
+from genblaze_s3.ingest.store import keys as store_keys
 from genblaze_s3.local.services import SeaweedS3
 from genblaze_s3.transfer.expiry import is_expired, url_expiry
 from tests.support.cdn import CDNServer

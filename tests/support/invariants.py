@@ -32,8 +32,6 @@ from typing import Any
 
 import redis
 
-from genblaze_s3.ingest import keys
-from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     TERMINAL_JOB_STATES,
@@ -42,7 +40,9 @@ from genblaze_s3.ingest.models import (
     JobState,
     JobView,
 )
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store import stats as stat_names
+from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.local.services import drop_bucket
 
 STORED = (AssetState.STORED, AssetState.DEDUPLICATED)

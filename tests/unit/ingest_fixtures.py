@@ -8,7 +8,7 @@ from genblaze_core.models.run import Run
 from genblaze_core.models.step import Step
 
 from genblaze_s3.ingest.models import DestinationSpec
-from genblaze_s3.ingest.submission import JobSubmission, build_submission
+from genblaze_s3.ingest.submit.submission import JobSubmission, build_submission
 
 
 def make_manifest(urls: list[str], *, tenant_id: str | None = None) -> Manifest:

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 
 from genblaze_s3.api import create_app
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, MemorySender
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, MemorySender
+from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.tenants import TenantRegistry
 
 TOKENS = {"tok-a": "acme", "tok-b": "globex"}

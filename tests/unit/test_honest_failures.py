@@ -17,9 +17,9 @@ import pytest
 import genblaze_s3.transfer as transfer
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.models import AssetState
-from genblaze_s3.ingest.process import Action, WorkerContext, process_asset
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
 from genblaze_s3.transfer import CopyConfig, FetchPolicy, SourceUnavailable, TransferError
 from genblaze_s3.transfer.errors import map_source_error
 from genblaze_s3.transfer.fetch import Fetcher
@@ -170,7 +170,7 @@ def test_watch_and_the_web_page_show_an_asset_that_is_retrying(ctx: WorkerContex
     from rich.console import Console
 
     from genblaze_s3.api.ui import _retry_text
-    from genblaze_s3.cli_view import print_job
+    from genblaze_s3.cli.view import print_job
     from genblaze_s3.ingest.models import ErrorInfo, RetryInfo
 
     sub = make_submission(1)

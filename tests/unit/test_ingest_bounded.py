@@ -11,16 +11,16 @@ import fakeredis
 import pytest
 
 import genblaze_s3.transfer as transfer
-from genblaze_s3.ingest import keys
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET
-from genblaze_s3.ingest.leases import AssetLease, finalize_lease
 from genblaze_s3.ingest.models import AssetState, JobState
-from genblaze_s3.ingest.process import Action, WorkerContext, process_asset
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.status import StatusStore
-from genblaze_s3.ingest.sweeper import sweep_once
-from genblaze_s3.ingest.worker import run_asset, run_finalize
+from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.leases import AssetLease, finalize_lease
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET
+from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
+from genblaze_s3.ingest.worker.deliveries import run_asset, run_finalize
+from genblaze_s3.ingest.worker.sweeper import sweep_once
 from genblaze_s3.transfer import Checkpoint, CopyPaused, SourceTruncated
 from tests.unit.ingest_fixtures import make_submission
 

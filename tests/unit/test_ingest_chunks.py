@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from genblaze_s3.ingest.enqueue import (
+from genblaze_s3.ingest.submit.enqueue import (
     FINALIZE_JOB,
     INGEST_ASSET,
     INGEST_ASSETS,
     MemorySender,
     plan_chunks,
 )
-from genblaze_s3.ingest.process import Action, StepResult
+from genblaze_s3.ingest.worker.asset_copy import Action, StepResult
 
 
 def _ids(n: int) -> list[str]:
@@ -42,8 +42,8 @@ def test_a_large_job_is_enqueued_in_chunks() -> None:
     import fakeredis
 
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.service import IngestService
-    from genblaze_s3.ingest.status import StatusStore
+    from genblaze_s3.ingest.store.status import StatusStore
+    from genblaze_s3.ingest.submit.service import IngestService
     from tests.unit.ingest_fixtures import make_submission
 
     sender = MemorySender()
@@ -71,10 +71,10 @@ def chunk_rig(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, _Queue, dict[str, S
     """run_chunk with a fake step per asset id, a fakeredis store and a list as queue."""
     import fakeredis
 
-    import genblaze_s3.ingest.worker as worker
+    import genblaze_s3.ingest.worker.deliveries as worker
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.process import WorkerContext
-    from genblaze_s3.ingest.status import StatusStore
+    from genblaze_s3.ingest.store.status import StatusStore
+    from genblaze_s3.ingest.worker.asset_copy import WorkerContext
 
     client = fakeredis.FakeRedis()
     ctx = WorkerContext(

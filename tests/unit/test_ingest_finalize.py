@@ -13,7 +13,7 @@ from genblaze_core.storage.sink import ObjectStorageSink
 from moto import mock_aws
 
 from genblaze_s3 import S3StorageBackend
-from genblaze_s3.ingest.finalize import finalize_job
+from genblaze_s3.ingest.finalize.manifest import finalize_job
 from genblaze_s3.ingest.models import (
     TERMINAL_JOB_STATES,
     AssetState,
@@ -23,8 +23,8 @@ from genblaze_s3.ingest.models import (
     LockPolicy,
 )
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.status import StatusStore
-from genblaze_s3.ingest.submission import build_submission
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.submission import build_submission
 from tests.unit.ingest_fixtures import make_manifest
 
 
@@ -129,8 +129,8 @@ def test_a_replayed_run_matches_the_stored_manifest_despite_its_own_fetch_record
     this run's; other content under the same ids is another run's (key_conflict)."""
     from genblaze_core.models.manifest import Manifest
 
-    from genblaze_s3.ingest.finalize import _same_run_content
-    from genblaze_s3.ingest.provenance import PROVENANCE_KEY
+    from genblaze_s3.ingest.finalize.manifest import _same_run_content
+    from genblaze_s3.ingest.finalize.provenance import PROVENANCE_KEY
 
     base = make_manifest(["https://cdn.invalid/a.png"])
 

@@ -10,11 +10,11 @@ import pytest
 
 import genblaze_s3.transfer as transfer
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.leases import AssetLease
 from genblaze_s3.ingest.models import AssetState, JobState
-from genblaze_s3.ingest.process import Action, WorkerContext, process_asset
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.leases import AssetLease
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
 from genblaze_s3.transfer import SourceNotFound, SourceUnavailable
 from tests.unit.ingest_fixtures import make_submission
 

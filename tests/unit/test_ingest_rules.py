@@ -8,12 +8,12 @@ import pytest
 
 from genblaze_s3.ingest.destinations import DestinationPolicy, normalize_endpoint
 from genblaze_s3.ingest.errors import DestinationNotAllowedError, InvalidJobError
+from genblaze_s3.ingest.finalize.webhooks import WebhookVerificationError, sign_headers, verify
 from genblaze_s3.ingest.models import AssetState, DestinationSpec, JobState
-from genblaze_s3.ingest.process import redact_text
 from genblaze_s3.ingest.redact import redact_url
-from genblaze_s3.ingest.submission import build_submission, new_job_id
+from genblaze_s3.ingest.submit.submission import build_submission, new_job_id
 from genblaze_s3.ingest.transitions import can_transition_asset, can_transition_job, job_outcome
-from genblaze_s3.webhooks import WebhookVerificationError, sign_headers, verify
+from genblaze_s3.ingest.worker.asset_copy import redact_text
 from tests.unit.ingest_fixtures import make_manifest
 
 

@@ -19,8 +19,8 @@ from genblaze_s3.ingest import (
     QueuedStorageSink,
 )
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import INGEST_ASSET, MemorySender
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import INGEST_ASSET, MemorySender
 from tests.unit.ingest_fixtures import make_manifest
 
 ENDPOINT = "http://127.0.0.1:8333"

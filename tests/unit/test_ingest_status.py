@@ -9,11 +9,11 @@ import fakeredis
 import pytest
 import redis
 
-from genblaze_s3.ingest import keys
 from genblaze_s3.ingest.models import AssetState, ErrorInfo, JobState, ManifestInfo
-from genblaze_s3.ingest.progress import ProgressThrottle
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.worker.progress import ProgressThrottle
 from tests.unit.ingest_fixtures import make_submission
 
 

@@ -19,16 +19,16 @@ import pytest
 import redis
 import uvicorn
 
-from genblaze_s3 import cli
 from genblaze_s3.api import create_app
+from genblaze_s3.cli import app as cli
 from genblaze_s3.ingest import AsyncIngestClient, IngestClient
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import MemorySender
-from genblaze_s3.ingest.finalize import finalize_job
+from genblaze_s3.ingest.finalize.manifest import finalize_job
 from genblaze_s3.ingest.models import AssetState, ErrorInfo, JobState
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import MemorySender
+from genblaze_s3.ingest.submit.service import IngestService
 
 TOKENS = {"tok-a": "acme"}
 DEST = {"bucket": "media", "endpoint_url": "http://127.0.0.1:8333"}

@@ -19,12 +19,17 @@ from fastapi.testclient import TestClient
 
 from genblaze_s3.api import create_app
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS, MemorySender
-from genblaze_s3.ingest.finalize import finalize_job
+from genblaze_s3.ingest.finalize.manifest import finalize_job
 from genblaze_s3.ingest.models import AssetState, ErrorInfo, JobState
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import (
+    FINALIZE_JOB,
+    INGEST_ASSET,
+    INGEST_ASSETS,
+    MemorySender,
+)
+from genblaze_s3.ingest.submit.service import IngestService
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {"tok-a": "acme", "tok-b": "globex"}
@@ -98,7 +103,7 @@ def _procfile_worker() -> list[str]:
 def test_worker_runs_celery_through_this_interpreter_with_the_procfiles_options(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from genblaze_s3 import cli
+    from genblaze_s3.cli import app as cli
 
     monkeypatch.setenv("GENBLAZE_WORKER_POOL", "threads")
     monkeypatch.setenv("GENBLAZE_WORKER_CONCURRENCY", "3")
@@ -423,7 +428,7 @@ def test_metrics_follow_prometheus_naming_with_a_copy_duration_histogram(api: An
 
 
 def test_counter_deltas_follow_an_asset_through_its_states() -> None:
-    from genblaze_s3.ingest.counters import delta, totals
+    from genblaze_s3.ingest.store.counters import delta, totals
 
     queued = {"asset_id": "a", "state": "queued", "bytes_done": 0, "bytes_total": None}
     copying = {**queued, "state": "copying", "bytes_done": 10, "bytes_total": 100}

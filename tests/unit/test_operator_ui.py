@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from genblaze_s3.api import create_app
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import MemorySender
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import MemorySender
+from genblaze_s3.ingest.submit.service import IngestService
 
 POLICY = {"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"}
 

@@ -12,18 +12,23 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from genblaze_s3 import S3StorageBackend, URLPolicy
-from genblaze_s3.ingest.finalize import build_manifest
+from genblaze_s3.ingest.finalize.manifest import build_manifest
+from genblaze_s3.ingest.finalize.provenance import build_provenance, source_location
+from genblaze_s3.ingest.finalize.signing import (
+    ManifestSigner,
+    key_id,
+    load_public_key,
+    verify_signature,
+)
 from genblaze_s3.ingest.models import AssetRecord, AssetState
-from genblaze_s3.ingest.provenance import build_provenance, source_location
-from genblaze_s3.ingest.refresh import (
+from genblaze_s3.ingest.worker.refresh import (
     RefreshRequest,
     SourceRefresher,
     check_import_path,
     refresh_request,
     signed_headers,
 )
-from genblaze_s3.ingest.signing import ManifestSigner, key_id, load_public_key, verify_signature
-from genblaze_s3.ingest.sources import gave_up_waiting, not_ready_delay
+from genblaze_s3.ingest.worker.sources import gave_up_waiting, not_ready_delay
 from genblaze_s3.transfer import CopyConfig, FetchPolicy, SourceExpired, SourceValidators
 from genblaze_s3.transfer.errors import (
     SourceNotFound,
@@ -176,7 +181,7 @@ def test_dispatch_order_is_soonest_expiry_first() -> None:
         return f"https://cdn/a{i}.png?X-Amz-Date=20261201T100000Z&X-Amz-Expires={seconds}&X-Amz-Signature=s"
 
     from genblaze_s3.ingest.models import DestinationSpec
-    from genblaze_s3.ingest.submission import build_submission
+    from genblaze_s3.ingest.submit.submission import build_submission
 
     urls = [url(0, 900), "https://cdn/none.png", url(2, 60), url(3, 300)]
     sub = build_submission(make_manifest(urls), DestinationSpec(bucket="bkt"), tenant="t")
@@ -324,12 +329,12 @@ def test_refresh_url_is_sealed_at_rest_and_opened_by_the_refresher() -> None:
     from cryptography.fernet import Fernet
 
     from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.enqueue import MemorySender
     from genblaze_s3.ingest.models import DestinationSpec
     from genblaze_s3.ingest.sealing import SourceSealer
-    from genblaze_s3.ingest.service import IngestService
-    from genblaze_s3.ingest.status import StatusStore
-    from genblaze_s3.ingest.submission import build_submission
+    from genblaze_s3.ingest.store.status import StatusStore
+    from genblaze_s3.ingest.submit.enqueue import MemorySender
+    from genblaze_s3.ingest.submit.service import IngestService
+    from genblaze_s3.ingest.submit.submission import build_submission
 
     sealer = SourceSealer(Fernet.generate_key().decode())
     store = StatusStore(fakeredis.FakeRedis())

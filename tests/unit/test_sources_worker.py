@@ -10,12 +10,12 @@ import fakeredis
 import pytest
 
 import genblaze_s3.transfer as transfer
-from genblaze_s3.ingest import keys
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.models import AssetState, utc_now
-from genblaze_s3.ingest.process import Action, WorkerContext, process_asset
-from genblaze_s3.ingest.sources import SourceRules
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
+from genblaze_s3.ingest.worker.sources import SourceRules
 from genblaze_s3.transfer import FetchPolicy, SourceExpired, SourceNotReady, SourceValidators
 from tests.unit.ingest_fixtures import make_submission
 

@@ -18,8 +18,8 @@ from genblaze_core.models.step import Step
 from moto import mock_aws
 
 from genblaze_s3 import S3StorageBackend, verify_manifest
-from genblaze_s3.ingest.signing import ManifestSigner
-from genblaze_s3.verify import Level, parse_s3_location
+from genblaze_s3.ingest.finalize.signing import ManifestSigner
+from genblaze_s3.ingest.finalize.verify import Level, parse_s3_location
 
 BUCKET = "verify-bkt"
 MiB = 1024 * 1024

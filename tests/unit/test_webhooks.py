@@ -10,18 +10,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from standardwebhooks import Webhook
 
-from genblaze_s3.ingest.models import DestinationSpec, JobMeta
-from genblaze_s3.ingest.notify import notify_job
-from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.tenants import TenantRegistry
-from genblaze_s3.transfer import FetchPolicy
-from genblaze_s3.webhooks import (
+from genblaze_s3.ingest.finalize.notify import notify_job
+from genblaze_s3.ingest.finalize.webhooks import (
     WebhookVerificationError,
     deliver,
     new_secret,
     sign_headers,
     verify,
 )
+from genblaze_s3.ingest.models import DestinationSpec, JobMeta
+from genblaze_s3.ingest.sealing import SourceSealer
+from genblaze_s3.ingest.tenants import TenantRegistry
+from genblaze_s3.transfer import FetchPolicy
 
 BODY = b'{"job_id":"j1","state":"succeeded"}'
 LOOPBACK = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}))

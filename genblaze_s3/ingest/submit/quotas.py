@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from genblaze_s3.ingest import keys
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES
-from genblaze_s3.ingest.status import _map_store_errors
+from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.status import _map_store_errors
 
 # KEYS[1]: the tenant's active set. ARGV: job id, limit, job-key prefix, now, states...
 _ADMIT = """

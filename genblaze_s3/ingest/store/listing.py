@@ -17,9 +17,9 @@ from typing import Any, cast
 
 import redis
 
-from genblaze_s3.ingest import counters, keys
 from genblaze_s3.ingest.errors import InvalidListingError
 from genblaze_s3.ingest.models import AssetState, AssetView, JobState
+from genblaze_s3.ingest.store import counters, keys
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000

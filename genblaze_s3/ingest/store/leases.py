@@ -20,7 +20,7 @@ from types import TracebackType
 
 import redis
 
-from genblaze_s3.ingest import keys
+from genblaze_s3.ingest.store import keys
 
 # SET NX PX, and only when it took, count the delivery and note the asset as in flight
 # for the sweeper (KEYS[3] scored ARGV[4], member ARGV[5]): one atomic step, one round trip.

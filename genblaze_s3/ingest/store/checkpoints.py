@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from genblaze_s3.ingest import keys
+from genblaze_s3.ingest.store import keys
 
 if TYPE_CHECKING:
     from genblaze_s3.transfer import Checkpoint

@@ -10,20 +10,20 @@ from __future__ import annotations
 from dataclasses import replace
 
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import (
+from genblaze_s3.ingest.errors import EnqueueError, InvalidJobError, TooManyJobsError
+from genblaze_s3.ingest.models import DestinationSpec, ErrorInfo, JobState, utc_now
+from genblaze_s3.ingest.sealing import SourceSealer
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import (
     FINALIZE_JOB,
     INGEST_ASSET,
     INGEST_ASSETS,
     TaskSender,
     plan_chunks,
 )
-from genblaze_s3.ingest.errors import EnqueueError, InvalidJobError, TooManyJobsError
-from genblaze_s3.ingest.models import DestinationSpec, ErrorInfo, JobState, utc_now
-from genblaze_s3.ingest.quotas import ActiveJobs
-from genblaze_s3.ingest.retry import Replacement, retry_job
-from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.status import StatusStore
-from genblaze_s3.ingest.submission import JobSubmission
+from genblaze_s3.ingest.submit.quotas import ActiveJobs
+from genblaze_s3.ingest.submit.retry import Replacement, retry_job
+from genblaze_s3.ingest.submit.submission import JobSubmission
 from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.ingest.validation import DEFAULT_MAX_RETENTION_DAYS, check_retention
 from genblaze_s3.transfer.config import FetchPolicy

@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from genblaze_s3.ingest.provenance import source_location
+from genblaze_s3.ingest.finalize.provenance import source_location
 from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.transfer.errors import SourceExpired, SourceUnavailable
 
-logger = logging.getLogger("genblaze_s3.ingest.refresh")
+logger = logging.getLogger("genblaze_s3.ingest.worker.refresh")
 
 MAX_ANSWER_BYTES = 64 * 1024  # a refresh answer is one URL; anything bigger is refused
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -80,13 +80,13 @@ def refresh_request(
 def signed_headers(body: bytes, secret: str | None, *, msg_id: str | None = None) -> dict[str, str]:
     """Headers for a refresh POST: signed exactly like our webhooks (none without a secret).
 
-    ``genblaze_s3.webhooks.sign_headers``: Standard Webhooks, the tenant's secret
+    ``genblaze_s3.ingest.finalize.webhooks.sign_headers``: Standard Webhooks, the tenant's secret
     (``whsec_<base64>`` as the spec writes it, any other string as its UTF-8 bytes).
     """
     headers = {"Content-Type": "application/json", "User-Agent": "genblaze-s3-refresh"}
     if not secret:
         return headers
-    from genblaze_s3.webhooks import sign_headers
+    from genblaze_s3.ingest.finalize.webhooks import sign_headers
 
     msg_id = msg_id or f"refresh_{secrets.token_hex(12)}"
     headers.update(sign_headers(body, secret=secret, msg_id=msg_id))

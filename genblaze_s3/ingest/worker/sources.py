@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.models import AssetRecord, JobMeta
 from genblaze_s3.ingest.redact import redact_url
-from genblaze_s3.ingest.refresh import refresh_request
 from genblaze_s3.ingest.sealing import SourceRecord
+from genblaze_s3.ingest.store import stats as stat_names
+from genblaze_s3.ingest.worker.refresh import refresh_request
 from genblaze_s3.transfer.errors import (
     InvalidURL,
     SourceExpired,
@@ -41,7 +41,7 @@ from genblaze_s3.transfer.errors import (
 )
 from genblaze_s3.transfer.expiry import is_expired, url_expiry
 
-logger = logging.getLogger("genblaze_s3.ingest.sources")
+logger = logging.getLogger("genblaze_s3.ingest.worker.sources")
 
 DEFAULT_MAX_REFRESHES = 3
 DEFAULT_READY_WAIT = 600.0  # GENBLAZE_SOURCE_READY_WAIT: 10 minutes

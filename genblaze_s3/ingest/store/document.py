@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from genblaze_s3.ingest import counters
 from genblaze_s3.ingest.models import TERMINAL_ASSET_STATES, AssetState, AssetView, JobView
+from genblaze_s3.ingest.store import counters
 
 _TERMINAL_ASSET_VALUES = frozenset(s.value for s in TERMINAL_ASSET_STATES)
 _ASSET_VIEW_FIELDS = tuple(AssetView.model_fields)

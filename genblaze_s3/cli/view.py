@@ -77,7 +77,7 @@ def asset_retry_note(asset: Any) -> str:
 def watch_job(api: Any, job_id: str, *, as_json: bool = False) -> Any:
     """Follow a job's events to its end (reconnecting with Last-Event-ID); returns the
     final JobView. With `as_json`, one JSON line per event; else a rich live view."""
-    from genblaze_s3.ingest.api_client import APIUnreachableError
+    from genblaze_s3.ingest.client.http import APIUnreachableError
 
     job = api.get(job_id)
     last: int | None = None

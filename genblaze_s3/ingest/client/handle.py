@@ -7,7 +7,7 @@ from typing import Protocol
 
 from genblaze_s3.ingest.errors import JobNotFoundError, JobWaitTimeoutError
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, JobState, JobView
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
 
 
 class _Source(Protocol):

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from genblaze_s3.cli_jobs import EXIT_CODES_HELP, add_job_commands
+from genblaze_s3.cli.jobs import EXIT_CODES_HELP, add_job_commands
 from genblaze_s3.settings import Settings, SettingsError, load_settings
 
 
@@ -94,8 +94,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     )
 
     from genblaze_s3 import S3StorageBackend
-    from genblaze_s3.ingest.signing import SignatureError, load_public_key
-    from genblaze_s3.verify import parse_s3_location, verify_manifest
+    from genblaze_s3.ingest.finalize.signing import SignatureError, load_public_key
+    from genblaze_s3.ingest.finalize.verify import parse_s3_location, verify_manifest
 
     err = Console(stderr=True)
     try:

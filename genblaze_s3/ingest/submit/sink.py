@@ -16,15 +16,15 @@ from genblaze_core.sinks.base import BaseSink
 from genblaze_core.storage.base import KeyStrategy
 from genblaze_core.storage.sink import ObjectStorageSink
 
-from genblaze_s3.ingest.client import JobHandle, StoreSource
+from genblaze_s3.ingest.client.handle import JobHandle, StoreSource
 from genblaze_s3.ingest.destinations import DestinationPolicy
-from genblaze_s3.ingest.enqueue import CelerySender, TaskSender
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import DestinationSpec, LockPolicy
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.service import IngestService
-from genblaze_s3.ingest.status import StatusStore
-from genblaze_s3.ingest.submission import build_submission
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import CelerySender, TaskSender
+from genblaze_s3.ingest.submit.service import IngestService
+from genblaze_s3.ingest.submit.submission import build_submission
 from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.settings import Settings, load_settings
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from genblaze_s3.cli_view import STATE_STYLE, percent_text, print_job, watch_job
+from genblaze_s3.cli.view import STATE_STYLE, percent_text, print_job, watch_job
 from genblaze_s3.humanize import human_age, human_size
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 def _exit_code(exc: BaseException) -> int:
-    from genblaze_s3.ingest import api_client as ac
+    from genblaze_s3.ingest.client import http as ac
 
     for cls, code in (
         (ac.APIUnreachableError, EXIT_UNREACHABLE),
@@ -68,7 +68,7 @@ def _exit_code(exc: BaseException) -> int:
 
 def run_job_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run one command; API errors become one line on stderr and an exit code."""
-    from genblaze_s3.ingest.api_client import IngestAPIError
+    from genblaze_s3.ingest.client.http import IngestAPIError
 
     try:
         return func(args)
@@ -80,7 +80,7 @@ def run_job_command(func: Callable[[argparse.Namespace], int], args: argparse.Na
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from genblaze_s3.ingest.api_client import IngestClient, UnauthorizedError
+    from genblaze_s3.ingest.client.http import IngestClient, UnauthorizedError
 
     token = args.token or args.env_token
     if not token:
@@ -199,7 +199,7 @@ def _label(text: str) -> tuple[str, str]:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from genblaze_s3.ingest.api_client import InvalidRequestError
+    from genblaze_s3.ingest.client.http import InvalidRequestError
 
     bucket = args.bucket
     if not bucket:

@@ -27,12 +27,9 @@ from typing import Any
 import redis
 
 from genblaze_s3.backoff import ASSET, backoff_delay
-from genblaze_s3.ingest import keys
-from genblaze_s3.ingest import stats as stat_names
-from genblaze_s3.ingest.checkpoint import RedisCheckpointStore
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.errors import DestinationNotAllowedError, StoreUnavailableError
-from genblaze_s3.ingest.leases import AssetLease
+from genblaze_s3.ingest.finalize.provenance import build_provenance
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     TERMINAL_JOB_STATES,
@@ -45,23 +42,26 @@ from genblaze_s3.ingest.models import (
     RetryInfo,
     utc_now,
 )
-from genblaze_s3.ingest.progress import ProgressThrottle
-from genblaze_s3.ingest.provenance import build_provenance
 from genblaze_s3.ingest.redact import redact_url
-from genblaze_s3.ingest.retries import count_retry
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
-from genblaze_s3.ingest.sources import (
+from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store import stats as stat_names
+from genblaze_s3.ingest.store.checkpoints import RedisCheckpointStore
+from genblaze_s3.ingest.store.delivery_counts import count_retry
+from genblaze_s3.ingest.store.leases import AssetLease
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.tenants import TenantRegistry
+from genblaze_s3.ingest.worker.progress import ProgressThrottle
+from genblaze_s3.ingest.worker.sources import (
     SourceRules,
     copy_with_refresh,
     gave_up_waiting,
     not_ready_delay,
     refreshable,
 )
-from genblaze_s3.ingest.status import StatusStore
-from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.logs import bind_log_context
 
-logger = logging.getLogger("genblaze_s3.ingest.worker")
+logger = logging.getLogger("genblaze_s3.ingest.worker.deliveries")
 # "The store went away": the store's own boundary error, and redis errors from the
 # lease and checkpoint scripts that talk to the same Redis directly. Never an asset's
 # failure: the delivery goes back to the broker and runs again when Redis is back.

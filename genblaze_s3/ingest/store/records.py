@@ -16,10 +16,10 @@ from typing import Any
 
 import redis
 
-from genblaze_s3.ingest import counters as job_counters
-from genblaze_s3.ingest import keys
-from genblaze_s3.ingest import stats as stat_names
 from genblaze_s3.ingest.models import TERMINAL_ASSET_STATES, AssetRecord, AssetState, utc_now
+from genblaze_s3.ingest.store import counters as job_counters
+from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.transitions import can_transition_asset
 
 _SEEN_MAX = 2_000  # asset records remembered for the CAS fast path (per process)

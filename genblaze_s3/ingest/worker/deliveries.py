@@ -19,16 +19,16 @@ from typing import Any
 import redis
 
 from genblaze_s3.backoff import FINALIZE, backoff_delay
-from genblaze_s3.ingest import keys
-from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
-from genblaze_s3.ingest.finalize import finalize_job
-from genblaze_s3.ingest.leases import finalize_lease
+from genblaze_s3.ingest.finalize.manifest import finalize_job
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, ErrorInfo, JobMeta, JobState
-from genblaze_s3.ingest.process import Action, StepResult, WorkerContext, process_asset
-from genblaze_s3.ingest.retries import count_retry, forget_retries
+from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.delivery_counts import count_retry, forget_retries
+from genblaze_s3.ingest.store.leases import finalize_lease
+from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
+from genblaze_s3.ingest.worker.asset_copy import Action, StepResult, WorkerContext, process_asset
 from genblaze_s3.logs import log_context
 
-logger = logging.getLogger("genblaze_s3.ingest.worker")
+logger = logging.getLogger("genblaze_s3.ingest.worker.deliveries")
 
 Send = Callable[[str, list[Any], float], None]
 

@@ -22,11 +22,8 @@ from typing import Any, TypeVar
 
 import redis
 
-from genblaze_s3.ingest import counters, keys, listing
-from genblaze_s3.ingest import stats as stat_names
-from genblaze_s3.ingest.asset_records import AssetRecordWriter
-from genblaze_s3.ingest.document import build_document, document_json, document_view
 from genblaze_s3.ingest.errors import IdempotencyConflictError, StoreUnavailableError
+from genblaze_s3.ingest.finalize.provenance import FetchProvenance
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     AssetRecord,
@@ -39,8 +36,11 @@ from genblaze_s3.ingest.models import (
     RetryInfo,
     utc_now,
 )
-from genblaze_s3.ingest.provenance import FetchProvenance
 from genblaze_s3.ingest.sealing import is_sealed
+from genblaze_s3.ingest.store import counters, keys, listing
+from genblaze_s3.ingest.store import stats as stat_names
+from genblaze_s3.ingest.store.document import build_document, document_json, document_view
+from genblaze_s3.ingest.store.records import AssetRecordWriter
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, can_transition_job
 
 

@@ -7,7 +7,7 @@ check, each on its own line:
 - **hash**: the canonical hash recomputed by genblaze-core matches; every output
   asset declares a SHA-256.
 - **signature**: the Ed25519 signature (``Manifest.signature``, see
-  :mod:`genblaze_s3.ingest.signing`) verifies against the given public key. A
+  :mod:`genblaze_s3.ingest.finalize.signing`) verifies against the given public key. A
   manifest without one (e.g. written inline by genblaze-core) is *noted*, and
   fails only with ``require_signature``.
 - **asset**: each asset object is re-read from the bucket and its SHA-256 and
@@ -118,7 +118,7 @@ def verify_manifest(
     PEM text / a PEM file path / base64 raw bytes. ``progress(n)`` is called with
     bytes re-read as they are hashed; ``on_total(total)`` once, before reading.
     """
-    from genblaze_s3.ingest.signing import load_public_key
+    from genblaze_s3.ingest.finalize.signing import load_public_key
 
     backend = target
     if isinstance(target, str):
@@ -179,7 +179,7 @@ def _check_hash(manifest: Any, report: VerifyReport) -> None:
 
 
 def _check_signature(manifest: Any, public_key: Any, required: bool, report: VerifyReport) -> None:
-    from genblaze_s3.ingest.signing import verify_signature
+    from genblaze_s3.ingest.finalize.signing import verify_signature
 
     if not manifest.signature:
         level = Level.FAIL if required else Level.NOTE

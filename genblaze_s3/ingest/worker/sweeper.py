@@ -29,12 +29,12 @@ from typing import Any
 
 import redis
 
-from genblaze_s3.ingest import keys
-from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET
 from genblaze_s3.ingest.models import TERMINAL_ASSET_STATES, TERMINAL_JOB_STATES
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET
 
-logger = logging.getLogger("genblaze_s3.ingest.sweeper")
+logger = logging.getLogger("genblaze_s3.ingest.worker.sweeper")
 
 Send = Callable[[str, list[Any], float], None]
 

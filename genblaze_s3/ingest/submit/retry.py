@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from genblaze_s3.ingest.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS, plan_chunks
 from genblaze_s3.ingest.errors import (
     EnqueueError,
     InvalidJobError,
@@ -22,11 +21,12 @@ from genblaze_s3.ingest.errors import (
 from genblaze_s3.ingest.models import AssetState, ErrorInfo, JobState
 from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.sealing import SourceRecord
-from genblaze_s3.ingest.submission import check_source
+from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS, plan_chunks
+from genblaze_s3.ingest.submit.submission import check_source
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES
 
 if TYPE_CHECKING:
-    from genblaze_s3.ingest.service import IngestService
+    from genblaze_s3.ingest.submit.service import IngestService
 
 # Queued assets of a terminal job were never sent (enqueue failed) or are about to
 # be skipped: re-sending them is harmless (leases make a second delivery a no-op).

@@ -19,6 +19,8 @@ from genblaze_core.models.manifest import Manifest
 from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
 from genblaze_core.storage.sink import ObjectStorageSink
 
+from genblaze_s3.ingest.finalize.provenance import PROVENANCE_KEY, apply_provenance
+from genblaze_s3.ingest.finalize.signing import ManifestSigner
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     TERMINAL_JOB_STATES,
@@ -29,12 +31,10 @@ from genblaze_s3.ingest.models import (
     JobState,
     ManifestInfo,
 )
-from genblaze_s3.ingest.provenance import PROVENANCE_KEY, apply_provenance
-from genblaze_s3.ingest.signing import ManifestSigner
-from genblaze_s3.ingest.status import StatusStore
+from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.transitions import job_outcome
 
-logger = logging.getLogger("genblaze_s3.ingest.finalize")
+logger = logging.getLogger("genblaze_s3.ingest.finalize.manifest")
 
 
 class ManifestConflict(Exception):

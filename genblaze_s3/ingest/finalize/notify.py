@@ -1,7 +1,7 @@
 """Tell a job's submitter it is over: the tenant's secret, the sealed URL opened here.
 
 The delivery itself (Standard Webhooks signing, SSRF pinning, retries) is
-`genblaze_s3.webhooks.deliver`; this module only picks what the job's tenant
+`genblaze_s3.ingest.finalize.webhooks.deliver`; this module only picks what the job's tenant
 configured: its webhook secret, and its `notify_url`, which is sealed at rest
 like source URLs (a callback URL may carry a token in its query).
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from genblaze_s3.ingest.finalize.webhooks import deliver
 from genblaze_s3.ingest.models import JobMeta
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.tenants import TenantRegistry
-from genblaze_s3.webhooks import deliver
 
 
 def notify_job(
