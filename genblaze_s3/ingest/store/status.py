@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -167,6 +168,8 @@ class StatusStore:
             p.expire(keys.sources_key(meta.job_id), self.retention)
         p.set(keys.payload_key(meta.job_id), payload, ex=self.retention)
         p.hincrby(keys.stats_key(), stat_names.JOBS_SUBMITTED, 1)
+        if assets:  # the sweeper's net for a lost first message (ingest/worker/sweeper.py)
+            p.zadd(keys.queued_jobs_key(), {meta.job_id: time.time()})
         p.execute()
         return meta.job_id, True
 
@@ -500,6 +503,7 @@ class StatusStore:
             pipe.expire(jk, self.retention)
             pipe.hincrby(keys.stats_key(), stat_names.JOBS_RETRIED, 1)
             pipe.delete(keys.finalize_retries_key(job_id))  # a fresh run, fresh retries
+            pipe.zadd(keys.queued_jobs_key(), {job_id: time.time()})  # its assets are re-sent
             pipe.zrem(keys.tenant_jobs_key(_s(tenant), found.value), job_id)
             pipe.zadd(
                 keys.tenant_jobs_key(_s(tenant), JobState.RUNNING.value),

@@ -7,7 +7,15 @@ leaves work no delivery will ever do. The store knows better than the broker:
   live lease and was last looked at more than ``grace`` seconds ago gets a new
   ``ingest_asset`` message;
 - a job in ``{ns}:finalize-due`` (its assets are all terminal) that is still not
-  terminal, with no live finalizer, gets a new ``finalize_job`` message.
+  terminal, with no live finalizer, gets a new ``finalize_job`` message;
+- a job in ``{ns}:queued`` (recorded at submit and at each retry) that was looked at
+  more than ``grace`` seconds ago and still has assets in the ``queued`` state gets
+  a new message for each of those nobody holds a lease on: a message lost before
+  any worker took it (a Redis broker restarted without persistence, a purged
+  RabbitMQ queue) delays its job by at most ``grace`` + ``interval``, never strands
+  it. A job leaves the set once none of its assets is queued. In a backlog longer
+  than ``grace`` this sends one duplicate per queued asset and ``grace``: a
+  duplicate finds the asset started or done and costs one store read.
 
 Exactly one sweep runs per interval across the fleet: the first worker to take the
 ``{ns}:sweeper`` lock (SET NX PX, left to expire, never released) sweeps, every
@@ -29,10 +37,10 @@ from typing import Any
 
 import redis
 
-from genblaze_s3.ingest.models import TERMINAL_ASSET_STATES, TERMINAL_JOB_STATES
+from genblaze_s3.ingest.models import TERMINAL_ASSET_STATES, TERMINAL_JOB_STATES, AssetState
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.store.status import StatusStore
-from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET
+from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS, plan_chunks
 
 logger = logging.getLogger("genblaze_s3.ingest.worker.sweeper")
 
@@ -41,6 +49,7 @@ Send = Callable[[str, list[Any], float], None]
 DEFAULT_INTERVAL = 30.0  # seconds between sweeps, fleet-wide
 DEFAULT_GRACE = 60.0  # an unleased in-flight asset is lost after this (> the lease TTL)
 BATCH = 500  # entries looked at per key and sweep: a sweep stays short
+RESEND_BATCH = 16  # queued assets re-sent per message (the default GENBLAZE_BATCH_MAX)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ def sweep_once(
         return SweepReport(ran=False)
     now = time.time() if now is None else now
     assets = _sweep_assets(client, store, send, now, grace)
+    assets += _sweep_queued(client, store, send, now, grace)
     jobs = _sweep_jobs(client, store, send, now, grace)
     store.incr_stat("sweeps_total")
     if assets:
@@ -112,6 +122,38 @@ def _sweep_jobs(
         lease_key=keys.finalize_lease_key,
         resend=lambda job_id: send(FINALIZE_JOB, [job_id], 0.0),
     )
+
+
+def _sweep_queued(
+    client: redis.Redis, store: StatusStore, send: Send, now: float, grace: float
+) -> int:
+    """Re-send the queued assets of jobs whose messages may be lost (see the module doc).
+
+    Idempotent: each job acted on is re-scored ``now`` (at most one resend per
+    ``grace``), and a duplicate delivery is harmless (leases, terminal states).
+    """
+    due = client.zrangebyscore(keys.queued_jobs_key(), "-inf", now - grace, start=0, num=BATCH)
+    sent = 0
+    for raw in due:
+        job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        state = store.job_state(job_id)
+        queued = (
+            store.asset_ids_in(job_id, AssetState.QUEUED)
+            if state is not None and state not in TERMINAL_JOB_STATES
+            else []
+        )
+        if not queued:
+            client.zrem(keys.queued_jobs_key(), job_id)
+            continue
+        client.zadd(keys.queued_jobs_key(), {job_id: now})
+        free = [a for a in queued if not client.exists(keys.lease_key(job_id, a))]
+        for chunk in plan_chunks(free, RESEND_BATCH):
+            if len(chunk) == 1:
+                send(INGEST_ASSET, [job_id, chunk[0]], 0.0)
+            else:
+                send(INGEST_ASSETS, [job_id, chunk], 0.0)
+        sent += len(free)
+    return sent
 
 
 def _asset_ref(member: str) -> tuple[str, str]:
