@@ -551,6 +551,37 @@ class StatusStore:
         rows = [(sc, _s(m)) for res in p.execute() for m, sc in res]
         return [m for _, m in sorted(rows)]
 
+    def drop_callback_urls(self, job_id: str, *, keep_sealed: bool) -> bool:
+        """Take the job's notify_url and refresh_url out of its stored meta: their last
+        use is over (the job succeeded and its webhook was sent or given up). With
+        ``keep_sealed`` (a failed or canceled job, which a retry may run again) a sealed
+        URL stays, a raw one goes anyway: a token in clear never outlives its use.
+        Returns whether anything was dropped."""
+        jk = keys.job_key(job_id)
+        dropped = False
+
+        def txn(pipe: Any) -> None:
+            nonlocal dropped
+            raw = pipe.hget(jk, "meta")
+            dropped = False
+            if raw is None:
+                return
+            meta = json.loads(raw)
+            changes = {
+                name: None
+                for name in ("notify_url", "refresh_url")
+                if meta.get(name) and not (keep_sealed and is_sealed(meta[name]))
+            }
+            if not changes:
+                return
+            meta.update(changes)
+            pipe.multi()
+            pipe.hset(jk, "meta", json.dumps(meta, separators=(",", ":")))
+            dropped = True
+
+        self.redis.transaction(txn, jk)
+        return dropped
+
     def request_cancel(self, job_id: str) -> JobState | None:
         """Cancel a job that is not finalizing or finished; returns the state after.
 
@@ -562,6 +593,8 @@ class StatusStore:
         self.transition_job(job_id, JobState.CANCELED, error=ErrorInfo(code="canceled"))
         state = self.job_state(job_id)
         if state == JobState.CANCELED:
+            # no webhook goes out for a canceled job: a raw callback URL has no use left
+            self.drop_callback_urls(job_id, keep_sealed=True)
             for asset_id in self.asset_ids_in(job_id, AssetState.WAITING_SOURCE):
                 if self.redis.exists(keys.lease_key(job_id, asset_id)):
                     continue  # a delivery is on it right now: it sees the cancel itself
