@@ -20,6 +20,7 @@ Read this file to know the whole Redis footprint. Types and TTLs:
 | {ns}:finalize-due                     | zset   | none             | finalizable jobs, next check
 | {ns}:queued                           | zset   | none             | jobs with queued assets
 | {ns}:sweeper                          | string | sweep interval   | one sweep per interval
+| {ns}:placement:rules / :seen          | hash   | none             | workers' placement rules
 | {ns}:stats                            | hash   | none             | counters for /metrics
 | {ns}:active:{tenant}                  | zset   | none (pruned)    | a tenant's unfinished jobs
 | {ns}:job:{job}:assets                 | zset   | retention        | every asset, score = seq
@@ -112,6 +113,16 @@ def queued_jobs_key() -> str:
     Why: a queued asset has no lease and is in no other set, so a lost message (a Redis
     broker restarted without persistence, a purged queue) would leave it queued forever."""
     return f"{NAMESPACE}:queued"
+
+
+def placement_rules_key() -> str:
+    """Workers' tenant placement rules by fingerprint (store/placement.py)."""
+    return f"{NAMESPACE}:placement:rules"
+
+
+def placement_seen_key() -> str:
+    """When each placement fingerprint was last published by a worker (unix time)."""
+    return f"{NAMESPACE}:placement:seen"
 
 
 def sweeper_lock_key() -> str:

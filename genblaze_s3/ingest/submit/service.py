@@ -21,6 +21,7 @@ from genblaze_s3.ingest.submit.enqueue import (
     TaskSender,
     plan_chunks,
 )
+from genblaze_s3.ingest.submit.placement_check import WorkerPlacementCheck
 from genblaze_s3.ingest.submit.quotas import ActiveJobs
 from genblaze_s3.ingest.submit.retry import Replacement, retry_job
 from genblaze_s3.ingest.submit.submission import JobSubmission
@@ -57,6 +58,7 @@ class IngestService:
         self.fetch_policy = fetch_policy or FetchPolicy()
         self.max_retention_days = max_retention_days
         self.active = ActiveJobs(store.redis)
+        self.workers_place = WorkerPlacementCheck(store.redis, self.tenants)
 
     def place(self, tenant: str, destination: DestinationSpec) -> DestinationSpec:
         """Where `tenant`'s job naming `destination` really writes (prefix under its root)."""
@@ -68,7 +70,8 @@ class IngestService:
         """Every tenant rule, before any store access: the submission as it will be stored
         (destination placed, notify_url sealed) or a typed refusal.
 
-        Raises InvalidJobError (with `field`) or DestinationNotAllowedError.
+        Raises InvalidJobError (with `field`), DestinationNotAllowedError, or
+        TenantsConfigMismatchError (no live worker would write where this places it).
         """
         meta = sub.meta
         tenant = self.tenants.get(meta.tenant)
@@ -95,6 +98,7 @@ class IngestService:
                 raise InvalidJobError(f"refresh_url: {exc}", field="refresh_url") from exc
             refresh_url = self.sealer.seal(refresh_url)
         destination = self.place(meta.tenant, meta.destination)
+        self.workers_place.check(meta.tenant, destination)
         meta = meta.model_copy(
             update={
                 "destination": destination,

@@ -103,7 +103,7 @@ class WorkerContext:
     lease_ttl_ms: int = 30_000
     max_attempts: int = 5  # deliveries that died in a row, counted in Redis (poison guard)
     max_retries: int = 5  # retryable-error retries, counted in Redis
-    cancel_poll_interval: float = 0.5
+    cancel_poll_interval: float = 0.25  # a cancel stops the reads within a second
     sealer: SourceSealer = field(default_factory=lambda: SourceSealer(None))
     # One delivery copies for at most this long, then hands on (None: no slicing).
     slice_seconds: float | None = None
