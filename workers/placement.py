@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 
-import redis
 from celery.signals import worker_ready, worker_shutdown
 
-from genblaze_s3.ingest.store.placement import PUBLISH_EVERY, publish
+from genblaze_s3.ingest.errors import StoreUnavailableError
+from genblaze_s3.ingest.store.placement import PUBLISH_EVERY, Placements
 
 logger = logging.getLogger("genblaze_s3.workers")
 _stop = threading.Event()
@@ -25,13 +25,14 @@ def _start_publishing(**_: object) -> None:
     from workers.context import context
 
     ctx = context()
+    placements = Placements(ctx.redis)
 
     def loop() -> None:
         while True:
             try:
-                fp = publish(ctx.redis, ctx.tenants)
+                fp = placements.publish(ctx.tenants)
                 logger.debug("tenant placement %s published", fp)
-            except redis.RedisError as exc:  # the store is away: the next tick tries again
+            except StoreUnavailableError as exc:  # the store is away: the next tick tries
                 logger.info("placement not published: %s", type(exc).__name__)
             if _stop.wait(PUBLISH_EVERY):
                 return

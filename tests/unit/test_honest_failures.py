@@ -20,6 +20,7 @@ from genblaze_s3.ingest.models import AssetState
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
+from genblaze_s3.settings import load_settings
 from genblaze_s3.transfer import CopyConfig, FetchPolicy, SourceUnavailable, TransferError
 from genblaze_s3.transfer.errors import map_source_error
 from genblaze_s3.transfer.fetch import Fetcher
@@ -94,7 +95,9 @@ def ctx() -> WorkerContext:
         redis=client,
         store=StatusStore(client),
         backend_for=lambda d: FakeBackend(bucket=d.bucket),
-        policy=DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"}),
+        policy=DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+        ),
         max_attempts=2,  # fewer crashes allowed than retries: retries must not use them up
         max_retries=4,
         lease_ttl_ms=5000,

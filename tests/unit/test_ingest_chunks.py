@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from genblaze_s3.ingest.errors import StoreUnavailableError
 from genblaze_s3.ingest.submit.enqueue import (
     FINALIZE_JOB,
     INGEST_ASSET,
@@ -14,6 +15,7 @@ from genblaze_s3.ingest.submit.enqueue import (
     plan_chunks,
 )
 from genblaze_s3.ingest.worker.asset_copy import Action, StepResult
+from genblaze_s3.settings import load_settings
 
 
 def _ids(n: int) -> list[str]:
@@ -47,7 +49,9 @@ def test_a_large_job_is_enqueued_in_chunks() -> None:
     from tests.unit.ingest_fixtures import make_submission
 
     sender = MemorySender()
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+    )
     svc = IngestService(StatusStore(fakeredis.FakeRedis()), sender, "q", policy)
     job_id, _ = svc.submit(make_submission(64))
     assert {name for name, _, _ in sender.sent} == {INGEST_ASSETS}
@@ -81,7 +85,7 @@ def chunk_rig(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, _Queue, dict[str, S
         redis=client,
         store=StatusStore(client),
         backend_for=lambda d: None,
-        policy=DestinationPolicy.from_env({}),
+        policy=DestinationPolicy.from_settings(load_settings({})),
     )
     outcomes: dict[str, StepResult] = {}
 
@@ -141,8 +145,6 @@ def test_chunk_threads_copy_every_asset_exactly_once(
 def test_a_failing_step_hands_back_the_unstarted_assets_then_raises(
     chunk_rig: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import redis
-
     (worker, ctx), queue, _ = chunk_rig
 
     def boom(ctx: Any, job_id: str, asset_id: str, retries: int | None = None) -> StepResult:
@@ -159,11 +161,11 @@ def test_a_failing_step_hands_back_the_unstarted_assets_then_raises(
     ]
 
     def store_down(ctx: Any, job_id: str, asset_id: str, retries: int | None = None) -> Any:
-        raise redis.ConnectionError("down")
+        raise StoreUnavailableError("down")  # what every store object raises (one boundary)
 
     queue.sent.clear()
     monkeypatch.setattr(worker, "process_asset", store_down)
-    with pytest.raises(redis.ConnectionError):  # the task hands the whole chunk back
+    with pytest.raises(StoreUnavailableError):  # the task hands the whole chunk back
         worker.run_chunk(ctx, "job", _ids(4), queue, threads=1)
     assert queue.sent == []
 
@@ -171,13 +173,12 @@ def test_a_failing_step_hands_back_the_unstarted_assets_then_raises(
 def test_the_task_hands_a_chunk_back_when_the_store_is_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import redis
     from celery.exceptions import Reject
 
     import workers.tasks as tasks
 
     def down(*a: Any, **k: Any) -> None:
-        raise redis.ConnectionError("down")
+        raise StoreUnavailableError("down")
 
     monkeypatch.setattr(tasks, "context", lambda: None)
     monkeypatch.setattr(tasks, "run_chunk", down)

@@ -15,6 +15,7 @@ import pytest
 from genblaze_s3.ingest.models import AssetState, JobState
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.delivery_state import DeliveryState
 from genblaze_s3.ingest.store.leases import AssetLease
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import INGEST_ASSET, INGEST_ASSETS
@@ -51,7 +52,8 @@ def _job(store: StatusStore, n: int) -> tuple[str, list[str]]:
 
 def _sweep(store: StatusStore, queue: Queue, at: float) -> int:
     store.redis.delete(keys.sweeper_lock_key())  # a new interval
-    return sweep_once(store.redis, store, queue, grace=GRACE, now=at).assets
+    deliveries = DeliveryState(store.redis, retention_seconds=store.retention)
+    return sweep_once(deliveries, store, queue, grace=GRACE, now=at).assets
 
 
 def test_queued_assets_whose_message_was_lost_are_resent_once_per_grace(

@@ -20,6 +20,7 @@ from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import MemorySender
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.tenants import TenantRegistry
+from genblaze_s3.settings import load_settings
 from tests.unit.ingest_fixtures import make_manifest
 
 ENDPOINT = "http://127.0.0.1:8333"
@@ -37,14 +38,16 @@ def _sink(client: fakeredis.FakeRedis, tenants: TenantRegistry) -> QueuedStorage
         tenant="acme",
         store=StatusStore(client),
         sender=MemorySender(),
-        destination_policy=DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": ENDPOINT}),
+        destination_policy=DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": ENDPOINT})
+        ),
         tenants=tenants,
     )
 
 
 def test_a_sink_without_the_workers_tenants_config_fails_at_write_run() -> None:
     client = fakeredis.FakeRedis()
-    placement.publish(client, WORKERS)  # what every worker does at start
+    placement.Placements(client).publish(WORKERS)  # what every worker does at start
     sink = _sink(client, TenantRegistry())  # this process has no tenants config
     m = make_manifest(["https://cdn.invalid/a.png"])
     with pytest.raises(SinkError) as info:
@@ -62,7 +65,7 @@ def test_the_workers_config_or_no_worker_yet_is_accepted() -> None:
     client = fakeredis.FakeRedis()
     m = make_manifest(["https://cdn.invalid/a.png"])
     _sink(client, TenantRegistry()).write_run(m.run, m)  # no worker ever seen: nothing to compare
-    placement.publish(client, WORKERS)
+    placement.Placements(client).publish(WORKERS)
     sink = _sink(client, TenantRegistry.from_api_tokens("acme:other-token,globex:x"))
     sink.write_run(m.run, m)  # same placement rules (tokens differ: not placement)
     assert sink.last_job is not None
@@ -70,8 +73,8 @@ def test_the_workers_config_or_no_worker_yet_is_accepted() -> None:
 
 def test_rules_no_live_worker_runs_any_more_do_not_count() -> None:
     client = fakeredis.FakeRedis()
-    placement.publish(client, WORKERS, now=time.time() - placement.LIVE_FOR - 1)
-    assert placement.WorkerPlacements.load(client).registries == {}
+    placement.Placements(client).publish(WORKERS, now=time.time() - placement.LIVE_FOR - 1)
+    assert placement.Placements(client).live() == {}
     m = make_manifest(["https://cdn.invalid/a.png"])
     sink = _sink(client, TenantRegistry())
     sink.write_run(m.run, m)  # the only rules seen are stale: nothing live to compare
@@ -80,7 +83,9 @@ def test_rules_no_live_worker_runs_any_more_do_not_count() -> None:
 
 def test_the_published_rules_carry_no_secret_and_fingerprint_the_placement() -> None:
     client = fakeredis.FakeRedis()
-    fp = placement.publish(client, TenantRegistry.from_api_tokens("acme:SECRET1,globex:SECRET2"))
+    fp = placement.Placements(client).publish(
+        TenantRegistry.from_api_tokens("acme:SECRET1,globex:SECRET2")
+    )
     stored = b"".join(v for v in client.hvals("genblaze:placement:rules"))
     assert b"SECRET" not in stored and b"acme" in stored
     assert fp == TenantRegistry.from_api_tokens("acme:a,globex:b").placement_fingerprint()
@@ -89,13 +94,15 @@ def test_the_published_rules_carry_no_secret_and_fingerprint_the_placement() -> 
 
 def test_the_api_answers_a_mismatch_with_a_problem_naming_the_setting() -> None:
     client = fakeredis.FakeRedis()
-    placement.publish(client, TenantRegistry.from_api_tokens("acme:a,globex:b,initech:c"))
+    placement.Placements(client).publish(
+        TenantRegistry.from_api_tokens("acme:a,globex:b,initech:c")
+    )
     api_tenants = TenantRegistry.from_api_tokens("acme:tok-a")
     service = IngestService(
         StatusStore(client),
         MemorySender(),
         "q",
-        DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": ENDPOINT}),
+        DestinationPolicy.from_settings(load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": ENDPOINT})),
         tenants=api_tenants,  # one tenant: no root; the workers (three tenants) root it
     )
     api = TestClient(create_app(service, {"tok-a": "acme"}))

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 
 import redis
 
 from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.boundary import store_boundary
 from genblaze_s3.ingest.tenants import TenantRegistry
 
 # Workers publish every PUBLISH_EVERY seconds; rules not published for LIVE_FOR are a
@@ -32,38 +32,39 @@ PUBLISH_EVERY = 60.0
 LIVE_FOR = 600.0
 
 
-def publish(client: redis.Redis, registry: TenantRegistry, now: float | None = None) -> str:
-    """A worker says which placement rules it checks jobs with; returns their fingerprint."""
-    fp = registry.placement_fingerprint()
-    rules = json.dumps(registry.placement_rules(), sort_keys=True, separators=(",", ":"))
-    p = client.pipeline(transaction=False)
-    p.hset(keys.placement_rules_key(), fp, rules)
-    p.hset(keys.placement_seen_key(), fp, repr(time.time() if now is None else now))
-    p.execute()
-    return fp
+@store_boundary
+class Placements:
+    """The workers' published placement rules (see the module doc); behind the store's
+    boundary like every Redis object (StoreUnavailableError when Redis is away)."""
 
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
 
-@dataclass(frozen=True)
-class WorkerPlacements:
-    """The rules of every worker configuration seen within LIVE_FOR."""
+    def publish(self, registry: TenantRegistry, now: float | None = None) -> str:
+        """A worker says which placement rules it checks jobs with; returns their
+        fingerprint."""
+        fp = registry.placement_fingerprint()
+        rules = json.dumps(registry.placement_rules(), sort_keys=True, separators=(",", ":"))
+        p = self._redis.pipeline(transaction=False)
+        p.hset(keys.placement_rules_key(), fp, rules)
+        p.hset(keys.placement_seen_key(), fp, repr(time.time() if now is None else now))
+        p.execute()
+        return fp
 
-    registries: dict[str, TenantRegistry]
-
-    @classmethod
-    def load(cls, client: redis.Redis, now: float | None = None) -> WorkerPlacements:
+    def live(self, now: float | None = None) -> dict[str, TenantRegistry]:
+        """The registry of every worker configuration published within LIVE_FOR, by
+        fingerprint (empty: no live worker has said anything)."""
         now = time.time() if now is None else now
-        seen = client.hgetall(keys.placement_seen_key())
+        seen = self._redis.hgetall(keys.placement_seen_key())
         live = [_s(fp) for fp, ts in seen.items() if now - float(_s(ts)) <= LIVE_FOR]
         if not live:
-            return cls({})
-        raw = client.hmget(keys.placement_rules_key(), live)
-        return cls(
-            {
-                fp: TenantRegistry.from_placement_rules(json.loads(r))
-                for fp, r in zip(live, raw, strict=True)
-                if r is not None
-            }
-        )
+            return {}
+        raw = self._redis.hmget(keys.placement_rules_key(), live)
+        return {
+            fp: TenantRegistry.from_placement_rules(json.loads(r))
+            for fp, r in zip(live, raw, strict=True)
+            if r is not None
+        }
 
 
 def _s(v: bytes | str) -> str:

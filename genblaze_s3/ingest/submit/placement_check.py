@@ -10,18 +10,15 @@ own question (`TenantRegistry.owns`) and fails at once, naming the setting.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
 import redis
 
-from genblaze_s3.ingest.errors import TenantsConfigMismatchError
+from genblaze_s3.ingest.errors import StoreUnavailableError, TenantsConfigMismatchError
 from genblaze_s3.ingest.models import DestinationSpec
-from genblaze_s3.ingest.store.placement import WorkerPlacements
+from genblaze_s3.ingest.store.placement import Placements
 from genblaze_s3.ingest.tenants import TenantRegistry
-
-logger = logging.getLogger("genblaze_s3.ingest.submit")
 
 REFRESH_SECONDS = 30.0  # the workers' rules are read at most this often per process
 
@@ -32,28 +29,28 @@ class WorkerPlacementCheck:
     def __init__(
         self, client: redis.Redis, registry: TenantRegistry, refresh: float = REFRESH_SECONDS
     ):
-        self._redis = client
+        self._placements = Placements(client)
         self._registry = registry
         self._refresh = refresh
         self._lock = threading.Lock()
         self._loaded_at = float("-inf")
-        self._workers = WorkerPlacements({})
+        self._workers: dict[str, TenantRegistry] = {}
 
-    def _current(self) -> WorkerPlacements:
+    def _current(self) -> dict[str, TenantRegistry]:
         with self._lock:
             now = time.monotonic()
             if now - self._loaded_at >= self._refresh:
                 try:
-                    self._workers = WorkerPlacements.load(self._redis)
-                except redis.RedisError:  # cannot tell now; the store write will say why
-                    return WorkerPlacements({})
+                    self._workers = self._placements.live()
+                except StoreUnavailableError:  # cannot tell now; the store write says why
+                    return {}
                 self._loaded_at = now
             return self._workers
 
     def check(self, tenant: str, placed: DestinationSpec) -> None:
         """Raise TenantsConfigMismatchError when no live worker configuration would
         write `placed` for `tenant` (none seen at all: nothing to compare, accepted)."""
-        workers = self._current().registries
+        workers = self._current()
         if not workers:
             return
         if any(reg.owns(reg.get(tenant), placed) for reg in workers.values()):
