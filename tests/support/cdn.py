@@ -16,7 +16,8 @@ Fault modes (``mode=`` on :meth:`CDNServer.url`, extra params as keyword args):
 
 =================  ==========================================================
 ``slow``           ``rate`` bytes/s (default 256 KiB/s) after the first ``after``
-                   bytes (default 0), which go at full speed
+                   bytes (default 0), which go at full speed; ``rate`` also slows
+                   any other mode
 ``stall``          send ``after`` bytes (default 0) then stall ``seconds``
 ``truncate``       send ``at`` bytes (default half) then close the socket
 ``wrong_length``   Content-Length claims ``extra`` (default 100) more bytes
@@ -262,7 +263,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if chunked:
             limit = length // 2
-        rate = float(_param(q, "rate", str(256 * 1024))) if mode == "slow" else 0.0
+        # `rate` slows any mode down (e.g. no_validators at 1 MB/s); `slow` has a default
+        rate = float(_param(q, "rate", str(256 * 1024) if mode == "slow" else "0"))
         stall_after = int(_param(q, "after", "0")) if mode == "stall" else -1
         fast_first = int(_param(q, "after", "0")) if mode == "slow" else 0
         if fast_first:
