@@ -25,11 +25,16 @@ from genblaze_s3.api.events import EventHub, job_events
 from genblaze_s3.api.guard import UI_COOKIE, client_address
 from genblaze_s3.humanize import human_age, human_size, retry_note
 from genblaze_s3.ingest.errors import IngestError
-from genblaze_s3.ingest.models import AssetState, DestinationSpec, JobState
+from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, AssetState, DestinationSpec, JobState
 from genblaze_s3.ingest.store import listing
 from genblaze_s3.ingest.submit.retry import Replacement
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.submit.submission import build_submission, run_from_urls
+from genblaze_s3.ingest.transitions import (
+    REOPENABLE_JOB_STATES,
+    RETRYABLE_ASSET_STATES,
+    progress_percent,
+)
 
 COOKIE = UI_COOKIE
 # Plain files next to this module, no build step; served from /ui/static/.
@@ -38,7 +43,10 @@ _ASSETS = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.suffix in {".cs
 _TYPES = {".css": "text/css", ".js": "text/javascript"}
 _LIST_JS = '<script src="/ui/static/jobs.js"></script>'
 _JOB_JS = '<script src="/ui/static/job.js"></script>'
-_TERMINAL = {"succeeded", "failed", "canceled"}
+# State rules are transitions.py's; the page reads them as the document's strings.
+_TERMINAL = frozenset(s.value for s in TERMINAL_JOB_STATES)
+_REOPENABLE = frozenset(s.value for s in REOPENABLE_JOB_STATES)
+_RETRYABLE_ASSETS = frozenset(s.value for s in RETRYABLE_ASSET_STATES)
 
 
 def _e(value: Any) -> str:
@@ -51,8 +59,8 @@ def _age(iso: str) -> str:
 
 def _retry_text(asset: dict[str, Any]) -> str:
     """An asset between two tries: "retrying: try 2 of 6 in 4s (code: message)"."""
-    r = asset.get("retry")
-    if not r or asset["state"] not in ("copying", "queued"):
+    r = asset.get("retry")  # the store drops it when the asset ends
+    if not r:
         return ""
     when = datetime.fromisoformat(str(r["next_try_at"]).replace("Z", "+00:00"))
     err = r["last_error"]
@@ -60,13 +68,9 @@ def _retry_text(asset: dict[str, Any]) -> str:
 
 
 def percent(doc: dict[str, Any]) -> int:
-    """Progress of a job document: by bytes when every size is known, else by assets."""
+    """Progress of a job document (transitions.progress_percent, as the CLI shows it)."""
     p = doc["progress"]
-    if p["assets_total"] and p["assets_done"] == p["assets_total"]:
-        return 100
-    if p["bytes_total"]:
-        return min(100, int(100 * p["bytes_done"] / p["bytes_total"]))
-    return int(100 * p["assets_done"] / p["assets_total"]) if p["assets_total"] else 100
+    return progress_percent(p["bytes_done"], p["bytes_total"], p["assets_done"], p["assets_total"])
 
 
 def _page(title: str, body: str, *, tenant: str | None = None, csrf: str = "") -> HTMLResponse:
@@ -381,7 +385,7 @@ def _job_body(doc: dict[str, Any], state: str | None, csrf: str) -> str:
         if v
     )
     errors = ", ".join(f"{_e(c)} ×{n}" for c, n in sorted(doc["error_codes"].items()))
-    retryable = doc["state"] in ("failed", "canceled")
+    retryable = doc["state"] in _REOPENABLE
     actions = ""
     hidden = f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
     if retryable:
@@ -413,7 +417,7 @@ def _job_body(doc: dict[str, Any], state: str | None, csrf: str) -> str:
         replace = (
             f'<br><input form="retry-form" name="replace:{_e(a["asset_id"])}" size="40" '
             'placeholder="fresh URL (optional)" class="replace">'
-            if retryable and a["state"] in ("failed", "canceled")
+            if retryable and a["state"] in _RETRYABLE_ASSETS
             else ""
         )
         rows.append(

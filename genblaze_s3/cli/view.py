@@ -12,15 +12,15 @@ import time
 from typing import Any
 
 from genblaze_s3.humanize import human_size, retry_note
+from genblaze_s3.ingest.transitions import progress_percent
 
 RECONNECTS = 5  # `watch` reconnects this many times in a row before giving up
 
 
 def percent_text(job: Any) -> str:
+    """The job's progress as /ui shows it (transitions.progress_percent)."""
     p = job.progress
-    if p.bytes_total:
-        return f"{100 * p.bytes_done / p.bytes_total:.0f}%"
-    return f"{100 * p.assets_done / p.assets_total:.0f}%" if p.assets_total else "100%"
+    return f"{progress_percent(p.bytes_done, p.bytes_total, p.assets_done, p.assets_total)}%"
 
 
 STATE_STYLE = {
@@ -68,8 +68,8 @@ def print_job(job: Any, console: Any = None) -> None:
 
 def asset_retry_note(asset: Any) -> str:
     """ "retrying: try n of N in Xs (code: message)" for an asset between tries, else ""."""
-    r = getattr(asset, "retry", None)
-    if r is None or asset.state.value not in ("copying", "queued"):
+    r = getattr(asset, "retry", None)  # the store drops it when the asset ends
+    if r is None:
         return ""
     return retry_note(r.attempt, r.of, r.last_error.code, r.last_error.message, r.next_try_at)
 

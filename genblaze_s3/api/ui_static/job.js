@@ -3,7 +3,7 @@ const es = new EventSource('/ui/jobs/' + jobId + '/events');
 function fmt(n){ if(n===null||n===undefined) return '?'; const u=['B','KiB','MiB','GiB','TiB'];
   let i=0, v=n; while(v>=1024 && i<4){v/=1024;i++} return i? v.toFixed(1)+' '+u[i] : v+' B'; }
 function retrying(a){  // an asset between two tries (humanize.retry_note, the same words)
-  const r = a.retry; if(!r || !['copying','queued'].includes(a.state)) return '';
+  const r = a.retry; if(!r) return '';  // the store drops it when the asset ends
   const wait = Math.floor((Date.parse(r.next_try_at) - Date.now())/1000);
   const e = r.last_error, why = e.message ? e.code + ': ' + e.message : e.code;
   return 'retrying: try ' + r.attempt + ' of ' + r.of + (wait > 0 ? ' in ' + wait + 's' : ' now') + ' (' + why + ')';
