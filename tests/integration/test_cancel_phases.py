@@ -8,8 +8,9 @@ is `canceled`, zero multipart uploads are left, and a retry is accepted right aw
 
 Phases: the hash pass of a content-addressed copy with an unknown hash (the source
 is read once before the key is known), a multipart upload, a copy handing on from
-slice to slice (GENBLAZE_SLICE_SECONDS=1 so hand-ons are constant), and an asset
-waiting for a source that said "not ready" (no delivery holds it: the API ends it).
+slice to slice (GENBLAZE_SLICE_SECONDS=1 so hand-ons are constant), an asset
+waiting for a source that said "not ready" (no delivery holds it: the API ends it),
+and a copy waiting out a retry's backoff (the cancel sends it a delivery at once).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from genblaze_s3.ingest.models import AssetRecord, AssetState, JobState
+from genblaze_s3.ingest.models import AssetRecord, AssetState, JobState, utc_now
 from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
 from tests.support.helpers import no_multipart_uploads, wait_for
@@ -182,4 +184,29 @@ def test_cancel_ends_an_asset_waiting_for_its_source_at_once(
     retried = _then_canceled_clean_and_retryable(row, t0)
     print(f"waiting_source: canceled with the DELETE; retry accepted at {retried:.2f}s")
     wait_for(lambda: row.asset().state == AssetState.WAITING_SOURCE, timeout=30)  # tried again
+    row.end()
+
+
+def test_cancel_reaches_a_copy_waiting_out_a_retry_backoff(
+    stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer, bucket: str, s3_client: Any
+) -> None:
+    """The source answers 500: the asset waits seconds between tries (no delivery holds
+    it). The cancel sends it a delivery now, instead of leaving it `copying` (and the
+    retry refused) until its delayed message comes."""
+    path = "/cancel-backoff.mp4"
+    cdn.add(path, os.urandom(MiB), content_type="video/mp4")
+    row = Row(stack, seaweed, bucket, s3_client)
+    row.submit(cdn.url(path, mode="flaky5xx", n=1000, status=500), "hierarchical")
+
+    def waiting_long() -> bool:
+        retry = row.asset().retry
+        return retry is not None and retry.next_try_at > utc_now() + timedelta(seconds=2)
+
+    wait_for(waiting_long, timeout=60)
+    t0 = row.cancel()
+    wait_for(lambda: row.asset().state == AssetState.CANCELED, timeout=30)
+    ended = time.monotonic() - t0
+    retried = _then_canceled_clean_and_retryable(row, t0)
+    print(f"retry backoff: canceled {ended:.2f}s after DELETE; retry accepted at {retried:.2f}s")
+    assert ended < STOP_WITHIN, f"the asset stayed copying {ended:.1f}s after the cancel"
     row.end()

@@ -557,6 +557,17 @@ class StatusStore:
         self.redis.transaction(txn, jk)
         return dropped
 
+    def unleased_copying(self, job_id: str) -> list[str]:
+        """The job's assets in `copying` that no delivery holds right now (a retry's
+        backoff, a slice's continuation still queued, or a worker that died)."""
+        ids = self.asset_ids_in(job_id, AssetState.COPYING)
+        if not ids:
+            return []
+        p = self.redis.pipeline(transaction=False)
+        for asset_id in ids:
+            p.exists(keys.lease_key(job_id, asset_id))
+        return [a for a, held in zip(ids, p.execute(), strict=True) if not held]
+
     def request_cancel(self, job_id: str) -> JobState | None:
         """Cancel a job that is not finalizing or finished; returns the state after.
 

@@ -7,6 +7,7 @@ rather than silently lost.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 from genblaze_s3.ingest.destinations import DestinationPolicy
@@ -177,5 +178,18 @@ class IngestService:
         return retry_job(self, job_id, replacements or {})
 
     def cancel(self, job_id: str) -> JobState | None:
-        """Ask running copies to stop; queued tasks see the state and skip."""
-        return self.store.request_cancel(job_id)
+        """Ask running copies to stop; queued tasks see the state and skip.
+
+        A copy between two deliveries (waiting out a retry's backoff, or its next slice
+        not yet taken) would only see the cancel when its delayed message comes, up to
+        a minute later, and its upload would stay open until then: it gets a delivery
+        now, which finds the job canceled, aborts the upload and ends the asset.
+        """
+        state = self.store.request_cancel(job_id)
+        if state == JobState.CANCELED:
+            idle = self.store.unleased_copying(job_id)
+            # best effort: if the broker refuses, the delayed messages still come
+            with contextlib.suppress(Exception):
+                if idle:
+                    send_job(self.sender, self.queue, job_id, idle, self.batch_max)
+        return state
