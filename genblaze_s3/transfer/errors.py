@@ -220,15 +220,15 @@ def map_source_error(exc: BaseException) -> TransferError:
     def first(*types: type[BaseException]) -> BaseException | None:
         return next((e for e in chain if isinstance(e, types)), None)
 
-    if (tls := first(ssl.SSLError, u3.SSLError, requests.exceptions.SSLError)) is not None:
-        root = first(ssl.SSLError) or tls
-        return SourceTLSFailed(f"TLS handshake with the source failed ({_reason(root)})")
-    if (dns := first(socket.gaierror, u3.NameResolutionError)) is not None:
-        return SourceDNSFailed(f"could not resolve the source's host ({_reason(dns)})")
     if isinstance(exc, (requests.exceptions.ConnectTimeout, u3.ConnectTimeoutError)):
         return SourceConnectTimeout(f"source connect timed out ({name})")
     if isinstance(exc, (requests.exceptions.ReadTimeout, u3.ReadTimeoutError, socket.timeout)):
         return SourceTooSlow(f"source read timed out ({name})")
+    if (tls := first(ssl.SSLError, u3.SSLError, requests.exceptions.SSLError)) is not None:
+        root = first(ssl.SSLError) or tls
+        return SourceTLSFailed(f"TLS with the source failed ({_reason(root)})")
+    if (dns := first(socket.gaierror, u3.NameResolutionError)) is not None:
+        return SourceDNSFailed(f"could not resolve the source's host ({_reason(dns)})")
     if (refused := first(ConnectionRefusedError)) is not None:
         return SourceRefused(f"the source refused the connection ({_reason(refused)})")
     if isinstance(
