@@ -40,6 +40,7 @@ from genblaze_s3.ingest.sealing import is_sealed
 from genblaze_s3.ingest.store import counters, keys, listing
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.boundary import store_boundary
+from genblaze_s3.ingest.store.delivery_state import inflight_member
 from genblaze_s3.ingest.store.document import build_document, document_json, document_view
 from genblaze_s3.ingest.store.records import AssetRecordWriter
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, can_transition_job
@@ -588,7 +589,7 @@ class StatusStore:
                     code="canceled", message="job canceled while waiting for its source"
                 )
                 self.finish_asset(job_id, asset_id, AssetState.CANCELED, error=error)
-                self.redis.zrem(keys.inflight_key(), f"{job_id} {asset_id}")
+                self.redis.zrem(keys.inflight_key(), inflight_member(job_id, asset_id))
         return state
 
     def incr_stat(self, name: str, amount: float = 1) -> None:
