@@ -56,7 +56,7 @@ def _sweep(store: StatusStore, queue: Queue, at: float) -> int:
     return sweep_once(deliveries, store, queue, grace=GRACE, now=at).assets
 
 
-def test_queued_assets_whose_message_was_lost_are_resent_once_per_grace(
+def test_queued_assets_whose_message_was_lost_are_resent_after_grace_then_backing_off(
     store: StatusStore,
 ) -> None:
     submitted = time.time()
@@ -69,8 +69,13 @@ def test_queued_assets_whose_message_was_lost_are_resent_once_per_grace(
     assert len(queue.sent) == 25  # plan_chunks: 100 assets, 4 per message
     # idempotent: the next sweeps within the grace resend nothing
     assert _sweep(store, queue, submitted + GRACE + 2) == 0
-    assert _sweep(store, queue, submitted + 2 * GRACE + 2) == 100  # still lost: once more
-    assert store.stats().get("swept_assets_total") == 200
+    # still queued: once more, but backing off (2 x grace later, then 4 x ...): a backlog
+    # that is only slow gets a few duplicates, not one per grace
+    assert _sweep(store, queue, submitted + 2 * GRACE + 2) == 0
+    assert _sweep(store, queue, submitted + 3 * GRACE + 2) == 100
+    assert _sweep(store, queue, submitted + 6 * GRACE + 2) == 0
+    assert _sweep(store, queue, submitted + 7 * GRACE + 3) == 100
+    assert store.stats().get("swept_assets_total") == 300
 
 
 def test_started_leased_and_finished_assets_are_not_resent(store: StatusStore) -> None:
@@ -87,8 +92,9 @@ def test_started_leased_and_finished_assets_are_not_resent(store: StatusStore) -
     assert queue.sent == [(INGEST_ASSET, [job_id, queued], 0.0)]
     for aid in (leased, queued):
         store.start_asset(job_id, aid, worker="w:1")
-    assert _sweep(store, queue, submitted + 2 * GRACE + 2) == 0
+    assert _sweep(store, queue, submitted + 3 * GRACE + 2) == 0
     assert not store.redis.zscore(keys.queued_jobs_key(), job_id)  # nothing queued: it left
+    assert not store.redis.hget(keys.queued_resends_key(), job_id)
 
 
 def test_a_canceled_job_leaves_the_queued_set_and_a_retry_comes_back(store: StatusStore) -> None:

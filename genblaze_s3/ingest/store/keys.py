@@ -19,6 +19,7 @@ Read this file to know the whole Redis footprint. Types and TTLs:
 | {ns}:inflight                         | zset   | none             | started assets, by next check
 | {ns}:finalize-due                     | zset   | none             | finalizable jobs, next check
 | {ns}:queued                           | zset   | none             | jobs with queued assets
+| {ns}:queued-resends                   | hash   | none             | sweeper resends per job
 | {ns}:sweeper                          | string | sweep interval   | one sweep per interval
 | {ns}:placement:rules / :seen          | hash   | none             | workers' placement rules
 | {ns}:stats                            | hash   | none             | counters for /metrics
@@ -113,6 +114,11 @@ def queued_jobs_key() -> str:
     Why: a queued asset has no lease and is in no other set, so a lost message (a Redis
     broker restarted without persistence, a purged queue) would leave it queued forever."""
     return f"{NAMESPACE}:queued"
+
+
+def queued_resends_key() -> str:
+    """How often the sweeper re-sent each queued job's assets (its backoff)."""
+    return f"{NAMESPACE}:queued-resends"
 
 
 def placement_rules_key() -> str:

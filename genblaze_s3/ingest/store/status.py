@@ -480,6 +480,7 @@ class StatusStore:
             pipe.hincrby(keys.stats_key(), stat_names.JOBS_RETRIED, 1)
             pipe.delete(keys.finalize_retries_key(job_id))  # a fresh run, fresh retries
             pipe.zadd(keys.queued_jobs_key(), {job_id: time.time()})  # its assets are re-sent
+            pipe.hdel(keys.queued_resends_key(), job_id)  # the sweeper's backoff starts over
             pipe.zrem(keys.tenant_jobs_key(_s(tenant), found.value), job_id)
             pipe.zadd(
                 keys.tenant_jobs_key(_s(tenant), JobState.RUNNING.value),

@@ -14,8 +14,8 @@ leaves work no delivery will ever do. The store knows better than the broker:
   any worker took it (a Redis broker restarted without persistence, a purged
   RabbitMQ queue) delays its job by at most ``grace`` + ``interval``, never strands
   it. A job leaves the set once none of its assets is queued. In a backlog longer
-  than ``grace`` this sends one duplicate per queued asset and ``grace``: a
-  duplicate finds the asset started or done and costs one store read.
+  than ``grace`` this sends duplicates, further and further apart (2, 4 ... 32 x
+  ``grace``): a duplicate finds the asset started or done.
 
 Exactly one sweep runs per interval across the fleet: the first worker to take the
 ``{ns}:sweeper`` lock (SET NX PX, left to expire, never released) sweeps, every
@@ -127,8 +127,9 @@ def _sweep_queued(
 ) -> int:
     """Re-send the queued assets of jobs whose messages may be lost (see the module doc).
 
-    Idempotent: each job acted on is re-scored ``now`` (at most one resend per
-    ``grace``), and a duplicate delivery is harmless (leases, terminal states).
+    Idempotent: each job acted on is re-scored into the future (the first resend after
+    ``grace``, the next ones 2, 4 ... 32 x ``grace`` apart, so a backlog that is only slow
+    is not flooded), and a duplicate delivery is harmless (leases, terminal states).
     """
     key = keys.queued_jobs_key()
     sent = 0
@@ -140,9 +141,12 @@ def _sweep_queued(
             else []
         )
         if not queued:
-            deliveries.drop(key, job_id)
+            deliveries.forget_queued(job_id)
             continue
-        deliveries.rescore(key, job_id, now)
+        # Next look after grace, then 2, 4... x grace (at most 32 x): a first lost message
+        # costs at most grace + interval, a long backlog only a few duplicates.
+        resends = deliveries.count_resend(job_id)
+        deliveries.rescore(key, job_id, now + grace * (2 ** min(resends, 5) - 1))
         free = [a for a in queued if not deliveries.is_leased(keys.lease_key(job_id, a))]
         for chunk in plan_chunks(free, RESEND_BATCH):
             if len(chunk) == 1:
