@@ -170,9 +170,8 @@ def test_watch_and_the_web_page_show_an_asset_that_is_retrying(ctx: WorkerContex
     """The CLI's job view and the /ui job page print the retry (same words, one helper)."""
     from io import StringIO
 
-    from rich.console import Console
-
     from genblaze_s3.api.ui import _retry_text
+    from genblaze_s3.cli.output import Output
     from genblaze_s3.cli.view import print_job
     from genblaze_s3.ingest.models import ErrorInfo, RetryInfo
 
@@ -185,9 +184,14 @@ def test_watch_and_the_web_page_show_an_asset_that_is_retrying(ctx: WorkerContex
     ctx.store.mark_retrying(
         job_id, aid, RetryInfo(attempt=2, of=6, last_error=error, next_try_at=soon)
     )
-    out = StringIO()
-    print_job(ctx.store.get_job(job_id), Console(file=out, width=200))
-    assert "retrying: try 2 of 6 in 2" in out.getvalue()
-    assert "source_tls_failed: TLS handshake failed" in out.getvalue()
+    job = ctx.store.get_job(job_id)
+    terminal, pipe = StringIO(), StringIO()
+    print_job(job, Output(tty=True, out=terminal))  # a person at a terminal
+    print_job(job, Output(tty=False, out=pipe))  # a pipe: tab-separated records
+    for text in (terminal.getvalue(), pipe.getvalue()):
+        assert "retrying: try 2 of 6 in 2" in text, text
+        assert "source_tls_failed: TLS handshake failed" in text
+    asset_row = pipe.getvalue().splitlines()[1].split("\t")
+    assert asset_row[:3] == ["asset", aid, "copying"] and asset_row[4] == "source_tls_failed"
     doc = json.loads(ctx.store.get_job_document(job_id) or "{}")
     assert _retry_text(doc["assets"][0]).startswith("retrying: try 2 of 6 in 2")
