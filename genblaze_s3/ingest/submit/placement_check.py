@@ -35,6 +35,7 @@ class WorkerPlacementCheck:
         self._lock = threading.Lock()
         self._loaded_at = float("-inf")
         self._workers: dict[str, TenantRegistry] = {}
+        self._current()  # read with the submitter's setup, not on its first submit
 
     def _current(self) -> dict[str, TenantRegistry]:
         with self._lock:
