@@ -25,7 +25,7 @@ from genblaze_s3.api.events import EventHub, job_events
 from genblaze_s3.api.guard import UI_COOKIE, client_address
 from genblaze_s3.api.problems import problem_response
 from genblaze_s3.api.schemas import AssetCursorParam, JobCursorParam, JobId
-from genblaze_s3.humanize import human_age, human_size
+from genblaze_s3.humanize import human_age, human_size, retry_note
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, AssetState, DestinationSpec, JobState
 from genblaze_s3.ingest.store import listing
@@ -58,6 +58,16 @@ def _e(value: Any) -> str:
 
 def _age(iso: str) -> str:
     return f"{human_age(datetime.fromisoformat(iso.replace('Z', '+00:00')))} ago"
+
+
+def _retry_text(asset: dict[str, Any]) -> str:
+    """An asset between two tries: "retrying: try 2 of 6 in 4s (code: message)"."""
+    r = asset.get("retry")  # the store drops it when the asset ends
+    if not r:
+        return ""
+    when = datetime.fromisoformat(str(r["next_try_at"]).replace("Z", "+00:00"))
+    err = r["last_error"]
+    return retry_note(r["attempt"], r["of"], err["code"], err.get("message", ""), when)
 
 
 def percent(doc: dict[str, Any]) -> int:
@@ -421,6 +431,7 @@ def _job_body(doc: dict[str, Any], state: str | None, csrf: str) -> str:
             f"<td data-bytes>{human_size(a['bytes_done'])} / {human_size(a['bytes_total'])}</td>"
             f"<td><code>{_e(a['key'] or a['source_url'])}</code></td>"
             f'<td class="err" data-err>{_e(e["code"] + ": " + e["message"]) if e else ""}'
+            f"{_e(_retry_text(a)) if not e else ''}"
             f"</td><td>{replace}</td></tr>"
         )
     more = (
