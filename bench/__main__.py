@@ -13,7 +13,7 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ["put", "copy", "queue", "slices", "submit", "verify", "operator", "finalize"]
+BENCHMARKS = ["put", "copy", "queue", "slices", "submit", "verify", "operator", "cost", "finalize"]
 
 
 def main(argv: list[str]) -> int:

@@ -12,12 +12,12 @@ slow as using one.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import HTTPException
 
+from genblaze_s3.api.problems import PROBLEM_MEDIA_TYPE, problem_bytes
 from genblaze_s3.api.ratelimit import RateLimiter, retry_after
 from genblaze_s3.ingest.tenants import Tenant, TenantRegistry
 
@@ -162,11 +162,11 @@ async def _problem(
     *,
     code: str | None = None,
 ) -> None:
-    payload: dict[str, Any] = {"detail": detail}
-    if code is not None:
-        payload["code"] = code
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    body = problem_bytes(status, detail, code)
+    raw = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

@@ -23,10 +23,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from genblaze_s3.api.events import EventHub, job_events
 from genblaze_s3.api.guard import UI_COOKIE, client_address
-from genblaze_s3.humanize import human_age, human_size
+from genblaze_s3.api.problems import problem_response
+from genblaze_s3.api.schemas import AssetCursorParam, JobCursorParam, JobId
+from genblaze_s3.humanize import human_age, human_size, retry_note
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, AssetState, DestinationSpec, JobState
 from genblaze_s3.ingest.store import listing
+from genblaze_s3.ingest.store.cursors import parse_asset_cursor, parse_job_cursor
 from genblaze_s3.ingest.submit.retry import Replacement
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.submit.submission import build_submission, run_from_urls
@@ -55,6 +58,16 @@ def _e(value: Any) -> str:
 
 def _age(iso: str) -> str:
     return f"{human_age(datetime.fromisoformat(iso.replace('Z', '+00:00')))} ago"
+
+
+def _retry_text(asset: dict[str, Any]) -> str:
+    """An asset between two tries: "retrying: try 2 of 6 in 4s (code: message)"."""
+    r = asset.get("retry")  # the store drops it when the asset ends
+    if not r:
+        return ""
+    when = datetime.fromisoformat(str(r["next_try_at"]).replace("Z", "+00:00"))
+    err = r["last_error"]
+    return retry_note(r["attempt"], r["of"], err["code"], err.get("message", ""), when)
 
 
 def percent(doc: dict[str, Any]) -> int:
@@ -178,11 +191,11 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
 
     def list_rows(who: str, state: str | None, cursor: str | None) -> dict[str, Any]:
         flt = listing.JobFilter(state=JobState(state) if state else None)
-        return store.list_jobs(who, flt, cursor=cursor, limit=50)
+        return store.list_jobs(who, flt, after=parse_job_cursor(cursor), limit=50)
 
     @app.get("/ui", include_in_schema=False)
     def jobs_page(
-        token: Token = None, state: str | None = None, cursor: str | None = None
+        token: Token = None, state: str | None = None, cursor: JobCursorParam = None
     ) -> HTMLResponse:
         who = need(token)
         if state is not None and state not in {s.value for s in JobState}:
@@ -235,11 +248,11 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
 
     @app.get("/ui/jobs.json", include_in_schema=False)
     def jobs_json(
-        token: Token = None, state: str | None = None, cursor: str | None = None
+        token: Token = None, state: str | None = None, cursor: JobCursorParam = None
     ) -> JSONResponse:
         who = signed_in(token)
         if who is None:
-            return JSONResponse({"detail": "sign in"}, status_code=401)
+            return problem_response(401, "sign in", "unauthorized")
         if state is not None and state not in {s.value for s in JobState}:
             state = None
         page = list_rows(who, state, cursor)
@@ -300,9 +313,13 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
 
     @app.get("/ui/jobs/{job_id}", include_in_schema=False)
     def job_page(
-        job_id: str, token: Token = None, state: str | None = None, cursor: str | None = None
+        job_id: JobId,
+        token: Token = None,
+        state: str | None = None,
+        cursor: AssetCursorParam = None,
     ) -> HTMLResponse:
         who = need(token)
+        after = parse_asset_cursor(cursor)
         app.state.owned_version(job_id, who)
         found = store.job_document(job_id)
         if found is None:
@@ -311,9 +328,7 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
         if state is not None and state not in {s.value for s in AssetState}:
             state = None
         if state or cursor:
-            page = store.asset_page(
-                job_id, state=AssetState(state) if state else None, cursor=cursor
-            )
+            page = store.asset_page(job_id, state=AssetState(state) if state else None, after=after)
             doc["assets"], doc["next_cursor"] = page["assets"], page["next_cursor"]
         return _page(
             f"Job {job_id}",
@@ -323,7 +338,7 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
         )
 
     @app.post("/ui/jobs/{job_id}/retry", include_in_schema=False)
-    async def retry(job_id: str, request: Request, token: Token = None) -> Response:
+    async def retry(job_id: JobId, request: Request, token: Token = None) -> Response:
         form = await request.form()
         who = check_csrf(token, str(form.get("csrf", "")))
         app.state.owned_version(job_id, who)
@@ -344,14 +359,14 @@ def add_ui_routes(app: FastAPI, service: IngestService, hub: EventHub) -> None:
         return RedirectResponse(f"/ui/jobs/{job_id}", status_code=303)
 
     @app.post("/ui/jobs/{job_id}/cancel", include_in_schema=False)
-    def cancel(job_id: str, token: Token = None, csrf: Annotated[str, Form()] = "") -> Response:
+    def cancel(job_id: JobId, token: Token = None, csrf: Annotated[str, Form()] = "") -> Response:
         who = check_csrf(token, csrf)
         app.state.owned_version(job_id, who)
         service.cancel(job_id)
         return RedirectResponse(f"/ui/jobs/{job_id}", status_code=303)
 
     @app.get("/ui/jobs/{job_id}/events", include_in_schema=False)
-    async def events(job_id: str, token: Token = None) -> Any:
+    async def events(job_id: JobId, token: Token = None) -> Any:
         from sse_starlette.sse import EventSourceResponse
 
         who = signed_in(token)
@@ -416,6 +431,7 @@ def _job_body(doc: dict[str, Any], state: str | None, csrf: str) -> str:
             f"<td data-bytes>{human_size(a['bytes_done'])} / {human_size(a['bytes_total'])}</td>"
             f"<td><code>{_e(a['key'] or a['source_url'])}</code></td>"
             f'<td class="err" data-err>{_e(e["code"] + ": " + e["message"]) if e else ""}'
+            f"{_e(_retry_text(a)) if not e else ''}"
             f"</td><td>{replace}</td></tr>"
         )
     more = (

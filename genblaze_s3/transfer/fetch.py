@@ -18,9 +18,8 @@ Why each choice:
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urljoin
 
@@ -147,6 +146,10 @@ class SourceStream:
         self._next_read = _MIN_READ
         self._pending = 0  # bytes asked for by a read in progress (the watchdog's benefit of doubt)
         self._aborted: str | None = None
+        # Called with the bytes read into the current buffer after every raw read (about
+        # every 0.1 s of a download): progress between the large blocks, and a cancel
+        # check that may raise, so a canceled copy stops reading within a second.
+        self.on_fill: Callable[[int], None] | None = None
         WATCHDOG.watch(self)
 
     def _limit_broken(self, now: float, seen: int) -> str | None:
@@ -227,6 +230,8 @@ class SourceStream:
                 break
             view[pos : pos + len(chunk)] = chunk
             pos += len(chunk)
+            if self.on_fill is not None:
+                self.on_fill(pos)
         return pos
 
     def close(self) -> None:
@@ -253,7 +258,7 @@ def _parse_length(value: str | None) -> int | None:
 class Fetcher:
     """Opens source URLs under a FetchPolicy; close() releases its pooled sockets.
 
-    Long-lived per thread (see `thread_fetcher`) so that a run of small assets
+    Long-lived, lent to one copy at a time (`transfer.fetcher_pool`) so that a run of small assets
     from one CDN reuses keep-alive connections (and, on https, TLS sessions)
     instead of a handshake per asset. Pools are keyed by the pinned IP and, on
     https, the SNI name, so reuse never reaches an address that was not checked.
@@ -328,26 +333,3 @@ class Fetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-_local = threading.local()
-_MAX_FETCHERS_PER_THREAD = 4
-
-
-def thread_fetcher(policy: FetchPolicy, config: CopyConfig) -> Fetcher:
-    """This thread's Fetcher for (policy, config), created on first use and kept.
-
-    Per thread, not per process: a requests Session is not documented as
-    thread-safe, and a worker thread copies one asset at a time anyway.
-    """
-    cache: dict[tuple[FetchPolicy, CopyConfig], Fetcher] | None = getattr(_local, "fetchers", None)
-    if cache is None:
-        cache = _local.fetchers = {}
-    fetcher = cache.get((policy, config))
-    if fetcher is None:
-        if len(cache) >= _MAX_FETCHERS_PER_THREAD:  # policies change rarely: just start over
-            for old in cache.values():
-                old.close()
-            cache.clear()
-        fetcher = cache[(policy, config)] = Fetcher(policy, config)
-    return fetcher
