@@ -376,6 +376,39 @@ def test_operator_python_client_block(
     assert job is not None and job.state.value == "succeeded"
 
 
+def test_operator_problem_body_is_what_the_api_answers() -> None:
+    """OPERATOR.md's problem-details example is the API's own answer to that request."""
+    import fakeredis
+    from fastapi.testclient import TestClient
+
+    from genblaze_s3.api import create_app
+    from genblaze_s3.ingest.destinations import DestinationPolicy
+    from genblaze_s3.ingest.store.status import StatusStore
+    from genblaze_s3.ingest.submit.enqueue import MemorySender
+    from genblaze_s3.ingest.submit.service import IngestService
+
+    documented = json.loads(_block('docs/OPERATOR.md: {"type": "about:blank"').text)
+    endpoint = "http://127.0.0.1:8333"
+    service = IngestService(
+        StatusStore(fakeredis.FakeRedis()),
+        MemorySender(),
+        "q",
+        DestinationPolicy(frozenset({endpoint})),
+    )
+    client = TestClient(create_app(service, {"tok": "acme"}))
+    answer = client.post(
+        "/v1/jobs",
+        json={
+            "assets": [{"url": "https://"}],
+            "destination": {"bucket": "media", "endpoint_url": endpoint},
+        },
+        headers={"Authorization": "Bearer tok"},
+    )
+    assert answer.status_code == documented["status"]
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json() == documented
+
+
 def test_every_block_has_a_runner() -> None:
     covered = {
         "README.md: ./dev demo",
@@ -392,6 +425,7 @@ def test_every_block_has_a_runner() -> None:
         "README.md: from genblaze_core import KeyStrategy, ObjectStorageSink",
         "README.md: from genblaze_s3.webhooks import",
         "docs/OPERATOR.md: from genblaze_s3.webhooks import",
+        'docs/OPERATOR.md: {"type": "about:blank"',
         "docs/RUN_BY_HAND.md: ",  # every block, in order: tests/integration/test_run_by_hand.py
         "README.md: from genblaze_core import KeyStrategy, Pipeline",
         "docs/OPERATOR.md: from genblaze_s3.ingest import IngestClient",
