@@ -42,6 +42,7 @@ from genblaze_s3.transfer.config import DEFAULT_MAX_SOURCE_BYTES, FetchPolicy
 if TYPE_CHECKING:
     from genblaze_s3.ingest.destinations import DestinationPolicy
     from genblaze_s3.ingest.finalize.signing import ManifestSigner
+    from genblaze_s3.ingest.operators import OperatorRegistry
     from genblaze_s3.ingest.tenants import TenantRegistry
     from genblaze_s3.ingest.worker.sources import SourceRules
     from genblaze_s3.transfer.config import CopyConfig
@@ -280,6 +281,12 @@ class Settings(_EnvironSettings):
         "tenants file (several tenants: each name is its key prefix root; unset: the API "
         "refuses every request).",
     )
+    operator_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description="Operator tokens for the fleet view when the tenants file has no "
+        "`operators` table, as 'name:token:admin,name2:token2:viewer' (viewer: read only; "
+        "unset: no operator, the fleet view refuses every request).",
+    )
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024,
         ge=1024,
@@ -390,6 +397,22 @@ class Settings(_EnvironSettings):
         except TenantConfigError as exc:
             name = "GENBLAZE_TENANTS_FILE" if self.tenants_file else "GENBLAZE_API_TOKENS"
             raise SettingsError(f"{name}: {exc}") from exc
+
+    def operator_registry(self) -> OperatorRegistry:
+        """The operators (ingest/operators.py); raises SettingsError naming the variable,
+        also when an operator shares a token with a tenant."""
+        from genblaze_s3.ingest.operators import operators_from_settings
+        from genblaze_s3.ingest.tenants import TenantConfigError
+
+        try:
+            ops = operators_from_settings(
+                self.tenants_file, self.operator_tokens.get_secret_value() or None
+            )
+            ops.check_disjoint(self.tenant_registry())
+        except TenantConfigError as exc:
+            name = "GENBLAZE_TENANTS_FILE" if self.tenants_file else "GENBLAZE_OPERATOR_TOKENS"
+            raise SettingsError(f"{name}: {exc}") from exc
+        return ops
 
     def fetch_policy(self) -> FetchPolicy:
         """Who the copy engine may fetch from."""

@@ -110,7 +110,7 @@ def create_app(config: Settings) -> Celery:
     app = Celery(
         "genblaze",
         broker=config.effective_broker_url,
-        include=["workers.tasks", "workers.warmup", "workers.sweeping"],
+        include=["workers.tasks", "workers.warmup", "workers.sweeping", "workers.heartbeat"],
     )
     app.conf.update(SETTINGS)
     return app

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from genblaze_s3.ingest.errors import (
+    CountChangedError,
     DestinationNotAllowedError,
     EnqueueError,
     IdempotencyConflictError,
@@ -47,6 +48,7 @@ ERROR_RESPONSES: dict[type[IngestError], ErrorResponse] = {
     TooManyJobsError: ErrorResponse(429, retry_after=True),
     InvalidListingError: ErrorResponse(422),
     JobNotRetryableError: ErrorResponse(409),
+    CountChangedError: ErrorResponse(409),  # a bulk action's set moved since its dry run
     # Infrastructure: a fixed message, never the lower layer's (hosts, addresses).
     StoreUnavailableError: ErrorResponse(503, "status store unavailable", retry_after=True),
     EnqueueError: ErrorResponse(503, "broker unavailable", retry_after=True),

@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import redis
 from fastapi import FastAPI
 
 from genblaze_s3.api.app import create_app
+from genblaze_s3.api.broker import BrokerProbe
 from genblaze_s3.api.ratelimit import parse_rate
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import CelerySender
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.settings import Settings, load_settings
-
-
-def _broker_checks(
-    broker_url: str, queue: str
-) -> tuple[Callable[[], bool], Callable[[], int | None]]:
-    """(ping, queue depth) for the broker: LLEN of the Redis list, or the message count
-    a passive queue.declare answers on RabbitMQ (an absent queue: no depth reported)."""
-    if broker_url.startswith(("redis://", "rediss://", "unix://")):
-        client = redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
-        return (lambda: bool(client.ping())), (lambda: int(client.llen(queue)))
-
-    def ping() -> bool:
-        from kombu import Connection
-
-        with Connection(broker_url, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=1)
-        return True
-
-    def depth() -> int | None:
-        """RabbitMQ: a passive declare answers the queue's ready-message count."""
-        from kombu import Connection
-
-        with Connection(broker_url, connect_timeout=2) as conn:
-            ok = conn.default_channel.queue_declare(queue=queue, passive=True)
-        return int(ok.message_count)
-
-    return ping, depth
 
 
 def app_from_env(config: Settings | None = None) -> FastAPI:
@@ -60,14 +32,16 @@ def app_from_env(config: Settings | None = None) -> FastAPI:
         fetch_policy=config.fetch_policy(),
         max_retention_days=config.max_retention_days,
     )
-    ping, depth = _broker_checks(burl, config.queue)
+    probe = BrokerProbe(burl, [config.queue])
     # On by default: a leaked or buggy client token must not be able to starve
     # the status store; generous enough for a 500 req/s polling fleet per token.
     rate = parse_rate(config.api_rate_limit)
     return create_app(
         service,
-        broker_ping=ping,
-        queue_depth=depth,
+        broker_ping=probe.ping,
+        queue_depth=probe.depth,
+        queue_stats=probe.stats,
+        operators=config.operator_registry(),
         rate_limit=rate,
         max_body_bytes=config.max_body_bytes,
         metrics_token=config.secret("metrics_token"),

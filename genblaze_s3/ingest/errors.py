@@ -89,3 +89,9 @@ class InvalidListingError(IngestError, ValueError):
     """A listing cursor this server did not hand out (or from another listing)."""
 
     code = "invalid_cursor"
+
+
+class CountChangedError(IngestError):
+    """A bulk action's selection no longer has the count the operator confirmed (409)."""
+
+    code = "count_changed"

@@ -21,7 +21,8 @@ def _client() -> TestClient:
     service = IngestService(
         StatusStore(fakeredis.FakeRedis()), MemorySender(), "q", DestinationPolicy.from_env(POLICY)
     )
-    return TestClient(create_app(service, {"tok-a": "acme", "tok-b": "globex"}))
+    app = create_app(service, {"tok-a": "acme", "tok-b": "globex"})
+    return TestClient(app, headers={"Origin": "http://testserver"})  # as a browser sends
 
 
 def _sign_in(c: TestClient, token: str) -> str:

@@ -23,6 +23,7 @@ counter cannot silently read as zero.
 |                          |       | own bucket, not cumulative: see COPY_BUCKETS)     |
 | jobs_retried             | int   | a failed or canceled job is retried               |
 | assets_retried           | int   | an asset is re-queued by a retry                  |
+| failed_code:{code}       | int   | an asset ends failed with that error code         |
 
 A float counter is written with HINCRBYFLOAT, an int with HINCRBY: the value's
 Python type decides (the store's Lua fast path follows the same rule).
@@ -50,6 +51,14 @@ ASSETS_RETRIED = "assets_retried"
 def jobs_entered(state: JobState) -> str:
     """Jobs that entered `state`."""
     return f"jobs_{state.value}"
+
+
+FAILED_CODE_PREFIX = "failed_code:"
+
+
+def failed_with(code: str) -> str:
+    """Assets that ended failed with error `code` (the fleet view's failure groups)."""
+    return FAILED_CODE_PREFIX + code
 
 
 def assets_finished(state: AssetState) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -36,7 +37,7 @@ from genblaze_s3.ingest.models import (
     utc_now,
 )
 from genblaze_s3.ingest.sealing import is_sealed
-from genblaze_s3.ingest.store import counters, keys, listing
+from genblaze_s3.ingest.store import counters, fleet, keys, listing
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.document import build_document, document_json, document_view
 from genblaze_s3.ingest.store.records import AssetRecordWriter
@@ -166,6 +167,7 @@ class StatusStore:
             p.expire(keys.sources_key(meta.job_id), self.retention)
         p.set(keys.payload_key(meta.job_id), payload, ex=self.retention)
         p.hincrby(keys.stats_key(), stat_names.JOBS_SUBMITTED, 1)
+        p.sadd(keys.tenants_key(), meta.tenant)
         p.execute()
         return meta.job_id, True
 
@@ -329,6 +331,10 @@ class StatusStore:
         counters: list[tuple[str, float]] = [(stat_names.assets_finished(state), 1)]
         if state in (AssetState.STORED, AssetState.DEDUPLICATED):
             counters.append((stat_names.BYTES_INGESTED, size or 0))
+        if state is AssetState.FAILED and error is not None:
+            counters.append((stat_names.failed_with(error.code), 1))
+        # This minute's fleet series (the fleet view's chart), in the same atomic write.
+        counters += fleet.series_counters(state, size, time.time())
         if copy_seconds is not None:
             counters += [
                 (stat_names.COPY_SECONDS_SUM, float(copy_seconds)),
