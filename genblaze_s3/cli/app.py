@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from genblaze_s3.cli.fleet import add_fleet_commands
 from genblaze_s3.cli.jobs import EXIT_CODES_HELP, add_job_commands
 from genblaze_s3.settings import Settings, SettingsError, load_settings
 
@@ -212,6 +213,7 @@ def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
     a.add_argument("--loglevel", default="INFO", help="uvicorn log level")
     a.set_defaults(func=_cmd_api, log_format=config.log_format)
     add_job_commands(sub, config)
+    add_fleet_commands(sub, config)
     _add_verify(sub, config)
     d = sub.add_parser(
         "demo", help="end-to-end demo on embedded Redis + SeaweedFS", formatter_class=fmt

@@ -36,6 +36,7 @@ from genblaze_s3.ingest.models import (
     LockPolicy,
     RetryAccepted,
 )
+from genblaze_s3.ingest.store.fleet import FleetSnapshot
 
 T = TypeVar("T")
 
@@ -219,6 +220,11 @@ def _assets_call(
     )
 
 
+def _fleet_call(hours: int | None) -> _Call[FleetSnapshot]:
+    params = _params(hours=hours)
+    return _Call("GET", "/v1/fleet", FleetSnapshot.model_validate_json, {"params": params})
+
+
 def _cancel_call(job_id: str) -> _Call[JobView]:
     return _Call("DELETE", f"/v1/jobs/{job_id}", JobView.model_validate_json)
 
@@ -394,6 +400,10 @@ class IngestClient:
 
     def cancel(self, job_id: str) -> JobView:
         return self._send(_cancel_call(job_id))
+
+    def fleet(self, *, hours: int | None = None) -> FleetSnapshot:
+        """The fleet (workers, queues, throughput, failures); needs an operator token."""
+        return self._send(_fleet_call(hours))
 
     def retry(self, job_id: str, replacements: dict[str, str] | None = None) -> RetryAccepted:
         """Re-queue a failed/canceled job's assets; `replacements` maps asset id -> new URL."""
