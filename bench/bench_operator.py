@@ -35,6 +35,7 @@ from genblaze_s3.ingest.submit.enqueue import MemorySender
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.submit.submission import build_submission, run_from_urls
 from genblaze_s3.local.services import free_port, start_redis
+from genblaze_s3.settings import load_settings
 
 RESULTS = Path(__file__).parent / "results" / "operator.md"
 TOKEN = "bench-token"
@@ -204,7 +205,9 @@ def main() -> int:
             store,
             MemorySender(),
             "bench",
-            DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"}),
+            DestinationPolicy.from_settings(
+                load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+            ),
         )
         big = _job(service, 10_000)
         small = _job(service, 1)

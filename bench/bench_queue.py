@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import s5cmd_cp, write_random
+from genblaze_s3.settings import load_settings
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -187,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=CONCURRENCY,
             extra_env={"GENBLAZE_SOURCE_KEY": Fernet.generate_key().decode()},
         )
-        policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": sw.endpoint_url})
+        policy = DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": sw.endpoint_url})
+        )
 
         def sink_for(
             bucket: str, strategy: KeyStrategy, queue: str | None = None

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import write_random
+from genblaze_s3.settings import load_settings
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -63,7 +64,9 @@ def main() -> int:
                 api=False,
                 extra_env=extra,
             )
-        policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": sw.endpoint_url})
+        policy = DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": sw.endpoint_url})
+        )
         with CDNServer() as cdn:
             url = cdn.add("/video/big.mp4", big, content_type="video/mp4")
             for rep in range(REPS):

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from genblaze_s3.settings import load_settings
+
 WARM, TIMED = 20, 200
 ENDPOINT = "http://127.0.0.1:9"  # never contacted: no workers run
 
@@ -42,7 +44,9 @@ def _write_run(redis_url: str) -> list[float]:
         backend,
         redis_url=redis_url,
         queue="bench-submit",
-        destination_policy=DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": ENDPOINT}),
+        destination_policy=DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": ENDPOINT})
+        ),
     )
     times = []
     for i in range(WARM + TIMED):

@@ -17,6 +17,11 @@ object built from it, like ``fetch_policy()``) down from the entry point.
 description is the documentation.
 
 Defaults are safe: SSRF guard on, no plain http, no private hosts.
+
+A leaf: this module imports only pydantic and the standard library. What is built from
+the settings (tenants, policies, the signer, the service, a worker's context) is built
+in :mod:`genblaze_s3.runtime` and by the ``from_settings`` constructors beside each type;
+the values here are only parsed (:func:`parse_rate`, :func:`parse_token_pairs`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -37,17 +42,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from genblaze_s3.transfer.config import DEFAULT_MAX_SOURCE_BYTES, FetchPolicy
-
-if TYPE_CHECKING:
-    from genblaze_s3.ingest.destinations import DestinationPolicy
-    from genblaze_s3.ingest.finalize.signing import ManifestSigner
-    from genblaze_s3.ingest.operators import OperatorRegistry
-    from genblaze_s3.ingest.tenants import TenantRegistry
-    from genblaze_s3.ingest.worker.sources import SourceRules
-    from genblaze_s3.transfer.config import CopyConfig
-
 ENV_PREFIX = "GENBLAZE_"
+# = genblaze_s3.transfer.config.DEFAULT_MAX_SOURCE_BYTES (the library's own default; a unit
+# test pins the two equal: this module is a leaf and imports no project module).
+DEFAULT_MAX_SOURCE_BYTES = 5 * 1024**3
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_QUEUE = "genblaze-ingest"
 DEFAULT_API_URL = "http://127.0.0.1:8000"
@@ -347,26 +345,12 @@ class Settings(_EnvironSettings):
     @field_validator("api_tokens")
     @classmethod
     def _tokens_parse(cls, value: SecretStr) -> SecretStr:
-        from genblaze_s3.ingest.tenants import TenantRegistry
-
-        TenantRegistry.from_api_tokens(value.get_secret_value())
-        return value
-
-    @field_validator("signing_key")
-    @classmethod
-    def _signing_key_loads(cls, value: SecretStr | None) -> SecretStr | None:
-        """An unreadable key fails the worker at start, not every manifest it writes."""
-        if value is not None:
-            from genblaze_s3.ingest.finalize.signing import load_private_key
-
-            load_private_key(value.get_secret_value())
+        parse_token_pairs(value.get_secret_value())
         return value
 
     @field_validator("api_rate_limit")
     @classmethod
     def _rate_parses(cls, value: str) -> str:
-        from genblaze_s3.api.ratelimit import parse_rate
-
         parse_rate(value)
         return value
 
@@ -381,107 +365,9 @@ class Settings(_EnvironSettings):
         value = getattr(self, name)
         return value.get_secret_value() if value is not None else None
 
-    def tenant_registry(self) -> TenantRegistry:
-        """The tenants: GENBLAZE_TENANTS_FILE, else GENBLAZE_API_TOKENS (ingest/tenants.py).
-
-        Raises SettingsError naming the variable for a malformed or unsafe file.
-        """
-        from genblaze_s3.ingest.tenants import TenantConfigError, registry_from_settings
-
-        try:
-            return registry_from_settings(
-                self.tenants_file,
-                self.api_tokens.get_secret_value() or None,
-                self.secret("webhook_secret"),
-            )
-        except TenantConfigError as exc:
-            name = "GENBLAZE_TENANTS_FILE" if self.tenants_file else "GENBLAZE_API_TOKENS"
-            raise SettingsError(f"{name}: {exc}") from exc
-
-    def operator_registry(self) -> OperatorRegistry:
-        """The operators (ingest/operators.py); raises SettingsError naming the variable,
-        also when an operator shares a token with a tenant."""
-        from genblaze_s3.ingest.operators import operators_from_settings
-        from genblaze_s3.ingest.tenants import TenantConfigError
-
-        try:
-            ops = operators_from_settings(
-                self.tenants_file, self.operator_tokens.get_secret_value() or None
-            )
-            ops.check_disjoint(self.tenant_registry())
-        except TenantConfigError as exc:
-            name = "GENBLAZE_TENANTS_FILE" if self.tenants_file else "GENBLAZE_OPERATOR_TOKENS"
-            raise SettingsError(f"{name}: {exc}") from exc
-        return ops
-
-    def fetch_policy(self) -> FetchPolicy:
-        """Who the copy engine may fetch from."""
-        return FetchPolicy(
-            allow_http=self.allow_http,
-            allow_private_hosts=frozenset(self.allow_private_hosts),
-            max_source_bytes=self.max_source_bytes,
-            ca_bundle=self.ca_bundle,
-        )
-
-    def destination_policy(self) -> DestinationPolicy:
-        """Which endpoints and buckets a job may name."""
-        from genblaze_s3.ingest.destinations import DestinationPolicy, normalize_endpoint
-
-        endpoints = self.allowed_endpoints
-        if endpoints is None:
-            endpoints = (self.aws_endpoint_url,) if self.aws_endpoint_url else ()
-        return DestinationPolicy(
-            frozenset(normalize_endpoint(e) for e in endpoints),
-            frozenset(self.allowed_buckets) if self.allowed_buckets is not None else None,
-        )
-
-    def copy_config(self) -> CopyConfig | None:
-        """CopyConfig with the operator's source / CAS overrides; None when none is set.
-
-        Raises SettingsError (naming the variable) for a value CopyConfig refuses.
-        """
-        from genblaze_s3.transfer.config import CopyConfig
-
-        overrides = {
-            field: getattr(self, name)
-            for name, field in _COPY_OVERRIDES.items()
-            if getattr(self, name) is not None
-        }
-        if not overrides:
-            return None
-        try:
-            return CopyConfig(**overrides)
-        except ValueError as exc:
-            names = ", ".join(env_name(n) for n in _COPY_OVERRIDES if getattr(self, n) is not None)
-            raise SettingsError(f"{names}: {exc}") from exc
-
-    def source_rules(self) -> SourceRules:
-        """How often a worker refreshes a source URL and how long it waits for one."""
-        from genblaze_s3.ingest.worker.sources import SourceRules
-
-        return SourceRules(max_refreshes=self.max_refreshes, ready_wait=self.source_ready_wait)
-
-    def manifest_signer(self) -> ManifestSigner | None:
-        """The signer of worker-written manifests, when GENBLAZE_SIGNING_KEY is set."""
-        from genblaze_s3.ingest.finalize.signing import ManifestSigner
-
-        key = self.secret("signing_key")
-        return ManifestSigner.from_setting(key) if key else None
-
     def worker_credentials(self) -> tuple[str | None, str | None]:
         """The workers' own S3 key pair (AWS_* or B2_*)."""
         return self.secret("aws_access_key_id"), self.secret("aws_secret_access_key")
-
-
-# Settings field -> CopyConfig field.
-_COPY_OVERRIDES = {
-    "source_read_timeout": "read_timeout",
-    "source_min_rate": "min_rate",
-    "source_min_rate_grace": "min_rate_grace",
-    "source_deadline": "total_deadline",
-    "cas_mode": "cas_mode",
-    "spool_dir": "spool_dir",
-}
 
 
 class B2Settings(_EnvironSettings):
@@ -507,6 +393,39 @@ class B2Settings(_EnvironSettings):
         validation_alias=AliasChoices("B2_APP_KEY", "B2_APPLICATION_KEY"),
         description="B2 application key.",
     )
+
+
+# -- values parsed here (pure: shared with the modules that use them) -------------------
+def parse_rate(raw: str) -> tuple[float, float] | None:
+    """'40/1' -> (40 requests, per 1 second); empty -> None (no limit)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    count, _, per = raw.partition("/")
+    try:
+        n, seconds = float(count), float(per or 1)
+    except ValueError:
+        n = seconds = 0.0
+    if not (n > 0 and seconds > 0):  # also refuses NaN
+        raise ValueError("GENBLAZE_API_RATE_LIMIT must look like 'requests/seconds'")
+    return n, seconds
+
+
+def parse_token_pairs(raw: str) -> list[tuple[str, str]]:
+    """``tenant:token,tenant:token2`` (GENBLAZE_API_TOKENS) -> [(tenant, token), ...].
+
+    Raises ValueError (never echoing a token) for an entry without a name or token.
+    """
+    pairs = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, token = item.partition(":")
+        if not sep or not name or not token:
+            raise ValueError("GENBLAZE_API_TOKENS entries must look like tenant:token")
+        pairs.append((name, token))
+    return pairs
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -562,12 +481,6 @@ def process_environ() -> dict[str, str]:
     """A copy of this process's environment, for development tools (the demo, the test
     supervisor) that start workers and the API with a few variables changed."""
     return dict(os.environ)
-
-
-def fetch_policy_from_env(environ: Mapping[str, str] | None = None) -> FetchPolicy:
-    """A FetchPolicy from GENBLAZE_ALLOW_HTTP / _ALLOW_PRIVATE_HOSTS / _MAX_SOURCE_BYTES /
-    _CA_BUNDLE (kept for callers of 0.4; entry points use ``load_settings()``)."""
-    return load_settings(environ).fetch_policy()
 
 
 # -- errors and documentation ----------------------------------------------------------

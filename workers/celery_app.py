@@ -14,6 +14,7 @@ import logging
 
 from celery import Celery
 
+from genblaze_s3.runtime import check_worker_settings
 from genblaze_s3.settings import TASK_TIME_LIMIT, Settings, SettingsError, load_settings
 
 logger = logging.getLogger("genblaze_s3.workers")
@@ -33,8 +34,8 @@ def worker_settings() -> Settings:
     """
     try:
         config = load_settings()
-        config.copy_config()
-        config.tenant_registry()  # a malformed or unsafe tenants file would fail every job
+        # A malformed tenants file, copy override or signing key would fail every job.
+        check_worker_settings(config)
     except SettingsError as exc:
         logger.critical("invalid worker setting: %s", exc)
         raise SystemExit(f"genblaze worker: invalid setting: {exc}") from exc

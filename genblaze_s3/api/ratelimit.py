@@ -11,17 +11,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from genblaze_s3.settings import parse_rate
 
-def parse_rate(raw: str) -> tuple[float, float] | None:
-    """'40/1' -> (40 requests, per 1 second); empty -> None (no limit)."""
-    raw = raw.strip()
-    if not raw:
-        return None
-    count, _, per = raw.partition("/")
-    n, seconds = float(count), float(per or 1)
-    if n <= 0 or seconds <= 0:
-        raise ValueError("GENBLAZE_API_RATE_LIMIT must look like 'requests/seconds'")
-    return n, seconds
+__all__ = ["RateLimiter", "parse_rate"]
 
 
 class RateLimiter:

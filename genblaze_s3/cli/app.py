@@ -97,12 +97,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from genblaze_s3 import S3StorageBackend
     from genblaze_s3.ingest.finalize.signing import SignatureError, load_public_key
     from genblaze_s3.ingest.finalize.verify import parse_s3_location, verify_manifest
+    from genblaze_s3.runtime import manifest_signer
 
     err = Console(stderr=True)
     try:
         bucket, key = parse_s3_location(args.location)
-        public_key = load_public_key(args.public_key) if args.public_key else args.own_key
-    except (ValueError, SignatureError) as exc:
+        if args.public_key:
+            public_key = load_public_key(args.public_key)
+        else:  # on a worker host: check against our own key (GENBLAZE_SIGNING_KEY)
+            signer = manifest_signer(args.config)
+            public_key = signer.public_key if signer is not None else None
+    except (ValueError, SignatureError, SettingsError) as exc:
         err.print(f"genblaze-ingest verify: {exc}")
         return 2
     key_id, secret = args.credentials
@@ -168,12 +173,7 @@ def _add_verify(sub: Any, config: Settings) -> None:
     v.add_argument("--require-lock", action="store_true", help="fail an unlocked manifest")
     v.add_argument("--concurrency", type=int, default=4, help="assets re-read at once")
     v.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
-    signer = config.manifest_signer()  # on a worker host: check against our own key
-    v.set_defaults(
-        func=_cmd_verify,
-        credentials=config.worker_credentials(),
-        own_key=signer.public_key if signer is not None else None,
-    )
+    v.set_defaults(func=_cmd_verify, credentials=config.worker_credentials(), config=config)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

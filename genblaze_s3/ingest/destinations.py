@@ -9,12 +9,12 @@ requests for someone else's server.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from genblaze_s3.ingest.errors import DestinationNotAllowedError
 from genblaze_s3.ingest.models import DestinationSpec
+from genblaze_s3.settings import Settings
 
 # Official endpoints are always allowed: a job naming them can only reach AWS / B2.
 _OFFICIAL = (
@@ -41,12 +41,17 @@ class DestinationPolicy:
     allowed_buckets: frozenset[str] | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> DestinationPolicy:
-        """From GENBLAZE_ALLOWED_ENDPOINTS (default: AWS_ENDPOINT_URL) and
-        GENBLAZE_ALLOWED_BUCKETS in `env` (default: the process environment)."""
-        from genblaze_s3.settings import load_settings
-
-        return load_settings(env).destination_policy()
+    def from_settings(cls, config: Settings) -> DestinationPolicy:
+        """GENBLAZE_ALLOWED_ENDPOINTS (unset: AWS_ENDPOINT_URL; empty: official endpoints
+        only) and GENBLAZE_ALLOWED_BUCKETS (unset: any)."""
+        endpoints = config.allowed_endpoints
+        if endpoints is None:
+            endpoints = (config.aws_endpoint_url,) if config.aws_endpoint_url else ()
+        buckets = config.allowed_buckets
+        return cls(
+            frozenset(normalize_endpoint(e) for e in endpoints),
+            frozenset(buckets) if buckets is not None else None,
+        )
 
     def check(self, dest: DestinationSpec) -> None:
         """Raise DestinationNotAllowedError unless `dest` is allowed."""

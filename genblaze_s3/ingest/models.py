@@ -13,7 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genblaze_s3.ingest import validation
-from genblaze_s3.ingest.finalize.provenance import FetchProvenance
+from genblaze_s3.ingest.provenance import FetchProvenance
 
 
 def utc_now() -> datetime:

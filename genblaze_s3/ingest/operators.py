@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from genblaze_s3.ingest.tenants import TenantConfigError, TenantRegistry, token_digest
+from genblaze_s3.settings import Settings, SettingsError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$")
 _FIELDS = frozenset({"tokens", "token_sha256", "role"})
@@ -194,3 +195,17 @@ def _operator_from(name: str, spec: Any) -> Operator:
     if not digests:
         raise TenantConfigError(f"operator {name!r} has no token")
     return Operator(name, tuple(digests), _role(name, spec.get("role", "viewer")))
+
+
+def operators_for(config: Settings, tenants: TenantRegistry) -> OperatorRegistry:
+    """`operators_from_settings` on the settings, checked against the tenants' tokens;
+    SettingsError names the variable (never echoing a token)."""
+    try:
+        ops = operators_from_settings(
+            config.tenants_file, config.operator_tokens.get_secret_value() or None
+        )
+        ops.check_disjoint(tenants)
+    except TenantConfigError as exc:
+        name = "GENBLAZE_TENANTS_FILE" if config.tenants_file else "GENBLAZE_OPERATOR_TOKENS"
+        raise SettingsError(f"{name}: {exc}") from exc
+    return ops

@@ -13,7 +13,7 @@ the API, `QueuedStorageSink`) and the workers ask:
 - the secret its webhooks are signed with, whether it may lock manifests in
   COMPLIANCE mode, and its limits (assets per job, concurrent jobs).
 
-Configuration (read by the entry points, see `registry_from_env`):
+Configuration (read by the entry points, see `registry_from_settings`):
 
 - `GENBLAZE_TENANTS_FILE`: a TOML or JSON file, `{"tenants": {name: {...}}}`;
 - else `GENBLAZE_API_TOKENS="tenant:token,..."` (the 0.4 form): one tenant keeps
@@ -40,6 +40,7 @@ from typing import Any
 
 from genblaze_s3.ingest.errors import DestinationNotAllowedError, InvalidJobError
 from genblaze_s3.ingest.models import DestinationSpec
+from genblaze_s3.settings import Settings, SettingsError, parse_token_pairs
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ROOT_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}$")
@@ -191,13 +192,11 @@ class TenantRegistry:
         is its root, so they cannot overwrite or probe each other's keys.
         """
         tokens: dict[str, list[str]] = {}
-        for item in raw.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            name, sep, token = item.partition(":")
-            if not sep or not name or not token:
-                raise TenantConfigError("GENBLAZE_API_TOKENS entries must look like tenant:token")
+        try:
+            pairs = parse_token_pairs(raw)
+        except ValueError as exc:
+            raise TenantConfigError(str(exc)) from None
+        for name, token in pairs:
             tokens.setdefault(name, []).append(token)
         several = len(tokens) > 1
         tenants = {
@@ -246,7 +245,7 @@ class TenantRegistry:
         return cls.from_mapping(data, webhook_secret)
 
 
-def registry_from_settings(
+def registry_from(
     tenants_file: str | None, api_tokens: str | None, webhook_secret: str | None
 ) -> TenantRegistry:
     """The one rule every entry point applies: the file wins, then the token list."""
@@ -258,6 +257,20 @@ def registry_from_settings(
             )
         return TenantRegistry.from_file(tenants_file, webhook_secret)
     return TenantRegistry.from_api_tokens(api_tokens or "", webhook_secret)
+
+
+def registry_from_settings(config: Settings) -> TenantRegistry:
+    """:func:`registry_from` on the settings; SettingsError names the variable for a
+    malformed or unsafe configuration (never echoing a token)."""
+    try:
+        return registry_from(
+            config.tenants_file,
+            config.api_tokens.get_secret_value() or None,
+            config.secret("webhook_secret"),
+        )
+    except TenantConfigError as exc:
+        name = "GENBLAZE_TENANTS_FILE" if config.tenants_file else "GENBLAZE_API_TOKENS"
+        raise SettingsError(f"{name}: {exc}") from exc
 
 
 _KNOWN_FIELDS = frozenset(

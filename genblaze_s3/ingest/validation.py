@@ -98,3 +98,13 @@ def check_retention(
             "(GENBLAZE_MAX_RETENTION_DAYS)",
             field="manifest_lock.retain_until",
         )
+
+
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def check_import_path(path: str) -> str:
+    """Validate a ``package.module:function`` name (the shape only; workers import it)."""
+    if not _IMPORT_PATH.match(path):
+        raise ValueError(f"source_refresher must look like 'package.module:function', not {path!r}")
+    return path

@@ -34,7 +34,7 @@ def run_demo(*, workers: int = 2) -> int:
     from rich.tree import Tree
 
     from genblaze_s3.ingest import JobView, QueuedStorageSink
-    from genblaze_s3.ingest.destinations import DestinationPolicy
+    from genblaze_s3.ingest.destinations import DestinationPolicy, normalize_endpoint
     from genblaze_s3.local.media import SAMPLES, local_cdn
     from genblaze_s3.local.services import redis_reachable, start_redis, start_seaweedfs
     from genblaze_s3.local.stack import start_stack
@@ -96,8 +96,8 @@ def run_demo(*, workers: int = 2) -> int:
                 redis_url=redis_url,
                 queue=queue,
                 tenant="demo",
-                destination_policy=DestinationPolicy.from_env(
-                    {"GENBLAZE_ALLOWED_ENDPOINTS": s3.endpoint_url}
+                destination_policy=DestinationPolicy(
+                    frozenset({normalize_endpoint(s3.endpoint_url)})
                 ),
             )
             provider = MockProvider(

@@ -9,7 +9,10 @@ Both are frozen dataclasses validated on construction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from genblaze_s3.settings import Settings
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -45,11 +48,14 @@ class FetchPolicy:
         object.__setattr__(self, "allow_private_hosts", normalized - {""})
 
     @classmethod
-    def from_env(cls) -> FetchPolicy:
-        """Read GENBLAZE_ALLOW_HTTP / _ALLOW_PRIVATE_HOSTS / _MAX_SOURCE_BYTES (entry points)."""
-        from genblaze_s3.settings import fetch_policy_from_env
-
-        return fetch_policy_from_env()
+    def from_settings(cls, config: Settings) -> FetchPolicy:
+        """GENBLAZE_ALLOW_HTTP / _ALLOW_PRIVATE_HOSTS / _MAX_SOURCE_BYTES / _CA_BUNDLE."""
+        return cls(
+            allow_http=config.allow_http,
+            allow_private_hosts=frozenset(config.allow_private_hosts),
+            max_source_bytes=config.max_source_bytes,
+            ca_bundle=config.ca_bundle,
+        )
 
 
 @dataclass(frozen=True)

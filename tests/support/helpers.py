@@ -10,6 +10,7 @@ from genblaze_s3 import S3StorageBackend
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.local.services import SeaweedS3
 from genblaze_s3.local.supervisor import wait_until
+from genblaze_s3.settings import load_settings
 
 
 def backend_for(seaweed: SeaweedS3, bucket: str) -> S3StorageBackend:
@@ -17,7 +18,9 @@ def backend_for(seaweed: SeaweedS3, bucket: str) -> S3StorageBackend:
 
 
 def policy_for(seaweed: SeaweedS3) -> DestinationPolicy:
-    return DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": seaweed.endpoint_url})
+    return DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": seaweed.endpoint_url})
+    )
 
 
 def sha(data: bytes) -> str:

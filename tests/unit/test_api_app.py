@@ -13,6 +13,7 @@ from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, MemorySender
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.tenants import TenantRegistry
+from genblaze_s3.settings import load_settings
 
 TOKENS = {"tok-a": "acme", "tok-b": "globex"}
 DEST = {"bucket": "media", "endpoint_url": "http://127.0.0.1:8333"}
@@ -26,7 +27,9 @@ def sender() -> MemorySender:
 @pytest.fixture
 def client(sender: MemorySender) -> TestClient:
     store = StatusStore(fakeredis.FakeRedis())
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    )
     return TestClient(create_app(IngestService(store, sender, "q", policy), TOKENS))
 
 
@@ -184,7 +187,9 @@ def test_cached_document_follows_every_write(client: TestClient) -> None:
 
 def _tenant_client(spec: dict, sender: MemorySender) -> TestClient:
     store = StatusStore(fakeredis.FakeRedis())
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"})
+    )
     service = IngestService(
         store, sender, "q", policy, tenants=TenantRegistry.from_mapping({"tenants": spec})
     )

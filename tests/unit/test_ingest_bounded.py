@@ -21,6 +21,7 @@ from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET
 from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
 from genblaze_s3.ingest.worker.deliveries import run_asset, run_finalize
 from genblaze_s3.ingest.worker.sweeper import sweep_once
+from genblaze_s3.settings import load_settings
 from genblaze_s3.transfer import Checkpoint, CopyPaused, SourceTruncated
 from tests.unit.ingest_fixtures import make_submission
 
@@ -58,7 +59,9 @@ def ctx() -> WorkerContext:
         redis=client,
         store=StatusStore(client),
         backend_for=lambda d: FakeBackend(bucket=d.bucket, client=s3),
-        policy=DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"}),
+        policy=DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+        ),
         max_attempts=3,
         max_retries=1,
         lease_ttl_ms=5000,

@@ -14,6 +14,7 @@ from genblaze_s3.ingest.submit.enqueue import (
     plan_chunks,
 )
 from genblaze_s3.ingest.worker.asset_copy import Action, StepResult
+from genblaze_s3.settings import load_settings
 
 
 def _ids(n: int) -> list[str]:
@@ -47,7 +48,9 @@ def test_a_large_job_is_enqueued_in_chunks() -> None:
     from tests.unit.ingest_fixtures import make_submission
 
     sender = MemorySender()
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+    )
     svc = IngestService(StatusStore(fakeredis.FakeRedis()), sender, "q", policy)
     job_id, _ = svc.submit(make_submission(64))
     assert {name for name, _, _ in sender.sent} == {INGEST_ASSETS}
@@ -81,7 +84,7 @@ def chunk_rig(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, _Queue, dict[str, S
         redis=client,
         store=StatusStore(client),
         backend_for=lambda d: None,
-        policy=DestinationPolicy.from_env({}),
+        policy=DestinationPolicy.from_settings(load_settings({})),
     )
     outcomes: dict[str, StepResult] = {}
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from genblaze_s3 import runtime
 from tests.support.workers import procfile_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,7 @@ def test_worker_copy_settings_come_from_the_environment(monkeypatch: Any) -> Non
     from genblaze_s3.settings import load_settings
 
     def copy_config_from_env() -> Any:
-        return load_settings().copy_config()
+        return runtime.copy_config(load_settings())
 
     for name in ("GENBLAZE_CAS_MODE", "GENBLAZE_SPOOL_DIR", "GENBLAZE_SOURCE_READ_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)

@@ -130,7 +130,7 @@ def test_a_replayed_run_matches_the_stored_manifest_despite_its_own_fetch_record
     from genblaze_core.models.manifest import Manifest
 
     from genblaze_s3.ingest.finalize.manifest import _same_run_content
-    from genblaze_s3.ingest.finalize.provenance import PROVENANCE_KEY
+    from genblaze_s3.ingest.provenance import PROVENANCE_KEY
 
     base = make_manifest(["https://cdn.invalid/a.png"])
 

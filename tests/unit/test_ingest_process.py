@@ -15,6 +15,7 @@ from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.leases import AssetLease
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
+from genblaze_s3.settings import load_settings
 from genblaze_s3.transfer import SourceNotFound, SourceUnavailable
 from tests.unit.ingest_fixtures import make_submission
 
@@ -31,7 +32,9 @@ def ctx() -> WorkerContext:
         redis=client,
         store=StatusStore(client),
         backend_for=lambda d: FakeBackend(bucket=d.bucket),
-        policy=DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"}),
+        policy=DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+        ),
         max_attempts=2,
         max_retries=1,
         lease_ttl_ms=5000,

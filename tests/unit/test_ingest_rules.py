@@ -14,6 +14,7 @@ from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.submit.submission import build_submission, new_job_id
 from genblaze_s3.ingest.transitions import can_transition_asset, can_transition_job, job_outcome
 from genblaze_s3.ingest.worker.asset_copy import redact_text
+from genblaze_s3.settings import load_settings
 from tests.unit.ingest_fixtures import make_manifest
 
 
@@ -59,7 +60,9 @@ def test_redact_text_redacts_every_url() -> None:
 
 
 def test_allow_list_defaults_to_configured_endpoint_and_official() -> None:
-    policy = DestinationPolicy.from_env({"AWS_ENDPOINT_URL": "http://127.0.0.1:8333/"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"AWS_ENDPOINT_URL": "http://127.0.0.1:8333/"})
+    )
     policy.check(DestinationSpec(bucket="abc", endpoint_url="http://127.0.0.1:8333"))
     policy.check(DestinationSpec(bucket="abc", endpoint_url="https://s3.us-west-2.amazonaws.com"))
     policy.check(
@@ -73,7 +76,9 @@ def test_allow_list_defaults_to_configured_endpoint_and_official() -> None:
 
 
 def test_allowed_buckets_restrict_destinations() -> None:
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_BUCKETS": "media,logs"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_BUCKETS": "media,logs"})
+    )
     policy.check(DestinationSpec(bucket="media"))
     with pytest.raises(DestinationNotAllowedError):
         policy.check(DestinationSpec(bucket="other"))

@@ -21,6 +21,7 @@ from genblaze_s3.ingest import (
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import INGEST_ASSET, MemorySender
+from genblaze_s3.settings import load_settings
 from tests.unit.ingest_fixtures import make_manifest
 
 ENDPOINT = "http://127.0.0.1:8333"
@@ -40,7 +41,9 @@ def _sink(**kw: object) -> tuple[QueuedStorageSink, MemorySender]:
         backend,
         store=StatusStore(fakeredis.FakeRedis()),
         sender=sender,
-        destination_policy=DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": ENDPOINT}),
+        destination_policy=DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": ENDPOINT})
+        ),
         **kw,  # type: ignore[arg-type]
     )
     return sink, sender

@@ -29,6 +29,7 @@ from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import MemorySender
 from genblaze_s3.ingest.submit.service import IngestService
+from genblaze_s3.settings import load_settings
 
 TOKENS = {"tok-a": "acme"}
 DEST = {"bucket": "media", "endpoint_url": "http://127.0.0.1:8333"}
@@ -42,7 +43,9 @@ def _free_port() -> int:
 
 class _Server:
     def __init__(self, client: redis.Redis) -> None:
-        policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": DEST["endpoint_url"]})
+        policy = DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": DEST["endpoint_url"]})
+        )
         sealer = SourceSealer("dGVzdC1vbmx5LWtleS1ub3QtYS1zZWNyZXQtMDAwMDA=")  # tests only
         self.service = IngestService(StatusStore(client), MemorySender(), "q", policy, sealer)
         self.port = _free_port()

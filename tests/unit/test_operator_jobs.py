@@ -30,6 +30,7 @@ from genblaze_s3.ingest.submit.enqueue import (
     MemorySender,
 )
 from genblaze_s3.ingest.submit.service import IngestService
+from genblaze_s3.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {"tok-a": "acme", "tok-b": "globex"}
@@ -52,7 +53,7 @@ def _app(
         StatusStore(client),
         sender,
         "q",
-        DestinationPolicy.from_env(POLICY),
+        DestinationPolicy.from_settings(load_settings(POLICY)),
         SourceSealer(source_key),
         batch_max=16,
     )
@@ -140,7 +141,7 @@ def test_the_sink_sends_to_the_queue_named_by_GENBLAZE_QUEUE(
         Backend(bucket="media", endpoint_url="http://127.0.0.1:8333", region="us-east-1"),
         store=StatusStore(fakeredis.FakeRedis()),
         sender=sender,
-        destination_policy=DestinationPolicy.from_env(POLICY),
+        destination_policy=DestinationPolicy.from_settings(load_settings(POLICY)),
     )
     m = make_manifest(["https://cdn.invalid/a.png"])
     sink.write_run(m.run, m)

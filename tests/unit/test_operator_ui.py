@@ -13,13 +13,17 @@ from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import MemorySender
 from genblaze_s3.ingest.submit.service import IngestService
+from genblaze_s3.settings import load_settings
 
 POLICY = {"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:8333"}
 
 
 def _client() -> TestClient:
     service = IngestService(
-        StatusStore(fakeredis.FakeRedis()), MemorySender(), "q", DestinationPolicy.from_env(POLICY)
+        StatusStore(fakeredis.FakeRedis()),
+        MemorySender(),
+        "q",
+        DestinationPolicy.from_settings(load_settings(POLICY)),
     )
     app = create_app(service, {"tok-a": "acme", "tok-b": "globex"})
     return TestClient(app, headers={"Origin": "http://testserver"})  # as a browser sends

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from genblaze_s3 import runtime
+from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.settings import (
     DEFAULT_VISIBILITY_TIMEOUT,
     Settings,
@@ -15,6 +17,7 @@ from genblaze_s3.settings import (
     load_b2_settings,
     load_settings,
 )
+from genblaze_s3.transfer.config import FetchPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_MODULE = ROOT / "genblaze_s3" / "settings.py"
@@ -43,9 +46,9 @@ def test_defaults_are_safe_and_documented() -> None:
     assert s.effective_broker_url == s.redis_url
     assert s.queue == "genblaze-ingest"
     assert s.visibility_timeout == DEFAULT_VISIBILITY_TIMEOUT
-    policy = s.fetch_policy()
+    policy = FetchPolicy.from_settings(s)
     assert not policy.allow_http and not policy.allow_private_hosts
-    assert s.copy_config() is None
+    assert runtime.copy_config(s) is None
     assert s.secret("source_key") is None
 
 
@@ -76,9 +79,9 @@ def test_a_bad_secret_is_named_but_never_echoed() -> None:
 
 def test_copy_overrides_refused_by_copy_config_name_their_variables() -> None:
     with pytest.raises(SettingsError, match="GENBLAZE_SOURCE_READ_TIMEOUT"):
-        load_settings({"GENBLAZE_SOURCE_READ_TIMEOUT": "0"}).copy_config()
+        runtime.copy_config(load_settings({"GENBLAZE_SOURCE_READ_TIMEOUT": "0"}))
     cfg = load_settings({"GENBLAZE_CAS_MODE": "spool", "GENBLAZE_SOURCE_DEADLINE": "60"})
-    copy = cfg.copy_config()
+    copy = runtime.copy_config(cfg)
     assert copy is not None and (copy.cas_mode, copy.total_deadline) == ("spool", 60.0)
 
 
@@ -87,8 +90,12 @@ def test_empty_variables_mean_unset_except_where_empty_is_a_value() -> None:
     assert s.batch_max == 16 and s.broker_url is None
     # An empty allow-list means "official endpoints only", not "fall back to AWS_ENDPOINT_URL".
     env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9000"}
-    assert load_settings(env).destination_policy().allowed_endpoints == {"http://127.0.0.1:9000"}
-    closed = load_settings({**env, "GENBLAZE_ALLOWED_ENDPOINTS": ""}).destination_policy()
+    assert DestinationPolicy.from_settings(load_settings(env)).allowed_endpoints == {
+        "http://127.0.0.1:9000"
+    }
+    closed = DestinationPolicy.from_settings(
+        load_settings({**env, "GENBLAZE_ALLOWED_ENDPOINTS": ""})
+    )
     assert closed.allowed_endpoints == frozenset()
     assert load_settings({"GENBLAZE_API_RATE_LIMIT": ""}).api_rate_limit == ""
 

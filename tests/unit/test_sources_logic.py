@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from genblaze_s3 import S3StorageBackend, URLPolicy
+from genblaze_s3 import S3StorageBackend, URLPolicy, runtime
 from genblaze_s3.ingest.finalize.manifest import build_manifest
-from genblaze_s3.ingest.finalize.provenance import build_provenance, source_location
 from genblaze_s3.ingest.finalize.signing import (
     ManifestSigner,
     key_id,
@@ -21,6 +20,7 @@ from genblaze_s3.ingest.finalize.signing import (
     verify_signature,
 )
 from genblaze_s3.ingest.models import AssetRecord, AssetState
+from genblaze_s3.ingest.provenance import build_provenance, source_location
 from genblaze_s3.ingest.worker.refresh import (
     RefreshRequest,
     SourceRefresher,
@@ -29,6 +29,7 @@ from genblaze_s3.ingest.worker.refresh import (
     signed_headers,
 )
 from genblaze_s3.ingest.worker.sources import gave_up_waiting, not_ready_delay
+from genblaze_s3.settings import load_settings
 from genblaze_s3.transfer import CopyConfig, FetchPolicy, SourceExpired, SourceValidators
 from genblaze_s3.transfer.errors import (
     SourceNotFound,
@@ -338,7 +339,9 @@ def test_refresh_url_is_sealed_at_rest_and_opened_by_the_refresher() -> None:
 
     sealer = SourceSealer(Fernet.generate_key().decode())
     store = StatusStore(fakeredis.FakeRedis())
-    policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+    policy = DestinationPolicy.from_settings(
+        load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+    )
     service = IngestService(store, MemorySender(), "q", policy, sealer)
     url = "https://hooks.example/refresh?token=TOPSECRET"
     sub = build_submission(
@@ -362,14 +365,16 @@ def test_source_settings_load_and_a_bad_signing_key_is_named_not_shown() -> None
     from genblaze_s3.settings import SettingsError, load_settings
 
     config = load_settings({"GENBLAZE_MAX_REFRESHES": "2", "GENBLAZE_SOURCE_READY_WAIT": "30"})
-    rules = config.source_rules()
+    rules = runtime.source_rules(config)
     assert (rules.max_refreshes, rules.ready_wait) == (2, 30.0)
-    assert load_settings({}).source_rules().ready_wait == 600.0  # the documented default
-    assert load_settings({}).manifest_signer() is None
+    assert runtime.source_rules(load_settings({})).ready_wait == 600.0  # the documented default
+    assert runtime.manifest_signer(load_settings({})) is None
     with pytest.raises(SettingsError) as info:
-        load_settings({"GENBLAZE_SIGNING_KEY": "not-a-key-but-secret-looking"})
+        runtime.manifest_signer(
+            load_settings({"GENBLAZE_SIGNING_KEY": "not-a-key-but-secret-looking"})
+        )
     assert "GENBLAZE_SIGNING_KEY" in str(info.value)
     assert "secret-looking" not in str(info.value)
     raw = base64.b64encode(bytes(range(32))).decode()
-    signer = load_settings({"GENBLAZE_SIGNING_KEY": raw}).manifest_signer()
+    signer = runtime.manifest_signer(load_settings({"GENBLAZE_SIGNING_KEY": raw}))
     assert signer is not None and len(signer.key_id) == 16

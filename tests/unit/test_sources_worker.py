@@ -16,6 +16,7 @@ from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
 from genblaze_s3.ingest.worker.sources import SourceRules
+from genblaze_s3.settings import load_settings
 from genblaze_s3.transfer import FetchPolicy, SourceExpired, SourceNotReady, SourceValidators
 from tests.unit.ingest_fixtures import make_submission
 
@@ -52,7 +53,9 @@ def _ctx(refresher: Any = None, **rules: Any) -> WorkerContext:
         redis=client,
         store=StatusStore(client),
         backend_for=lambda d: FakeBackend(bucket=d.bucket),
-        policy=DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"}),
+        policy=DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
+        ),
         fetch_policy=FetchPolicy(),
         max_attempts=3,
         max_retries=1,

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from genblaze_s3 import runtime
 from genblaze_s3.ingest.errors import DestinationNotAllowedError, InvalidJobError
 from genblaze_s3.ingest.models import DestinationSpec
 from genblaze_s3.ingest.tenants import (
     TenantConfigError,
     TenantRegistry,
-    registry_from_settings,
+    registry_from,
     token_digest,
 )
 from genblaze_s3.ingest.validation import check_retention, is_job_id
@@ -128,8 +129,8 @@ def test_an_open_tenant_cannot_write_under_a_configured_root() -> None:
 
 def test_file_and_token_list_together_are_ambiguous(tmp_path: Path) -> None:
     with pytest.raises(TenantConfigError):
-        registry_from_settings(str(tmp_path / "t.toml"), "a:b", None)
-    assert not registry_from_settings(None, None, None).configured
+        registry_from(str(tmp_path / "t.toml"), "a:b", None)
+    assert not registry_from(None, None, None).configured
 
 
 def test_limits_and_lock_mode(tmp_path: Path) -> None:
@@ -202,11 +203,11 @@ def test_tenant_settings_fail_naming_the_variable(tmp_path: Path) -> None:
     bad = tmp_path / "t.json"
     bad.write_text('{"tenants": {"a": {"tokens": ["x"]}, "b": {"tokens": ["x"]}}}')
     with pytest.raises(SettingsError, match="GENBLAZE_TENANTS_FILE"):
-        load_settings({"GENBLAZE_TENANTS_FILE": str(bad)}).tenant_registry()
+        runtime.tenant_registry(load_settings({"GENBLAZE_TENANTS_FILE": str(bad)}))
     good = tmp_path / "g.toml"
     good.write_text(TOML % token_digest("g").hex())
     config = load_settings({"GENBLAZE_TENANTS_FILE": str(good), "GENBLAZE_MAX_BODY_BYTES": "2048"})
-    assert sorted(config.tenant_registry().tenants) == ["acme", "globex"]
+    assert sorted(runtime.tenant_registry(config).tenants) == ["acme", "globex"]
     assert config.max_body_bytes == 2048 and config.max_retention_days == 3650
     with pytest.raises(SettingsError, match="GENBLAZE_MAX_RETENTION_DAYS"):
         load_settings({"GENBLAZE_MAX_RETENTION_DAYS": "0"})

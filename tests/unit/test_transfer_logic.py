@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from genblaze_s3.backoff import backoff_delay
-from genblaze_s3.settings import fetch_policy_from_env
+from genblaze_s3.settings import load_settings
 from genblaze_s3.transfer import (
     Checkpoint,
     CheckpointStore,
@@ -172,10 +172,10 @@ def test_fetch_policy_defaults_are_strict_and_env_opens_them() -> None:
         "GENBLAZE_ALLOW_PRIVATE_HOSTS": "127.0.0.1, Localhost.",
         "GENBLAZE_MAX_SOURCE_BYTES": "1000",
     }
-    p = fetch_policy_from_env(env)
+    p = FetchPolicy.from_settings(load_settings(env))
     assert p.allow_http and p.allow_private_hosts == {"127.0.0.1", "localhost"}
     assert p.max_source_bytes == 1000
-    assert fetch_policy_from_env({}) == FetchPolicy()
+    assert FetchPolicy.from_settings(load_settings({})) == FetchPolicy()
 
 
 def test_copy_config_rejects_nonsense() -> None:

@@ -2,9 +2,10 @@
 the webhook; and ``verify``, which checks all of it from the bucket alone.
 
 What lives here: ``manifest`` (write and lock the run manifest exactly once),
-``provenance`` (where each asset's bytes came from), ``signing`` (Ed25519 signatures),
-``notify`` and ``webhooks`` (Standard Webhooks to the submitter), ``verify``.
+``signing`` (Ed25519 signatures), ``notify`` and ``webhooks`` (Standard Webhooks to the
+submitter), ``verify``. The fetch provenance it writes is ``ingest.provenance`` (the
+store and the workers record it too).
 
-It may import the ``store`` room, ``ingest`` models/errors/tenants, ``transfer`` and
-``backend``; never the submit, worker or client rooms.
+It may import the ``store`` and ``client`` rooms, the ``ingest`` root modules,
+``transfer`` and ``backend``; never the submit or worker rooms (import-linter).
 """

@@ -19,7 +19,6 @@ from genblaze_core.models.manifest import Manifest
 from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
 from genblaze_core.storage.sink import ObjectStorageSink
 
-from genblaze_s3.ingest.finalize.provenance import PROVENANCE_KEY, apply_provenance
 from genblaze_s3.ingest.finalize.signing import ManifestSigner
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
@@ -31,6 +30,7 @@ from genblaze_s3.ingest.models import (
     JobState,
     ManifestInfo,
 )
+from genblaze_s3.ingest.provenance import PROVENANCE_KEY, apply_provenance
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.transitions import job_outcome
 

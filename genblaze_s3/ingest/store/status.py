@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import redis
 
 from genblaze_s3.ingest.errors import IdempotencyConflictError, StoreUnavailableError
-from genblaze_s3.ingest.finalize.provenance import FetchProvenance
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     AssetRecord,
@@ -36,12 +35,14 @@ from genblaze_s3.ingest.models import (
     ManifestInfo,
     utc_now,
 )
+from genblaze_s3.ingest.provenance import FetchProvenance
 from genblaze_s3.ingest.sealing import is_sealed
 from genblaze_s3.ingest.store import counters, fleet, keys, listing
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.document import build_document, document_json, document_view
 from genblaze_s3.ingest.store.records import AssetRecordWriter
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, can_transition_job
+from genblaze_s3.settings import Settings
 
 
 def _s(v: Any) -> str:
@@ -89,6 +90,11 @@ class StatusStore:
         self.redis = client
         self.retention = retention_seconds
         self._assets = AssetRecordWriter(client, retention_seconds)
+
+    @classmethod
+    def from_settings(cls, config: Settings, client: redis.Redis) -> StatusStore:
+        """The store every entry point uses: records kept GENBLAZE_RETENTION_SECONDS."""
+        return cls(client, retention_seconds=config.retention_seconds)
 
     # -- health ---------------------------------------------------------------
     def ping(self) -> bool:

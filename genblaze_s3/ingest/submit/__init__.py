@@ -1,8 +1,9 @@
 """The submit side: validate, admit and enqueue a job; reopen (retry) and cancel it.
 
-What lives here: ``submission`` (a run or URLs -> job records, pure), ``service`` (store write then enqueue), ``sink``
-(QueuedStorageSink), ``enqueue`` (the one seam to the broker, Celery imported lazily),
-``quotas`` (concurrent-job limits), ``retry`` (reopen failed or canceled assets).
+What lives here: ``submission`` (a run or URLs -> job records, pure), ``service``
+(store write then enqueue), ``sink`` (QueuedStorageSink), ``enqueue`` (the one seam to
+the broker, Celery imported lazily), ``quotas`` (concurrent-job limits), ``retry``
+(reopen failed or canceled assets).
 
 It may import the ``store`` room, ``ingest`` models/errors/tenants and ``transfer``;
 never the worker, finalize or client rooms.

@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Any, Protocol
 
+from genblaze_s3.settings import DEFAULT_VISIBILITY_TIMEOUT
+
 INGEST_ASSET = "genblaze.ingest_asset"
 INGEST_ASSETS = "genblaze.ingest_assets"  # a chunk of one job's assets, copied in turn
 FINALIZE_JOB = "genblaze.finalize_job"
@@ -53,11 +55,33 @@ class TaskSender(Protocol):
     def close(self) -> None: ...
 
 
-class CelerySender:
-    """Sends tasks by name with a producer-only Celery app (no task imports)."""
+def send_job(
+    sender: TaskSender, queue: str, job_id: str, asset_ids: list[str], batch_max: int
+) -> None:
+    """Send a job's deliveries: its assets in chunks (plan_chunks), or, when it has no
+    asset left to copy, the finalize. The one way submit and retry put a job on a queue."""
+    for chunk in plan_chunks(asset_ids, batch_max):
+        if len(chunk) == 1:
+            sender.send(INGEST_ASSET, [job_id, chunk[0]], queue)
+        else:
+            sender.send(INGEST_ASSETS, [job_id, chunk], queue)
+    if not asset_ids:
+        sender.send(FINALIZE_JOB, [job_id], queue)
 
-    def __init__(self, broker_url: str) -> None:
+
+class CelerySender:
+    """Sends tasks by name with a producer-only Celery app (no task imports).
+
+    `visibility_timeout` (Redis broker) is the workers' GENBLAZE_VISIBILITY_TIMEOUT: every
+    client of one Redis broker states the same value, so whichever of them restores
+    unacked messages redelivers them after the same time.
+    """
+
+    def __init__(
+        self, broker_url: str, *, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
+    ) -> None:
         self._broker_url = broker_url
+        self._visibility_timeout = visibility_timeout
         self._app: Any = None
         self._lock = threading.Lock()
 
@@ -72,7 +96,7 @@ class CelerySender:
                     accept_content=["json"],
                     task_ignore_result=True,
                     broker_connection_retry_on_startup=True,
-                    broker_transport_options={"visibility_timeout": 4 * 3600},
+                    broker_transport_options={"visibility_timeout": self._visibility_timeout},
                 )
                 self._app = app
             return self._app

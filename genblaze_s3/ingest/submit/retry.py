@@ -10,7 +10,7 @@ like the original (the fetcher's SSRF guard re-checks every hop at copy time).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from genblaze_s3.ingest.errors import (
     EnqueueError,
@@ -20,13 +20,27 @@ from genblaze_s3.ingest.errors import (
 )
 from genblaze_s3.ingest.models import AssetState, ErrorInfo, JobState
 from genblaze_s3.ingest.redact import redact_url
-from genblaze_s3.ingest.sealing import SourceRecord
-from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS, plan_chunks
+from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
+from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.submit.enqueue import TaskSender, send_job
+from genblaze_s3.ingest.submit.quotas import ActiveJobs
 from genblaze_s3.ingest.submit.submission import check_source
+from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES
 
-if TYPE_CHECKING:
-    from genblaze_s3.ingest.submit.service import IngestService
+
+class RetryDeps(Protocol):
+    """What a retry needs of the submit side (IngestService provides it): named here
+    instead of importing the service, which calls us (no import cycle)."""
+
+    store: StatusStore
+    sender: TaskSender
+    queue: str
+    batch_max: int
+    sealer: SourceSealer
+    tenants: TenantRegistry
+    active: ActiveJobs
+
 
 # Queued assets of a terminal job were never sent (enqueue failed) or are about to
 # be skipped: re-sending them is harmless (leases make a second delivery a no-op).
@@ -41,9 +55,7 @@ class Replacement:
     sha256: str | None = None
 
 
-def retry_job(
-    service: IngestService, job_id: str, replacements: dict[str, Replacement]
-) -> list[str]:
+def retry_job(service: RetryDeps, job_id: str, replacements: dict[str, Replacement]) -> list[str]:
     """Re-queue a failed/canceled job's unfinished assets; returns their ids.
 
     Raises JobNotRetryableError (the job is not failed/canceled, or copies are still
@@ -88,13 +100,8 @@ def retry_job(
         fresh = replacements.get(aid)
         store.reopen_asset(job_id, aid, source_url=redact_url(fresh.url) if fresh else None)
     try:
-        for chunk in plan_chunks(ids, service.batch_max):
-            if len(chunk) == 1:
-                service.sender.send(INGEST_ASSET, [job_id, chunk[0]], service.queue)
-            else:
-                service.sender.send(INGEST_ASSETS, [job_id, chunk], service.queue)
-        if not ids:  # every asset stored: only the manifest failed; write it again
-            service.sender.send(FINALIZE_JOB, [job_id], service.queue)
+        # No asset left (every one stored, only the manifest failed): finalize again.
+        send_job(service.sender, service.queue, job_id, ids, service.batch_max)
     except Exception as exc:
         store.transition_job(
             job_id,
@@ -105,7 +112,7 @@ def retry_job(
     return ids
 
 
-def _sealed_source(service: IngestService, job_id: str, asset_id: str, rep: Replacement) -> str:
+def _sealed_source(service: RetryDeps, job_id: str, asset_id: str, rep: Replacement) -> str:
     """The replacement sealed like an original; keeps the original's expected SHA-256."""
     sha = rep.sha256
     if sha is None:

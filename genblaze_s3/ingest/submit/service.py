@@ -14,18 +14,13 @@ from genblaze_s3.ingest.errors import EnqueueError, InvalidJobError, TooManyJobs
 from genblaze_s3.ingest.models import DestinationSpec, ErrorInfo, JobState, utc_now
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.status import StatusStore
-from genblaze_s3.ingest.submit.enqueue import (
-    FINALIZE_JOB,
-    INGEST_ASSET,
-    INGEST_ASSETS,
-    TaskSender,
-    plan_chunks,
-)
+from genblaze_s3.ingest.submit.enqueue import TaskSender, send_job
 from genblaze_s3.ingest.submit.quotas import ActiveJobs
 from genblaze_s3.ingest.submit.retry import Replacement, retry_job
 from genblaze_s3.ingest.submit.submission import JobSubmission
-from genblaze_s3.ingest.tenants import TenantRegistry
+from genblaze_s3.ingest.tenants import TenantRegistry, registry_from_settings
 from genblaze_s3.ingest.validation import DEFAULT_MAX_RETENTION_DAYS, check_retention
+from genblaze_s3.settings import Settings
 from genblaze_s3.transfer.config import FetchPolicy
 from genblaze_s3.transfer.errors import TransferError
 from genblaze_s3.transfer.urlguard import validate_url
@@ -57,6 +52,33 @@ class IngestService:
         self.fetch_policy = fetch_policy or FetchPolicy()
         self.max_retention_days = max_retention_days
         self.active = ActiveJobs(store.redis)
+
+    @classmethod
+    def from_settings(
+        cls,
+        config: Settings,
+        store: StatusStore,
+        sender: TaskSender,
+        *,
+        queue: str | None = None,
+        policy: DestinationPolicy | None = None,
+        tenants: TenantRegistry | None = None,
+    ) -> IngestService:
+        """The one wiring of the submit side from the settings: the API server
+        (genblaze_s3.runtime) and QueuedStorageSink both build their service here, so a
+        sink and the API apply the same tenants, allow-lists, sealing key and limits.
+        `queue` / `policy` / `tenants` override the settings (tests, embedding)."""
+        return cls(
+            store,
+            sender,
+            queue or config.queue,
+            policy or DestinationPolicy.from_settings(config),
+            SourceSealer(config.secret("source_key")),
+            batch_max=config.batch_max,
+            tenants=tenants if tenants is not None else registry_from_settings(config),
+            fetch_policy=FetchPolicy.from_settings(config),
+            max_retention_days=config.max_retention_days,
+        )
 
     def place(self, tenant: str, destination: DestinationSpec) -> DestinationSpec:
         """Where `tenant`'s job naming `destination` really writes (prefix under its root)."""
@@ -136,13 +158,7 @@ class IngestService:
                 self.active.release(sub.meta.tenant, sub.meta.job_id)
             return job_id, False
         try:
-            for chunk in plan_chunks(sub.dispatch_order(), self.batch_max):
-                if len(chunk) == 1:
-                    self.sender.send(INGEST_ASSET, [job_id, chunk[0]], self.queue)
-                else:
-                    self.sender.send(INGEST_ASSETS, [job_id, chunk], self.queue)
-            if not sub.meta.asset_ids:
-                self.sender.send(FINALIZE_JOB, [job_id], self.queue)
+            send_job(self.sender, self.queue, job_id, sub.dispatch_order(), self.batch_max)
         except Exception as exc:
             self.store.transition_job(
                 job_id,

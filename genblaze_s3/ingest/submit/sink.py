@@ -20,7 +20,6 @@ from genblaze_s3.ingest.client.handle import JobHandle, StoreSource
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import DestinationSpec, LockPolicy
-from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import CelerySender, TaskSender
 from genblaze_s3.ingest.submit.service import IngestService
@@ -103,19 +102,18 @@ class QueuedStorageSink(BaseSink):
         self._source_ready_within = source_ready_within
         self._tenant = tenant or "default"
         rurl = redis_url or config.redis_url
-        self._store = store or StatusStore(redis.Redis.from_url(rurl))
+        self._store = store or StatusStore.from_settings(config, redis.Redis.from_url(rurl))
         self._owns_sender = sender is None
-        self._sender = sender or CelerySender(broker_url or config.broker_url or rurl)
-        self._service = IngestService(
+        self._sender = sender or CelerySender(
+            broker_url or config.broker_url or rurl, visibility_timeout=config.visibility_timeout
+        )
+        self._service = IngestService.from_settings(
+            config,
             self._store,
             self._sender,
-            queue or config.queue,
-            destination_policy or config.destination_policy(),
-            SourceSealer(config.secret("source_key")),
-            batch_max=config.batch_max,
-            tenants=tenants if tenants is not None else config.tenant_registry(),
-            fetch_policy=config.fetch_policy(),
-            max_retention_days=config.max_retention_days,
+            queue=queue,
+            policy=destination_policy,
+            tenants=tenants,
         )
         self._destination = destination_of(backend, prefix, self._key_strategy)
         self._layout: ObjectStorageSink | None = None

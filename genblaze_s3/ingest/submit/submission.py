@@ -21,7 +21,7 @@ from genblaze_s3.ingest.errors import InvalidJobError
 from genblaze_s3.ingest.models import AssetRecord, DestinationSpec, JobMeta, LockPolicy, utc_now
 from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
-from genblaze_s3.ingest.worker.refresh import check_import_path
+from genblaze_s3.ingest.validation import check_import_path
 from genblaze_s3.transfer.expiry import url_expiry
 
 MAX_ASSETS_PER_JOB = 10_000

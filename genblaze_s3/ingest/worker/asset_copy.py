@@ -29,7 +29,6 @@ import redis
 from genblaze_s3.backoff import ASSET, backoff_delay
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.errors import DestinationNotAllowedError, StoreUnavailableError
-from genblaze_s3.ingest.finalize.provenance import build_provenance
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     TERMINAL_JOB_STATES,
@@ -41,6 +40,7 @@ from genblaze_s3.ingest.models import (
     JobState,
     utc_now,
 )
+from genblaze_s3.ingest.provenance import build_provenance
 from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
 from genblaze_s3.ingest.store import keys

@@ -22,27 +22,19 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from genblaze_s3.ingest.finalize.provenance import source_location
+from genblaze_s3.ingest.provenance import source_location
 from genblaze_s3.ingest.redact import redact_url
+from genblaze_s3.ingest.validation import check_import_path
 from genblaze_s3.transfer.errors import SourceExpired, SourceUnavailable
 
 logger = logging.getLogger("genblaze_s3.ingest.worker.refresh")
 
 MAX_ANSWER_BYTES = 64 * 1024  # a refresh answer is one URL; anything bigger is refused
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
-def check_import_path(path: str) -> str:
-    """Validate a ``package.module:function`` name (the shape only; workers import it)."""
-    if not _IMPORT_PATH.match(path):
-        raise ValueError(f"source_refresher must look like 'package.module:function', not {path!r}")
-    return path
 
 
 @dataclass(frozen=True)
