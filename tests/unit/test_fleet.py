@@ -23,6 +23,7 @@ from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import INGEST_ASSET, MemorySender
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.tenants import TenantConfigError, TenantRegistry
+from genblaze_s3.settings import load_settings
 
 TOKENS = {"tok-a": "acme", "tok-b": "globex"}
 DEST = {"bucket": "media", "endpoint_url": "http://127.0.0.1:8333"}
@@ -36,7 +37,9 @@ class Fleet:
         self.redis = fakeredis.FakeRedis()
         self.store = StatusStore(self.redis)
         self.sender = MemorySender()
-        policy = DestinationPolicy.from_env({"GENBLAZE_ALLOWED_ENDPOINTS": DEST["endpoint_url"]})
+        policy = DestinationPolicy.from_settings(
+            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": DEST["endpoint_url"]})
+        )
         app = create_app(
             # Sealed sources (as in production): a failed asset keeps its source for a retry.
             IngestService(self.store, self.sender, "q", policy, SourceSealer(KEY)),
@@ -217,7 +220,7 @@ def test_bulk_retry_counts_first_then_acts_on_that_set_and_is_audited(fleet: Fle
     assert log[0]["detail"]["error_code"] == "source_expired" and log[0]["detail"]["done"] == 2
     # The log is in the store: a new API process on the same Redis still shows it.
     again = create_app(
-        IngestService(fleet.store, MemorySender(), "q", DestinationPolicy.from_env({})),
+        IngestService(fleet.store, MemorySender(), "q", DestinationPolicy()),
         TOKENS,
         operators=OperatorRegistry.from_tokens(OPS),
     )

@@ -21,7 +21,7 @@ ORIGIN = {"Origin": "http://testserver"}
 
 def _app(rate: tuple[float, float] | None = None) -> tuple[TestClient, fakeredis.FakeRedis]:
     redis = fakeredis.FakeRedis()
-    service = IngestService(StatusStore(redis), MemorySender(), "q", DestinationPolicy.from_env({}))
+    service = IngestService(StatusStore(redis), MemorySender(), "q", DestinationPolicy())
     app = create_app(service, {"tok-a": "acme"}, rate_limit=rate)
     return TestClient(app, headers=ORIGIN), redis
 
