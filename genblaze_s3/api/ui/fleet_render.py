@@ -87,6 +87,7 @@ def chart(series: list[SeriesPoint], width: int = 720, height: int = 120) -> str
     hours = len(series) // 60
     return (
         f'<svg id="chart" viewBox="0 0 {width} {height}" width="100%" height="{height}" '
+        'preserveAspectRatio="none" '
         f'role="img" aria-label="assets finished per {BUCKET_MINUTES} minutes, last {hours} h">'
         f'<rect width="{width}" height="{height}" fill="#f6f7f9"/>{"".join(bars)}</svg>'
         f"<p class='muted'>assets finished per {BUCKET_MINUTES} min over the last {hours} h "

@@ -31,7 +31,7 @@ from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.store import stats as stat_names
 
 SERIES_NAMES = ("ok", "failed", "bytes")  # assets stored or deduplicated, failed; their bytes
-WORKER_ALIVE_SECONDS = 15.0  # three missed heartbeats (workers beat every 5 s)
+WORKER_ALIVE_SECONDS = 10.0  # five missed heartbeats (workers beat every 2 s)
 WORKER_FORGET_SECONDS = 24 * 3600.0  # a host silent this long leaves the table
 AUDIT_MAX = 10_000  # entries kept (approximately: XADD MAXLEN ~)
 
