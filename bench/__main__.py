@@ -13,7 +13,7 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ["put", "copy", "queue", "slices", "submit", "verify", "operator"]
+BENCHMARKS = ["put", "copy", "queue", "slices", "submit", "verify", "operator", "fleet"]
 
 
 def main(argv: list[str]) -> int:

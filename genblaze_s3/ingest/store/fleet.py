@@ -29,21 +29,12 @@ from pydantic import BaseModel, Field
 from genblaze_s3.ingest.models import AssetState
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.store import stats as stat_names
+from genblaze_s3.ingest.store.stats import SERIES_NAMES
+from genblaze_s3.ingest.store.status import map_store_errors
 
-SERIES_NAMES = ("ok", "failed", "bytes")  # assets stored or deduplicated, failed; their bytes
 WORKER_ALIVE_SECONDS = 10.0  # five missed heartbeats (workers beat every 2 s)
 WORKER_FORGET_SECONDS = 24 * 3600.0  # a host silent this long leaves the table
 AUDIT_MAX = 10_000  # entries kept (approximately: XADD MAXLEN ~)
-
-
-def series_counters(state: AssetState, size: int | None, now: float) -> list[tuple[str, float]]:
-    """The '@'-prefixed counters a finished asset adds to this minute's series (pure)."""
-    minute = int(now) // 60
-    if state in (AssetState.STORED, AssetState.DEDUPLICATED):
-        return [(f"@{minute}:ok", 1), (f"@{minute}:bytes", int(size or 0))]
-    if state is AssetState.FAILED:
-        return [(f"@{minute}:failed", 1)]
-    return []
 
 
 class WorkerBeat(BaseModel):
@@ -98,8 +89,10 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+@map_store_errors
 class FleetStore:
-    """Heartbeats, the finished-asset series, the audit log; receives its Redis."""
+    """Heartbeats, the finished-asset series, the audit log; receives its Redis.
+    Redis errors surface as StoreUnavailableError, as from the StatusStore."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client

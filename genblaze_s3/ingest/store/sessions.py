@@ -21,6 +21,7 @@ from typing import Any, Literal
 import redis
 
 from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.status import map_store_errors
 
 SESSION_SECONDS = 12 * 3600
 Kind = Literal["tenant", "operator"]
@@ -44,8 +45,9 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+@map_store_errors
 class SessionStore:
-    """Create, find and revoke /ui sessions; receives its Redis."""
+    """Create, find and revoke /ui sessions; receives its Redis (errors: StoreUnavailableError)."""
 
     def __init__(self, client: redis.Redis, *, lifetime: int = SESSION_SECONDS) -> None:
         self.redis = client

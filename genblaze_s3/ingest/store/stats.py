@@ -77,3 +77,19 @@ def copy_bucket(seconds: float) -> str:
         if seconds <= bound:
             return f"copy_seconds_le:{bound:g}"
     return "copy_seconds_le:+Inf"
+
+
+# The fleet view's per-minute series (``keys.series_key``): a finished asset adds to
+# "{epoch minute}:{name}" in its hour's hash, in the same atomic write that records it.
+SERIES_NAMES = ("ok", "failed", "bytes")  # assets stored or deduplicated, failed; their bytes
+
+
+def series_counters(state: AssetState, size: int | None, now: float) -> list[tuple[str, float]]:
+    """The '@'-prefixed counters a finished asset adds to this minute's series (pure);
+    the '@' sends them to the series hash instead of the stats hash (counters.ASSET_CAS)."""
+    minute = int(now) // 60
+    if state in (AssetState.STORED, AssetState.DEDUPLICATED):
+        return [(f"@{minute}:ok", 1), (f"@{minute}:bytes", int(size or 0))]
+    if state is AssetState.FAILED:
+        return [(f"@{minute}:failed", 1)]
+    return []

@@ -37,7 +37,7 @@ from genblaze_s3.ingest.models import (
 )
 from genblaze_s3.ingest.provenance import FetchProvenance
 from genblaze_s3.ingest.sealing import is_sealed
-from genblaze_s3.ingest.store import counters, fleet, keys, listing
+from genblaze_s3.ingest.store import counters, keys, listing
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.document import build_document, document_json, document_view
 from genblaze_s3.ingest.store.records import AssetRecordWriter
@@ -78,6 +78,9 @@ def _map_store_errors(cls: type) -> type:
         if not name.startswith("_") and callable(value):
             setattr(cls, name, _store_errors_mapped(value))
     return cls
+
+
+map_store_errors = _map_store_errors  # for the store's other classes (fleet, sessions)
 
 
 @_map_store_errors
@@ -340,7 +343,7 @@ class StatusStore:
         if state is AssetState.FAILED and error is not None:
             counters.append((stat_names.failed_with(error.code), 1))
         # This minute's fleet series (the fleet view's chart), in the same atomic write.
-        counters += fleet.series_counters(state, size, time.time())
+        counters += stat_names.series_counters(state, size, time.time())
         if copy_seconds is not None:
             counters += [
                 (stat_names.COPY_SECONDS_SUM, float(copy_seconds)),
