@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -521,38 +521,3 @@ def _settings_error(model: type[BaseSettings], exc: ValidationError) -> Settings
 
 def _is_secret(info: FieldInfo) -> bool:
     return SecretStr in (info.annotation, *get_args(info.annotation))
-
-
-def _type_label(annotation: Any) -> str:
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    if get_origin(annotation) is Literal:
-        return " | ".join(repr(a) for a in args)
-    if annotation == CommaList or (args and args[0] == CommaList):
-        return "comma list"
-    if args and len(args) == 1:
-        return _type_label(args[0])
-    if annotation is SecretStr:
-        return "secret"
-    if get_origin(annotation) is tuple:
-        return "comma list"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def describe() -> list[tuple[str, str, str, str]]:
-    """(variable, type, default, description) rows: the README's configuration table."""
-    rows = []
-    for model in (Settings, B2Settings):
-        for field, info in model.model_fields.items():
-            default = info.default
-            if isinstance(default, SecretStr):
-                default = default.get_secret_value()
-            shown = "" if default in (None, (), "") else str(default)
-            rows.append(
-                (
-                    env_name(field, model),
-                    _type_label(info.annotation),
-                    shown,
-                    info.description or "",
-                )
-            )
-    return rows

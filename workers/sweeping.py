@@ -39,7 +39,9 @@ def _start_sweeper(**_: object) -> None:
     ctx = context()
 
     def sweep() -> Any:
-        return sweep_once(ctx.redis, ctx.store, _send, interval=interval, grace=CONFIG.sweep_grace)
+        return sweep_once(
+            ctx.deliveries, ctx.store, _send, interval=interval, grace=CONFIG.sweep_grace
+        )
 
     threading.Thread(
         target=run_sweeper,

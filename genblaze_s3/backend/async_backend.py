@@ -173,12 +173,11 @@ class AsyncS3StorageBackend:
         """
         request = self._connection.put_request(key, data, **options)
         client = await self._aclient()
+        threshold = self._connection.config.multipart_threshold
+        body = calls.single_put_body(data, request.args, threshold)
         raw = bytes(data) if isinstance(data, bytes | bytearray | memoryview) else None
-        if raw is not None and (
-            len(raw) <= self._connection.config.multipart_threshold
-            or "ChecksumSHA256" in request.args
-        ):
-            call = calls.put_object(self.bucket, key, raw, request.args, request.encryption)
+        if body is not None:  # the one decision of both backends (calls.single_put_body)
+            call = calls.put_object(self.bucket, key, body, request.args, request.encryption)
             await calls.asend(client, call)
         else:
             with storage_errors("put", key, request.encryption):

@@ -300,6 +300,19 @@ def get_object(
     )
 
 
+def single_put_body(data: Any, args: dict[str, Any], threshold: int) -> Any | None:
+    """The body to send in one PutObject, or None when the upload goes through the managed
+    (multipart above the threshold) transfer. The one decision of the sync and the async
+    backend: a pinned whole-object ``ChecksumSHA256`` forces one PutObject (S3 accepts it
+    only there); bytes up to the multipart threshold go in one PutObject (one request, no
+    transfer-manager overhead); everything else (larger bytes, streams, files) in parts."""
+    if "ChecksumSHA256" in args:
+        return data
+    if isinstance(data, bytes | bytearray | memoryview) and len(data) <= threshold:
+        return bytes(data)
+    return None
+
+
 def put_object(
     bucket: str, key: str, body: Any, args: dict[str, Any], encryption: Encryption | None
 ) -> S3Call[None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 
-from genblaze_s3.backend.calls import PutRequest, UploadData
+from genblaze_s3.backend.calls import PutRequest, UploadData, single_put_body
 from genblaze_s3.backend.connection import BucketConnection
 
 
@@ -31,14 +31,14 @@ def regular_file_path(data: object) -> str | None:
 def upload(connection: BucketConnection, request: PutRequest, data: UploadData) -> None:
     """Send ``data`` as ``request`` says; multipart above the threshold. Errors: the caller maps.
 
-    A pinned whole-object ``ChecksumSHA256`` forces a single PutObject (S3 only
-    accepts it there).
+    One PutObject or parts: ``calls.single_put_body`` decides, as for the async backend.
     """
     client, bucket = connection.client, connection.bucket
     key, args, reporter = request.key, request.args, request.reporter
-    path = regular_file_path(data)
-    if "ChecksumSHA256" in args:
-        client.put_object(Bucket=bucket, Key=key, Body=data, **args)
+    body = single_put_body(data, args, connection.config.multipart_threshold)
+    path = regular_file_path(data) if body is None else None
+    if body is not None:
+        client.put_object(Bucket=bucket, Key=key, Body=body, **args)
     elif path is not None:
         client.upload_file(
             path, bucket, key, ExtraArgs=args, Config=connection.transfer, Callback=reporter

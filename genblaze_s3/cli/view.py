@@ -12,15 +12,15 @@ import time
 from typing import Any
 
 from genblaze_s3.humanize import human_size
+from genblaze_s3.ingest.transitions import progress_percent
 
 RECONNECTS = 5  # `watch` reconnects this many times in a row before giving up
 
 
 def percent_text(job: Any) -> str:
+    """The job's progress as /ui shows it (transitions.progress_percent)."""
     p = job.progress
-    if p.bytes_total:
-        return f"{100 * p.bytes_done / p.bytes_total:.0f}%"
-    return f"{100 * p.assets_done / p.assets_total:.0f}%" if p.assets_total else "100%"
+    return f"{progress_percent(p.bytes_done, p.bytes_total, p.assets_done, p.assets_total)}%"
 
 
 STATE_STYLE = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from genblaze_s3.transfer.errors import CheckpointStoreUnavailable
+
 
 class IngestError(Exception):
     """Base of all ingest errors; `code` is stable and safe to show to users."""
@@ -59,8 +61,8 @@ class JobWaitTimeoutError(IngestError, TimeoutError):
         self.last_state = last_state
 
 
-class StoreUnavailableError(IngestError, ConnectionError):
-    """The status store (Redis) cannot be reached."""
+class StoreUnavailableError(IngestError, CheckpointStoreUnavailable, ConnectionError):
+    """The status store (Redis) cannot be reached (it also holds the copy checkpoints)."""
 
     code = "store_unavailable"
 

@@ -40,6 +40,21 @@ _ASSET_NEXT: dict[AssetState, frozenset[AssetState]] = {
 # A retry is the one way out of a terminal job state: failed or canceled assets are
 # re-queued and the job runs again (a succeeded job has nothing left to do).
 REOPENABLE_JOB_STATES = frozenset({JobState.FAILED, JobState.CANCELED})
+# The assets a retry runs again (what the CLI and /ui offer to retry; a terminal job's
+# never-sent queued assets are re-sent too, see ingest.submit.retry).
+RETRYABLE_ASSET_STATES = frozenset({AssetState.FAILED, AssetState.CANCELED})
+
+
+def progress_percent(
+    bytes_done: int, bytes_total: int | None, assets_done: int, assets_total: int
+) -> int:
+    """A job's progress in whole percent, the one rule of the CLI and /ui: by bytes when
+    every size is known, else by assets; 100 once every asset is terminal."""
+    if assets_total and assets_done == assets_total:
+        return 100
+    if bytes_total:
+        return min(100, int(100 * bytes_done / bytes_total))
+    return int(100 * assets_done / assets_total) if assets_total else 100
 
 
 def can_transition_job(current: JobState, new: JobState) -> bool:

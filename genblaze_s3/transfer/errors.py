@@ -22,6 +22,13 @@ from genblaze_s3.backend import s3errors
 s3_error_code = s3errors.error_code
 
 
+class CheckpointStoreUnavailable(Exception):  # noqa: N818 (a condition, like CopyPaused)
+    """The checkpoint store cannot be reached: not the copy's failure, nor the object
+    store's. The engine lets it through untouched (never mapped to a storage or source
+    error) and keeps the multipart upload, so the caller can hand the work back and a
+    later delivery resumes. A ``CheckpointStore`` raises a subclass for its outages."""
+
+
 class TransferError(Exception):
     """Base of every copy-engine error; ``code`` is stable and safe to show users."""
 

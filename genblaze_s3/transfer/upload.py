@@ -24,6 +24,7 @@ from genblaze_s3.transfer.copy_job import (
     verify,
 )
 from genblaze_s3.transfer.errors import (
+    CheckpointStoreUnavailable,
     KeyConflict,
     StorageFailure,
     TransferError,
@@ -322,6 +323,8 @@ def send_multipart(
                 return _existing(job, key, head, sha256, sent.size)
             resp = upload.complete(n_parts, if_none_match=_conditional(job))
     except BaseException as exc:
+        if isinstance(exc, CheckpointStoreUnavailable):
+            raise  # the caller hands the work back; the upload stays for the resume
         keep = isinstance(exc, TransferError) and exc.retryable and job.store is not None
         if not keep:
             upload.abort()

@@ -151,3 +151,24 @@ def test_failures_are_mapped_to_the_same_storage_error(
     assert from_async.value.__cause__ is error
     if isinstance(error, EndpointConnectionError):
         assert from_sync.value.error_code is StorageErrorCode.NETWORK
+
+
+def test_one_upload_decision_for_both_backends() -> None:
+    """calls.single_put_body is the only place that picks one PutObject over parts: the
+    sync and the async backend both call it (they used to decide differently)."""
+    import inspect
+    import io
+
+    from genblaze_s3.backend import async_backend, calls, uploads
+
+    threshold = 16
+    assert calls.single_put_body(b"x" * 16, {}, threshold) == b"x" * 16
+    assert calls.single_put_body(bytearray(b"x" * 3), {}, threshold) == b"xxx"
+    assert calls.single_put_body(b"x" * 17, {}, threshold) is None  # parts
+    stream = io.BytesIO(b"x" * 40)
+    assert calls.single_put_body(stream, {}, threshold) is None  # streams go in parts
+    pinned = {"ChecksumSHA256": "..."}
+    assert calls.single_put_body(stream, pinned, threshold) is stream  # S3: one PUT only
+    assert calls.single_put_body(b"x" * 40, pinned, threshold) == b"x" * 40
+    for module in (uploads, async_backend):
+        assert "single_put_body(" in inspect.getsource(module)

@@ -199,7 +199,7 @@ def test_the_sweeper_re_enqueues_an_unleased_asset_once_even_with_two_sweepers(
 
     def sweeper() -> None:
         start.wait()
-        reports.append(sweep_once(ctx.redis, ctx.store, queue, grace=0.0))
+        reports.append(sweep_once(ctx.deliveries, ctx.store, queue, grace=0.0))
 
     threads = [threading.Thread(target=sweeper) for _ in range(2)]
     for t in threads:
@@ -211,7 +211,7 @@ def test_the_sweeper_re_enqueues_an_unleased_asset_once_even_with_two_sweepers(
     assert ctx.store.stats().get("swept_assets_total") == 1
     # Idempotent: the next interval's sweep leaves a just-swept asset alone for `grace`.
     ctx.redis.delete(keys.sweeper_lock_key())
-    assert sweep_once(ctx.redis, ctx.store, queue, grace=60.0).assets == 0
+    assert sweep_once(ctx.deliveries, ctx.store, queue, grace=60.0).assets == 0
 
 
 def test_the_sweeper_leaves_leased_and_terminal_assets_alone(
@@ -224,12 +224,12 @@ def test_the_sweeper_leaves_leased_and_terminal_assets_alone(
     assert lease.acquire()
     queue = Queue()
     try:
-        assert sweep_once(ctx.redis, ctx.store, queue, grace=0.0).assets == 0
+        assert sweep_once(ctx.deliveries, ctx.store, queue, grace=0.0).assets == 0
     finally:
         lease.release()
     ctx.store.finish_asset(job_id, aid, AssetState.STORED, key="k", sha256="a" * 64, size=1)
     ctx.redis.delete(keys.sweeper_lock_key())
-    assert sweep_once(ctx.redis, ctx.store, queue, grace=0.0).assets == 0
+    assert sweep_once(ctx.deliveries, ctx.store, queue, grace=0.0).assets == 0
     assert queue.sent == [] and not ctx.redis.zcard(keys.inflight_key())
 
 
@@ -241,7 +241,7 @@ def test_the_sweeper_sends_finalize_for_a_job_whose_finalize_was_lost(
     job_id, aid = _job(ctx)
     run_asset(ctx, job_id, aid, Queue())  # fails for good; its finalize message is "lost"
     queue = Queue()
-    report = sweep_once(ctx.redis, ctx.store, queue, grace=0.0)
+    report = sweep_once(ctx.deliveries, ctx.store, queue, grace=0.0)
     assert report.jobs == 1 and queue.sent == [(FINALIZE_JOB, [job_id], 0.0)]
     run_finalize(ctx, job_id, Queue(), backend_for=lambda d: None)
     assert ctx.store.job_state(job_id) == JobState.FAILED

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from genblaze_s3.ingest.errors import StoreUnavailableError
 from genblaze_s3.ingest.submit.enqueue import (
     FINALIZE_JOB,
     INGEST_ASSET,
@@ -144,8 +145,6 @@ def test_chunk_threads_copy_every_asset_exactly_once(
 def test_a_failing_step_hands_back_the_unstarted_assets_then_raises(
     chunk_rig: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import redis
-
     (worker, ctx), queue, _ = chunk_rig
 
     def boom(ctx: Any, job_id: str, asset_id: str, retries: int | None = None) -> StepResult:
@@ -162,11 +161,11 @@ def test_a_failing_step_hands_back_the_unstarted_assets_then_raises(
     ]
 
     def store_down(ctx: Any, job_id: str, asset_id: str, retries: int | None = None) -> Any:
-        raise redis.ConnectionError("down")
+        raise StoreUnavailableError("down")  # what every store object raises (one boundary)
 
     queue.sent.clear()
     monkeypatch.setattr(worker, "process_asset", store_down)
-    with pytest.raises(redis.ConnectionError):  # the task hands the whole chunk back
+    with pytest.raises(StoreUnavailableError):  # the task hands the whole chunk back
         worker.run_chunk(ctx, "job", _ids(4), queue, threads=1)
     assert queue.sent == []
 
@@ -174,13 +173,12 @@ def test_a_failing_step_hands_back_the_unstarted_assets_then_raises(
 def test_the_task_hands_a_chunk_back_when_the_store_is_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import redis
     from celery.exceptions import Reject
 
     import workers.tasks as tasks
 
     def down(*a: Any, **k: Any) -> None:
-        raise redis.ConnectionError("down")
+        raise StoreUnavailableError("down")
 
     monkeypatch.setattr(tasks, "context", lambda: None)
     monkeypatch.setattr(tasks, "run_chunk", down)

@@ -134,3 +134,20 @@ def test_a_sink_obeys_the_same_tenant_rules_as_the_api() -> None:
         open_tenant.write_run(m.run, m)
     assert isinstance(info.value.__cause__, DestinationNotAllowedError)
     assert sender.sent == []
+
+
+def test_a_sink_keeps_records_as_long_as_the_settings_say(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sink builds its store and service with the API's one wiring
+    (IngestService.from_settings): GENBLAZE_RETENTION_SECONDS holds for sink jobs too
+    (the sink's store used to keep the 7-day default whatever the setting)."""
+    import redis
+
+    monkeypatch.setattr(redis.Redis, "from_url", lambda *a, **k: fakeredis.FakeRedis())
+    settings = load_settings(
+        {"GENBLAZE_RETENTION_SECONDS": "3600", "GENBLAZE_ALLOWED_ENDPOINTS": ENDPOINT}
+    )
+    backend = FakeBackend(bucket="media", endpoint_url=ENDPOINT, region="us-east-1")
+    sink = QueuedStorageSink(backend, sender=MemorySender(), settings=settings)
+    assert sink.store.retention == 3600

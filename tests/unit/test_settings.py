@@ -13,10 +13,10 @@ from genblaze_s3.settings import (
     DEFAULT_VISIBILITY_TIMEOUT,
     Settings,
     SettingsError,
-    describe,
     load_b2_settings,
     load_settings,
 )
+from genblaze_s3.settings_doc import describe
 from genblaze_s3.transfer.config import FetchPolicy
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from genblaze_s3 import settings_doc
-from genblaze_s3.settings import describe
+from genblaze_s3.settings_doc import describe
 
 
 def test_readme_configuration_table_matches_the_settings_module() -> None:

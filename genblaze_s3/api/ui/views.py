@@ -14,8 +14,17 @@ from datetime import datetime
 from typing import Any
 
 from genblaze_s3.humanize import human_age, human_size
+from genblaze_s3.ingest.models import TERMINAL_JOB_STATES
+from genblaze_s3.ingest.transitions import (
+    REOPENABLE_JOB_STATES,
+    RETRYABLE_ASSET_STATES,
+    progress_percent,
+)
 
-TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+# State rules are transitions.py's; the pages read them as the document's strings.
+TERMINAL = frozenset(s.value for s in TERMINAL_JOB_STATES)
+REOPENABLE = frozenset(s.value for s in REOPENABLE_JOB_STATES)
+RETRYABLE_ASSETS = frozenset(s.value for s in RETRYABLE_ASSET_STATES)
 
 
 def age(iso: str) -> str:
@@ -23,13 +32,9 @@ def age(iso: str) -> str:
 
 
 def percent(doc: dict[str, Any]) -> int:
-    """Progress of a job document: by bytes when every size is known, else by assets."""
+    """Progress of a job document (transitions.progress_percent, as the CLI shows it)."""
     p = doc["progress"]
-    if p["assets_total"] and p["assets_done"] == p["assets_total"]:
-        return 100
-    if p["bytes_total"]:
-        return min(100, int(100 * p["bytes_done"] / p["bytes_total"]))
-    return int(100 * p["assets_done"] / p["assets_total"]) if p["assets_total"] else 100
+    return progress_percent(p["bytes_done"], p["bytes_total"], p["assets_done"], p["assets_total"])
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ class JobPage:
     @classmethod
     def of(cls, doc: dict[str, Any], filter_state: str | None, csrf: str) -> JobPage:
         p = doc["progress"]
-        retryable = doc["state"] in ("failed", "canceled")
+        retryable = doc["state"] in REOPENABLE
         manifest = doc["manifest"]
         err = doc["error"]
         return cls(
@@ -173,7 +178,7 @@ class JobPage:
                     bytes=f"{human_size(a['bytes_done'])} / {human_size(a['bytes_total'])}",
                     where=a["key"] or a["source_url"] or "",
                     error=f"{a['error']['code']}: {a['error']['message']}" if a["error"] else "",
-                    replaceable=retryable and a["state"] in ("failed", "canceled"),
+                    replaceable=retryable and a["state"] in RETRYABLE_ASSETS,
                 )
                 for a in doc["assets"]
             ],

@@ -37,23 +37,18 @@ class StoreSource:
 
 
 class HTTPSource:
-    """Reads `GET /v1/jobs/{id}` with a bearer token (no Redis access needed)."""
+    """Reads `GET /v1/jobs/{id}` with a bearer token (no Redis access needed), through
+    the one HTTP client (`IngestClient`), so its errors are the typed API errors
+    (`JobNotFoundAPIError` is a `JobNotFoundError`, `UnauthorizedError`, ...)."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0) -> None:
-        import httpx
+        # httpx is the `queue` extra: imported when an HTTP handle is made, not with us.
+        from genblaze_s3.ingest.client.http import IngestClient
 
-        self._client = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
+        self._client = IngestClient(base_url, token, timeout=timeout)
 
     def fetch(self, job_id: str) -> JobView:
-        r = self._client.get(f"/v1/jobs/{job_id}")
-        if r.status_code == 404:
-            raise JobNotFoundError(job_id)
-        r.raise_for_status()
-        return JobView.model_validate_json(r.content)
+        return self._client.get(job_id)
 
     def state(self, job_id: str) -> JobState:
         return self.fetch(job_id).state

@@ -12,13 +12,20 @@ from typing import TYPE_CHECKING
 import redis
 
 from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.boundary import store_boundary
 
 if TYPE_CHECKING:
     from genblaze_s3.transfer import Checkpoint
 
 
+@store_boundary
 class RedisCheckpointStore:
-    """load/save/clear checkpoints as JSON strings with the store's retention."""
+    """load/save/clear checkpoints as JSON strings with the store's retention.
+
+    Part of the store's boundary: a Redis outage raises StoreUnavailableError, which the
+    copy engine passes through untouched (a ``CheckpointStoreUnavailable``): the delivery
+    goes back to the broker and the upload stays for the resume.
+    """
 
     def __init__(
         self, client: redis.Redis, *, retention_seconds: int = keys.DEFAULT_RETENTION_SECONDS

@@ -29,8 +29,8 @@ from pydantic import BaseModel, Field
 from genblaze_s3.ingest.models import AssetState
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.store import stats as stat_names
+from genblaze_s3.ingest.store.boundary import store_boundary
 from genblaze_s3.ingest.store.stats import SERIES_NAMES
-from genblaze_s3.ingest.store.status import map_store_errors
 
 WORKER_ALIVE_SECONDS = 10.0  # five missed heartbeats (workers beat every 2 s)
 WORKER_FORGET_SECONDS = 24 * 3600.0  # a host silent this long leaves the table
@@ -89,7 +89,7 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-@map_store_errors
+@store_boundary
 class FleetStore:
     """Heartbeats, the finished-asset series, the audit log; receives its Redis.
     Redis errors surface as StoreUnavailableError, as from the StatusStore."""

@@ -21,6 +21,7 @@ from types import TracebackType
 import redis
 
 from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.boundary import store_boundary
 
 # SET NX PX, and only when it took, count the delivery and note the asset as in flight
 # for the sweeper (KEYS[3] scored ARGV[4], member ARGV[5]): one atomic step, one round trip.
@@ -41,8 +42,12 @@ return redis.call('del', KEYS[1])
 """
 
 
+@store_boundary
 class Lease:
-    """A renewable lock on one Redis key; use as a context manager after `acquire`."""
+    """A renewable lock on one Redis key; use as a context manager after `acquire`.
+
+    Part of the store's boundary: a Redis outage raises StoreUnavailableError (renewal
+    and release, which run on their own, retry or give up quietly instead)."""
 
     def __init__(
         self, client: redis.Redis, key: str, ttl_ms: int = 30_000, attempts_key: str | None = None
@@ -121,6 +126,7 @@ class Lease:
         self.release()
 
 
+@store_boundary
 class AssetLease(Lease):
     """The lease of one (job, asset), with its delivery counter (the poison guard)."""
 

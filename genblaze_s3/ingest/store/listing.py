@@ -20,6 +20,7 @@ import redis
 from genblaze_s3.ingest.errors import InvalidListingError
 from genblaze_s3.ingest.models import AssetState, AssetView, JobState
 from genblaze_s3.ingest.store import counters, keys
+from genblaze_s3.ingest.store.document import compose
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -37,17 +38,11 @@ _SUMMARY_FIELDS = [
     *counters.BYTES_FIELDS,
     *(counters.STATE_PREFIX + s.value for s in AssetState),
 ]
-_DONE = (AssetState.STORED, AssetState.DEDUPLICATED, AssetState.FAILED, AssetState.CANCELED)
 _VIEW_FIELDS = tuple(AssetView.model_fields)
-_NO_MANIFEST = {"key": None, "url": None, "locked_until": None}
 
 
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _iso_z(value: str) -> str:
-    return value[:-6] + "Z" if value.endswith("+00:00") else value
 
 
 @dataclass(frozen=True)
@@ -77,24 +72,21 @@ def _summary_from(job_id: str, values: list[Any], scanned: Any) -> Summary | Non
         for k, v in (scanned[1] if scanned else {}).items()
         if int(v) > 0
     }
-    doc = {
-        "job_id": job_id,
-        "state": f["state"],
-        "run_id": f["run_id"],
-        "created_at": _iso_z(f["created_at"] or ""),
-        "updated_at": _iso_z(f["updated_at"] or ""),
-        "labels": json.loads(f["labels"] or "{}"),
-        "progress": {
-            "bytes_done": int(f["bytes_done"] or 0),
-            "bytes_total": None if unknown else int(f["bytes_total"] or 0),
-            "assets_done": sum(n[s.value] for s in _DONE),
-            "assets_total": int(f["assets_total"] or 0),
-        },
-        "counts": n,
-        "error_codes": codes,
-        "manifest": json.loads(f["manifest"]) if f["manifest"] else dict(_NO_MANIFEST),
-        "error": json.loads(f["error"]) if f["error"] else None,
-    }
+    doc = compose(
+        job_id=job_id,
+        state=f["state"],
+        run_id=f["run_id"],
+        created_at=f["created_at"] or "",
+        updated_at=f["updated_at"] or "",
+        labels=json.loads(f["labels"] or "{}"),
+        bytes_done=int(f["bytes_done"] or 0),
+        bytes_total=None if unknown else int(f["bytes_total"] or 0),
+        assets_total=int(f["assets_total"] or 0),
+        counts=n,
+        error_codes=codes,
+        manifest=f["manifest"],
+        error=f["error"],
+    )
     return Summary(f["tenant"], int(f["version"] or 0), doc)
 
 

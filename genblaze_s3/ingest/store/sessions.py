@@ -21,7 +21,7 @@ from typing import Any, Literal
 import redis
 
 from genblaze_s3.ingest.store import keys
-from genblaze_s3.ingest.store.status import map_store_errors
+from genblaze_s3.ingest.store.boundary import store_boundary
 
 SESSION_SECONDS = 12 * 3600
 Kind = Literal["tenant", "operator"]
@@ -45,7 +45,7 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-@map_store_errors
+@store_boundary
 class SessionStore:
     """Create, find and revoke /ui sessions; receives its Redis (errors: StoreUnavailableError)."""
 

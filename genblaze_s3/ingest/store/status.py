@@ -14,16 +14,15 @@ Redis fails to answer: the store's one error boundary, mapped once by the API
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 
-from genblaze_s3.ingest.errors import IdempotencyConflictError, StoreUnavailableError
+from genblaze_s3.ingest.errors import IdempotencyConflictError
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     AssetRecord,
@@ -39,6 +38,7 @@ from genblaze_s3.ingest.provenance import FetchProvenance
 from genblaze_s3.ingest.sealing import is_sealed
 from genblaze_s3.ingest.store import counters, keys, listing
 from genblaze_s3.ingest.store import stats as stat_names
+from genblaze_s3.ingest.store.boundary import store_boundary
 from genblaze_s3.ingest.store.document import build_document, document_json, document_view
 from genblaze_s3.ingest.store.records import AssetRecordWriter
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, can_transition_job
@@ -49,41 +49,7 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _store_errors_mapped(method: _F) -> _F:
-    """Raise StoreUnavailableError (from the redis error) instead of a redis-py error.
-
-    Every redis error but DataError, which redis-py raises before sending anything
-    (a value it cannot encode: our bug, not the store's state), so it stays itself.
-    """
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except redis.DataError:
-            raise
-        except redis.RedisError as exc:
-            raise StoreUnavailableError(f"status store unavailable ({type(exc).__name__})") from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _map_store_errors(cls: type) -> type:
-    """Apply `_store_errors_mapped` to every public method: the boundary cannot be
-    forgotten by a method added later."""
-    for name, value in list(vars(cls).items()):
-        if not name.startswith("_") and callable(value):
-            setattr(cls, name, _store_errors_mapped(value))
-    return cls
-
-
-map_store_errors = _map_store_errors  # for the store's other classes (fleet, sessions)
-
-
-@_map_store_errors
+@store_boundary
 class StatusStore:
     """Job/asset records in Redis; receives its connection, reads no environment."""
 

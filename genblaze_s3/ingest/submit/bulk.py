@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from genblaze_s3.ingest.errors import CountChangedError, IngestError
 from genblaze_s3.ingest.models import JobState
 from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES
 
 if TYPE_CHECKING:
     from genblaze_s3.ingest.submit.service import IngestService
@@ -32,7 +33,7 @@ class BulkAction(StrEnum):
 
 # Which job states each action picks from (what retry and cancel accept).
 ACTION_STATES: dict[BulkAction, tuple[JobState, ...]] = {
-    BulkAction.RETRY: (JobState.FAILED, JobState.CANCELED),
+    BulkAction.RETRY: tuple(sorted(REOPENABLE_JOB_STATES)),
     BulkAction.CANCEL: (JobState.QUEUED, JobState.RUNNING),
 }
 

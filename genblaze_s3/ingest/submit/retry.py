@@ -21,12 +21,12 @@ from genblaze_s3.ingest.errors import (
 from genblaze_s3.ingest.models import AssetState, ErrorInfo, JobState
 from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
+from genblaze_s3.ingest.store.quotas import ActiveJobs
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import TaskSender, send_job
-from genblaze_s3.ingest.submit.quotas import ActiveJobs
 from genblaze_s3.ingest.submit.submission import check_source
 from genblaze_s3.ingest.tenants import TenantRegistry
-from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES
+from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, RETRYABLE_ASSET_STATES
 
 
 class RetryDeps(Protocol):
@@ -44,7 +44,7 @@ class RetryDeps(Protocol):
 
 # Queued assets of a terminal job were never sent (enqueue failed) or are about to
 # be skipped: re-sending them is harmless (leases make a second delivery a no-op).
-RETRIED_ASSET_STATES = (AssetState.FAILED, AssetState.CANCELED, AssetState.QUEUED)
+RETRIED_ASSET_STATES = (*RETRYABLE_ASSET_STATES, AssetState.QUEUED)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.errors import EnqueueError, InvalidJobError, TooManyJobsError
 from genblaze_s3.ingest.models import DestinationSpec, ErrorInfo, JobState, utc_now
 from genblaze_s3.ingest.sealing import SourceSealer
+from genblaze_s3.ingest.store.quotas import ActiveJobs
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import TaskSender, send_job
-from genblaze_s3.ingest.submit.quotas import ActiveJobs
 from genblaze_s3.ingest.submit.retry import Replacement, retry_job
 from genblaze_s3.ingest.submit.submission import JobSubmission
 from genblaze_s3.ingest.tenants import TenantRegistry, registry_from_settings

@@ -46,7 +46,7 @@ from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.checkpoints import RedisCheckpointStore
-from genblaze_s3.ingest.store.delivery_counts import count_retry
+from genblaze_s3.ingest.store.delivery_state import DeliveryState, inflight_member
 from genblaze_s3.ingest.store.leases import AssetLease
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.tenants import TenantRegistry
@@ -61,10 +61,10 @@ from genblaze_s3.ingest.worker.sources import (
 from genblaze_s3.logs import bind_log_context
 
 logger = logging.getLogger("genblaze_s3.ingest.worker.deliveries")
-# "The store went away": the store's own boundary error, and redis errors from the
-# lease and checkpoint scripts that talk to the same Redis directly. Never an asset's
-# failure: the delivery goes back to the broker and runs again when Redis is back.
-STORE_DOWN = (StoreUnavailableError, redis.RedisError)
+# "The store went away": the one error every store object raises for a Redis outage
+# (ingest.store.boundary). Never an asset's failure: the delivery goes back to the broker
+# (workers/tasks.py) and runs again when Redis is back.
+STORE_DOWN = StoreUnavailableError
 _URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -110,10 +110,14 @@ class WorkerContext:
     refresher: Any = None  # ingest.refresh.SourceRefresher: fresh URLs for expired sources
     source_rules: SourceRules = field(default_factory=SourceRules)
     signer: Any = None  # ingest.signing.ManifestSigner when GENBLAZE_SIGNING_KEY is set
+    deliveries: DeliveryState = field(init=False)
     checkpoints: RedisCheckpointStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.checkpoints = RedisCheckpointStore(self.redis, retention_seconds=self.store.retention)
+        # Everything a worker does in Redis goes through these two store objects (one
+        # boundary, one StoreUnavailableError); `redis` is only what they are built on.
+        self.deliveries = DeliveryState(self.redis, retention_seconds=self.store.retention)
+        self.checkpoints = self.deliveries.checkpoints
 
 
 class SourceUnreadable(Exception):
@@ -125,10 +129,6 @@ def _ready_to_finalize(ctx: WorkerContext, job_id: str) -> bool:
     return (
         state is not None and state not in TERMINAL_JOB_STATES and ctx.store.remaining(job_id) <= 0
     )
-
-
-def _inflight_member(job_id: str, asset_id: str) -> str:
-    return f"{job_id} {asset_id}"
 
 
 def process_asset(
@@ -150,8 +150,8 @@ def process_asset(
     if state in TERMINAL_JOB_STATES:
         # A canceled job: also what a slice finds when the job was canceled between two.
         return _end(ctx, meta, asset_id, AssetState.CANCELED, "canceled", "job is " + str(state))
-    lease = AssetLease(ctx.redis, job_id, asset_id, ctx.lease_ttl_ms)
-    member = _inflight_member(job_id, asset_id)
+    lease = ctx.deliveries.asset_lease(job_id, asset_id, ctx.lease_ttl_ms)
+    member = inflight_member(job_id, asset_id)
     attempts = lease.acquire_and_count(
         ctx.store.retention, inflight=(keys.inflight_key(), member, time.time())
     )
@@ -217,10 +217,7 @@ def _unseal(ctx: WorkerContext, source: str) -> SourceRecord:
 
 def _forget_inflight(ctx: WorkerContext, job_id: str, asset_id: str) -> None:
     """The asset is terminal: the sweeper need not look at it, its retry count is spent."""
-    pipe = ctx.redis.pipeline(transaction=False)
-    pipe.zrem(keys.inflight_key(), _inflight_member(job_id, asset_id))
-    pipe.delete(keys.retries_key(job_id, asset_id))
-    pipe.execute()
+    ctx.deliveries.forget_inflight(job_id, asset_id)
 
 
 def _abort_upload(ctx: WorkerContext, meta: JobMeta, asset_id: str) -> None:
@@ -282,7 +279,7 @@ def _copy(
     backend = ctx.backend_for(dest_spec)
     # Attempts used: retries of retryable errors, plus deliveries that died in a row
     # (this one included); clean slice hand-ons and waits for a source are neither.
-    tries = attempts + int(ctx.redis.get(keys.retries_key(job_id, asset_id)) or 0)
+    tries = attempts + ctx.deliveries.retries_used(job_id, asset_id)
     fetched_at = record.fetch_started_at or utc_now()  # a sliced copy: its first read
     ctx.store.start_asset(
         job_id,
@@ -367,9 +364,7 @@ def _copy(
             return _wait_for_source(ctx, lease, job_id, asset_id, *wait)
         exc = gave_up_waiting(exc, record, ctx.source_rules.ready_wait)
         if exc.retryable:
-            n = count_retry(
-                ctx.redis, keys.retries_key(job_id, asset_id), ctx.max_retries, ctx.store.retention
-            )
+            n = ctx.deliveries.count_retry(keys.retries_key(job_id, asset_id), ctx.max_retries)
             if n is not None:
                 ctx.store.incr_stat(stat_names.RETRIES_TOTAL)
                 logger.info("asset %s/%s retry %d: %s", job_id, asset_id, n, exc.code)

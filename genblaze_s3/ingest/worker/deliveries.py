@@ -4,7 +4,7 @@ Why here and not in `workers/`: which follow-up to send, when a chunk hands its
 rest back and who finalizes are business rules; they are plain functions that
 take a ``send`` callable (task name, JSON args, countdown seconds), so a test can
 run them with a list as the queue. The Celery tasks only bind ``send`` to the
-queue a delivery came from and map `redis.RedisError` to "hand the message back".
+queue a delivery came from and map `STORE_DOWN` to "hand the message back".
 """
 
 from __future__ import annotations
@@ -16,16 +16,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
 from genblaze_s3.backoff import FINALIZE, backoff_delay
 from genblaze_s3.ingest.finalize.manifest import finalize_job
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, ErrorInfo, JobMeta, JobState
 from genblaze_s3.ingest.store import keys
-from genblaze_s3.ingest.store.delivery_counts import count_retry, forget_retries
-from genblaze_s3.ingest.store.leases import finalize_lease
 from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
-from genblaze_s3.ingest.worker.asset_copy import Action, StepResult, WorkerContext, process_asset
+from genblaze_s3.ingest.worker.asset_copy import (
+    STORE_DOWN,
+    Action,
+    StepResult,
+    WorkerContext,
+    process_asset,
+)
 from genblaze_s3.logs import log_context
 
 logger = logging.getLogger("genblaze_s3.ingest.worker.deliveries")
@@ -55,14 +57,13 @@ def after_step(
     if result.action in (Action.RETRY, Action.WAIT):
         # A retry waits its backoff, a not-ready source its Retry-After: the sweeper must
         # not take that wait for a lost message.
-        member = f"{job_id} {asset_id}"
-        ctx.redis.zadd(keys.inflight_key(), {member: time.time() + result.countdown})
+        ctx.deliveries.note_waiting(job_id, asset_id, time.time() + result.countdown)
     send(INGEST_ASSET, [job_id, asset_id], result.countdown)
 
 
 def request_finalize(ctx: WorkerContext, job_id: str, send: Send) -> None:
     """Note the job as due for finalize (the sweeper's safety net), then send finalize."""
-    ctx.redis.zadd(keys.finalize_due_key(), {job_id: time.time()})
+    ctx.deliveries.note_finalize_due(job_id, time.time())
     send(FINALIZE_JOB, [job_id], 0.0)
 
 
@@ -94,7 +95,7 @@ def run_chunk(
     the whole chunk at once) while small copies overlap their waits. Once the chunk
     has run ``split_seconds``, what it has not started goes back to the queue in two
     halves (two idle slots can take over). Raises the first failure (a
-    `redis.RedisError`: the store went away) after handing the rest back. Returns
+    `STORE_DOWN`: the store went away) after handing the rest back. Returns
     "asset_id: code" of the assets it failed for good.
     """
     started = time.monotonic()
@@ -132,14 +133,14 @@ def run_chunk(
     run()
     for t in helpers:
         t.join()
-    if pending and not (failures and isinstance(failures[0], redis.RedisError)):
+    if pending and not (failures and isinstance(failures[0], STORE_DOWN)):
         rest = list(pending)
         half = (len(rest) + 1) // 2
         for part in (rest[:half], rest[half:]):
             if part:
                 send(INGEST_ASSETS, [job_id, part], 0.0)
     if failures:
-        raise failures[0]  # a RedisError: the whole chunk comes back; idempotent
+        raise failures[0]  # the store went away: the whole chunk comes back; idempotent
     return failed
 
 
@@ -157,7 +158,7 @@ def run_finalize(
     manifest write is retried with the one backoff policy, counted in Redis, then
     the job fails ``manifest_write_failed``.
     """
-    lease = finalize_lease(ctx.redis, job_id, ctx.lease_ttl_ms)
+    lease = ctx.deliveries.finalize_lease(job_id, ctx.lease_ttl_ms)
     if not lease.acquire():
         send(FINALIZE_JOB, [job_id], lease.remaining_ms() / 1000 + 0.5)
         return
@@ -165,10 +166,10 @@ def run_finalize(
     with lease:
         try:
             state = finalize_job(ctx.store, backend_for, job_id, notify=notify, signer=ctx.signer)
-        except redis.RedisError:
-            raise
+        except STORE_DOWN:
+            raise  # the store went away: hand the message back, not a manifest retry
         except Exception:
-            n = count_retry(ctx.redis, retries_key, ctx.max_retries, ctx.store.retention)
+            n = ctx.deliveries.count_retry(retries_key, ctx.max_retries)
             if n is not None:
                 send(FINALIZE_JOB, [job_id], backoff_delay(n, base=FINALIZE[0], cap=FINALIZE[1]))
                 return
@@ -178,6 +179,6 @@ def run_finalize(
             )
             state = JobState.FAILED
     # Terminal, gone, or (not every asset is terminal) the last asset will ask again.
-    ctx.redis.zrem(keys.finalize_due_key(), job_id)
+    ctx.deliveries.forget_finalize_due(job_id)
     if state is None or state in TERMINAL_JOB_STATES:
-        forget_retries(ctx.redis, retries_key)
+        ctx.deliveries.forget_retries(retries_key)

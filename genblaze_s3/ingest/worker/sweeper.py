@@ -20,17 +20,16 @@ states). Its work is counted in the store's stats, which ``/metrics`` exports.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
+from genblaze_s3.ingest.errors import StoreUnavailableError
 from genblaze_s3.ingest.models import TERMINAL_ASSET_STATES, TERMINAL_JOB_STATES
 from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.delivery_state import DeliveryState, asset_ref
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET
 
@@ -53,7 +52,7 @@ class SweepReport:
 
 
 def sweep_once(
-    client: redis.Redis,
+    deliveries: DeliveryState,
     store: StatusStore,
     send: Send,
     *,
@@ -62,12 +61,11 @@ def sweep_once(
     now: float | None = None,
 ) -> SweepReport:
     """Sweep once if this interval's lock is free; see the module doc."""
-    token = secrets.token_hex(8)
-    if not client.set(keys.sweeper_lock_key(), token, nx=True, px=max(1, int(interval * 1000))):
+    if not deliveries.take_sweep_turn(interval):
         return SweepReport(ran=False)
     now = time.time() if now is None else now
-    assets = _sweep_assets(client, store, send, now, grace)
-    jobs = _sweep_jobs(client, store, send, now, grace)
+    assets = _sweep_assets(deliveries, store, send, now, grace)
+    jobs = _sweep_jobs(deliveries, store, send, now, grace)
     store.incr_stat("sweeps_total")
     if assets:
         store.incr_stat("swept_assets_total", assets)
@@ -79,32 +77,32 @@ def sweep_once(
 
 
 def _sweep_assets(
-    client: redis.Redis, store: StatusStore, send: Send, now: float, grace: float
+    deliveries: DeliveryState, store: StatusStore, send: Send, now: float, grace: float
 ) -> int:
     def settled(member: str) -> bool:
-        record = store.get_asset(*_asset_ref(member))
+        record = store.get_asset(*asset_ref(member))
         return record is None or record.state in TERMINAL_ASSET_STATES
 
     return _sweep_due(
-        client,
+        deliveries,
         keys.inflight_key(),
         now - grace,
         now,
         settled=settled,
-        lease_key=lambda member: keys.lease_key(*_asset_ref(member)),
-        resend=lambda member: send(INGEST_ASSET, list(_asset_ref(member)), 0.0),
+        lease_key=lambda member: keys.lease_key(*asset_ref(member)),
+        resend=lambda member: send(INGEST_ASSET, list(asset_ref(member)), 0.0),
     )
 
 
 def _sweep_jobs(
-    client: redis.Redis, store: StatusStore, send: Send, now: float, grace: float
+    deliveries: DeliveryState, store: StatusStore, send: Send, now: float, grace: float
 ) -> int:
     def settled(job_id: str) -> bool:  # done, gone, or retried meanwhile
         state = store.job_state(job_id)
         return state is None or state in TERMINAL_JOB_STATES or store.remaining(job_id) > 0
 
     return _sweep_due(
-        client,
+        deliveries,
         keys.finalize_due_key(),
         now - grace,
         now,
@@ -114,14 +112,8 @@ def _sweep_jobs(
     )
 
 
-def _asset_ref(member: str) -> tuple[str, str]:
-    """(job_id, asset_id) of an ``{ns}:inflight`` member ("job_id asset_id")."""
-    job_id, _, asset_id = member.partition(" ")
-    return job_id, asset_id
-
-
 def _sweep_due(
-    client: redis.Redis,
+    deliveries: DeliveryState,
     key: str,
     due_before: float,
     now: float,
@@ -132,15 +124,13 @@ def _sweep_due(
 ) -> int:
     """The sweep of one sorted set: drop settled members, re-score the rest ``now`` and
     resend those nobody holds a lease on. Returns how many were resent."""
-    due = client.zrangebyscore(key, "-inf", due_before, start=0, num=BATCH)
     n = 0
-    for raw in due:
-        member = raw.decode() if isinstance(raw, bytes) else str(raw)
+    for member in deliveries.due(key, due_before, BATCH):
         if settled(member):
-            client.zrem(key, member)
+            deliveries.drop(key, member)
             continue
-        client.zadd(key, {member: now})
-        if client.exists(lease_key(member)):
+        deliveries.rescore(key, member, now)
+        if deliveries.is_leased(lease_key(member)):
             continue  # a delivery or finalizer is working on it (a long, unsliced copy)
         resend(member)
         n += 1
@@ -160,7 +150,7 @@ def run_sweeper(
     while not stop.wait(interval):
         try:
             sweep()
-        except redis.RedisError as exc:  # the store is away: the next tick tries again
+        except StoreUnavailableError as exc:  # the store is away: the next tick tries again
             logger.info("sweeper skipped: %s", type(exc).__name__)
         except Exception:
             logger.exception("sweeper failed; trying again next interval")

@@ -15,7 +15,7 @@ from typing import Any
 
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES
 from genblaze_s3.ingest.store import keys
-from genblaze_s3.ingest.store.status import _map_store_errors
+from genblaze_s3.ingest.store.boundary import store_boundary
 
 # KEYS[1]: the tenant's active set. ARGV: job id, limit, job-key prefix, now, states...
 _ADMIT = """
@@ -36,7 +36,7 @@ return 1
 """
 
 
-@_map_store_errors
+@store_boundary
 class ActiveJobs:
     """Admit a job under its tenant's `max_concurrent_jobs`, or refuse it.
 
