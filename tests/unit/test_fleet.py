@@ -284,3 +284,48 @@ def test_a_failed_jobs_bar_is_red_and_a_partly_failed_one_shows_both() -> None:
     assert Bar.of(doc("failed", 3, 1, 4)) == Bar(75, 25)
     assert Bar.of(doc("succeeded", 4, 0, 4)) == Bar(100, 0)
     assert Bar.of(doc("running", 1, 1, 4)) == Bar(50, 25)
+
+
+def _ui_sign_in(c: Fleet, token: str) -> tuple[TestClient, str]:
+    ui = TestClient(c.c.app, headers={"Origin": "http://testserver"})
+    r = ui.post("/ui/login", data={"token": token}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = ui.get(r.headers["location"], follow_redirects=False)
+    csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    return ui, csrf
+
+
+def test_fleet_page_dry_run_then_confirm_and_roles(fleet: Fleet) -> None:
+    failed = [fleet.submit("tok-a", 1) for _ in range(3)]
+    for j in failed:
+        fleet.finish(j, [(AssetState.FAILED, "source_expired")])
+    # A tenant has no fleet page; an operator has no jobs page.
+    tenant, _ = _ui_sign_in(fleet, "tok-a")
+    assert tenant.get("/ui/fleet").status_code == 403
+    assert tenant.get("/ui/fleet.json").status_code == 403
+    viewer, vcsrf = _ui_sign_in(fleet, "op-view")
+    assert viewer.get("/ui", follow_redirects=False).headers["location"] == "/ui/fleet"
+    form = {"action": "retry", "error_code": "source_expired", "dry_run": "1"}
+    page = viewer.post("/ui/fleet/actions", data={**form, "csrf": vcsrf}).text
+    assert 'id="match-count">3<' in page and "confirm-action" not in page
+    assert "read-only operator" in page
+    # The admin counts, then confirms with that count.
+    admin, csrf = _ui_sign_in(fleet, "op-admin")
+    assert admin.post("/ui/fleet/actions", data={**form, "csrf": "forged"}).status_code == 403
+    page = admin.post("/ui/fleet/actions", data={**form, "csrf": csrf}).text
+    assert 'id="match-count">3<' in page and 'name="expected_count" value="3"' in page
+    confirm = {**form, "dry_run": "0", "expected_count": "3", "csrf": csrf}
+    r = admin.post("/ui/fleet/actions", data=confirm, follow_redirects=False)
+    assert r.status_code == 303
+    done = admin.get(r.headers["location"]).text
+    assert "retry: 3 of 3 jobs" in done and "retry_dry_run" in done
+    # A stale count is refused on the page, not acted on.
+    again = admin.post("/ui/fleet/actions", data=confirm).text
+    assert "refused: 0 jobs match now, not 3" in again
+    assert (
+        fleet.c.get("/v1/fleet/audit", headers=_h("op-view")).json()["entries"][0]["action"]
+        == "retry_refused_count_changed"
+    )
+    # The notice is built from numbers: no text is reflected into the page.
+    spoof = admin.get("/ui/fleet", params={"done": "<b>x</b>"})
+    assert spoof.status_code == 422

@@ -9,9 +9,9 @@ the set the operator saw (else 409, shown as a notice).
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -20,6 +20,7 @@ from genblaze_s3.api.ui import fleet_render, render
 from genblaze_s3.api.ui.door import OperatorJson, OperatorPage, UiUser, check_form
 from genblaze_s3.api.ui.door import require_same_origin as same_origin
 from genblaze_s3.ingest.errors import IngestError
+from genblaze_s3.ingest.submit.bulk import BulkAction
 
 
 def fleet_ui_router(desk: FleetDesk) -> APIRouter:
@@ -42,8 +43,18 @@ def fleet_ui_router(desk: FleetDesk) -> APIRouter:
         return HTMLResponse(body, headers=render.SECURITY_HEADERS)
 
     @router.get("/ui/fleet")
-    def fleet_page(user: OperatorPage, notice: str = "") -> HTMLResponse:
-        return view(user, notice=notice[:300])
+    def fleet_page(
+        user: OperatorPage,
+        done: Annotated[BulkAction | None, Query()] = None,
+        n: Annotated[int, Query(ge=0, le=10**6)] = 0,
+        of: Annotated[int, Query(ge=0, le=10**6)] = 0,
+        refused: Annotated[int, Query(ge=0, le=10**6)] = 0,
+    ) -> HTMLResponse:
+        # The notice after an action is built from numbers, never from reflected text.
+        notice = ""
+        if done is not None:
+            notice = f"{done.value}: {n} of {of} jobs" + (f", {refused} refused" if refused else "")
+        return view(user, notice=notice)
 
     @router.get("/ui/fleet.json")
     def fleet_json(_: OperatorJson) -> JSONResponse:
@@ -83,9 +94,14 @@ def fleet_ui_router(desk: FleetDesk) -> APIRouter:
             return view(user, request=req, notice=f"refused: {exc}")
         if result.dry_run:
             return view(user, request=req, result=result)
-        done = f"{req.action.value}: {result.done} of {result.matched} jobs" + (
-            f", {len(result.refused)} refused" if result.refused else ""
+        query = urlencode(
+            {
+                "done": req.action.value,
+                "n": result.done,
+                "of": result.matched,
+                "refused": len(result.refused),
+            }
         )
-        return RedirectResponse(f"/ui/fleet?notice={quote(done)}", status_code=303)
+        return RedirectResponse(f"/ui/fleet?{query}", status_code=303)
 
     return router
