@@ -71,13 +71,19 @@ def _start_heartbeat(sender: Any = None, **_: object) -> None:
     started = time.time()
 
     def loop() -> None:
+        failing = False
         while True:
             try:
                 beat = describe(sender, started)
                 _host[:] = [beat.host]
                 fleet.beat(beat)
+                if failing:
+                    logger.info("worker heartbeat written again")
+                failing = False
             except Exception:  # the store may be down: the next beat tries again
-                logger.warning("worker heartbeat failed", exc_info=True)
+                if not failing:  # once per outage, not every 2 s
+                    logger.warning("worker heartbeat failed; retrying", exc_info=True)
+                failing = True
             if _stop.wait(BEAT_SECONDS):
                 return
 

@@ -329,3 +329,56 @@ def test_fleet_page_dry_run_then_confirm_and_roles(fleet: Fleet) -> None:
     # The notice is built from numbers: no text is reflected into the page.
     spoof = admin.get("/ui/fleet", params={"done": "<b>x</b>"})
     assert spoof.status_code == 422
+
+
+def test_bulk_cancel_stops_the_running_jobs_of_a_label(fleet: Fleet) -> None:
+    running = [fleet.submit("tok-a", 2, {"batch": "old"}) for _ in range(2)]
+    keep = fleet.submit("tok-a", 2, {"batch": "new"})
+    act = {"action": "cancel", "label": "batch=old"}
+    dry = fleet.c.post("/v1/fleet/actions", json=act, headers=_h("op-admin")).json()
+    assert dry["matched"] == 2 and set(dry["job_ids"]) == set(running)
+    r = fleet.c.post(
+        "/v1/fleet/actions",
+        json={**act, "dry_run": False, "expected_count": 2},
+        headers=_h("op-admin"),
+    )
+    assert r.json()["done"] == 2
+    assert {fleet.store.job_state(j) for j in running} == {JobState.CANCELED}
+    assert fleet.store.job_state(keep) == JobState.QUEUED
+
+
+def test_a_worker_describes_itself_from_celerys_state() -> None:
+    from types import SimpleNamespace
+
+    from celery.worker import state
+
+    from workers.heartbeat import describe
+
+    class Request:  # what the heartbeat reads of celery.worker.request.Request
+        def __init__(self, args: list[object], task_name: str) -> None:
+            self.args, self.task_name = args, task_name
+
+    req = Request(["job-1", ["a", "b", "c"]], "genblaze.ingest_assets")
+    single = Request(["job-2", "a"], "genblaze.ingest_asset")
+    consumer = SimpleNamespace(
+        hostname="celery@h1",
+        controller=SimpleNamespace(
+            pool_cls=type("TaskPool", (), {"__module__": "celery.concurrency.prefork"}),
+            concurrency=4,
+        ),
+        app=SimpleNamespace(
+            amqp=SimpleNamespace(
+                queues=SimpleNamespace(consume_from={"q": SimpleNamespace(name="genblaze-ingest")})
+            )
+        ),
+    )
+    state.active_requests.add(req)  # type: ignore[arg-type]
+    state.active_requests.add(single)  # type: ignore[arg-type]
+    try:
+        beat = describe(consumer, started_at=1.0)
+    finally:
+        state.active_requests.discard(req)  # type: ignore[arg-type]
+        state.active_requests.discard(single)  # type: ignore[arg-type]
+    assert (beat.host, beat.pool, beat.concurrency) == ("celery@h1", "prefork", 4)
+    assert beat.active == 4 and sorted(beat.active_jobs) == ["job-1", "job-2"]
+    assert beat.queues == ["genblaze-ingest"]
