@@ -103,7 +103,9 @@ def create_app(
 
     `tokens` ({token: tenant}, the 0.4 signature) replaces the service's tenant
     registry with the GENBLAZE_API_TOKENS rules: authentication and placement
-    must read the same registry.
+    must read the same registry. `operators` open the fleet view (/v1/fleet,
+    /ui/fleet; none: it answers 401/403 to all); `queue_stats` is the broker probe
+    (api/broker.py) the fleet view and /metrics read queue depths and ages from.
     """
     if tokens is not None:
         service.tenants = TenantRegistry.from_api_tokens(
@@ -121,7 +123,7 @@ def create_app(
         operators.check_disjoint(service.tenants)
     desk = FleetDesk(service, FleetStore(store.redis), queue_stats or (lambda: []))
     registry = CollectorRegistry()
-    registry.register(StoreCollector(store, queue_depth, desk))
+    registry.register(StoreCollector(queue_depth, desk))
     # The API process itself (CPU, memory, open fds, GC), as every Prometheus client does.
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)

@@ -20,7 +20,6 @@ from prometheus_client.utils import floatToGoString
 from genblaze_s3.ingest.models import AssetState, JobState
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.fleet import FleetData, failures_by_code
-from genblaze_s3.ingest.store.status import StatusStore
 
 if TYPE_CHECKING:
     from genblaze_s3.api.fleet import FleetDesk
@@ -65,10 +64,7 @@ class StoreCollector(Collector):
     probe), so /metrics, /v1/fleet and `genblaze-ingest fleet` show the same numbers.
     """
 
-    def __init__(
-        self, store: StatusStore, queue_depth: Callable[[], int | None], desk: FleetDesk
-    ) -> None:
-        self._store = store
+    def __init__(self, queue_depth: Callable[[], int | None], desk: FleetDesk) -> None:
         self._queue_depth = queue_depth
         self._desk = desk
 
