@@ -7,6 +7,11 @@ and "3m" for the same job.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+# IEC binary units (1 KiB = 1024 B), the one unit system of the CLI, the demo and /ui
+# (ui_static/job.js formats live updates with the same list; a unit test compares them).
+UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 def human_size(n: int | None) -> str:
@@ -14,7 +19,7 @@ def human_size(n: int | None) -> str:
     if n is None:
         return "?"
     value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+    for unit in UNITS:
         if value < 1024 or unit == "TiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
@@ -28,3 +33,30 @@ def human_age(ts: datetime) -> str:
         if secs >= span:
             return f"{secs // span}{unit}"
     return f"{max(secs, 0)}s"
+
+
+def human_rate(bytes_per_second: float | None) -> str:
+    """A transfer rate in the same binary units ("2.5 MiB/s"); "?" when unknown."""
+    return "?" if bytes_per_second is None else f"{human_size(int(bytes_per_second))}/s"
+
+
+def size_columns() -> list[Any]:
+    """rich progress columns for bytes done / total and speed, in binary units.
+
+    Why not rich's own: `DownloadColumn` and `TransferSpeedColumn` count in decimal
+    units by default (`3.0/3.0 MB`), which disagreed with our tables' `2.9 MiB` on the
+    same screen. Imports rich (the `queue` extra) only when called.
+    """
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class SizeColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            total = None if task.total is None else int(task.total)
+            return Text(f"{human_size(int(task.completed))} / {human_size(total)}")
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(human_rate(task.speed), style="progress.data.speed")
+
+    return [SizeColumn(), RateColumn()]

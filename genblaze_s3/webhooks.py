@@ -7,7 +7,8 @@ The implementation lives with the rest of finalize in
 from genblaze_s3.ingest.finalize.webhooks import (
     WebhookVerificationError,
     new_secret,
+    sign_headers,
     verify,
 )
 
-__all__ = ["WebhookVerificationError", "new_secret", "verify"]
+__all__ = ["WebhookVerificationError", "new_secret", "sign_headers", "verify"]

@@ -33,6 +33,7 @@ from genblaze_s3.api.metrics import StoreCollector
 from genblaze_s3.api.ratelimit import RateLimiter
 from genblaze_s3.api.routes_fleet import fleet_router
 from genblaze_s3.api.routes_jobs import add_job_routes
+from genblaze_s3.api.routes_tenant import add_tenant_routes
 from genblaze_s3.api.schemas import JobAccepted, JobCreate, Problem
 from genblaze_s3.api.ui import add_ui_routes
 from genblaze_s3.ingest.errors import InvalidJobError
@@ -182,6 +183,7 @@ def create_app(
         return JobAccepted(job_id=job_id, status_url=str(request.url_for("get_job", job_id=job_id)))
 
     add_job_routes(app, service, _tenant, errors)
+    add_tenant_routes(app, service, _tenant, errors)
     hub = EventHub(store.redis)
     app.state.event_hub = hub
     add_ui_routes(app, desk, hub, sessions)

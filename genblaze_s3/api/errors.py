@@ -10,6 +10,7 @@ signature).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -79,11 +80,25 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
 
 
+SPLIT_HINT = (
+    "split the URLs into several jobs (`genblaze-ingest submit --from-file` does; "
+    "GET /v1/limits gives your tenant's limit)"
+)
+
+
+def _msg(error: Any) -> str:
+    """pydantic's message, plus how to fix it where we know (a too long asset list)."""
+    msg = str(error.get("msg", ""))
+    if error.get("type") == "too_long" and list(error.get("loc", ()))[-1:] == ["assets"]:
+        msg = f"{msg}: {SPLIT_HINT}"
+    return msg
+
+
 async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     """422 listing where the request is wrong; never the submitted values."""
     assert isinstance(exc, RequestValidationError)
     detail = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        {"loc": list(e.get("loc", ())), "msg": _msg(e), "type": e.get("type", "")}
         for e in exc.errors()
     ]
     return JSONResponse({"detail": detail, "code": "invalid_request"}, status_code=422)

@@ -12,8 +12,12 @@ import os
 import sys
 from typing import Any
 
+from genblaze_s3.cli.common import EXIT_CODES_HELP
 from genblaze_s3.cli.fleet import add_fleet_commands
-from genblaze_s3.cli.jobs import EXIT_CODES_HELP, add_job_commands
+from genblaze_s3.cli.jobs import add_job_commands
+from genblaze_s3.cli.output import UNITS_NOTE, add_output_options, output_for
+from genblaze_s3.cli.submit import add_submit_command
+from genblaze_s3.humanize import size_columns
 from genblaze_s3.settings import Settings, SettingsError, load_settings
 
 
@@ -87,11 +91,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
-        DownloadColumn,
         Progress,
         TextColumn,
         TimeRemainingColumn,
-        TransferSpeedColumn,
     )
 
     from genblaze_s3 import S3StorageBackend
@@ -123,12 +125,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     with Progress(
         TextColumn("re-reading assets"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        *size_columns(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=args.no_progress,
+        disable=args.no_progress or not err.is_terminal,  # no bar in logs or pipes
     ) as bar:
         task = bar.add_task("verify", total=None)
         report = verify_manifest(
@@ -141,9 +142,27 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             progress=lambda n: bar.advance(task, n),
             on_total=lambda total: bar.update(task, total=total),
         )
-    for line in report.lines():
-        print(line)
-    print(f"{'VERIFIED' if report.ok else 'FAILED'} s3://{bucket}/{key}")
+    out = output_for(args)
+    if out.machine:
+        out.json(
+            {
+                "location": f"s3://{bucket}/{key}",
+                "ok": report.ok,
+                "findings": [
+                    {
+                        "level": f.level.value,
+                        "check": f.check,
+                        "subject": f.subject,
+                        "message": f.message,
+                    }
+                    for f in report.findings
+                ],
+            }
+        )
+    else:
+        for line in report.lines():
+            print(line)
+        print(f"{'VERIFIED' if report.ok else 'FAILED'} s3://{bucket}/{key}")
     return 0 if report.ok else 1
 
 
@@ -172,7 +191,10 @@ def _add_verify(sub: Any, config: Settings) -> None:
     v.add_argument("--require-signature", action="store_true", help="fail an unsigned manifest")
     v.add_argument("--require-lock", action="store_true", help="fail an unlocked manifest")
     v.add_argument("--concurrency", type=int, default=4, help="assets re-read at once")
-    v.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+    v.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (there is none off a terminal)"
+    )
+    add_output_options(v, "print the report as one JSON document (location, ok, findings)")
     v.set_defaults(func=_cmd_verify, credentials=config.worker_credentials(), config=config)
 
 
@@ -188,7 +210,7 @@ def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genblaze-ingest",
         description=__doc__,
-        epilog=EXIT_CODES_HELP,
+        epilog=f"{EXIT_CODES_HELP}\n{UNITS_NOTE}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -213,6 +235,7 @@ def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
     a.add_argument("--loglevel", default="INFO", help="uvicorn log level")
     a.set_defaults(func=_cmd_api, log_format=config.log_format)
     add_job_commands(sub, config)
+    add_submit_command(sub, config)
     add_fleet_commands(sub, config)
     _add_verify(sub, config)
     d = sub.add_parser(

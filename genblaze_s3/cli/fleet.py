@@ -81,16 +81,54 @@ def render(snap: FleetSnapshot) -> Group:
     return Group(workers, Text(""), queues, Text(""), rates, Text(""), failures)
 
 
+def records(snap: FleetSnapshot) -> list[tuple[object, ...]]:
+    """The snapshot as plain records for a pipe: the kind first, whole values, tab-separated
+    by `Output.record` (`genblaze-ingest fleet | awk -F'\\t' '$1 == "queue"'`)."""
+    out: list[tuple[object, ...]] = []
+    for w in snap.workers:
+        out.append(
+            (
+                "worker",
+                w.host,
+                "alive" if w.alive else "dead",
+                w.pool,
+                w.concurrency,
+                w.active,
+                w.processed,
+                w.seconds_since_heartbeat,
+            )
+        )
+    for q in snap.queues:
+        out.append(("queue", q.name, q.depth, q.oldest_age_seconds))
+    for r in snap.rates:
+        out.append(
+            ("rate", r.window_seconds, r.assets_per_second, r.bytes_per_second, r.failure_rate)
+        )
+    t = snap.totals
+    out.append(("totals", t.jobs_submitted, t.assets_stored, t.assets_failed, t.bytes_ingested))
+    for code, n in sorted(snap.failures_by_code.items()):
+        out.append(("failures", code, n))
+    return out
+
+
 def _cmd_fleet(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from genblaze_s3.cli.common import client_for
+    from genblaze_s3.cli.output import output_for
 
-    from genblaze_s3.cli.jobs import _client
-
-    with _client(args) as api:
-        if args.json:
-            print(api.fleet(hours=args.hours).model_dump_json())
-            return 0
-        console = Console()
+    out = output_for(args, stream=args.watch)
+    with client_for(args) as api:
+        if not out.rich:
+            while True:  # JSON (one document, or one per line when watching) or records
+                snap = api.fleet(hours=args.hours)
+                if out.machine:
+                    out.json(snap)
+                else:
+                    for rec in records(snap):
+                        out.record(*rec)
+                if not args.watch:
+                    return 0
+                time.sleep(args.interval)
+        console = out.console()
         if not args.watch:
             console.print(render(api.fleet(hours=args.hours)))
             return 0
@@ -104,7 +142,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
 
 def add_fleet_commands(sub: Any, config: Settings) -> None:
     """`fleet` and its watching alias `top`."""
-    from genblaze_s3.cli.jobs import EXIT_CODES_HELP, _api_options, run_job_command
+    from genblaze_s3.cli.common import api_options, command
 
     for name, watch in (("fleet", False), ("top", True)):
         helptext = (
@@ -112,24 +150,19 @@ def add_fleet_commands(sub: Any, config: Settings) -> None:
             + (" (redrawn until Ctrl-C)" if watch else "")
             + "; needs an operator token"
         )
-        p = sub.add_parser(
-            name,
-            help=helptext,
-            description=helptext + ". Sizes are IEC (1 MiB = 2^20 bytes).",
-            epilog=EXIT_CODES_HELP,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+        p = command(sub, name, helptext, _cmd_fleet)
+        api_options(
+            p,
+            config,
+            json_help="the snapshot as JSON (as GET /v1/fleet); with --watch, one per line",
         )
-        _api_options(p, config, json_help="print the snapshot once as JSON (as GET /v1/fleet)")
         p.add_argument("--watch", action="store_true", default=watch, help="redraw until Ctrl-C")
-        p.add_argument(
-            "--interval", type=float, default=2.0, help="seconds between redraws (default 2)"
-        )
+        p.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
         p.add_argument(
             "--hours",
             type=int,
             default=6,
             choices=range(1, 25),
             metavar="1-24",
-            help="hours of history behind the rates (default 6)",
+            help="hours of history behind the rates and the sparkline",
         )
-        p.set_defaults(func=lambda a: run_job_command(_cmd_fleet, a))

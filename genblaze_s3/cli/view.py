@@ -1,17 +1,18 @@
-"""What the job commands show: tables, a job's summary, and the live `watch` view.
+"""What the job commands show: a job's summary, and the `watch` view, for people and pipes.
 
-Split from cli_jobs.py (which parses and maps errors) so each stays readable; the
-view follows a job's events stream and reconnects with Last-Event-ID.
+Split from jobs.py (which parses and maps errors) so each stays readable. Every function
+takes the run's `Output` (cli/output.py): rich on a terminal, whole tab-separated
+records on a pipe, JSON when asked. The view follows a job's events stream and
+reconnects with Last-Event-ID.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from typing import Any
 
-from genblaze_s3.humanize import human_size
+from genblaze_s3.cli.output import Output
+from genblaze_s3.humanize import human_size, size_columns
 from genblaze_s3.ingest.transitions import progress_percent
 
 RECONNECTS = 5  # `watch` reconnects this many times in a row before giving up
@@ -36,11 +37,17 @@ STATE_STYLE = {
 }
 
 
-def print_job(job: Any, console: Any = None) -> None:
-    """A job summary and its first page of assets, failures with code and message."""
-    from rich.console import Console
+def print_job(job: Any, out: Output) -> None:
+    """A job summary and its first page of assets, failures with code and message.
 
-    console = console or Console()
+    On a terminal: a rich summary. On a pipe: `job <id> <state> <percent>` then one
+    `asset <state> <asset_id> <key or source> <code> <message>` record per asset and a
+    `manifest <key> <locked_until>` record, tab-separated, keys never folded.
+    """
+    if not out.rich:
+        _plain_job(job, out)
+        return
+    console = out.console()
     p = job.progress
     style = STATE_STYLE.get(job.state.value, "")
     console.print(f"job {job.job_id}: [bold {style}]{job.state.value}[/]  {percent_text(job)}")
@@ -54,7 +61,7 @@ def print_job(job: Any, console: Any = None) -> None:
             "  errors " + ", ".join(f"{c} x{n}" for c, n in sorted(job.error_codes.items()))
         )
     if job.error:
-        console.print(f"  [red]{job.error.code}[/]: {job.error.message}")
+        console.print(f"  [red]{job.error.code}[/]: {job.error.message}", markup=True)
     for a in job.assets:
         err = f"  [red]{a.error.code}[/]: {a.error.message}" if a.error else ""
         console.print(f"  {a.state.value:13} {a.asset_id}  {a.key or a.source_url}{err}")
@@ -64,37 +71,66 @@ def print_job(job: Any, console: Any = None) -> None:
         console.print(f"  manifest {job.manifest.key} locked_until={job.manifest.locked_until}")
 
 
-def watch_job(api: Any, job_id: str, *, as_json: bool = False) -> Any:
-    """Follow a job's events to its end (reconnecting with Last-Event-ID); returns the
-    final JobView. With `as_json`, one JSON line per event; else a rich live view."""
+def _plain_job(job: Any, out: Output) -> None:
+    p = job.progress
+    out.record(
+        "job",
+        job.job_id,
+        job.state.value,
+        percent_text(job),
+        f"{p.assets_done}/{p.assets_total}",
+        p.bytes_done,
+        p.bytes_total,
+        job.error.code if job.error else None,
+    )
+    for a in job.assets:
+        out.record(
+            "asset",
+            a.asset_id,
+            a.state.value,
+            a.key or a.source_url,
+            a.error.code if a.error else None,
+            a.error.message if a.error else None,
+        )
+    if job.manifest.key:
+        locked = job.manifest.locked_until.isoformat() if job.manifest.locked_until else None
+        out.record("manifest", job.manifest.key, locked)
+    if job.next_cursor:
+        out.note(f"more assets: genblaze-ingest status {job.job_id} --all")
+
+
+def watch_job(api: Any, job_id: str, out: Output) -> Any:
+    """Follow a job's events to its end (reconnecting with Last-Event-ID); return the
+    final JobView. JSON: one object per event on stdout. On a terminal: live bars, then
+    the summary. On a pipe: a line on stderr per state change, then the summary records
+    on stdout (never a bar, so nothing runs into them)."""
     from genblaze_s3.ingest.client.http import APIUnreachableError
 
     job = api.get(job_id)
     last: int | None = None
     broken = 0
-    live = None
-    if not as_json:
-        live = _LiveView(job)
+    live = _LiveView(job) if out.rich else None
+    seen_state = None
+    if live is not None:
         live.start()
     try:
-        while not job.terminal:
+        while True:
+            if not out.machine and live is None and job.state != seen_state:
+                seen_state = job.state
+                out.note(f"job {job.job_id}: {job.state.value} {percent_text(job)}")
+            if job.terminal:
+                break
             try:
                 for event in api.events(job_id, last_event_id=last):
                     last = event.id
                     job = _merge(job, event)
-                    if as_json:
-                        print(
-                            json.dumps(
-                                {
-                                    "id": event.id,
-                                    "event": event.kind,
-                                    "job": json.loads(event.job.model_dump_json()),
-                                }
-                            )
-                        )
-                        sys.stdout.flush()
+                    if out.machine:
+                        out.json({"id": event.id, "event": event.kind, "job": _plain(event.job)})
                     elif live is not None:
                         live.update(job)
+                    elif job.state != seen_state:
+                        seen_state = job.state
+                        out.note(f"job {job.job_id}: {job.state.value} {percent_text(job)}")
             except APIUnreachableError:
                 if job.terminal:
                     break
@@ -110,7 +146,15 @@ def watch_job(api: Any, job_id: str, *, as_json: bool = False) -> Any:
     finally:
         if live is not None:
             live.stop(job)
+    if not out.machine:
+        print_job(job, out)
     return job
+
+
+def _plain(model: Any) -> Any:
+    import json
+
+    return json.loads(model.model_dump_json())
 
 
 def _merge(job: Any, event: Any) -> Any:
@@ -124,28 +168,19 @@ def _merge(job: Any, event: Any) -> Any:
 
 
 class _LiveView:
-    """Two progress bars (bytes, assets) and the state, redrawn on each event."""
+    """Two progress bars (bytes, assets) and the state, redrawn on each event (terminal only)."""
 
     def __init__(self, job: Any) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        self.bytes = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()
-        )
+        self.bytes = Progress(TextColumn("{task.description}"), BarColumn(), *size_columns())
         self.assets = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         self.btask = self.bytes.add_task("bytes ", total=None)
         self.atask = self.assets.add_task("assets", total=None)
         from rich.console import Group
         from rich.live import Live
 
-        self.live = Live(Group(self.bytes, self.assets), refresh_per_second=8, transient=False)
+        self.live = Live(Group(self.bytes, self.assets), refresh_per_second=8, transient=True)
         self.update(job)
 
     def start(self) -> None:
@@ -170,4 +205,3 @@ class _LiveView:
     def stop(self, job: Any) -> None:
         self.update(job)
         self.live.stop()
-        print_job(job)

@@ -267,6 +267,19 @@ class JobAccepted(BaseModel):
     status_url: str
 
 
+class TenantLimits(BaseModel):
+    """`GET /v1/limits`: what the caller's tenant may submit, so a client can split a
+    long list of URLs into jobs the API accepts instead of learning it from a 422."""
+
+    tenant: str
+    max_assets_per_job: int = Field(description="most assets one job may hold")
+    max_concurrent_jobs: int | None = Field(
+        default=None, description="jobs that may be unfinished at once (null: no limit)"
+    )
+    max_retention_days: int = Field(description="longest manifest lock a job may ask for")
+    allow_compliance: bool = Field(description="whether COMPLIANCE manifest locks are allowed")
+
+
 class RetryAccepted(BaseModel):
     """`POST /v1/jobs/{id}/retry` answered 202: these assets run again."""
 

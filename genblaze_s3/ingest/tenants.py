@@ -113,7 +113,8 @@ class Tenant:
     def check_asset_count(self, n: int) -> None:
         if self.max_assets_per_job is not None and n > self.max_assets_per_job:
             raise InvalidJobError(
-                f"this tenant may submit at most {self.max_assets_per_job} assets per job",
+                f"this tenant may submit at most {self.max_assets_per_job} assets per job: "
+                "split the URLs into several jobs (`genblaze-ingest submit --from-file` does)",
                 field="assets",
             )
 

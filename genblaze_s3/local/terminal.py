@@ -10,29 +10,39 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from genblaze_s3.humanize import size_columns
 from genblaze_s3.ingest.models import JobView
 
 
 def watch_progress(fetch: Callable[[], JobView], interval: float = 0.3) -> JobView:
-    """Render progress bars for bytes and assets from `fetch()` until the job is terminal."""
+    """Render progress bars for bytes and assets from `fetch()` until the job is terminal.
+
+    Off a terminal (a log, a pipe) the bars are off: rich would print their last frame
+    with no line end, and the summary would run into it.
+    """
+    import sys
+
     from rich.progress import (
         BarColumn,
-        DownloadColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
-        TransferSpeedColumn,
     )
 
     with (
         Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            *size_columns(),
             transient=False,
+            disable=not sys.stdout.isatty(),
         ) as bytes_bar,
-        Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as assets_bar,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            disable=not sys.stdout.isatty(),
+        ) as assets_bar,
     ):
         btask = bytes_bar.add_task("bytes ", total=None)
         atask = assets_bar.add_task("assets", total=None)

@@ -353,16 +353,17 @@ def test_a_claimed_sha256_of_another_tenants_file_proves_nothing(
     tag = stack.queue  # one CDN for both stacks: paths per stack
     decoy_url = cdn.add(f"/{tag}/claim-decoy.png", decoy, content_type="image/png")
     same_url = cdn.add(f"/{tag}/claim-same.png", secret_file, content_type="image/png")
-    claims = {
-        "assets": [
-            {"url": decoy_url, "sha256": digest, "media_type": "image/png"},
-            {"url": same_url, "sha256": digest, "media_type": "image/png"},
-        ],
-        "destination": dest,
-    }
-    b = _post(stack, claims, "globex").json()["job_id"]
-    b_doc = _wait_doc(svc, stack, b, "globex")
-    by_url = {x["source_url"].rsplit("/", 1)[-1]: x for x in b_doc["assets"]}
+    # The decoy first, on its own: once B's own copy of the bytes exists under B's root,
+    # a claim of that hash by B deduplicates against it (docs/SECURITY.md, "Claimed
+    # hashes ... stay inside a tenant"), so in one job the outcome would hang on which
+    # asset a worker happens to take first.
+    b_docs = []
+    for url in (decoy_url, same_url):
+        claim = {"url": url, "sha256": digest, "media_type": "image/png"}
+        b = _post(stack, {"assets": [claim], "destination": dest}, "globex").json()["job_id"]
+        b_docs.append(_wait_doc(svc, stack, b, "globex"))
+    by_url = {x["source_url"].rsplit("/", 1)[-1]: x for d in b_docs for x in d["assets"]}
+    b_doc = {"jobs": b_docs}
     assert by_url["claim-decoy.png"]["state"] == "failed"
     assert by_url["claim-decoy.png"]["error"]["code"] == "checksum_mismatch"
     assert by_url["claim-same.png"]["state"] == "stored"  # downloaded, not deduplicated

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from genblaze_s3 import S3StorageBackend
 from genblaze_s3.backend.client import EXPECT_MIN_BODY
+from tests.support.helpers import serve_http
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -30,15 +30,8 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def endpoint() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_http(_Recorder) as url:
+        yield url
 
 
 def test_expect_100_continue_only_for_large_bodies(endpoint: str) -> None:

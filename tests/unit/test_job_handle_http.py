@@ -3,15 +3,15 @@ typed API errors (a 404 is a JobNotFoundError, a 401 an UnauthorizedError), not 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from genblaze_s3.ingest import job_handle
 from genblaze_s3.ingest.client.http import JobNotFoundAPIError, UnauthorizedError
 from genblaze_s3.ingest.errors import JobNotFoundError
+from tests.support.helpers import serve_http
 
 
 class _API(BaseHTTPRequestHandler):
@@ -32,14 +32,8 @@ class _API(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _API)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(_API) as url:
+        yield url
 
 
 def test_an_http_handle_raises_the_typed_api_errors(api_url: str) -> None:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -35,6 +36,7 @@ from genblaze_s3.ingest.models import (
     JobView,
     LockPolicy,
     RetryAccepted,
+    TenantLimits,
 )
 from genblaze_s3.ingest.store.fleet import FleetSnapshot
 
@@ -95,6 +97,41 @@ class ServiceUnavailableError(IngestAPIError):
     code = "service_unavailable"
 
 
+class NotGenblazeAPIError(IngestAPIError):
+    """Something answers at the URL, but not the genblaze ingest API (another web server,
+    a wrong port or path): its answers lack the API's JSON bodies."""
+
+    code = "not_genblaze_api"
+
+
+class InvalidAPIURLError(IngestAPIError, ValueError):
+    """The API URL is not `http(s)://host[:port]` (e.g. `127.0.0.1:8000` lacks `http://`)."""
+
+    code = "invalid_api_url"
+
+
+def parse_api_url(url: str) -> str:
+    """`url` checked once, at the boundary: `http(s)://host[:port][/path]`, no trailing
+    slash. Raises InvalidAPIURLError saying what to write instead."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        hint = f"; did you mean http://{text}?" if "://" not in text and text else ""
+        raise InvalidAPIURLError(
+            f"API URL {text!r} must look like http://host:port or https://host{hint}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise InvalidAPIURLError(f"API URL {text!r} has an invalid port") from None
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise InvalidAPIURLError(
+            f"API URL {text!r} must carry no query, fragment or credentials "
+            "(the token goes in GENBLAZE_API_TOKEN)"
+        )
+    return text.rstrip("/")
+
+
 _BY_STATUS: dict[int, type[IngestAPIError]] = {
     401: UnauthorizedError,
     403: UnauthorizedError,
@@ -106,16 +143,34 @@ _BY_STATUS: dict[int, type[IngestAPIError]] = {
 }
 
 
+def _not_genblaze(response: httpx.Response, what: str) -> NotGenblazeAPIError:
+    url = response.request.url
+    return NotGenblazeAPIError(
+        f"{url.scheme}://{url.netloc.decode()} is not a genblaze ingest API: {what} "
+        f"for {response.request.method} {url.path}; check GENBLAZE_API_URL or --api-url",
+        status=response.status_code,
+    )
+
+
 def error_for(response: httpx.Response) -> IngestAPIError:
-    """The typed error for a non-2xx answer, its message the server's `detail`."""
+    """The typed error for a non-2xx answer, its message the server's `detail`.
+
+    Every 4xx of the API carries a JSON `{"detail": ...}` body; a 4xx without one comes
+    from some other server (a static file server's `404: File not found` is not "no such
+    job"), so it is a NotGenblazeAPIError. 5xx stay API errors: a proxy or our own
+    unhandled error answers those in plain text too.
+    """
     detail: Any = response.reason_phrase
     code = None
     try:
         body = response.json()
-        detail = body.get("detail", detail)
-        code = body.get("code")
     except ValueError:
-        pass
+        body = None
+    if isinstance(body, dict) and "detail" in body:
+        detail = body["detail"]
+        code = body.get("code")
+    elif 400 <= response.status_code < 500:
+        return _not_genblaze(response, f"it answered {response.status_code} {detail}")
     if isinstance(detail, list):  # schema errors: say where, never echo values
         detail = "; ".join(
             f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg', '')}" for d in detail
@@ -257,6 +312,19 @@ def _checked(response: httpx.Response) -> httpx.Response:
     return response
 
 
+def _parsed(call: _Call[T], response: httpx.Response) -> T:
+    """The answer read as `call` expects, or NotGenblazeAPIError when it is not ours."""
+    body = _checked(response).content
+    try:
+        return call.parse(body)
+    except ValueError:  # pydantic's ValidationError included: HTML, another JSON API
+        raise _not_genblaze(response, "its answer is not the API's JSON") from None
+
+
+def _limits_call() -> _Call[TenantLimits]:
+    return _Call("GET", "/v1/limits", TenantLimits.model_validate_json)
+
+
 class _SSEParser:
     """Lines of a text/event-stream in, complete events out (the WHATWG rules we use)."""
 
@@ -304,7 +372,7 @@ class IngestClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
+            base_url=parse_api_url(base_url),
             headers=_headers(token),
             timeout=timeout,
             transport=transport,
@@ -324,7 +392,7 @@ class IngestClient:
             r = self._http.request(call.method, call.path, **call.kwargs)
         except httpx.TransportError as exc:
             raise _unreachable(self._http.base_url, exc) from exc
-        return call.parse(_checked(r).content)
+        return _parsed(call, r)
 
     def submit(
         self,
@@ -401,6 +469,10 @@ class IngestClient:
     def cancel(self, job_id: str) -> JobView:
         return self._send(_cancel_call(job_id))
 
+    def limits(self) -> TenantLimits:
+        """What this token's tenant may submit (assets per job, concurrent jobs, locks)."""
+        return self._send(_limits_call())
+
     def fleet(self, *, hours: int | None = None) -> FleetSnapshot:
         """The fleet (workers, queues, throughput, failures); needs an operator token."""
         return self._send(_fleet_call(hours))
@@ -437,7 +509,7 @@ class AsyncIngestClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+            base_url=parse_api_url(base_url),
             headers=_headers(token),
             timeout=timeout,
             transport=transport,
@@ -457,7 +529,7 @@ class AsyncIngestClient:
             r = await self._http.request(call.method, call.path, **call.kwargs)
         except httpx.TransportError as exc:
             raise _unreachable(self._http.base_url, exc) from exc
-        return call.parse(_checked(r).content)
+        return _parsed(call, r)
 
     async def submit(
         self,
@@ -532,6 +604,9 @@ class AsyncIngestClient:
 
     async def cancel(self, job_id: str) -> JobView:
         return await self._send(_cancel_call(job_id))
+
+    async def limits(self) -> TenantLimits:
+        return await self._send(_limits_call())
 
     async def retry(self, job_id: str, replacements: dict[str, str] | None = None) -> RetryAccepted:
         return await self._send(_retry_call(job_id, replacements))

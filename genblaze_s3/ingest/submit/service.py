@@ -11,13 +11,13 @@ from dataclasses import replace
 
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.errors import EnqueueError, InvalidJobError, TooManyJobsError
-from genblaze_s3.ingest.models import DestinationSpec, ErrorInfo, JobState, utc_now
+from genblaze_s3.ingest.models import DestinationSpec, ErrorInfo, JobState, TenantLimits, utc_now
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.quotas import ActiveJobs
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import TaskSender, send_job
 from genblaze_s3.ingest.submit.retry import Replacement, retry_job
-from genblaze_s3.ingest.submit.submission import JobSubmission
+from genblaze_s3.ingest.submit.submission import MAX_ASSETS_PER_JOB, JobSubmission
 from genblaze_s3.ingest.tenants import TenantRegistry, registry_from_settings
 from genblaze_s3.ingest.validation import DEFAULT_MAX_RETENTION_DAYS, check_retention
 from genblaze_s3.settings import Settings
@@ -78,6 +78,20 @@ class IngestService:
             tenants=tenants if tenants is not None else registry_from_settings(config),
             fetch_policy=FetchPolicy.from_settings(config),
             max_retention_days=config.max_retention_days,
+        )
+
+    def limits(self, tenant: str) -> TenantLimits:
+        """What `tenant` may submit: the API's job size cap, lowered by its own limit."""
+        t = self.tenants.get(tenant)
+        per_job = MAX_ASSETS_PER_JOB
+        if t.max_assets_per_job is not None:
+            per_job = min(per_job, t.max_assets_per_job)
+        return TenantLimits(
+            tenant=tenant,
+            max_assets_per_job=per_job,
+            max_concurrent_jobs=t.max_concurrent_jobs,
+            max_retention_days=self.max_retention_days,
+            allow_compliance=t.allow_compliance,
         )
 
     def place(self, tenant: str, destination: DestinationSpec) -> DestinationSpec:
