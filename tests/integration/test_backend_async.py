@@ -10,24 +10,15 @@ from typing import Any
 
 import pytest
 
-from genblaze_s3 import AsyncS3StorageBackend, Encryption, S3StorageBackend
+from genblaze_s3 import AsyncS3StorageBackend, Encryption
 from genblaze_s3.local.services import SeaweedS3
+from tests.support.helpers import user_backend
 
 MiB = 1024 * 1024
 
 
-def make_backend(seaweed: SeaweedS3, bucket: str) -> S3StorageBackend:
-    return S3StorageBackend(
-        bucket,
-        endpoint_url=seaweed.endpoint_url,
-        access_key_id=seaweed.access_key,
-        secret_access_key=seaweed.secret_key,
-        preflight=True,
-    )
-
-
 def test_native_async_round_trip(seaweed: SeaweedS3, bucket: str) -> None:
-    sync = make_backend(seaweed, bucket)
+    sync = user_backend(seaweed, bucket, preflight=True)
     data = os.urandom(20 * MiB + 11)
     enc = Encryption.sse_c(secrets.token_bytes(32))
 
@@ -64,7 +55,7 @@ def test_native_async_round_trip(seaweed: SeaweedS3, bucket: str) -> None:
 def test_from_sync_keeps_verified_region_without_head_bucket(
     seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sync = make_backend(seaweed, bucket)
+    sync = user_backend(seaweed, bucket, preflight=True)
     sync.put("k", b"v")
 
     def no_head_bucket(**_: Any) -> None:
@@ -84,7 +75,7 @@ def test_from_sync_keeps_verified_region_without_head_bucket(
 
 
 def test_async_progress_is_monotonic(seaweed: SeaweedS3, bucket: str) -> None:
-    sync = make_backend(seaweed, bucket)
+    sync = user_backend(seaweed, bucket, preflight=True)
     data = os.urandom(3 * MiB)
     events: list[Any] = []
 

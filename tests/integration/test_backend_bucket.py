@@ -10,6 +10,7 @@ from genblaze_core.storage.errors import StorageErrorCode
 
 from genblaze_s3 import S3StorageBackend
 from genblaze_s3.local.services import SeaweedS3
+from tests.support.helpers import user_backend
 
 OWNER_RULE = {
     "ID": "owner-tmp-expiry",
@@ -17,16 +18,6 @@ OWNER_RULE = {
     "Filter": {"Prefix": "tmp/"},
     "Expiration": {"Days": 3},
 }
-
-
-def make_backend(seaweed: SeaweedS3, bucket: str, **kwargs: Any) -> S3StorageBackend:
-    return S3StorageBackend(
-        bucket,
-        endpoint_url=seaweed.endpoint_url,
-        access_key_id=seaweed.access_key,
-        secret_access_key=seaweed.secret_key,
-        **kwargs,
-    )
 
 
 def rules_by_id(s3_client: Any, bucket: str) -> dict[str, Any]:
@@ -40,7 +31,7 @@ def test_lifecycle_defaults_merge_with_existing_rules(
     s3_client.put_bucket_lifecycle_configuration(
         Bucket=bucket, LifecycleConfiguration={"Rules": [OWNER_RULE]}
     )
-    backend = make_backend(seaweed, bucket)
+    backend = user_backend(seaweed, bucket)
     backend.ensure_lifecycle_defaults()
     backend.ensure_lifecycle_defaults()  # idempotent: no duplicate rules
     rules = rules_by_id(s3_client, bucket)
@@ -59,17 +50,17 @@ def test_lifecycle_defaults_merge_with_existing_rules(
 def test_auto_lifecycle_applies_at_construction(
     seaweed: SeaweedS3, bucket: str, s3_client: Any
 ) -> None:
-    make_backend(seaweed, bucket, auto_lifecycle=True)
+    user_backend(seaweed, bucket, auto_lifecycle=True)
     assert "genblaze-cancel-unfinished-multipart" in rules_by_id(s3_client, bucket)
 
 
 def test_preflight_passes_for_real_bucket_and_fails_typed_for_missing(
     seaweed: SeaweedS3, bucket: str
 ) -> None:
-    ok = make_backend(seaweed, bucket, preflight=True)
+    ok = user_backend(seaweed, bucket, preflight=True)
     assert ok.region_verified
     with pytest.raises(StorageError) as exc:
-        make_backend(seaweed, "no-such-bucket-here", preflight=True)
+        user_backend(seaweed, "no-such-bucket-here", preflight=True)
     assert exc.value.error_code is StorageErrorCode.NOT_FOUND
     assert "no-such-bucket-here" in str(exc.value)
 

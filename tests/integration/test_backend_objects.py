@@ -16,25 +16,9 @@ from genblaze_core.storage.types import TransferProgress
 
 from genblaze_s3 import S3StorageBackend
 from genblaze_s3.local.services import SeaweedS3
+from tests.support.helpers import user_backend
 
 MiB = 1024 * 1024
-
-
-def make_backend(seaweed: SeaweedS3, bucket: str, **kwargs: Any) -> S3StorageBackend:
-    return S3StorageBackend(
-        bucket,
-        endpoint_url=seaweed.endpoint_url,
-        access_key_id=seaweed.access_key,
-        secret_access_key=seaweed.secret_key,
-        **kwargs,
-    )
-
-
-@pytest.fixture
-def backend(seaweed: SeaweedS3, bucket: str) -> Any:
-    b = make_backend(seaweed, bucket)
-    yield b
-    b.close()
 
 
 def assert_monotonic_to(events: list[TransferProgress], total: int) -> None:
@@ -223,12 +207,12 @@ def test_delete_prefix_reports_partial_progress_when_listing_fails(
 def test_copy_server_side_and_multipart_above_threshold(
     seaweed: SeaweedS3, bucket: str, s3_client: Any
 ) -> None:
-    small = make_backend(seaweed, bucket)
+    small = user_backend(seaweed, bucket)
     small.put("src.txt", b"copy me", content_type="text/plain")
     small.copy("src.txt", "dst.txt")
     assert small.get("dst.txt") == b"copy me"
 
-    lowered = make_backend(
+    lowered = user_backend(
         seaweed, bucket, copy_multipart_threshold=8 * MiB, copy_part_size=5 * MiB
     )
     data = os.urandom(12 * MiB + 7)
@@ -273,7 +257,7 @@ def test_user_agent_and_client_settings(backend: S3StorageBackend) -> None:
 
 
 def test_storage_config_is_honoured(seaweed: SeaweedS3, bucket: str) -> None:
-    b = make_backend(
+    b = user_backend(
         seaweed,
         bucket,
         config=StorageConfig(multipart_threshold=5 * MiB, multipart_chunk_size=5 * MiB),
@@ -309,4 +293,4 @@ def test_failed_parts_are_retried_and_progress_stays_monotonic(
         attempts = [e.part for e in proxy.log if e.operation == "UploadPart"]
     assert attempts.count(2) == 2 and attempts.count(3) == 2 and attempts.count(1) == 1
     assert_monotonic_to(events, len(data))
-    assert make_backend(seaweed, bucket).get("retried.bin") == data
+    assert user_backend(seaweed, bucket).get("retried.bin") == data

@@ -14,25 +14,9 @@ from genblaze_core.storage.errors import StorageErrorCode
 
 from genblaze_s3 import Encryption, PresignedURL, S3StorageBackend, URLPolicy, URLPolicyError
 from genblaze_s3.local.services import SeaweedS3
+from tests.support.helpers import user_backend
 
 MiB = 1024 * 1024
-
-
-def make_backend(seaweed: SeaweedS3, bucket: str, **kwargs: Any) -> S3StorageBackend:
-    return S3StorageBackend(
-        bucket,
-        endpoint_url=seaweed.endpoint_url,
-        access_key_id=seaweed.access_key,
-        secret_access_key=seaweed.secret_key,
-        **kwargs,
-    )
-
-
-@pytest.fixture
-def backend(seaweed: SeaweedS3, bucket: str) -> Any:
-    b = make_backend(seaweed, bucket)
-    yield b
-    b.close()
 
 
 def test_sse_c_is_symmetric_on_every_operation(backend: S3StorageBackend) -> None:
@@ -135,7 +119,7 @@ def test_presigned_url_redacts_in_repr_str_and_fstring(backend: S3StorageBackend
 
 
 def test_get_url_policies(seaweed: SeaweedS3, bucket: str) -> None:
-    private = make_backend(seaweed, bucket)
+    private = user_backend(seaweed, bucket)
     private.put("pic.png", b"img")
     auto = private.get_url("pic.png")
     assert "X-Amz-Signature=" in auto
@@ -143,7 +127,7 @@ def test_get_url_policies(seaweed: SeaweedS3, bucket: str) -> None:
     with pytest.raises(URLPolicyError):
         private.get_url("pic.png", policy=URLPolicy.PUBLIC)
 
-    public = make_backend(seaweed, bucket, public_url_base="https://cdn.example.com/media/")
+    public = user_backend(seaweed, bucket, public_url_base="https://cdn.example.com/media/")
     assert public.public_url_base == "https://cdn.example.com/media"
     assert public.get_url("a b.png") == "https://cdn.example.com/media/a%20b.png"
     assert public.get_url("pic.png", expires_in=60) == "https://cdn.example.com/media/pic.png"
@@ -156,7 +140,7 @@ def test_get_url_policies(seaweed: SeaweedS3, bucket: str) -> None:
 
 
 def test_durable_url_round_trips_without_network(seaweed: SeaweedS3, bucket: str) -> None:
-    b = make_backend(seaweed, bucket)
+    b = user_backend(seaweed, bucket)
     calls: list[str] = []
     b.client.meta.events.register("before-send", lambda **kw: calls.append("sent"))
     url = b.get_durable_url("runs/a b/c.json")
@@ -167,6 +151,6 @@ def test_durable_url_round_trips_without_network(seaweed: SeaweedS3, bucket: str
     assert b.key_from_url("https://elsewhere.example.com/" + bucket + "/x") is None
     assert b.key_from_url("not a url") is None
     assert calls == []
-    pub = make_backend(seaweed, bucket, public_url_base="https://cdn.example.com")
+    pub = user_backend(seaweed, bucket, public_url_base="https://cdn.example.com")
     assert pub.key_from_url(pub.get_durable_url("x/y.png")) == "x/y.png"
     assert pub.key_from_url(url) == "runs/a b/c.json"

@@ -15,9 +15,7 @@ import re
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,135 +24,53 @@ import pytest
 import redis
 
 from genblaze_s3.ingest.store import keys
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
+from genblaze_s3.local.services import SeaweedS3, start_redis
 from genblaze_s3.settings import DEFAULT_SLICE_SECONDS
-from tests.support.cdn import CDNServer
+from tests.support.cdn import BigFile, CDNServer, write_big_file
 from tests.support.invariants import (
-    Services,
     sha256_of_object,
     wait_terminal,
 )
-from tests.support.workers import QueueStack, start_stack, start_worker
+from tests.support.rig import Rig, fault_rig
+from tests.support.workers import AMQP_URL, start_worker
 
 MiB = 1024 * 1024
 SIZE = 256 * MiB
-AMQP_URL = os.environ.get("GENBLAZE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # The Procfile's defaults: start_stack shortens the lease for its other users; not here.
 DEFAULTS = {"GENBLAZE_LEASE_TTL_MS": "30000"}
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    path = tmp_path_factory.mktemp("bounded") / "big.mp4"
-    h = hashlib.sha256()
-    block = os.urandom(MiB)
-    with open(path, "wb") as f:
-        for i in range(SIZE // MiB):
-            chunk = block[:-8] + i.to_bytes(8, "big")
-            h.update(chunk)
-            f.write(chunk)
-    return path, h.hexdigest()
+def big(tmp_path_factory: pytest.TempPathFactory) -> BigFile:
+    return write_big_file(tmp_path_factory.mktemp("bounded") / "big.mp4", SIZE)
 
 
 @pytest.fixture(scope="module")
-def cdn(big: tuple[Path, str]) -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        server.add("/big.mp4", big[0], content_type="video/mp4")
-        yield server
+def cdn(cdn: CDNServer, big: BigFile) -> CDNServer:
+    cdn.add("/big.mp4", big.path, content_type="video/mp4")
+    return cdn
 
 
-@dataclass
-class Rig:
-    stack: QueueStack
-    redis: EmbeddedRedis
-    svc: Services
-    seaweed: SeaweedS3
-    bucket: str
-
-    def submit(self, url: str, *, strategy: str = "hierarchical", sha256: str | None = None) -> str:
-        asset: dict[str, Any] = {"url": url, "media_type": "video/mp4"}
-        if sha256:
-            asset["sha256"] = sha256
-        r = httpx.post(
-            f"{self.stack.api_url}/v1/jobs",
-            json={
-                "assets": [asset],
-                "destination": {
-                    "bucket": self.bucket,
-                    "endpoint_url": self.seaweed.endpoint_url,
-                    "key_strategy": strategy,
-                },
-            },
-            timeout=10,
-            headers=self.auth,
-        )
-        assert r.status_code == 202, r.text
-        return str(r.json()["job_id"])
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.stack.tokens['acme']}"}
-
-    def asset(self, job_id: str) -> Any:
-        meta = self.svc.store.get_meta(job_id)
-        assert meta is not None
-        return self.svc.store.get_asset(job_id, meta.asset_ids[0])
-
-    def wait_bytes(self, job_id: str, n: int, timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rec = self.asset(job_id)
-            if rec is not None and rec.bytes_done >= n and rec.worker:
-                return rec
-            time.sleep(0.05)
-        raise TimeoutError(f"copy did not reach {n} bytes: {self.asset(job_id)}")
-
-    def uploads(self) -> list[str]:
-        s3 = self.svc.s3
-        return [u["Key"] for u in s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])]
-
-    def logs(self) -> str:
-        return "".join(h.log() for h in self.stack.workers)
-
-
-@contextlib.contextmanager
 def rig(
     seaweed: SeaweedS3,
     s3: Any,
     bucket: str,
     tmp_path: Path,
     *,
-    broker_url: str | None = None,
-    n_workers: int = 1,
     extra: dict[str, str] | None = None,
-    appendonly: bool = False,
-) -> Iterator[Rig]:
-    server = start_redis(appendonly=appendonly, data_dir=tmp_path / "redis")
-    queue = f"genblaze-bounded-{uuid.uuid4().hex[:8]}"  # unique: RabbitMQ is shared
-    try:
-        stack = start_stack(
-            redis_url=server.url,
-            broker_url=broker_url,
-            seaweed=seaweed,
-            log_dir=tmp_path,
-            n_workers=n_workers,
-            queue=queue,
-            concurrency=2,  # the Procfile's default
-            extra_env={**DEFAULTS, **(extra or {})},
-        )
-        r = Rig(stack, server, Services(redis_url=server.url, s3=s3), seaweed, bucket)
-        try:
-            yield r
-        finally:
-            stack.stop()
-            r.redis.stop()  # the row may have replaced the server (Redis restart)
-            if broker_url and broker_url.startswith("amqp"):
-                from kombu import Connection
-
-                with Connection(broker_url) as conn:
-                    conn.default_channel.queue_delete(queue)
-    finally:
-        server.stop()
+    **kwargs: Any,
+) -> contextlib.AbstractContextManager[Rig]:
+    """A fault rig with the Procfile's defaults (its concurrency and lease TTL)."""
+    return fault_rig(
+        seaweed,
+        s3,
+        bucket,
+        tmp_path,
+        queue_prefix="genblaze-bounded",
+        concurrency=2,  # the Procfile's default
+        extra_env={**DEFAULTS, **(extra or {})},
+        **kwargs,
+    )
 
 
 def _pid(rec: Any) -> int:
@@ -181,7 +97,7 @@ def test_whole_worker_killed_mid_copy_a_fresh_worker_finishes_within_minutes(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
     broker: str,
 ) -> None:
     """SIGKILL of the whole worker group 30% into 256 MiB (host loss, OOM kill of the main
@@ -203,7 +119,7 @@ def test_whole_worker_killed_mid_copy_a_fresh_worker_finishes_within_minutes(
         wait_terminal(r.svc, [job], timeout=240)
         took = time.monotonic() - started
         assert took <= 240
-        _assert_stored_once(r, job, big[1])
+        _assert_stored_once(r, job, big.sha256)
         served = cdn.bytes_sent("/big.mp4")
         assert served <= SIZE + rate * DEFAULT_SLICE_SECONDS, (served, took)
 
@@ -236,7 +152,7 @@ def test_a_copy_longer_than_rabbitmqs_consumer_timeout_succeeds_once(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """consumer_timeout 20 s, a 256 MiB copy at 4 MB/s (~64 s): no delivery lives that
     long, so RabbitMQ never closes the channel and the worker never dies."""
@@ -246,7 +162,7 @@ def test_a_copy_longer_than_rabbitmqs_consumer_timeout_succeeds_once(
     ):
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=4_000_000))
         wait_terminal(r.svc, [job], timeout=180)
-        _assert_stored_once(r, job, big[1])
+        _assert_stored_once(r, job, big.sha256)
         assert r.asset(job).bytes_uploaded == SIZE  # every part once
         assert r.stack.workers[0].proc.poll() is None, "the worker died"
         assert "PreconditionFailed" not in r.logs()
@@ -261,7 +177,7 @@ def test_redis_killed_mid_copy_the_same_worker_finishes_after_it_returns(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """Redis (store and broker) SIGKILLed mid-copy, back 5 s later on its port (AOF):
     the same worker process survives (kombu: see workers/celery_app.py) and finishes."""
@@ -276,7 +192,7 @@ def test_redis_killed_mid_copy_the_same_worker_finishes_after_it_returns(
         time.sleep(5)  # the row's own timing: Redis is back 5 s later
         r.redis = start_redis(port=old.port, appendonly=True, data_dir=old.data_dir)
         wait_terminal(r.svc, [job], timeout=180)
-        _assert_stored_once(r, job, big[1])
+        _assert_stored_once(r, job, big.sha256)
         w = r.stack.workers[0]
         assert w.proc.poll() is None, "the worker's main process died:\n" + w.log()[-3000:]
         assert "Unrecoverable error" not in w.log()
@@ -288,12 +204,12 @@ def test_failures_for_good_and_cancels_leave_zero_uploads(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """A source declaring 36 MiB that sends 20 MiB, with one retry (HIERARCHICAL, and CAS
     with the sha256 given), ends source_truncated; a canceled copy ends canceled; neither
     leaves a multipart upload."""
-    data = big[0].read_bytes()[: 36 * MiB]
+    data = big.path.read_bytes()[: 36 * MiB]
     digest = hashlib.sha256(data).hexdigest()
     cdn.add("/short.mp4", data, content_type="video/mp4")
     truncated = cdn.url("/short.mp4", mode="truncate", at=20 * MiB)
@@ -375,7 +291,7 @@ def test_the_sweeper_re_enqueues_an_asset_whose_message_was_lost_once(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """The copying worker killed and its message deleted by hand (no broker will ever
     bring it back): the sweeper re-enqueues the asset and the job succeeds; the two
@@ -395,7 +311,7 @@ def test_the_sweeper_re_enqueues_an_asset_whose_message_was_lost_once(
         r.stack.workers.remove(victim)
         assert _delete_broker_messages(redis.Redis.from_url(r.redis.url), job) >= 1
         wait_terminal(r.svc, [job], timeout=120)
-        _assert_stored_once(r, job, big[1])
+        _assert_stored_once(r, job, big.sha256)
         stats = r.svc.store.stats()
         assert stats.get("swept_assets_total") == 1, stats
         assert not r.svc.store.redis.zcard(keys.inflight_key())

@@ -9,17 +9,15 @@ silently ignores the header (simulated by dropping it before it is sent).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from genblaze_core.storage.base import KeyStrategy
 
-from genblaze_s3.local.services import drop_bucket
 from genblaze_s3.transfer import CopyConfig, Destination, FetchPolicy, TransferError, copy_url
 from genblaze_s3.transfer import copy as copy_module
 from tests.support.cdn import CDNServer
-from tests.support.s3proxy import debris, make_backend
+from tests.support.s3proxy import debris
 
 MiB = 1024 * 1024
 POLICY = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}))
@@ -28,18 +26,6 @@ SIZES = {"single-put": 40_000, "multipart": 11 * MiB}
 DEST = Destination(
     key_strategy=KeyStrategy.HIERARCHICAL, asset_id="a1", run_id="r1", date_str="2026-12-01"
 )
-
-
-@pytest.fixture(scope="module")
-def cdn() -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        yield server
-
-
-@pytest.fixture
-def backend(seaweed: Any, bucket: str) -> Iterator[Any]:
-    yield make_backend(seaweed, bucket)
-    drop_bucket(seaweed.client(), bucket)
 
 
 @pytest.fixture(params=["conditional", "head-first", "header-ignored"])

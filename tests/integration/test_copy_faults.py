@@ -11,7 +11,6 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -41,17 +40,10 @@ SHA = hashlib.sha256(DATA).hexdigest()
 
 
 @pytest.fixture(scope="module")
-def cdn() -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        server.add("/v.mp4", DATA, content_type="video/mp4")
-        server.add("/small.png", b"\x89PNG" + b"x" * 1000, content_type="image/png")
-        yield server
-
-
-@pytest.fixture
-def backend(seaweed: Any, bucket: str) -> Iterator[Any]:
-    yield make_backend(seaweed, bucket)
-    drop_bucket(seaweed.client(), bucket)
+def cdn(cdn: CDNServer) -> CDNServer:
+    cdn.add("/v.mp4", DATA, content_type="video/mp4")
+    cdn.add("/small.png", b"\x89PNG" + b"x" * 1000, content_type="image/png")
+    return cdn
 
 
 def _clean(backend: Any) -> None:

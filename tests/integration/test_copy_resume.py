@@ -6,12 +6,10 @@ import base64
 import hashlib
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from genblaze_s3.local.services import drop_bucket
 from genblaze_s3.transfer import (
     CopyConfig,
     CopyProgress,
@@ -23,7 +21,7 @@ from genblaze_s3.transfer import (
 )
 from genblaze_s3.transfer.multipart import install_part_signing_hook
 from tests.support.cdn import CDNServer
-from tests.support.s3proxy import debris, make_backend
+from tests.support.s3proxy import debris
 
 MiB = 1024 * 1024
 POLICY = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}))
@@ -31,17 +29,10 @@ CFG = CopyConfig(part_size=5 * MiB, concurrency=2, read_timeout=2.0, backoff_bas
 DATA = os.urandom(16 * MiB + 7)
 
 
-@pytest.fixture
-def backend(seaweed: Any, bucket: str) -> Iterator[Any]:
-    yield make_backend(seaweed, bucket)
-    drop_bucket(seaweed.client(), bucket)
-
-
 @pytest.fixture(scope="module")
-def cdn() -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        server.add("/v.mp4", DATA, content_type="video/mp4")
-        yield server
+def cdn(cdn: CDNServer) -> CDNServer:
+    cdn.add("/v.mp4", DATA, content_type="video/mp4")
+    return cdn
 
 
 def _fail_midway(backend: Any, cdn: CDNServer, store: MemoryCheckpointStore, key: str) -> None:

@@ -20,7 +20,7 @@ import pytest
 from genblaze_s3.local.services import drop_bucket
 from genblaze_s3.local.supervisor import Process, spawn
 from genblaze_s3.transfer import FileCheckpointStore
-from tests.support.cdn import CDNServer
+from tests.support.cdn import CDNServer, write_big_file
 from tests.support.s3proxy import debris, make_backend
 
 MiB = 1024 * 1024
@@ -55,50 +55,43 @@ def _child(seaweed: Any, bucket: str, url: str, cpdir: Path, log: Path) -> Proce
 
 @pytest.mark.slow
 def test_killed_copy_resumes_from_checkpoint_in_new_process(
-    seaweed: Any, bucket: str, tmp_path: Path
+    seaweed: Any, bucket: str, tmp_path: Path, cdn: CDNServer
 ) -> None:
-    src = tmp_path / "big.bin"
-    digest = hashlib.sha256()
-    with src.open("wb") as f:
-        for _ in range(SIZE // (16 * MiB)):
-            block = os.urandom(16 * MiB)
-            digest.update(block)
-            f.write(block)
+    big = write_big_file(tmp_path / "big.bin", SIZE)
     cpdir = tmp_path / "checkpoints"
     store = FileCheckpointStore(cpdir)
     total_parts = SIZE // PART
-    with CDNServer() as cdn:
-        cdn.add("/big.bin", src)
-        # Throttled so the kill lands mid-copy on a fast machine.
-        url = cdn.url("/big.bin", mode="slow", rate=48 * MiB)
-        proc = _child(seaweed, bucket, url, cpdir, tmp_path / "first.log")
-        done_at_kill = 0
+    cdn.add("/big.bin", big.path)
+    # Throttled so the kill lands mid-copy on a fast machine.
+    url = cdn.url("/big.bin", mode="slow", rate=48 * MiB)
+    proc = _child(seaweed, bucket, url, cpdir, tmp_path / "first.log")
+    done_at_kill = 0
 
-        def far_enough() -> bool:
-            nonlocal done_at_kill
-            cp = store.load("job:big")
-            done_at_kill = len(cp.parts) if cp is not None else 0
-            return done_at_kill >= int(total_parts * 0.6)
+    def far_enough() -> bool:
+        nonlocal done_at_kill
+        cp = store.load("job:big")
+        done_at_kill = len(cp.parts) if cp is not None else 0
+        return done_at_kill >= int(total_parts * 0.6)
 
-        try:
-            proc.wait_ready(far_enough, 120, "60% of the parts checkpointed", interval=0.01)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            proc.stop()
-        assert proc.proc.returncode == -signal.SIGKILL, proc.log()[-3000:]
-        assert done_at_kill >= int(total_parts * 0.6)
-        client = make_backend(seaweed, bucket).client
-        assert debris(client, bucket) == ([], ["big/object.bin"])  # nothing at the final key
+    try:
+        proc.wait_ready(far_enough, 120, "60% of the parts checkpointed", interval=0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.stop()
+    assert proc.proc.returncode == -signal.SIGKILL, proc.log()[-3000:]
+    assert done_at_kill >= int(total_parts * 0.6)
+    client = make_backend(seaweed, bucket).client
+    assert debris(client, bucket) == ([], ["big/object.bin"])  # nothing at the final key
 
-        resumed = _child(seaweed, bucket, cdn.url("/big.bin"), cpdir, tmp_path / "resumed.log")
-        try:
-            assert resumed.wait(timeout=300) == 0, resumed.log()[-3000:]
-        finally:
-            resumed.stop()
+    resumed = _child(seaweed, bucket, cdn.url("/big.bin"), cpdir, tmp_path / "resumed.log")
+    try:
+        assert resumed.wait(timeout=300) == 0, resumed.log()[-3000:]
+    finally:
+        resumed.stop()
     out = [line for line in resumed.log().splitlines() if line.startswith("{")]
     result = json.loads(out[-1])
-    assert result["sha256"] == digest.hexdigest() and result["size"] == SIZE
+    assert result["sha256"] == big.sha256 and result["size"] == SIZE
     missing_at_kill = total_parts - done_at_kill
     assert result["parts_uploaded"] <= missing_at_kill
     again = result["bytes_uploaded"] - (missing_at_kill - (CONCURRENCY + 1)) * PART
@@ -107,7 +100,7 @@ def test_killed_copy_resumes_from_checkpoint_in_new_process(
     check = hashlib.sha256()
     for chunk in iter(lambda: body.read(8 * MiB), b""):
         check.update(chunk)
-    assert check.hexdigest() == digest.hexdigest()
+    assert check.hexdigest() == big.sha256
     assert debris(client, bucket) == (["big/object.bin"], [])
     assert store.load("job:big") is None
     drop_bucket(client, bucket)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from genblaze_core.storage.base import KeyStrategy
 
-from genblaze_s3.local.services import drop_bucket
 from genblaze_s3.transfer import (
     CopyConfig,
     CopyResult,
@@ -22,7 +20,7 @@ from genblaze_s3.transfer import (
 )
 from genblaze_s3.transfer.models import CopyPaused
 from tests.support.cdn import CDNServer
-from tests.support.s3proxy import debris, make_backend
+from tests.support.s3proxy import debris
 
 MiB = 1024 * 1024
 POLICY = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}))
@@ -31,17 +29,10 @@ DATA = os.urandom(24 * MiB + 11)
 DIGEST = hashlib.sha256(DATA).hexdigest()
 
 
-@pytest.fixture
-def backend(seaweed: Any, bucket: str) -> Iterator[Any]:
-    yield make_backend(seaweed, bucket)
-    drop_bucket(seaweed.client(), bucket)
-
-
 @pytest.fixture(scope="module")
-def cdn() -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        server.add("/v.mp4", DATA, content_type="video/mp4")
-        yield server
+def cdn(cdn: CDNServer) -> CDNServer:
+    cdn.add("/v.mp4", DATA, content_type="video/mp4")
+    return cdn
 
 
 def _slices(

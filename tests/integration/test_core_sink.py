@@ -13,18 +13,9 @@ from genblaze_core.mocks import MockProvider
 from genblaze_core.models.asset import Asset
 from genblaze_core.storage.base import ObjectLockConfig
 
-from genblaze_s3 import S3StorageBackend
 from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
-
-
-def make_backend(seaweed: SeaweedS3, bucket: str) -> S3StorageBackend:
-    return S3StorageBackend(
-        bucket,
-        endpoint_url=seaweed.endpoint_url,
-        access_key_id=seaweed.access_key,
-        secret_access_key=seaweed.secret_key,
-    )
+from tests.support.helpers import user_backend
 
 
 def run_pipeline(sink: ObjectStorageSink, assets: list[Asset]) -> Any:
@@ -45,7 +36,7 @@ def test_assets_land_at_content_addressable_keys_and_manifest_verifies(
         Asset(url=cdn.add("/a.png", image, content_type="image/png"), media_type="image/png"),
         Asset(url=cdn.add("/v.mp4", video, content_type="video/mp4"), media_type="video/mp4"),
     ]
-    backend = make_backend(seaweed, bucket)
+    backend = user_backend(seaweed, bucket)
     sink = ObjectStorageSink(backend, prefix="gen", key_strategy=KeyStrategy.CONTENT_ADDRESSABLE)
     result = run_pipeline(sink, assets)
 
@@ -67,7 +58,7 @@ def test_manifest_lock_produces_a_locked_manifest(
     seaweed: SeaweedS3, locked_bucket: str, cdn: CDNServer, loopback_fetches: None, s3_client: Any
 ) -> None:
     until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
-    backend = make_backend(seaweed, locked_bucket)
+    backend = user_backend(seaweed, locked_bucket)
     sink = ObjectStorageSink(
         backend, prefix="gen", manifest_lock=ObjectLockConfig(retain_until=until)
     )
@@ -88,7 +79,7 @@ def test_manifest_lock_produces_a_locked_manifest(
 def test_put_with_object_lock_argument(
     seaweed: SeaweedS3, locked_bucket: str, s3_client: Any
 ) -> None:
-    backend = make_backend(seaweed, locked_bucket)
+    backend = user_backend(seaweed, locked_bucket)
     until = datetime.now(UTC) + timedelta(hours=2)
     backend.put("locked.json", b"{}", object_lock=ObjectLockConfig(retain_until=until))
     retention = s3_client.get_object_retention(Bucket=locked_bucket, Key="locked.json")

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from genblaze_s3.local.services import SeaweedS3
+from genblaze_s3.local.services import SeaweedS3, drop_bucket
 from tests.support.cdn import CDNServer
-from tests.support.invariants import Services, assert_invariants, drop_bucket, wait_terminal
+from tests.support.invariants import Services, assert_invariants, wait_terminal
 from tests.support.workers import QueueStack, StartStack
 
 MAX_RETRIES = 2
@@ -86,7 +86,7 @@ def src_stack(start_module_stack: StartStack) -> QueueStack:
 
 
 @pytest.fixture(scope="module")
-def rows(src_stack: QueueStack, seaweed: SeaweedS3) -> Iterator[dict[str, Row]]:
+def rows(src_stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer) -> Iterator[dict[str, Row]]:
     """Submit every row at once; yield them once all jobs are terminal."""
     data = os.urandom(300_000)
     bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
@@ -94,161 +94,160 @@ def rows(src_stack: QueueStack, seaweed: SeaweedS3) -> Iterator[dict[str, Row]]:
     expiring.daemon_threads = True
     t = threading.Thread(target=expiring.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
-    with CDNServer() as cdn:
-        for p in (
-            "trunc",
-            "wrong",
-            "chunk",
-            "flaky",
-            "norange",
-            "etag",
+    for p in (
+        "trunc",
+        "wrong",
+        "chunk",
+        "flaky",
+        "norange",
+        "etag",
+        "stall",
+        "trickle",
+        "huge",
+        "endless",
+        "exp403",
+        "exp410",
+    ):
+        cdn.add(f"/{p}.bin", data)
+    cdn.add("/bomb.bin", bomb, content_type="application/gzip")
+    table = [
+        Row(
+            "truncated",
+            cdn.url("/trunc.bin", mode="truncate", at=1000),
+            "/trunc.bin",
+            "source_truncated",
+            MAX_RETRIES + 1,
+        ),
+        Row(
+            "wrong_length",
+            cdn.url("/wrong.bin", mode="wrong_length"),
+            "/wrong.bin",
+            "source_truncated",
+            MAX_RETRIES + 1,
+        ),
+        Row(
+            "chunked_without_final_chunk",
+            cdn.url("/chunk.bin", mode="chunked_cut"),
+            "/chunk.bin",
+            "source_truncated",
+            MAX_RETRIES + 1,
+        ),
+        Row(
+            "5xx_then_ok",
+            cdn.url("/flaky.bin", mode="flaky5xx", n=2),
+            "/flaky.bin",
+            "succeeded",
+            3,
+            data,
+        ),
+        Row(
+            "range_ignored",
+            cdn.url("/norange.bin", mode="no_range"),
+            "/norange.bin",
+            "succeeded",
+            1,
+            data,
+        ),
+        Row(
+            "etag_changes_every_request",
+            cdn.url("/etag.bin", mode="changing_etag"),
+            "/etag.bin",
+            "succeeded",
+            1,
+            data,
+        ),
+        Row(
             "stall",
+            cdn.url("/stall.bin", mode="stall", after=1000, seconds=120),
+            "/stall.bin",
+            "source_too_slow",
+            MAX_RETRIES + 1,
+        ),
+        Row(
             "trickle",
-            "huge",
-            "endless",
-            "exp403",
-            "exp410",
-        ):
-            cdn.add(f"/{p}.bin", data)
-        cdn.add("/bomb.bin", bomb, content_type="application/gzip")
-        table = [
-            Row(
-                "truncated",
-                cdn.url("/trunc.bin", mode="truncate", at=1000),
-                "/trunc.bin",
-                "source_truncated",
-                MAX_RETRIES + 1,
-            ),
-            Row(
-                "wrong_length",
-                cdn.url("/wrong.bin", mode="wrong_length"),
-                "/wrong.bin",
-                "source_truncated",
-                MAX_RETRIES + 1,
-            ),
-            Row(
-                "chunked_without_final_chunk",
-                cdn.url("/chunk.bin", mode="chunked_cut"),
-                "/chunk.bin",
-                "source_truncated",
-                MAX_RETRIES + 1,
-            ),
-            Row(
-                "5xx_then_ok",
-                cdn.url("/flaky.bin", mode="flaky5xx", n=2),
-                "/flaky.bin",
-                "succeeded",
-                3,
-                data,
-            ),
-            Row(
-                "range_ignored",
-                cdn.url("/norange.bin", mode="no_range"),
-                "/norange.bin",
-                "succeeded",
-                1,
-                data,
-            ),
-            Row(
-                "etag_changes_every_request",
-                cdn.url("/etag.bin", mode="changing_etag"),
-                "/etag.bin",
-                "succeeded",
-                1,
-                data,
-            ),
-            Row(
-                "stall",
-                cdn.url("/stall.bin", mode="stall", after=1000, seconds=120),
-                "/stall.bin",
-                "source_too_slow",
-                MAX_RETRIES + 1,
-            ),
-            Row(
-                "trickle",
-                cdn.url("/trickle.bin", mode="slow", rate=600),
-                "/trickle.bin",
-                "source_too_slow",
-                MAX_RETRIES + 1,
-            ),
-            Row(
-                "huge_content_length",
-                cdn.url("/huge.bin", mode="huge_length"),
-                "/huge.bin",
-                "too_large",
-                1,
-            ),
-            Row(
-                "endless_body",
-                cdn.url("/endless.bin", mode="endless"),
-                "/endless.bin",
-                "too_large",
-                1,
-            ),
-            Row(
-                "gzip_bomb_stored_raw",
-                cdn.url("/bomb.bin", mode="gzip"),
-                "/bomb.bin",
-                "succeeded",
-                1,
-                bomb,
-            ),
-            Row(
-                "expired_403",
-                cdn.url("/exp403.bin", mode="expired"),
-                "/exp403.bin",
-                "source_expired",
-                1,
-            ),
-            Row(
-                "expired_410",
-                cdn.url("/exp410.bin", mode="expired", code=410),
-                "/exp410.bin",
-                "source_expired",
-                1,
-            ),
-            Row(
-                "expired_on_retry",
-                f"http://127.0.0.1:{expiring.server_address[1]}/v.bin",
-                None,
-                "source_expired",
-                2,
-            ),
-        ]
-        token = src_stack.tokens["acme"]
-        shared = seaweed.create_bucket(f"src-{os.urandom(6).hex()}")
+            cdn.url("/trickle.bin", mode="slow", rate=600),
+            "/trickle.bin",
+            "source_too_slow",
+            MAX_RETRIES + 1,
+        ),
+        Row(
+            "huge_content_length",
+            cdn.url("/huge.bin", mode="huge_length"),
+            "/huge.bin",
+            "too_large",
+            1,
+        ),
+        Row(
+            "endless_body",
+            cdn.url("/endless.bin", mode="endless"),
+            "/endless.bin",
+            "too_large",
+            1,
+        ),
+        Row(
+            "gzip_bomb_stored_raw",
+            cdn.url("/bomb.bin", mode="gzip"),
+            "/bomb.bin",
+            "succeeded",
+            1,
+            bomb,
+        ),
+        Row(
+            "expired_403",
+            cdn.url("/exp403.bin", mode="expired"),
+            "/exp403.bin",
+            "source_expired",
+            1,
+        ),
+        Row(
+            "expired_410",
+            cdn.url("/exp410.bin", mode="expired", code=410),
+            "/exp410.bin",
+            "source_expired",
+            1,
+        ),
+        Row(
+            "expired_on_retry",
+            f"http://127.0.0.1:{expiring.server_address[1]}/v.bin",
+            None,
+            "source_expired",
+            2,
+        ),
+    ]
+    token = src_stack.tokens["acme"]
+    shared = seaweed.create_bucket(f"src-{os.urandom(6).hex()}")
+    for row in table:
+        # one bucket, one prefix per row: "no debris" is checked per prefix
+        row.bucket = shared
+        body = {
+            "assets": [{"url": row.url}],
+            "destination": {
+                "bucket": row.bucket,
+                "endpoint_url": seaweed.endpoint_url,
+                "prefix": f"row-{row.name}",
+            },
+        }
+        r = httpx.post(
+            f"{src_stack.api_url}/v1/jobs",
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code == 202, (row.name, r.text)
+        row.job_id = r.json()["job_id"]
+    try:
+        svc = Services(redis_url=src_stack.redis_url, s3=seaweed.client())
+        wait_terminal(svc, [r.job_id for r in table], timeout=240)
+        counts: dict[str, int] = {}
+        for req in cdn.requests:
+            counts[req.path] = counts.get(req.path, 0) + 1
         for row in table:
-            # one bucket, one prefix per row: "no debris" is checked per prefix
-            row.bucket = shared
-            body = {
-                "assets": [{"url": row.url}],
-                "destination": {
-                    "bucket": row.bucket,
-                    "endpoint_url": seaweed.endpoint_url,
-                    "prefix": f"row-{row.name}",
-                },
-            }
-            r = httpx.post(
-                f"{src_stack.api_url}/v1/jobs",
-                json=body,
-                timeout=10,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            assert r.status_code == 202, (row.name, r.text)
-            row.job_id = r.json()["job_id"]
-        try:
-            svc = Services(redis_url=src_stack.redis_url, s3=seaweed.client())
-            wait_terminal(svc, [r.job_id for r in table], timeout=240)
-            counts: dict[str, int] = {}
-            for req in cdn.requests:
-                counts[req.path] = counts.get(req.path, 0) + 1
-            for row in table:
-                row.requests = counts.get(row.path, 0) if row.path else _ExpiresOnResume.hits  # type: ignore[attr-defined]
-            yield {r.name: r for r in table}
-        finally:
-            expiring.shutdown()
-            expiring.server_close()
-            drop_bucket(seaweed.client(), shared)
+            row.requests = counts.get(row.path, 0) if row.path else _ExpiresOnResume.hits  # type: ignore[attr-defined]
+        yield {r.name: r for r in table}
+    finally:
+        expiring.shutdown()
+        expiring.server_close()
+        drop_bucket(seaweed.client(), shared)
 
 
 ROW_NAMES = [

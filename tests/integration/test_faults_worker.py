@@ -17,13 +17,11 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import signal
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +30,15 @@ import pytest
 import redis
 
 from genblaze_s3.ingest.store import keys
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3, start_redis
-from tests.support.cdn import CDNServer
+from genblaze_s3.local.services import SeaweedS3, start_redis
+from tests.support.cdn import BigFile, CDNServer, write_big_file
 from tests.support.helpers import wait_for
 from tests.support.invariants import (
-    Services,
     assert_invariants,
     stranded_messages,
     wait_terminal,
 )
-from tests.support.workers import QueueStack, start_stack
+from tests.support.rig import Rig, fault_rig
 
 MiB = 1024 * 1024
 SIZE = 64 * MiB
@@ -51,104 +48,36 @@ FAST_REDELIVERY = {"GENBLAZE_VISIBILITY_TIMEOUT": "8", "GENBLAZE_UNACKED_RESTORE
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    path = tmp_path_factory.mktemp("wbig") / "big.mp4"
-    h = hashlib.sha256()
-    with open(path, "wb") as f:
-        block = os.urandom(MiB)
-        for i in range(SIZE // MiB):
-            chunk = block[:-8] + i.to_bytes(8, "big")
-            h.update(chunk)
-            f.write(chunk)
-    return path, h.hexdigest()
+def big(tmp_path_factory: pytest.TempPathFactory) -> BigFile:
+    return write_big_file(tmp_path_factory.mktemp("wbig") / "big.mp4", SIZE)
 
 
 @pytest.fixture(scope="module")
-def cdn(big: tuple[Path, str]) -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        server.add("/big.mp4", big[0], content_type="video/mp4")
-        yield server
+def cdn(cdn: CDNServer, big: BigFile) -> CDNServer:
+    cdn.add("/big.mp4", big.path, content_type="video/mp4")
+    return cdn
 
 
-@dataclass
-class Rig:
-    stack: QueueStack
-    redis: EmbeddedRedis
-    svc: Services
-    seaweed: SeaweedS3
-    bucket: str
-
-    def submit(
-        self, url: str, *, strategy: str = "hierarchical", more: tuple[str, ...] = ()
-    ) -> str:
-        body = {
-            "assets": [{"url": u, "media_type": "video/mp4"} for u in (url, *more)],
-            "destination": {
-                "bucket": self.bucket,
-                "endpoint_url": self.seaweed.endpoint_url,
-                "key_strategy": strategy,
-            },
-        }
-        r = httpx.post(
-            f"{self.stack.api_url}/v1/jobs",
-            json=body,
-            timeout=10,
-            headers={"Authorization": f"Bearer {self.stack.tokens['acme']}"},
-        )
-        assert r.status_code == 202, r.text
-        return str(r.json()["job_id"])
-
-    def asset(self, job_id: str, index: int = 0) -> Any:
-        meta = self.svc.store.get_meta(job_id)
-        assert meta is not None
-        return self.svc.store.get_asset(job_id, meta.asset_ids[index])
-
-    def wait_bytes(self, job_id: str, n: int, timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rec = self.asset(job_id)
-            if rec is not None and rec.bytes_done >= n and rec.worker:
-                return rec
-            time.sleep(0.05)
-        raise TimeoutError(f"copy did not reach {n} bytes: {self.asset(job_id)}")
-
-    def logs(self) -> str:
-        return "".join(h.log() for h in self.stack.workers)
-
-
-@contextlib.contextmanager
 def rig(
     seaweed: SeaweedS3,
     s3: Any,
     bucket: str,
     tmp_path: Path,
     *,
-    n_workers: int = 1,
     extra: dict[str, str] | None = None,
-    appendonly: bool = False,
-) -> Iterator[Rig]:
-    server = start_redis(appendonly=appendonly, data_dir=tmp_path / "redis")
-    try:
-        stack = start_stack(
-            redis_url=server.url,
-            seaweed=seaweed,
-            log_dir=tmp_path,
-            n_workers=n_workers,
-            queue="genblaze-wf",
-            extra_env=extra or {},
-        )
-        rg = Rig(stack, server, Services(redis_url=server.url, s3=s3), seaweed, bucket)
-        try:
-            yield rg
-        finally:
-            stack.stop()
-            rg.redis.stop()  # the row may have replaced the server (Redis restart)
-            keep = LOG_DIR / tmp_path.name  # pytest rotates tmp dirs: keep logs to read
-            keep.mkdir(parents=True, exist_ok=True)
-            for log in tmp_path.glob("*.log"):
-                shutil.copy(log, keep / log.name)
-    finally:
-        server.stop()
+    **kwargs: Any,
+) -> contextlib.AbstractContextManager[Rig]:
+    """A fault rig whose logs are kept in LOG_DIR after the row."""
+    return fault_rig(
+        seaweed,
+        s3,
+        bucket,
+        tmp_path,
+        queue_prefix="genblaze-wf",
+        extra_env=extra,
+        keep_logs_in=LOG_DIR,
+        **kwargs,
+    )
 
 
 def _pid(rec: Any) -> int:
@@ -177,7 +106,7 @@ def test_sigkill_of_pool_child_mid_copy_resumes_once(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2) as r:
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=12 * MiB))
@@ -185,7 +114,7 @@ def test_sigkill_of_pool_child_mid_copy_resumes_once(
         victim = _pid(rec)
         assert victim not in (w.pid for w in r.stack.workers), "expected a pool child"
         os.kill(victim, signal.SIGKILL)
-        rec = _check_success(r, job, big[1], done_before=rec.bytes_done)
+        rec = _check_success(r, job, big.sha256, done_before=rec.bytes_done)
         assert _pid(rec) != victim
 
 
@@ -196,7 +125,7 @@ def test_sigkill_of_whole_worker_then_fresh_worker_finishes(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=1, extra=FAST_REDELIVERY) as r:
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=12 * MiB))
@@ -213,7 +142,7 @@ def test_sigkill_of_whole_worker_then_fresh_worker_finishes(
         assert r.svc.store.job_state(job).value == "running"
         assert r.asset(job).state.value not in ("stored", "deduplicated", "failed")
         r.stack.add_worker("fresh")
-        _check_success(r, job, big[1], done_before=rec.bytes_done)
+        _check_success(r, job, big.sha256, done_before=rec.bytes_done)
 
 
 @pytest.mark.slow
@@ -223,7 +152,7 @@ def test_sigterm_warm_shutdown_finishes_the_copy_once(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=1) as r:
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=12 * MiB))
@@ -234,7 +163,7 @@ def test_sigterm_warm_shutdown_finishes_the_copy_once(
         rec = r.asset(job)
         assert rec.state.value == "stored", rec  # finished before exiting, not abandoned
         r.stack.add_worker("after-redeploy")  # runs finalize (queued while shutting down)
-        rec = _check_success(r, job, big[1])
+        rec = _check_success(r, job, big.sha256)
         assert rec.bytes_uploaded == SIZE  # finished by the same delivery, uploaded once
 
 
@@ -245,7 +174,7 @@ def test_source_changed_between_deliveries_restarts_cleanly(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """Killed mid-copy, then the CDN object changes (new ETag): the resumed delivery
     must not stitch old parts to new bytes; it restarts and stores the new object."""
@@ -256,7 +185,7 @@ def test_source_changed_between_deliveries_restarts_cleanly(
         for _ in range(SIZE // MiB // 2):
             h.update(block)
             f.write(block)
-    cdn.add("/changing.mp4", big[0], content_type="video/mp4")
+    cdn.add("/changing.mp4", big.path, content_type="video/mp4")
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2) as r:
         job = r.submit(cdn.url("/changing.mp4", mode="slow", rate=12 * MiB))
         rec = r.wait_bytes(job, int(SIZE * 0.5))
@@ -354,7 +283,7 @@ def test_resume_against_a_source_that_ignores_range(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     """The resuming delivery asks for a range and gets the whole body (200): the object
     must still be exactly right."""
@@ -364,7 +293,7 @@ def test_resume_against_a_source_that_ignores_range(
             job = r.submit(src.url)
             rec = r.wait_bytes(job, int(SIZE * 0.5))
             os.kill(_pid(rec), signal.SIGKILL)
-            _check_success(r, job, big[1])
+            _check_success(r, job, big.sha256)
     finally:
         src.close()
 
@@ -381,13 +310,13 @@ def test_task_longer_than_visibility_timeout_has_no_second_side_effect(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     env = {**FAST_REDELIVERY, "GENBLAZE_VISIBILITY_TIMEOUT": "3"}
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2, extra=env) as r:
         cdn.clear_requests()
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=5 * MiB))  # ~13 s > 3 s
-        rec = _check_success(r, job, big[1])
+        rec = _check_success(r, job, big.sha256)
         assert _received_twice(r.logs()), "the message was never redelivered: row not exercised"
         # Slices continue with Range: every byte was read from the source once.
         assert cdn.bytes_sent("/big.mp4") == SIZE, cdn.requests
@@ -401,7 +330,7 @@ def test_broker_connection_killed_mid_task_finishes_once(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=2, extra=FAST_REDELIVERY) as r:
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=12 * MiB))
@@ -410,7 +339,7 @@ def test_broker_connection_killed_mid_task_finishes_once(
         killed = admin.client_kill_filter(_type="normal", skipme=True)
         assert killed >= 1
         victim = _pid(rec)
-        final = _check_success(r, job, big[1])
+        final = _check_success(r, job, big.sha256)
         if _pid(final) == victim:
             # the delivery survived the reconnect and finished: nothing ran twice
             assert final.bytes_uploaded == SIZE
@@ -426,7 +355,7 @@ def test_redis_restart_keeps_accepted_jobs_and_api_answers_503(
     bucket: str,
     tmp_path: Path,
     cdn: CDNServer,
-    big: tuple[Path, str],
+    big: BigFile,
 ) -> None:
     small = os.urandom(2 * MiB)
     for i in range(4):

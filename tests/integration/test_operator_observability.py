@@ -22,6 +22,7 @@ from celery import Celery
 from genblaze_s3.ingest import IngestClient
 from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
+from tests.support.helpers import wait_for
 from tests.support.workers import QueueStack, StartStack
 
 
@@ -46,6 +47,23 @@ def _events(broker_url: str, got: list[dict[str, Any]], stop: threading.Event) -
                 time.sleep(0.1)
 
 
+def _wait_subscribed(broker_url: str, got: list[dict[str, Any]]) -> None:
+    """Publish a probe event until the receiver has seen one: its queue is then bound.
+
+    On Redis, events are pub/sub messages: whatever is sent before the receiver has
+    subscribed is lost, so the job is sent only after this returns.
+    """
+    app = Celery(broker=broker_url)
+    with app.connection() as conn:
+        probe = app.events.Dispatcher(conn)
+
+        def seen() -> bool:
+            probe.send("probe-ready")
+            return any(e.get("type") == "probe-ready" for e in got)
+
+        wait_for(seen, timeout=20, interval=0.1, what="the event receiver never subscribed")
+
+
 def test_a_failed_copy_is_a_failed_task_and_logs_are_json_lines(
     json_stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer, bucket: str
 ) -> None:
@@ -55,8 +73,8 @@ def test_a_failed_copy_is_a_failed_task_and_logs_are_json_lines(
     stop = threading.Event()
     listener = threading.Thread(target=_events, args=(json_stack.redis_url, got, stop), daemon=True)
     listener.start()
-    time.sleep(1.0)  # the receiver's queue is bound before the job is sent
     try:
+        _wait_subscribed(json_stack.redis_url, got)
         with IngestClient(json_stack.api_url, json_stack.tokens["acme"]) as api:
             job = api.submit(
                 [cdn.url("/obs-ok.png"), cdn.url("/obs-expired.png", mode="expired")],

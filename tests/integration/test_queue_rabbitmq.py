@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from genblaze_core.mocks import MockProvider
@@ -14,40 +11,16 @@ from genblaze_core.pipeline import Pipeline
 from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.ingest import JobState, QueuedStorageSink
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3
+from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
 from tests.support.helpers import backend_for, policy_for, sha
-from tests.support.workers import QueueStack, start_stack
-
-AMQP_URL = os.environ.get("GENBLAZE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+from tests.support.workers import AMQP_URL, QueueStack, StartStack
 
 
 @pytest.fixture(scope="module")
-def rabbit_stack(
-    module_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[QueueStack]:
-    from kombu import Connection
-
-    try:
-        with Connection(AMQP_URL, connect_timeout=5) as conn:
-            conn.ensure_connection(max_retries=2)
-    except Exception as exc:  # fail loudly: this row must run, never skip
-        pytest.fail(f"RabbitMQ at {AMQP_URL} is unreachable: {exc!r}")
-    queue = f"genblaze-test-{uuid.uuid4().hex[:10]}"
-    s = start_stack(
-        redis_url=module_redis.url,
-        seaweed=seaweed,
-        broker_url=AMQP_URL,
-        queue=queue,
-        log_dir=Path(tmp_path_factory.mktemp("rabbit-logs")),
-        n_workers=2,
-    )
-    try:
-        yield s
-    finally:
-        s.stop()
-        with Connection(AMQP_URL) as conn:
-            conn.default_channel.queue_delete(queue)
+def rabbit_stack(start_rabbit_stack: StartStack) -> QueueStack:
+    """API + two workers on RabbitMQ, on a queue of their own."""
+    return start_rabbit_stack(queue_prefix="genblaze-test", n_workers=2)
 
 
 def test_three_asset_run_through_rabbitmq(

@@ -39,14 +39,10 @@ def readme_bucket(seaweed: SeaweedS3, s3_client: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def backend(seaweed: SeaweedS3, readme_bucket: str) -> S3StorageBackend:
-    # The README's MinIO example, pointed at SeaweedFS.
-    return S3StorageBackend(
-        bucket=readme_bucket,
-        endpoint_url=seaweed.endpoint_url,
-        access_key_id=seaweed.access_key,
-        secret_access_key=seaweed.secret_key,
-    )
+def bucket(readme_bucket: str) -> str:
+    """The conftest `backend` (the README's MinIO example, pointed at SeaweedFS) on the
+    README's bucket."""
+    return readme_bucket
 
 
 def test_quickstart_backblaze_pipeline(
@@ -55,42 +51,42 @@ def test_quickstart_backblaze_pipeline(
     monkeypatch: pytest.MonkeyPatch,
     loopback_fetches: None,
     capsys: pytest.CaptureFixture[str],
+    cdn: CDNServer,
 ) -> None:
     monkeypatch.setenv("B2_KEY_ID", seaweed.access_key)
     monkeypatch.setenv("B2_APP_KEY", seaweed.secret_key)
-    with CDNServer() as cdn:
-        cat = cdn.add("/cat.webp", secrets.token_bytes(50_000), content_type="image/webp")
-        provider = MockProvider(assets=lambda step: [Asset(url=cat, media_type="image/webp")])
+    cat = cdn.add("/cat.webp", secrets.token_bytes(50_000), content_type="image/webp")
+    provider = MockProvider(assets=lambda step: [Asset(url=cat, media_type="image/webp")])
 
-        backend = S3StorageBackend.for_backblaze(
-            "my-genblaze-bucket",
-            region="us-west-004",
-            public_url_base="https://f004.backblazeb2.com/file/my-genblaze-bucket",
-            auto_lifecycle=True,
-            endpoint_template=seaweed.endpoint_url,  # adapted: the local S3 endpoint
+    backend = S3StorageBackend.for_backblaze(
+        "my-genblaze-bucket",
+        region="us-west-004",
+        public_url_base="https://f004.backblazeb2.com/file/my-genblaze-bucket",
+        auto_lifecycle=True,
+        endpoint_template=seaweed.endpoint_url,  # adapted: the local S3 endpoint
+    )
+
+    sink = ObjectStorageSink(
+        backend,
+        prefix="genblaze-assets",
+        key_strategy=KeyStrategy.CONTENT_ADDRESSABLE,  # dedupe by SHA-256
+    )
+
+    result = (
+        Pipeline("b2-demo")
+        .step(
+            provider,
+            model="black-forest-labs/flux-schnell",
+            prompt="a photorealistic cat wearing a tiny spacesuit",
         )
+        .run(sink=sink, timeout=120)
+    )
 
-        sink = ObjectStorageSink(
-            backend,
-            prefix="genblaze-assets",
-            key_strategy=KeyStrategy.CONTENT_ADDRESSABLE,  # dedupe by SHA-256
-        )
+    for step in result.run.steps:
+        for asset in step.assets:
+            print(asset.url, asset.sha256)
 
-        result = (
-            Pipeline("b2-demo")
-            .step(
-                provider,
-                model="black-forest-labs/flux-schnell",
-                prompt="a photorealistic cat wearing a tiny spacesuit",
-            )
-            .run(sink=sink, timeout=120)
-        )
-
-        for step in result.run.steps:
-            for asset in step.assets:
-                print(asset.url, asset.sha256)
-
-        backend.close()
+    backend.close()
     out = capsys.readouterr().out
     sha = result.run.steps[0].assets[0].sha256
     assert (

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,46 +13,17 @@ from genblaze_core.models.manifest import parse_manifest
 from genblaze_core.pipeline import Pipeline
 
 from genblaze_s3.ingest import JobState, QueuedStorageSink
-from genblaze_s3.local.services import EmbeddedRedis, SeaweedS3
-from genblaze_s3.local.stack import start_stack as start_local_stack
-from tests.integration.test_queue_rabbitmq import AMQP_URL
+from genblaze_s3.local.services import SeaweedS3
 from tests.support.cdn import CDNServer
 from tests.support.helpers import backend_for, policy_for, sha
-from tests.support.workers import TEST_ENV, TEST_TOKENS, QueueStack
+from tests.support.workers import AMQP_URL, QueueStack, StartStack
 
 
 @pytest.fixture(scope="module")
-def rabbit_stack(
-    module_redis: EmbeddedRedis, seaweed: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[QueueStack]:
+def rabbit_stack(start_rabbit_stack: StartStack) -> QueueStack:
     """API + one worker on RabbitMQ, on a queue and a node name of their own: RabbitMQ is
     shared, and a second `w0@host` would collide on Celery's exclusive pidbox queue."""
-    from kombu import Connection
-
-    try:
-        with Connection(AMQP_URL, connect_timeout=5) as conn:
-            conn.ensure_connection(max_retries=2)
-    except Exception as exc:  # fail loudly: this row must run, never skip
-        pytest.fail(f"RabbitMQ at {AMQP_URL} is unreachable: {exc!r}")
-    tag = uuid.uuid4().hex[:10]
-    queue = f"genblaze-src-{tag}"
-    s = start_local_stack(
-        redis_url=module_redis.url,
-        s3=seaweed,
-        log_dir=tmp_path_factory.mktemp("rabbit-src-logs"),
-        tokens=TEST_TOKENS,
-        broker_url=AMQP_URL,
-        queue=queue,
-        n_workers=1,
-        worker_prefix=f"src{tag}-",
-        extra_env=TEST_ENV,
-    )
-    try:
-        yield s
-    finally:
-        s.stop()
-        with Connection(AMQP_URL) as conn:
-            conn.default_channel.queue_delete(queue)
+    return start_rabbit_stack(queue_prefix="genblaze-src", node_prefix="src", n_workers=1)
 
 
 def test_waiting_and_refreshed_sources_through_rabbitmq(

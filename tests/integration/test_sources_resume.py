@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from genblaze_s3.local.services import drop_bucket
 from genblaze_s3.transfer import (
     CopyConfig,
     Destination,
@@ -25,7 +23,7 @@ from genblaze_s3.transfer import (
     copy_url,
 )
 from tests.support.cdn import CDNServer
-from tests.support.s3proxy import debris, make_backend
+from tests.support.s3proxy import debris
 
 MiB = 1024 * 1024
 POLICY = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}))
@@ -34,19 +32,12 @@ DATA = os.urandom(16 * MiB + 7)
 LAST_MODIFIED = 1_780_000_000.0
 
 
-@pytest.fixture
-def backend(seaweed: Any, bucket: str) -> Iterator[Any]:
-    yield make_backend(seaweed, bucket)
-    drop_bucket(seaweed.client(), bucket)
-
-
 @pytest.fixture(scope="module")
-def cdn() -> Iterator[CDNServer]:
-    with CDNServer() as server:
-        server.add("/old/v.mp4", DATA, content_type="video/mp4", last_modified=LAST_MODIFIED)
-        server.add("/fresh/v.mp4", DATA, content_type="video/mp4", last_modified=LAST_MODIFIED)
-        server.add("/other/v.mp4", DATA, content_type="video/mp4", last_modified=LAST_MODIFIED + 60)
-        yield server
+def cdn(cdn: CDNServer) -> CDNServer:
+    cdn.add("/old/v.mp4", DATA, content_type="video/mp4", last_modified=LAST_MODIFIED)
+    cdn.add("/fresh/v.mp4", DATA, content_type="video/mp4", last_modified=LAST_MODIFIED)
+    cdn.add("/other/v.mp4", DATA, content_type="video/mp4", last_modified=LAST_MODIFIED + 60)
+    return cdn
 
 
 def _copy(backend: Any, url: str, store: MemoryCheckpointStore, key: str) -> Any:

@@ -48,6 +48,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import ipaddress
+import os
 import socket
 import ssl
 import tempfile
@@ -62,6 +63,33 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlencode
 
 _CHUNK = 1024 * 1024
+
+
+class BigFile(NamedTuple):
+    """A large random file on disk and its SHA-256 (what a stored copy must hash to)."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+def write_big_file(path: Path, size: int, *, block: int = _CHUNK) -> BigFile:
+    """Write ``size`` random bytes (a multiple of ``block``) to ``path``, hashing as it goes.
+
+    Why not one ``os.urandom(size)``: the long-copy rows use hundreds of MiB, and the
+    file is streamed from disk by the CDN. One random block is reused with each
+    block's index in its last 8 bytes, so no two blocks (and no two parts) are equal.
+    """
+    if size % block:
+        raise ValueError(f"size {size} is not a multiple of the block size {block}")
+    h = hashlib.sha256()
+    random_block = os.urandom(block)
+    with path.open("wb") as f:
+        for i in range(size // block):
+            chunk = random_block[:-8] + i.to_bytes(8, "big")
+            h.update(chunk)
+            f.write(chunk)
+    return BigFile(path, h.hexdigest(), size)
 
 
 class CDNRequest(NamedTuple):

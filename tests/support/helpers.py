@@ -20,6 +20,18 @@ def backend_for(seaweed: SeaweedS3, bucket: str) -> S3StorageBackend:
     return seaweed.backend(bucket)
 
 
+def user_backend(seaweed: SeaweedS3, bucket: str, **kwargs: Any) -> S3StorageBackend:
+    """The backend as the README builds it (endpoint and keys, every other argument its
+    default unless given), on SeaweedFS."""
+    return S3StorageBackend(
+        bucket,
+        endpoint_url=seaweed.endpoint_url,
+        access_key_id=seaweed.access_key,
+        secret_access_key=seaweed.secret_key,
+        **kwargs,
+    )
+
+
 def policy_for(seaweed: SeaweedS3) -> DestinationPolicy:
     return DestinationPolicy.from_settings(
         load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": seaweed.endpoint_url})

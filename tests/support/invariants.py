@@ -43,7 +43,6 @@ from genblaze_s3.ingest.models import (
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.status import StatusStore
-from genblaze_s3.local.services import drop_bucket
 
 STORED = (AssetState.STORED, AssetState.DEDUPLICATED)
 
@@ -310,18 +309,3 @@ def redis_dump_texts(client: redis.Redis) -> list[tuple[str, str]]:
                 msg = doc[0] if isinstance(doc, list) else doc
                 out.append((name, base64.b64decode(msg["body"]).decode(errors="replace")))
     return out
-
-
-# -- buckets ---------------------------------------------------------------------
-@contextlib.contextmanager
-def scratch_bucket(seaweed: Any, *, object_lock: bool = False) -> Any:
-    """A fresh bucket for one row, dropped afterwards."""
-    import uuid
-
-    name = seaweed.create_bucket(
-        f"{'rl' if object_lock else 'rb'}-{uuid.uuid4().hex[:12]}", object_lock=object_lock
-    )
-    try:
-        yield name
-    finally:
-        drop_bucket(seaweed.client(), name)

@@ -8,6 +8,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from genblaze_s3.api import create_app
+from genblaze_s3.api.ratelimit import RateLimiter
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, MemorySender
@@ -225,3 +226,24 @@ def test_body_limit_and_auth_happen_before_the_body_is_used(sender: MemorySender
     r = c.post("/v1/jobs", json=big, headers=_h())
     assert r.status_code == 413 and r.json()["code"] == "body_too_large"
     assert sender.sent == []
+
+
+def test_rate_limit_serves_again_after_the_retry_after_it_answered(sender: MemorySender) -> None:
+    """The Retry-After contract on an injected clock: 429 until exactly that wait has
+    passed, per token and per address (failed authentications), no sleeping."""
+    now = [1000.0]
+    store = StatusStore(fakeredis.FakeRedis())
+    app = create_app(IngestService(store, sender, "q", DestinationPolicy()), TOKENS)
+    # 2 requests per 4 s: the wait after a burst (2 s) shows in Retry-After as is.
+    app.state.gate.limiter = RateLimiter(2, 4, clock=lambda: now[0])
+    client = TestClient(app)
+    url = f"/v1/jobs/{'e' * 32}"
+    for headers, served in ((_h("tok-a"), 404), ({"Authorization": "Bearer guess"}, 401)):
+        assert [client.get(url, headers=headers).status_code for _ in range(2)] == [served] * 2
+        limited = client.get(url, headers=headers)
+        assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
+        now[0] += 1.5  # not yet
+        assert client.get(url, headers=headers).status_code == 429
+        now[0] += 0.5  # Retry-After seconds after the refusal
+        assert client.get(url, headers=headers).status_code == served
+    assert client.get(url, headers=_h("tok-b")).status_code == 404  # its own bucket
