@@ -382,3 +382,36 @@ def test_a_worker_describes_itself_from_celerys_state() -> None:
     assert (beat.host, beat.pool, beat.concurrency) == ("celery@h1", "prefork", 4)
     assert beat.active == 4 and sorted(beat.active_jobs) == ["job-1", "job-2"]
     assert beat.queues == ["genblaze-ingest"]
+
+
+def test_the_rabbitmq_head_is_read_at_most_once_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading the head flags it redelivered (a worker then runs that chunk one asset at
+    a time): a fleet page polling every 2 s must not do it every time."""
+    from genblaze_s3.api import broker
+
+    class Channel:
+        def __init__(self) -> None:
+            self.gets = 0
+            self.rejected: list[int] = []
+
+        def basic_get(self, queue: str, no_ack: bool) -> object:
+            self.gets += 1
+            return type("M", (), {"headers": {"genblaze_sent_at": 100.0}, "delivery_tag": 7})()
+
+        def basic_reject(self, tag: int, requeue: bool) -> None:
+            assert requeue
+            self.rejected.append(tag)
+
+    clock = [1000.0]
+    monkeypatch.setattr(broker.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(broker.time, "time", lambda: 130.0)
+    probe = broker.BrokerProbe("amqp://guest:guest@127.0.0.1:5672//", ["q"])
+    ch = Channel()
+    assert probe._amqp_age(ch, "q") == 30.0
+    clock[0] += broker.AMQP_PEEK_SECONDS - 1
+    assert probe._amqp_age(ch, "q") == 30.0 and ch.gets == 1
+    clock[0] += 1
+    probe._amqp_age(ch, "q")
+    assert ch.gets == 2 and ch.rejected == [7, 7]
