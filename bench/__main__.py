@@ -13,7 +13,7 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ["put", "copy", "queue", "slices", "submit", "verify", "operator", "fleet"]
+BENCHMARKS = ["put", "copy", "queue", "slices", "submit", "verify", "operator", "cost", "fleet"]
 
 
 def main(argv: list[str]) -> int:

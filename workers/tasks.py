@@ -14,7 +14,6 @@ from typing import Any
 
 from celery.exceptions import Reject
 
-from genblaze_s3.ingest.finalize.notify import notify_job
 from genblaze_s3.ingest.submit.enqueue import (
     FINALIZE_JOB,
     INGEST_ASSET,
@@ -22,7 +21,7 @@ from genblaze_s3.ingest.submit.enqueue import (
     message_headers,
 )
 from genblaze_s3.ingest.worker.asset_copy import STORE_DOWN
-from genblaze_s3.ingest.worker.deliveries import run_asset, run_chunk, run_finalize
+from genblaze_s3.ingest.worker.deliveries import job_notifier, run_asset, run_chunk, run_finalize
 from workers.celery_app import CONFIG, app
 from workers.context import backend_for, context
 
@@ -97,13 +96,9 @@ def ingest_assets(self: Any, job_id: str, asset_ids: list[str]) -> None:
         raise CopyFailedError(f"job {job_id}: {len(failed)} failed: " + ", ".join(failed[:10]))
 
 
-def _notify(meta: Any, body: str) -> None:
-    ctx = context()
-    notify_job(meta, body, tenants=ctx.tenants, sealer=ctx.sealer, policy=ctx.fetch_policy)
-
-
 @app.task(name=FINALIZE_JOB, bind=True, max_retries=None)
 def finalize(self: Any, job_id: str, attempt: int = 0) -> None:
     """Write + lock the manifest once. ``attempt`` is ignored: retries are counted in Redis."""
     with _requeue_when_store_is_down():
-        run_finalize(context(), job_id, _sender(self), backend_for=backend_for, notify=_notify)
+        ctx = context()
+        run_finalize(ctx, job_id, _sender(self), backend_for=backend_for, notify=job_notifier(ctx))

@@ -321,7 +321,11 @@ def _copy_to_known_key(
     )
     first = bytearray(part_size if src.length is None else min(part_size, src.length))
     first_len = src.read_into(first)
-    resumable = job.store is not None and job.store.load(cast(str, job.checkpoint_id)) is not None
+    resumable = (
+        job.store is not None
+        and not job.checkpoint_absent
+        and job.store.load(cast(str, job.checkpoint_id)) is not None
+    )
     if first_len < part_size and not resumable:
         view = memoryview(first)[:first_len]
         hasher = hashlib.sha256(view)

@@ -10,7 +10,7 @@ arguments.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,8 @@ from genblaze_s3.transfer.errors import (
     TransferError,
     s3_error_code,
 )
-from genblaze_s3.transfer.fetch import Fetcher, thread_fetcher
+from genblaze_s3.transfer.fetch import Fetcher
+from genblaze_s3.transfer.fetcher_pool import borrowed_fetcher
 from genblaze_s3.transfer.models import (
     CopyResult,
     Destination,
@@ -52,6 +53,9 @@ class CopyJob:
     expected_size: int | None = None
     slice_deadline: float | None = None  # time.monotonic() at which a slice hands on
     source_seen: SourceValidators | None = None  # validators of the last body opened
+    # The copy read its checkpoint when it began and found none: a later "is there one"
+    # in the same copy needs no second read (only this lease holder writes it).
+    checkpoint_absent: bool = False
 
     @property
     def client(self) -> Any:
@@ -172,7 +176,8 @@ def verify(job: CopyJob, sha256: str, size: int) -> None:
 
 
 def fetcher_for(job: CopyJob, resolver: Resolver | None) -> AbstractContextManager[Fetcher]:
-    """The thread's keep-alive fetcher; a private one when a test injects a resolver."""
+    """A warm keep-alive fetcher lent for this copy; a private one when a test injects a
+    resolver."""
     if resolver is not None:
         return Fetcher(job.policy, job.config, resolver=resolver)
-    return nullcontext(thread_fetcher(job.policy, job.config))
+    return borrowed_fetcher(job.policy, job.config)

@@ -18,7 +18,6 @@ Why each choice:
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -253,7 +252,7 @@ def _parse_length(value: str | None) -> int | None:
 class Fetcher:
     """Opens source URLs under a FetchPolicy; close() releases its pooled sockets.
 
-    Long-lived per thread (see `thread_fetcher`) so that a run of small assets
+    Long-lived, lent to one copy at a time (`transfer.fetcher_pool`) so that a run of small assets
     from one CDN reuses keep-alive connections (and, on https, TLS sessions)
     instead of a handshake per asset. Pools are keyed by the pinned IP and, on
     https, the SNI name, so reuse never reaches an address that was not checked.
@@ -328,26 +327,3 @@ class Fetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-_local = threading.local()
-_MAX_FETCHERS_PER_THREAD = 4
-
-
-def thread_fetcher(policy: FetchPolicy, config: CopyConfig) -> Fetcher:
-    """This thread's Fetcher for (policy, config), created on first use and kept.
-
-    Per thread, not per process: a requests Session is not documented as
-    thread-safe, and a worker thread copies one asset at a time anyway.
-    """
-    cache: dict[tuple[FetchPolicy, CopyConfig], Fetcher] | None = getattr(_local, "fetchers", None)
-    if cache is None:
-        cache = _local.fetchers = {}
-    fetcher = cache.get((policy, config))
-    if fetcher is None:
-        if len(cache) >= _MAX_FETCHERS_PER_THREAD:  # policies change rarely: just start over
-            for old in cache.values():
-                old.close()
-            cache.clear()
-        fetcher = cache[(policy, config)] = Fetcher(policy, config)
-    return fetcher

@@ -153,6 +153,7 @@ def slice_boundary(job: CopyJob) -> Checkpoint | None:
     if job.store is None or job.checkpoint_id is None:
         return None
     cp = job.store.load(job.checkpoint_id)
+    job.checkpoint_absent = cp is None
     if cp is None or cp.offset <= 0 or cp.sha256_state is None:
         return None
     return cp

@@ -9,7 +9,8 @@ bytes as signed and SeaweedFS does not check the Host against itself).
 
 Faults: ``proxy.fail("UploadPart", part=3, status=503, times=1)`` or
 ``kind="reset"`` (drop the connection after reading the request).
-``proxy.log`` records (operation, part_number, status, bytes) per request.
+``proxy.log`` records (operation, part_number, status, bytes) per request;
+``proxy.connections_accepted`` counts client connections (reuse shows as fewer).
 """
 
 from __future__ import annotations
@@ -45,11 +46,30 @@ def s3_operation(method: str, path: str) -> tuple[str, int | None]:
         return "ListParts", None
     if method == "GET" and "uploads" in q:
         return "ListMultipartUploads", None
+    sub = next((name for name in _SUBRESOURCES if name in q), None)
+    if sub is not None:
+        return _SUBRESOURCES[sub].get(method, f"{method}?{sub}"), None
+    has_key = "/" in urlsplit(path).path.strip("/")
     if method == "PUT":
-        return "PutObject", None
+        return ("PutObject" if has_key else "CreateBucket"), None
     if method == "HEAD":
-        return "HeadObject", None
+        return ("HeadObject" if has_key else "HeadBucket"), None
+    if method == "GET":
+        return ("GetObject" if has_key else "ListObjects"), None
+    if method == "DELETE":
+        return ("DeleteObject" if has_key else "DeleteBucket"), None
     return f"{method}", None
+
+
+# Sub-resources whose requests are their own S3 operations (a cost count names them).
+_SUBRESOURCES: dict[str, dict[str, str]] = {
+    "retention": {"PUT": "PutObjectRetention", "GET": "GetObjectRetention"},
+    "legal-hold": {"PUT": "PutObjectLegalHold", "GET": "GetObjectLegalHold"},
+    "tagging": {"PUT": "PutObjectTagging", "GET": "GetObjectTagging"},
+    "acl": {"PUT": "PutObjectAcl", "GET": "GetObjectAcl"},
+    "delete": {"POST": "DeleteObjects"},
+    "versions": {"GET": "ListObjectVersions"},
+}
 
 
 @dataclass
@@ -78,6 +98,7 @@ class _ProxyState:
     log: list[ProxyLogEntry] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     conns: set[socket.socket] = field(default_factory=set)
+    connections_accepted: int = 0
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -91,6 +112,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.state.lock:
             self.server.state.conns.add(self.connection)
+            self.server.state.connections_accepted += 1
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
@@ -209,6 +231,12 @@ class S3FaultProxy:
     ) -> None:
         with self._state.lock:
             self._state.faults.append(Fault(operation, part, status, kind, times, code))
+
+    @property
+    def connections_accepted(self) -> int:
+        """Client connections accepted so far (a client that reuses one counts once)."""
+        with self._state.lock:
+            return self._state.connections_accepted
 
     @property
     def log(self) -> list[ProxyLogEntry]:

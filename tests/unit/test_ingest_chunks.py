@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from genblaze_s3.ingest.errors import StoreUnavailableError
+from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.submit.enqueue import (
-    FINALIZE_JOB,
     INGEST_ASSET,
     INGEST_ASSETS,
     MemorySender,
@@ -93,6 +93,11 @@ def chunk_rig(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, _Queue, dict[str, S
         return outcomes.get(asset_id, StepResult(Action.DONE))
 
     monkeypatch.setattr(worker, "process_asset", fake_process)
+    finalized: list[str] = []
+    monkeypatch.setattr(
+        worker, "run_finalize", lambda ctx, job_id, *a, **kw: finalized.append(job_id)
+    )
+    ctx.finalized = finalized  # type: ignore[attr-defined]
     return (worker, ctx), _Queue(), outcomes
 
 
@@ -106,9 +111,11 @@ def test_a_chunk_resends_each_retry_alone_and_finalizes_once(chunk_rig: Any) -> 
     assert queue.sent == [
         (INGEST_ASSET, ["job", "a1"], 2.0),  # a retry, after its backoff
         (INGEST_ASSET, ["job", "a2"], 1.0),  # a busy lease: when the holder's would end
-        (FINALIZE_JOB, ["job"], 0.0),
         (INGEST_ASSET, ["job", "a4"], 0.0),  # the next slice, at once
     ]
+    # The last asset's delivery finalizes in place (no message), noted due first.
+    assert ctx.finalized == ["job"]
+    assert ctx.deliveries.due(keys.finalize_due_key(), float("inf"), 10) == ["job"]
 
 
 def test_a_chunk_that_ran_long_hands_back_what_it_has_not_started(
@@ -139,7 +146,7 @@ def test_chunk_threads_copy_every_asset_exactly_once(
     monkeypatch.setattr(worker, "process_asset", record)
     worker.run_chunk(ctx, "job", _ids(10), queue, threads=4)
     assert sorted(a for a, _ in seen) == sorted(_ids(10))
-    assert queue.sent == [(FINALIZE_JOB, ["job"], 0.0)]
+    assert queue.sent == [] and ctx.finalized == ["job"]
 
 
 def test_a_failing_step_hands_back_the_unstarted_assets_then_raises(

@@ -85,7 +85,7 @@ class Action(Enum):
 class StepResult:
     action: Action
     countdown: float = 0.0
-    finalize: bool = False  # every asset is terminal: the caller enqueues finalize
+    finalize: bool = False  # every asset is terminal: the caller finalizes the job
     failed: str | None = None  # the error code when this step failed the asset for good
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from genblaze_s3.backoff import FINALIZE, backoff_delay
 from genblaze_s3.ingest.finalize.manifest import finalize_job
+from genblaze_s3.ingest.finalize.notify import notify_job
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES, ErrorInfo, JobMeta, JobState
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
@@ -42,8 +43,9 @@ CHUNK_SPLIT_SECONDS = 2.0
 def after_step(
     ctx: WorkerContext, job_id: str, asset_id: str, result: StepResult, send: Send
 ) -> None:
-    """Send what an asset step asks for: finalize, its retry, its next slice, or (BUSY)
-    itself again once the holder's lease would have run out.
+    """Do what an asset step asks for: finalize (here, `finalize_here`), or send its
+    retry, its next slice, or (BUSY) itself again once the holder's lease would have
+    run out.
 
     Why BUSY comes back: the holder may be dead (a whole host killed, its message
     already requeued to us by RabbitMQ); coming back when its lease expires resumes
@@ -52,7 +54,7 @@ def after_step(
     """
     if result.action is Action.DONE:
         if result.finalize:
-            request_finalize(ctx, job_id, send)
+            finalize_here(ctx, job_id, send)
         return
     if result.action in (Action.RETRY, Action.WAIT):
         # A retry waits its backoff, a not-ready source its Retry-After: the sweeper must
@@ -61,10 +63,28 @@ def after_step(
     send(INGEST_ASSET, [job_id, asset_id], result.countdown)
 
 
-def request_finalize(ctx: WorkerContext, job_id: str, send: Send) -> None:
-    """Note the job as due for finalize (the sweeper's safety net), then send finalize."""
+def finalize_here(ctx: WorkerContext, job_id: str, send: Send) -> None:
+    """The delivery that ended a job's last asset writes its manifest itself.
+
+    Why not a FINALIZE_JOB message: a message costs a broker round trip and a whole
+    Celery dispatch (bench/results/cost.md) for work this delivery can do now, and a
+    run of three thumbnails waits on it. The guarantees are the message's: the job is
+    noted finalize-due first (a process that dies here leaves it to the sweeper), one
+    finalizer holds the finalize lease (another comes back by message when it would
+    expire), a failed manifest write is retried by message with backoff, and a store
+    outage hands this delivery back (its asset is terminal: the redelivery finalizes).
+    """
     ctx.deliveries.note_finalize_due(job_id, time.time())
-    send(FINALIZE_JOB, [job_id], 0.0)
+    run_finalize(ctx, job_id, send, backend_for=ctx.backend_for, notify=job_notifier(ctx))
+
+
+def job_notifier(ctx: WorkerContext) -> Callable[[JobMeta, str], None]:
+    """POST a finished job's document to its notify_url, as the job's tenant configured."""
+
+    def notify(meta: JobMeta, body: str) -> None:
+        notify_job(meta, body, tenants=ctx.tenants, sealer=ctx.sealer, policy=ctx.fetch_policy)
+
+    return notify
 
 
 def run_asset(ctx: WorkerContext, job_id: str, asset_id: str, send: Send) -> str | None:
