@@ -210,6 +210,12 @@ class Settings(_EnvironSettings):
         description="Seconds between sweeps re-enqueuing work a broker lost (one sweep "
         "per interval fleet-wide, run by every worker); 0: no sweeper on this worker.",
     )
+    heartbeat_interval: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds between a worker's heartbeats in the store (host, pool, active "
+        "copies: the fleet view's workers table; dead after 5 missed); 0: none.",
+    )
     sweep_grace: float = Field(
         default=60.0,
         gt=0,

@@ -1,4 +1,5 @@
-"""Each worker's main process tells the store who it is and what it runs, every 2 s.
+"""Each worker's main process tells the store who it is and what it runs, every 2 s
+(GENBLAZE_HEARTBEAT_INTERVAL).
 
 Why here and not `celery inspect` from the API: a broadcast inspect costs every
 worker a reply per refresh and answers nothing about a worker that just died;
@@ -8,7 +9,7 @@ Celery's own worker state (`celery.worker.state.active_requests`, the pool and i
 concurrency, the queues it consumes): it writes that to one hash field in the store
 (ingest/store/fleet.py), which the API, /metrics and `genblaze-ingest fleet` read.
 A clean shutdown removes the field; a killed host stops beating and shows as dead
-after WORKER_ALIVE_SECONDS.
+after five missed heartbeats (at least WORKER_ALIVE_SECONDS).
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from genblaze_s3.ingest.submit.enqueue import INGEST_ASSETS
 
 logger = logging.getLogger("genblaze_s3.workers")
 
-BEAT_SECONDS = 2.0  # one HSET per worker: cheap, and the page is at most 2 s behind
 _stop = threading.Event()
 _host: list[str] = []
 
 
-def describe(consumer: Any, started_at: float) -> WorkerBeat:
+def describe(consumer: Any, started_at: float, interval: float = 2.0) -> WorkerBeat:
     """This worker as Celery's state in the main process sees it."""
     from celery.worker import state
 
@@ -60,13 +60,18 @@ def describe(consumer: Any, started_at: float) -> WorkerBeat:
         queues=queues,
         started_at=started_at,
         heartbeat_at=time.time(),
+        interval=interval,
     )
 
 
 @worker_ready.connect
 def _start_heartbeat(sender: Any = None, **_: object) -> None:
+    from workers.celery_app import CONFIG
     from workers.context import context
 
+    interval = CONFIG.heartbeat_interval  # GENBLAZE_HEARTBEAT_INTERVAL; 0: no heartbeat
+    if interval <= 0:
+        return
     fleet = FleetStore(context().redis)
     started = time.time()
 
@@ -74,7 +79,7 @@ def _start_heartbeat(sender: Any = None, **_: object) -> None:
         failing = False
         while True:
             try:
-                beat = describe(sender, started)
+                beat = describe(sender, started, interval)
                 _host[:] = [beat.host]
                 fleet.beat(beat)
                 if failing:
@@ -84,7 +89,7 @@ def _start_heartbeat(sender: Any = None, **_: object) -> None:
                 if not failing:  # once per outage, not every 2 s
                     logger.warning("worker heartbeat failed; retrying", exc_info=True)
                 failing = True
-            if _stop.wait(BEAT_SECONDS):
+            if _stop.wait(interval):
                 return
 
     threading.Thread(target=loop, name="genblaze-heartbeat", daemon=True).start()

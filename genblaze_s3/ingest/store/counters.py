@@ -52,11 +52,11 @@ if KEYS[4] ~= KEYS[5] then
   redis.call('zadd', KEYS[5], ARGV[6], ARGV[5])
   redis.call('expire', KEYS[5], ARGV[3])
 end
+local series = false
 while i <= #ARGV do
   local key, field = KEYS[3], ARGV[i]
   if string.sub(field, 1, 1) == '@' then
-    key, field = KEYS[6], string.sub(field, 2)
-    redis.call('expire', KEYS[6], SERIES_TTL)
+    key, field, series = KEYS[6], string.sub(field, 2), true
   end
   if string.find(ARGV[i + 1], '.', 1, true) then
     redis.call('hincrbyfloat', key, field, ARGV[i + 1])
@@ -65,6 +65,7 @@ while i <= #ARGV do
   end
   i = i + 2
 end
+if series then redis.call('expire', KEYS[6], SERIES_TTL) end
 local v = redis.call('hincrby', KEYS[2], 'version', 1)
 redis.call('publish', ARGV[7], v .. ' ' .. ARGV[2])
 return 1

@@ -32,7 +32,7 @@ from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.boundary import store_boundary
 from genblaze_s3.ingest.store.stats import SERIES_NAMES
 
-WORKER_ALIVE_SECONDS = 10.0  # five missed heartbeats (workers beat every 2 s)
+WORKER_ALIVE_SECONDS = 10.0  # dead after five missed heartbeats, and never sooner than this
 WORKER_FORGET_SECONDS = 24 * 3600.0  # a host silent this long leaves the table
 AUDIT_MAX = 10_000  # entries kept (approximately: XADD MAXLEN ~)
 
@@ -50,6 +50,7 @@ class WorkerBeat(BaseModel):
     queues: list[str] = Field(default_factory=list)
     started_at: float
     heartbeat_at: float
+    interval: float = 2.0  # seconds between its heartbeats (GENBLAZE_HEARTBEAT_INTERVAL)
 
 
 class WorkerView(WorkerBeat):
@@ -185,7 +186,7 @@ def _workers(raw: Mapping[Any, Any], now: float) -> tuple[list[WorkerView], list
         out.append(
             WorkerView(
                 **beat.model_dump(),
-                alive=age <= WORKER_ALIVE_SECONDS,
+                alive=age <= max(WORKER_ALIVE_SECONDS, 5 * beat.interval),
                 seconds_since_heartbeat=round(age, 1),
             )
         )
