@@ -25,16 +25,18 @@ from prometheus_client import (
 )
 from pydantic import ValidationError
 
+from genblaze_s3.api import openapi_doc
 from genblaze_s3.api.errors import install_error_handlers
 from genblaze_s3.api.events import EventHub, job_events
 from genblaze_s3.api.fleet import FleetDesk
 from genblaze_s3.api.guard import UNAUTHORIZED, BodyGuard, Gate, client_address
 from genblaze_s3.api.metrics import StoreCollector
+from genblaze_s3.api.problems import problem_response
 from genblaze_s3.api.ratelimit import RateLimiter
 from genblaze_s3.api.routes_fleet import fleet_router
 from genblaze_s3.api.routes_jobs import add_job_routes
 from genblaze_s3.api.routes_tenant import add_tenant_routes
-from genblaze_s3.api.schemas import JobAccepted, JobCreate, Problem
+from genblaze_s3.api.schemas import JobAccepted, JobCreate, JobId
 from genblaze_s3.api.ui import add_ui_routes
 from genblaze_s3.ingest.errors import InvalidJobError
 from genblaze_s3.ingest.operators import OperatorRegistry
@@ -50,16 +52,16 @@ def _manifest_from(body: JobCreate) -> tuple[Any, dict[str, str]]:
     from genblaze_core.models.run import Run
 
     if (body.assets is None) == (body.run is None):
-        raise InvalidJobError("give exactly one of `assets` or `run`")
+        raise InvalidJobError("give exactly one of `assets` or `run`", field="assets")
     if body.assets is not None:
         if not body.assets:
-            raise InvalidJobError("`assets` is empty")
+            raise InvalidJobError("`assets` is empty", field="assets")
         try:
             run = run_from_urls([(a.url, a.media_type, a.sha256) for a in body.assets])
         except ValidationError as exc:  # genblaze-core's Asset rules (media_type, sha256...)
             first = exc.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(p) for p in first["loc"]) or "asset"
-            raise InvalidJobError(f"invalid asset {where}: {first['msg']}") from exc
+            raise InvalidJobError(f"invalid asset {where}: {first['msg']}", field="assets") from exc
         expected = {
             asset.asset_id: a.sha256
             for asset, a in zip(run.steps[0].assets, body.assets, strict=True)
@@ -69,13 +71,20 @@ def _manifest_from(body: JobCreate) -> tuple[Any, dict[str, str]]:
     try:
         run = Run.model_validate(body.run)
     except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(["run", *(str(p) for p in first["loc"])])
         raise InvalidJobError(
-            f"`run` is not a valid genblaze Run: {exc.error_count()} error(s)"
+            f"`run` is not a valid genblaze Run: {exc.error_count()} error(s), "
+            f"first {where}: {first['msg']}",
+            field=where,
         ) from exc
     return Manifest.from_run(run), {}
 
 
-def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+def _tenant(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str:
     """The caller's tenant, or 401 with a Bearer challenge, or 429 when over its rate."""
     who = getattr(request.state, "principal", None)  # BodyGuard already checked it
     if who is None:
@@ -141,24 +150,9 @@ def create_app(
     app.state.gate = gate
     app.add_middleware(BodyGuard, gate=gate, max_body_bytes=max_body_bytes)
 
-    errors: dict[int | str, dict[str, Any]] = {
-        401: {"model": Problem},
-        404: {"model": Problem},
-        503: {"model": Problem},
-    }
+    openapi_doc.install(app)  # every status below is documented there, as a Problem
 
-    @app.post(
-        "/v1/jobs",
-        status_code=202,
-        response_model=JobAccepted,
-        responses={
-            **errors,
-            409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
-            413: {"model": Problem, "description": "body over GENBLAZE_MAX_BODY_BYTES"},
-            422: {"model": Problem},
-            429: {"model": Problem, "description": "rate or concurrent-job limit"},
-        },
-    )
+    @app.post("/v1/jobs", status_code=202, response_model=JobAccepted)
     def submit(
         body: JobCreate,
         who: Tenant,
@@ -178,20 +172,23 @@ def create_app(
             refresh_url=body.refresh_url,
             source_ready_within=body.source_ready_within,
             labels=body.labels,
+            url_field="assets.{seq}.url"
+            if body.assets is not None
+            else "run.steps.{step}.assets.{index}.url",
         )
         job_id, _ = service.submit(sub, idempotency_key=idempotency_key, fingerprint=fingerprint)
         return JobAccepted(job_id=job_id, status_url=str(request.url_for("get_job", job_id=job_id)))
 
-    add_job_routes(app, service, _tenant, errors)
-    add_tenant_routes(app, service, _tenant, errors)
+    add_job_routes(app, service, _tenant)
+    add_tenant_routes(app, service, _tenant)
     hub = EventHub(store.redis)
     app.state.event_hub = hub
     add_ui_routes(app, desk, hub, sessions)
     app.include_router(fleet_router(desk))
 
-    @app.get("/v1/jobs/{job_id}/events", responses=errors)
+    @app.get("/v1/jobs/{job_id}/events")
     async def events(
-        job_id: str,
+        job_id: JobId,
         who: Tenant,
         last_event_id: Annotated[str | None, Header(max_length=40)] = None,
     ) -> Any:
@@ -205,13 +202,19 @@ def create_app(
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        """200 when the store and the broker answer; 503 otherwise."""
+        """200 when the store and the broker answer; 503 (a problem saying which) otherwise."""
         checks = {"store": _safe(store.ping), "broker": _safe(broker_ping) if broker_ping else True}
-        ok = all(checks.values())
-        return JSONResponse({"ok": ok, **checks}, status_code=200 if ok else 503)
+        if all(checks.values()):
+            return JSONResponse({"ok": True, **checks})
+        down = " and ".join(k for k, v in checks.items() if not v)
+        return problem_response(
+            503, f"{down} unavailable", "unhealthy", extra={"ok": False, **checks}
+        )
 
     @app.get("/metrics")
-    def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
+    def metrics(
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Response:
         """Prometheus text. Open unless GENBLAZE_METRICS_TOKEN is set: serve it on an
         internal network only (it shows fleet-wide counts, never a tenant or a secret)."""
         if metrics_token is not None:

@@ -12,7 +12,6 @@ bearer token (`Gate.admit_session`): same limits, same failure counting.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import HTTPException
 
+from genblaze_s3.api.problems import PROBLEM_MEDIA_TYPE, problem_bytes
 from genblaze_s3.api.ratelimit import RateLimiter, retry_after
 from genblaze_s3.ingest.operators import Operator, OperatorRegistry
 from genblaze_s3.ingest.store.sessions import Kind, SessionStore
@@ -245,11 +245,11 @@ async def _problem(
     *,
     code: str | None = None,
 ) -> None:
-    payload: dict[str, Any] = {"detail": detail}
-    if code is not None:
-        payload["code"] = code
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    body = problem_bytes(status, detail, code)
+    raw = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

@@ -1,7 +1,7 @@
 """Jobs a tenant can find, page, cancel and retry: `/v1/jobs...` reads and actions.
 
 Every read costs a bounded number of Redis commands whatever the job's size (see
-ingest/listing.py); a job of another tenant answers exactly like a missing one.
+ingest/store/listing.py); a job of another tenant answers exactly like a missing one.
 No `from __future__ import annotations` here: the route signatures use the tenant
 dependency passed in at runtime, which FastAPI must see as an object.
 """
@@ -9,14 +9,21 @@ dependency passed in at runtime, which FastAPI must see as an object.
 import json
 import threading
 from collections import OrderedDict
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, FastAPI, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from genblaze_s3.api.schemas import Problem
+from genblaze_s3.api.problems import problem_response
+from genblaze_s3.api.schemas import (
+    AssetCursorParam,
+    DateTimeParam,
+    JobCursorParam,
+    JobId,
+    LabelFilterParam,
+)
+from genblaze_s3.ingest.errors import JobNotFoundError
 from genblaze_s3.ingest.models import (
     AssetPage,
     AssetState,
@@ -26,9 +33,14 @@ from genblaze_s3.ingest.models import (
     RetryAccepted,
 )
 from genblaze_s3.ingest.store import listing
+from genblaze_s3.ingest.store.cursors import parse_asset_cursor, parse_job_cursor
 from genblaze_s3.ingest.submit.retry import Replacement
 from genblaze_s3.ingest.submit.service import IngestService
-from genblaze_s3.ingest.validation import is_job_id
+from genblaze_s3.ingest.validation import (
+    check_url,
+    epoch_seconds,
+    is_job_id,
+)
 
 
 class AssetReplacement(BaseModel):
@@ -82,13 +94,7 @@ class DocumentCache:
                 self._items.popitem(last=False)
 
 
-def _problem(status: int, detail: str, code: str) -> JSONResponse:
-    return JSONResponse({"detail": detail, "code": code}, status_code=status)
-
-
-def add_job_routes(
-    app: FastAPI, service: IngestService, tenant_dep: Any, errors: dict[int | str, Any]
-) -> None:
+def add_job_routes(app: FastAPI, service: IngestService, tenant_dep: Any) -> None:
     """Register list / get / assets / cancel / retry on `app`; `tenant_dep` is the
     dependency that yields the caller's tenant (or answers 401/429)."""
     store = service.store
@@ -98,7 +104,7 @@ def add_job_routes(
         # An id that cannot be one never reaches the store: same 404 as an unknown id.
         tv = store.job_version(job_id) if is_job_id(job_id) else None
         if tv is None or tv[0] != who:
-            raise HTTPException(404, "job not found")  # the same answer for "not yours"
+            raise JobNotFoundError("job not found")  # the same answer for "not yours"
         return tv[1]
 
     def owned_doc(job_id: str, who: str, limit: int = listing.DEFAULT_PAGE) -> str:
@@ -117,7 +123,7 @@ def add_job_routes(
     def build(job_id: str, who: str, limit: int) -> str:
         found = store.job_document(job_id, limit=limit)
         if found is None or found[0].tenant != who:
-            raise HTTPException(404, "job not found")
+            raise JobNotFoundError("job not found")
         summary, doc = found
         if limit == listing.DEFAULT_PAGE:
             cache.put(job_id, summary.version, doc)
@@ -126,31 +132,31 @@ def add_job_routes(
     app.state.owned_doc = owned_doc
     app.state.owned_version = owned_version
 
-    @app.get("/v1/jobs", response_model=JobList, responses=errors)
+    @app.get("/v1/jobs", response_model=JobList)
     def list_jobs(
         who: Annotated[str, Depends(tenant_dep)],
         limit: Annotated[int, Query(ge=1, le=listing.MAX_PAGE)] = 50,
-        cursor: Annotated[str | None, Query(max_length=400)] = None,
+        cursor: JobCursorParam = None,
         state: JobState | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        label: Annotated[
-            str | None, Query(max_length=400, description="`key=value`, or `key` alone")
-        ] = None,
+        created_after: DateTimeParam = None,
+        created_before: DateTimeParam = None,
+        label: LabelFilterParam = None,
     ) -> Response:
-        """The caller's jobs, newest first; `next_cursor` continues the listing."""
+        """The caller's jobs, newest first; `next_cursor` continues the listing.
+        Dates without a zone are UTC."""
+        after = parse_job_cursor(cursor)
         flt = listing.JobFilter(
             state=state,
             label=label,
-            created_after=created_after.timestamp() if created_after else None,
-            created_before=created_before.timestamp() if created_before else None,
+            created_after=epoch_seconds(created_after) if created_after else None,
+            created_before=epoch_seconds(created_before) if created_before else None,
         )
-        page = store.list_jobs(who, flt, cursor=cursor, limit=limit)
+        page = store.list_jobs(who, flt, after=after, limit=limit)
         return Response(json.dumps(page, separators=(",", ":")), media_type="application/json")
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobView, responses=errors, name="get_job")
+    @app.get("/v1/jobs/{job_id}", response_model=JobView, name="get_job")
     def get_job(
-        job_id: str,
+        job_id: JobId,
         who: Annotated[str, Depends(tenant_dep)],
         limit: Annotated[int, Query(ge=1, le=listing.MAX_PAGE)] = listing.DEFAULT_PAGE,
     ) -> Response:
@@ -158,52 +164,45 @@ def add_job_routes(
         plus the first page of its assets; `next_cursor` pages the rest."""
         return Response(owned_doc(job_id, who, limit), media_type="application/json")
 
-    @app.get("/v1/jobs/{job_id}/assets", response_model=AssetPage, responses=errors)
+    @app.get("/v1/jobs/{job_id}/assets", response_model=AssetPage)
     def job_assets(
-        job_id: str,
+        job_id: JobId,
         who: Annotated[str, Depends(tenant_dep)],
         state: AssetState | None = None,
-        cursor: Annotated[str | None, Query(max_length=40)] = None,
+        cursor: AssetCursorParam = None,
         limit: Annotated[int, Query(ge=1, le=listing.MAX_PAGE)] = listing.DEFAULT_PAGE,
     ) -> Response:
         """A page of the job's assets in submission order, optionally of one state."""
+        after = parse_asset_cursor(cursor)
         owned_version(job_id, who)
-        page = store.asset_page(job_id, state=state, cursor=cursor, limit=limit)
+        page = store.asset_page(job_id, state=state, after=after, limit=limit)
         return Response(json.dumps(page, separators=(",", ":")), media_type="application/json")
 
-    @app.delete(
-        "/v1/jobs/{job_id}", response_model=JobView, responses={**errors, 409: {"model": Problem}}
-    )
-    def cancel(job_id: str, who: Annotated[str, Depends(tenant_dep)]) -> Response:
+    @app.delete("/v1/jobs/{job_id}", response_model=JobView)
+    def cancel(job_id: JobId, who: Annotated[str, Depends(tenant_dep)]) -> Response:
         """Cancel: running copies stop and abort their uploads; no manifest is written."""
         owned_version(job_id, who)
         state = service.cancel(job_id)
         doc = owned_doc(job_id, who)
         if state != JobState.CANCELED:
-            return Response(
-                json.dumps(
-                    {"detail": f"job is {json.loads(doc)['state']}", "code": "not_cancelable"}
-                ),
-                status_code=409,
-                media_type="application/json",
-            )
+            return problem_response(409, f"job is {json.loads(doc)['state']}", "not_cancelable")
         return Response(doc, media_type="application/json")
 
     @app.post(
         "/v1/jobs/{job_id}/retry",
         status_code=202,
         response_model=RetryAccepted,
-        responses={**errors, 409: {"model": Problem}, 422: {"model": Problem}},
     )
     def retry(
-        job_id: str, who: Annotated[str, Depends(tenant_dep)], body: RetryRequest | None = None
+        job_id: JobId, who: Annotated[str, Depends(tenant_dep)], body: RetryRequest | None = None
     ) -> RetryAccepted:
         """Re-queue a failed or canceled job's failed, canceled (and never-sent) assets,
         optionally from fresh URLs; the job runs again and, once every asset is stored,
         writes and locks its manifest. 409 for a job that is running or succeeded."""
+        replacements = body.replacements if body else []
+        for i, r in enumerate(replacements):  # the shape first: a 422 names the field
+            check_url(r.url, f"replacements.{i}.url")
         owned_version(job_id, who)
-        reps = {
-            r.asset_id: Replacement(r.url, r.sha256) for r in (body.replacements if body else [])
-        }
+        reps = {r.asset_id: Replacement(r.url, r.sha256) for r in replacements}
         ids = service.retry(job_id, reps)
         return RetryAccepted(job_id=job_id, state=JobState.RUNNING, retried=ids)

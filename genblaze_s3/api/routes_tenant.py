@@ -15,12 +15,10 @@ from genblaze_s3.ingest.models import TenantLimits
 from genblaze_s3.ingest.submit.service import IngestService
 
 
-def add_tenant_routes(
-    app: FastAPI, service: IngestService, tenant_dep: Any, errors: dict[int | str, Any]
-) -> None:
+def add_tenant_routes(app: FastAPI, service: IngestService, tenant_dep: Any) -> None:
     """Register `GET /v1/limits`; `tenant_dep` yields the caller's tenant (or 401/429)."""
 
-    @app.get("/v1/limits", response_model=TenantLimits, responses=errors)
+    @app.get("/v1/limits", response_model=TenantLimits)
     def limits(who: Annotated[str, Depends(tenant_dep)]) -> TenantLimits:
         """The caller's limits: assets per job, unfinished jobs at once, manifest lock."""
         return service.limits(who)

@@ -2,13 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path, Query
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from genblaze_s3.api.problems import FieldError, Problem
 from genblaze_s3.ingest.models import DestinationSpec, JobAccepted, LockPolicy
+from genblaze_s3.ingest.store.cursors import ASSET_CURSOR, JOB_CURSOR
+from genblaze_s3.ingest.validation import JOB_ID, LABEL_FILTER, parse_rfc3339
 
-__all__ = ["AssetIn", "JobAccepted", "JobCreate", "Problem"]
+__all__ = [
+    "AssetCursorParam",
+    "AssetIn",
+    "DateTimeParam",
+    "FieldError",
+    "JobAccepted",
+    "JobCreate",
+    "JobCursorParam",
+    "JobId",
+    "LabelFilterParam",
+    "Problem",
+]
+
+# Parameters every route reads the same way (the /ui pages too): the shape is checked
+# by FastAPI (a 422 naming the parameter).
+JobId = Annotated[str, Path(pattern=JOB_ID.pattern, description="32 hex digits")]
+DateTimeParam = Annotated[
+    datetime | None,
+    BeforeValidator(parse_rfc3339),
+    Query(description="RFC 3339, e.g. `2026-01-31T12:00:00Z`"),
+]
+LabelFilterParam = Annotated[
+    str | None, Query(pattern=LABEL_FILTER, description="`key=value`, or `key` alone")
+]
+# Cursors are checked by their parser (a 422 `invalid_cursor`), not by FastAPI: the
+# pattern is only published, and it is the parser's own regular expression.
+JobCursorParam = Annotated[
+    str | None,
+    Query(
+        description="the `next_cursor` of the previous page, as given (opaque)",
+        json_schema_extra={"pattern": JOB_CURSOR.pattern},
+    ),
+]
+AssetCursorParam = Annotated[
+    str | None,
+    Query(
+        description="the `next_cursor` of the previous page, as given (opaque)",
+        json_schema_extra={"pattern": ASSET_CURSOR.pattern},
+    ),
+]
 
 
 class AssetIn(BaseModel):
@@ -44,9 +88,3 @@ class JobCreate(BaseModel):
     labels: dict[str, str] | None = Field(
         default=None, description="up to 16 `key: value` pairs to find the job by"
     )
-
-
-class Problem(BaseModel):
-    detail: str
-    code: str | None = None
-    field: str | None = None  # the request field to blame (dotted), on some 422s

@@ -88,9 +88,16 @@ class JobNotRetryableError(IngestError):
 
 
 class InvalidListingError(IngestError, ValueError):
-    """A listing cursor this server did not hand out (or from another listing)."""
+    """A listing cursor this server did not hand out (or from another listing).
+
+    `field` names the request parameter (`cursor`) for the API's 422 body.
+    """
 
     code = "invalid_cursor"
+
+    def __init__(self, message: str, *, field: str | None = "cursor") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class CountChangedError(IngestError):

@@ -50,6 +50,7 @@ class InvalidURL(TransferError):
     """The URL is malformed, too long, has userinfo/control chars or an unsupported scheme."""
 
     code = "invalid_url"
+    reason: str = ""  # what is wrong, without the leading "URL" (set by transfer.urls)
 
 
 class URLBlocked(TransferError):

@@ -17,20 +17,27 @@ octal, hex, short ``127.1``) are canonicalised with ``inet_aton`` first.
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from genblaze_s3.transfer.config import FetchPolicy
-from genblaze_s3.transfer.errors import InvalidURL, SourceUnavailable, URLBlocked
+from genblaze_s3.transfer.errors import SourceUnavailable, URLBlocked
+from genblaze_s3.transfer.urls import IPAddress, parse_ip_literal, parse_web_url, redact
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+__all__ = [
+    "Resolver",
+    "Target",
+    "is_blocked_address",
+    "parse_ip_literal",
+    "redact",
+    "resolve_target",
+    "system_resolver",
+    "validate_url",
+]
+
 Resolver = Callable[[str, int], list[str]]
 
-_CONTROL = re.compile(r"[\x00-\x20\x7f]")
-_LEGACY_V4 = re.compile(r"^[0-9a-fA-FxX.]+$")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 _METADATA = frozenset(
@@ -54,30 +61,6 @@ class Target:
         h = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.scheme == "https" else 80
         return h if self.port == default else f"{h}:{self.port}"
-
-
-def redact(url: str) -> str:
-    """The URL without query, fragment or userinfo: safe for logs and error messages."""
-    try:
-        parts = urlsplit(url[:2048])
-        host = parts.hostname or ""
-        return f"{parts.scheme}://{host}{parts.path}"[:300]
-    except ValueError:
-        return "<unparseable url>"
-
-
-def parse_ip_literal(host: str) -> IPAddress | None:
-    """The address a host string denotes literally (all legacy IPv4 spellings), else None."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if _LEGACY_V4.match(host) and not host.endswith("."):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
 
 
 def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -117,58 +100,30 @@ def is_blocked_address(ip: IPAddress) -> bool:
 
 
 def validate_url(url: str, policy: FetchPolicy, *, previous: Target | None = None) -> Target:
-    """Check a URL's shape against the policy; raise InvalidURL / URLBlocked.
+    """Parse a URL (:func:`transfer.urls.parse_web_url`) and check it against the policy.
 
-    ``previous`` is the hop that redirected here: an https->http downgrade is refused
-    even when plain http is allowed.
+    Raises InvalidURL (shape) or URLBlocked (policy). ``previous`` is the hop that
+    redirected here: an https->http downgrade is refused even when plain http is
+    allowed.
     """
-    if not isinstance(url, str) or not url:
-        raise InvalidURL("empty URL")
-    if len(url) > policy.max_url_length:
-        raise InvalidURL(f"URL longer than {policy.max_url_length} characters")
-    if _CONTROL.search(url) or "\\" in url:
-        raise InvalidURL("URL contains control characters, spaces or backslashes")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidURL("malformed URL") from exc
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise InvalidURL(f"unsupported URL scheme {scheme or '(none)'!r}")
-    if scheme == "http" and not policy.allow_http:
+    parsed = parse_web_url(url, max_length=policy.max_url_length)
+    if parsed.scheme == "http" and not policy.allow_http:
         raise URLBlocked("plain http is not allowed (https only)")
-    if previous is not None and previous.scheme == "https" and scheme == "http":
+    if previous is not None and previous.scheme == "https" and parsed.scheme == "http":
         raise URLBlocked("redirect from https to http refused")
-    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        raise InvalidURL("URLs with userinfo are refused")
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        raise InvalidURL("URL has no host")
-    try:
-        host.encode("ascii")
-    except UnicodeEncodeError:
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise InvalidURL("host is not a valid domain name") from exc
-    literal = parse_ip_literal(host)
-    allowed = host in policy.allow_private_hosts
-    if not allowed:
+    host = parsed.host
+    if host not in policy.allow_private_hosts:
         if host == "localhost" or host.endswith(".localhost"):
             raise URLBlocked("localhost names are refused")
-        if literal is not None and is_blocked_address(literal):
+        if parsed.literal_ip is not None and is_blocked_address(parsed.literal_ip):
             raise URLBlocked("the URL's address is private, loopback or reserved")
-    path = parts.path or "/"
-    if parts.query:
-        path = f"{path}?{parts.query}"
     return Target(
         url=url,
-        scheme=scheme,
-        host=str(literal) if literal is not None else host,
-        port=port if port is not None else (443 if scheme == "https" else 80),
-        path=path,
-        literal_ip=literal,
+        scheme=parsed.scheme,
+        host=str(parsed.literal_ip) if parsed.literal_ip is not None else host,
+        port=parsed.port,
+        path=parsed.target,
+        literal_ip=parsed.literal_ip,
     )
 
 

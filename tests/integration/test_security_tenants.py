@@ -318,7 +318,7 @@ def test_a_claimed_sha256_of_another_tenants_file_proves_nothing(
 
 
 # -- strict input at the edge -----------------------------------------------------------
-def test_job_ids_are_checked_before_the_store_and_answer_like_unknown_ids(
+def test_job_ids_are_checked_before_the_store_and_another_tenants_is_unknown(
     stack: QueueStack, seaweed: SeaweedS3, cdn: CDNServer, bucket: str, svc: Services
 ) -> None:
     url = cdn.add("/ids.png", os.urandom(2000), content_type="image/png")
@@ -329,10 +329,15 @@ def test_job_ids_are_checked_before_the_store_and_answer_like_unknown_ids(
     before = _store_snapshot(redis.Redis.from_url(stack.redis_url))
     for method, suffix in (("GET", ""), ("DELETE", ""), ("GET", "/events")):
         unknown = httpx.request(method, f"{api}/v1/jobs/{'f' * 32}{suffix}", headers=_h("globex"))
-        for bad in (f"{job_id}:x", "x:y", job_id.upper(), job_id + "0", "0", job_id):
+        # Another tenant's job answers exactly like an unknown one ...
+        r = httpx.request(method, f"{api}/v1/jobs/{job_id}{suffix}", headers=_h("globex"))
+        assert r.status_code == unknown.status_code == 404, (method, r.text)
+        assert r.content == unknown.content, method
+        # ... and an id that cannot be one is refused by its shape, naming the field.
+        for bad in (f"{job_id}:x", "x:y", job_id.upper(), job_id + "0", "0"):
             r = httpx.request(method, f"{api}/v1/jobs/{bad}{suffix}", headers=_h("globex"))
-            assert r.status_code == unknown.status_code == 404, (method, bad, r.text)
-            assert r.content == unknown.content, (method, bad)
+            assert r.status_code == 422, (method, bad, r.text)
+            assert r.json()["errors"][0]["field"] == "job_id", r.text
     assert _store_snapshot(redis.Redis.from_url(stack.redis_url)) == before
     assert stack.api is not None and "WRONGTYPE" not in stack.api.log()
 
@@ -361,7 +366,7 @@ def test_destination_fields_are_refused_with_422_naming_the_field(
             stack, {"assets": [{"url": "https://cdn.example/a.png"}], "destination": dest}, "acme"
         )
     assert r.status_code == 422, r.text
-    assert ["body", "destination", field] in [e["loc"] for e in r.json()["detail"]]
+    assert f"destination.{field}" in [e["field"] for e in r.json()["errors"]]
     assert value not in r.text or len(value) < 3  # the rejected value is not echoed back
     assert stack.api is not None and "Traceback" not in stack.api.log()
 
@@ -395,7 +400,7 @@ def test_manifest_locks_must_be_future_bounded_and_allowed(
     with _NothingWritten(stack, svc.s3, bucket):
         r = _post(stack, body, tenant)
     assert r.status_code == 422, r.text
-    assert r.json()["field"] == f"manifest_lock.{field}", r.json()
+    assert r.json()["errors"][0]["field"] == f"manifest_lock.{field}", r.json()
 
 
 @pytest.mark.parametrize(
@@ -419,7 +424,7 @@ def test_notify_url_passes_the_ssrf_guard_at_submit(
     }
     with _NothingWritten(stack, svc.s3, bucket):
         r = _post(stack, body, "acme")
-    assert r.status_code == 422 and r.json()["field"] == "notify_url", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "notify_url", r.text
 
 
 def test_refused_requests_leave_nothing_with_rabbitmq_as_broker(
@@ -461,7 +466,7 @@ def test_asset_limit_per_tenant(
     }
     with _NothingWritten(stack, svc.s3, bucket):
         r = _post(stack, body, "globex")
-    assert r.status_code == 422 and r.json()["field"] == "assets", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "assets", r.text
 
 
 def test_idempotency_key_reused_with_another_body_is_409(

@@ -129,7 +129,14 @@ def test_store_down_is_503_not_500(sender: MemorySender) -> None:
     c = TestClient(app, raise_server_exceptions=False)
     r = c.get("/v1/jobs/" + "ab" * 16, headers=_h())
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
-    assert r.json() == {"detail": "status store unavailable", "code": "store_unavailable"}
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "status store unavailable",
+        "code": "store_unavailable",
+    }
     body = {"assets": [{"url": "https://cdn.x/a.png"}], "destination": {"bucket": "media"}}
     assert c.post("/v1/jobs", json=body, headers=_h()).status_code == 503
     assert c.get("/healthz").status_code == 503
@@ -165,7 +172,9 @@ def test_openapi_document_in_repo_is_current(client: TestClient) -> None:
     import genblaze_s3.api
 
     saved = json.loads((Path(genblaze_s3.api.__file__).parent / "openapi.json").read_text())
-    assert saved == client.get("/openapi.json").json()
+    assert saved == client.get("/openapi.json").json(), (
+        "regenerate: python -m genblaze_s3.api > genblaze_s3/api/openapi.json"
+    )
 
 
 def test_token_parsing_and_lookup() -> None:

@@ -246,3 +246,17 @@ def test_python_clients_cover_submit_list_get_assets_cancel_retry_events(api: _S
 
     out: Any = asyncio.run(go())
     assert out[0] == "job" and len(out) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [("http://[::1", "has an invalid IPv6 address in brackets"), ("https://", "has no host")],
+)
+def test_submit_of_a_malformed_url_says_why_on_one_line(
+    api: _Server, capsys: pytest.CaptureFixture[str], url: str, reason: str
+) -> None:
+    """Issue 21: `submit 'http://[::1'` was a 500, `submit https://` said "must be http(s)"."""
+    common = ["--api-url", api.url, "--token", "tok-a", "--bucket", "media"]
+    rc, out, err = _run(capsys, "submit", *common, url)
+    assert (rc, out) == (7, ""), err  # 7: the request was refused (422)
+    assert err.count("\n") == 1 and f"assets.0.url {reason}" in err, err

@@ -15,12 +15,14 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from genblaze_s3.api.events import EventHub, job_events
+from genblaze_s3.api.schemas import AssetCursorParam, JobCursorParam, JobId
 from genblaze_s3.api.ui import render
 from genblaze_s3.api.ui.door import TenantJson, TenantPage, check_form, require_same_origin
 from genblaze_s3.api.ui.views import JobPage, JobRow, JobsPage
 from genblaze_s3.ingest.errors import IngestError
 from genblaze_s3.ingest.models import AssetState, DestinationSpec, JobState
 from genblaze_s3.ingest.store import listing
+from genblaze_s3.ingest.store.cursors import parse_asset_cursor, parse_job_cursor
 from genblaze_s3.ingest.submit.retry import Replacement
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.submit.submission import build_submission, run_from_urls
@@ -41,11 +43,11 @@ def tenant_router(service: IngestService, hub: EventHub) -> APIRouter:
 
     def rows(who: str, state: str | None, cursor: str | None) -> dict[str, Any]:
         flt = listing.JobFilter(state=JobState(state) if state else None)
-        return store.list_jobs(who, flt, cursor=cursor, limit=50)
+        return store.list_jobs(who, flt, after=parse_job_cursor(cursor), limit=50)
 
     @router.get("/ui")
     def jobs_page(
-        user: TenantPage, state: str | None = None, cursor: str | None = None
+        user: TenantPage, state: str | None = None, cursor: JobCursorParam = None
     ) -> HTMLResponse:
         state = state if state in JOB_STATES else None
         found = rows(user.who.name, state, cursor)
@@ -61,7 +63,7 @@ def tenant_router(service: IngestService, hub: EventHub) -> APIRouter:
 
     @router.get("/ui/jobs.json")
     def jobs_json(
-        user: TenantJson, state: str | None = None, cursor: str | None = None
+        user: TenantJson, state: str | None = None, cursor: JobCursorParam = None
     ) -> JSONResponse:
         state = state if state in JOB_STATES else None
         found = rows(user.who.name, state, cursor)
@@ -102,11 +104,12 @@ def tenant_router(service: IngestService, hub: EventHub) -> APIRouter:
     @router.get("/ui/jobs/{job_id}")
     def job_page(
         request: Request,
-        job_id: str,
+        job_id: JobId,
         user: TenantPage,
         state: str | None = None,
-        cursor: str | None = None,
+        cursor: AssetCursorParam = None,
     ) -> HTMLResponse:
+        after = parse_asset_cursor(cursor)
         request.app.state.owned_version(job_id, user.who.name)
         found = store.job_document(job_id)
         if found is None:
@@ -114,14 +117,12 @@ def tenant_router(service: IngestService, hub: EventHub) -> APIRouter:
         doc = json.loads(found[1])
         state = state if state in ASSET_STATES else None
         if state or cursor:
-            page = store.asset_page(
-                job_id, state=AssetState(state) if state else None, cursor=cursor
-            )
+            page = store.asset_page(job_id, state=AssetState(state) if state else None, after=after)
             doc["assets"], doc["next_cursor"] = page["assets"], page["next_cursor"]
         return html(render.job(JobPage.of(doc, state, user.csrf), user.label))
 
     @posts.post("/ui/jobs/{job_id}/retry")
-    async def retry(request: Request, job_id: str, user: TenantPage) -> Response:
+    async def retry(request: Request, job_id: JobId, user: TenantPage) -> Response:
         form = await request.form()
         check_form(user, str(form.get("csrf", "")))
         await asyncio.to_thread(request.app.state.owned_version, job_id, user.who.name)
@@ -138,7 +139,7 @@ def tenant_router(service: IngestService, hub: EventHub) -> APIRouter:
 
     @posts.post("/ui/jobs/{job_id}/cancel")
     def cancel(
-        request: Request, job_id: str, user: TenantPage, csrf: Annotated[str, Form()] = ""
+        request: Request, job_id: JobId, user: TenantPage, csrf: Annotated[str, Form()] = ""
     ) -> Response:
         check_form(user, csrf)
         request.app.state.owned_version(job_id, user.who.name)
@@ -146,7 +147,7 @@ def tenant_router(service: IngestService, hub: EventHub) -> APIRouter:
         return RedirectResponse(f"/ui/jobs/{job_id}", status_code=303)
 
     @router.get("/ui/jobs/{job_id}/events")
-    async def events(request: Request, job_id: str, user: TenantJson) -> Any:
+    async def events(request: Request, job_id: JobId, user: TenantJson) -> Any:
         from sse_starlette.sse import EventSourceResponse
 
         await asyncio.to_thread(request.app.state.owned_version, job_id, user.who.name)

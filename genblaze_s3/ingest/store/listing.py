@@ -10,16 +10,15 @@ Documents are built as plain dicts with the C json codec (the hot path of
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
-from genblaze_s3.ingest.errors import InvalidListingError
 from genblaze_s3.ingest.models import AssetState, AssetView, JobState
 from genblaze_s3.ingest.store import counters, keys
+from genblaze_s3.ingest.store.cursors import AssetCursor, JobCursor
 from genblaze_s3.ingest.store.document import compose
 
 DEFAULT_PAGE = 100
@@ -98,20 +97,12 @@ def job_summary(client: redis.Redis, job_id: str) -> Summary | None:
     return _summary_from(job_id, values, scanned)
 
 
-def _page_args(cursor: str | None, limit: int) -> tuple[str, int]:
-    if cursor is None or cursor == "":
-        return "-inf", limit
-    if not cursor.isdigit():
-        raise InvalidListingError("invalid asset cursor")
-    return f"({int(cursor)}", limit
-
-
 def _queue_asset_ids(
-    p: Any, job_id: str, state: str | None, cursor: str | None, limit: int
+    p: Any, job_id: str, state: str | None, after: AssetCursor | None, limit: int
 ) -> None:
-    low, n = _page_args(cursor, limit)
+    low = "-inf" if after is None else f"({after.seq}"
     p.zrangebyscore(
-        keys.job_assets_key(job_id, state), low, "+inf", start=0, num=n + 1, withscores=True
+        keys.job_assets_key(job_id, state), low, "+inf", start=0, num=limit + 1, withscores=True
     )
 
 
@@ -124,7 +115,7 @@ def _assets_from(
         return [], None
     raws = client.mget([keys.asset_key(job_id, _s(a)) for a, _ in scored])
     assets = [{k: r[k] for k in _VIEW_FIELDS} for r in (json.loads(x) for x in raws if x)]
-    return assets, (str(int(scored[-1][1])) if more else None)
+    return assets, (AssetCursor(int(scored[-1][1])).encode() if more else None)
 
 
 def asset_page(
@@ -132,12 +123,12 @@ def asset_page(
     job_id: str,
     *,
     state: AssetState | None = None,
-    cursor: str | None = None,
+    after: AssetCursor | None = None,
     limit: int = DEFAULT_PAGE,
 ) -> dict[str, Any]:
     """One page of assets in submission order, optionally of one state (two round trips)."""
     p = client.pipeline(transaction=False)
-    _queue_asset_ids(p, job_id, state.value if state else None, cursor, limit)
+    _queue_asset_ids(p, job_id, state.value if state else None, after, limit)
     (scored,) = p.execute()
     assets, nxt = _assets_from(client, job_id, scored, limit)
     return {"assets": assets, "next_cursor": nxt}
@@ -160,19 +151,6 @@ def job_document(
 
 
 # -- a tenant's jobs -----------------------------------------------------------
-
-
-def encode_job_cursor(score: float, job_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{score!r}|{job_id}".encode()).decode().rstrip("=")
-
-
-def decode_job_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        score, _, job_id = raw.partition("|")
-        return float(score), job_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidListingError("invalid job cursor") from exc
 
 
 @dataclass(frozen=True)
@@ -198,10 +176,10 @@ def list_jobs(
     tenant: str,
     flt: JobFilter,
     *,
-    cursor: str | None = None,
+    after: JobCursor | None = None,
     limit: int = 50,
 ) -> dict[str, Any]:
-    """The tenant's jobs, newest first, one page; the cursor continues after the last.
+    """The tenant's jobs, newest first, one page, after the job `after` names.
 
     Reads one index (the job-state set, the label set or all of the tenant's jobs),
     then the summaries of the candidates in one pipelined round trip per batch.
@@ -215,9 +193,9 @@ def list_jobs(
         index = keys.tenant_jobs_key(tenant)
     high: float | str = "+inf" if flt.created_before is None else f"({flt.created_before!r}"
     low: float | str = "-inf" if flt.created_after is None else f"({flt.created_after!r}"
-    after: tuple[float, str] | None = decode_job_cursor(cursor) if cursor else None
-    if after is not None:
-        high = after[0]
+    pos: tuple[float, str] | None = (after.score, after.job_id) if after else None
+    if pos is not None and (flt.created_before is None or pos[0] < flt.created_before):
+        high = pos[0]  # a cursor never widens the filter's window
     out: list[dict[str, Any]] = []
     batch = min(MAX_PAGE, limit * 2 + 10)
     last: tuple[float, str] | None = None
@@ -229,7 +207,7 @@ def list_jobs(
         fresh = [
             (_s(m), float(sc))
             for m, sc in rows
-            if after is None or sc < after[0] or (sc == after[0] and _s(m) < after[1])
+            if pos is None or sc < pos[0] or (sc == pos[0] and _s(m) < pos[1])
         ]
         p = client.pipeline(transaction=False)
         for job_id, _ in fresh:
@@ -250,6 +228,6 @@ def list_jobs(
             client.zrem(index, *gone)
         if len(out) == limit or len(rows) < batch or last is None:
             break
-        after, high = last, last[0]
+        pos, high = last, last[0]
     more = len(out) == limit and last is not None
-    return {"jobs": out, "next_cursor": encode_job_cursor(*last) if more and last else None}
+    return {"jobs": out, "next_cursor": JobCursor(*last).encode() if more and last else None}

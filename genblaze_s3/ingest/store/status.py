@@ -39,6 +39,7 @@ from genblaze_s3.ingest.sealing import is_sealed
 from genblaze_s3.ingest.store import counters, keys, listing
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.boundary import store_boundary
+from genblaze_s3.ingest.store.cursors import AssetCursor, JobCursor
 from genblaze_s3.ingest.store.document import build_document, document_json, document_view
 from genblaze_s3.ingest.store.records import AssetRecordWriter
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, can_transition_job
@@ -230,15 +231,22 @@ class StatusStore:
         job_id: str,
         *,
         state: AssetState | None = None,
-        cursor: str | None = None,
+        after: AssetCursor | None = None,
         limit: int = listing.DEFAULT_PAGE,
     ) -> dict[str, Any]:
-        return listing.asset_page(self.redis, job_id, state=state, cursor=cursor, limit=limit)
+        """A page of a job's assets after `after` (parsed at the boundary)."""
+        return listing.asset_page(self.redis, job_id, state=state, after=after, limit=limit)
 
     def list_jobs(
-        self, tenant: str, flt: listing.JobFilter, *, cursor: str | None = None, limit: int = 50
+        self,
+        tenant: str,
+        flt: listing.JobFilter,
+        *,
+        after: JobCursor | None = None,
+        limit: int = 50,
     ) -> dict[str, Any]:
-        return listing.list_jobs(self.redis, tenant, flt, cursor=cursor, limit=limit)
+        """A page of the tenant's jobs after `after` (parsed at the boundary)."""
+        return listing.list_jobs(self.redis, tenant, flt, after=after, limit=limit)
 
     # -- asset writes ---------------------------------------------------------
     def start_asset(

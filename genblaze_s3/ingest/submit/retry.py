@@ -76,14 +76,18 @@ def retry_job(service: RetryDeps, job_id: str, replacements: dict[str, Replaceme
     ids = store.asset_ids_in(job_id, *RETRIED_ASSET_STATES)
     unknown = sorted(set(replacements) - set(ids))
     if unknown:
-        raise InvalidJobError(f"asset {unknown[0]} is not failed or canceled in job {job_id}")
-    for rep in replacements.values():
-        check_source(rep.url)
+        raise InvalidJobError(
+            f"asset {unknown[0]} is not failed or canceled in job {job_id}",
+            field="replacements",
+        )
+    for aid, rep in replacements.items():
+        check_source(rep.url, f"replacements.{aid}.url")
     gone = [a for a in store.sources_missing(job_id, ids) if a not in replacements]
     if gone:
         raise InvalidJobError(
             f"asset {gone[0]} has no stored source (raw URLs are dropped when an asset ends "
-            "unless GENBLAZE_SOURCE_KEY seals them): give it a replacement URL"
+            "unless GENBLAZE_SOURCE_KEY seals them): give it a replacement URL",
+            field="replacements",
         )
     sealed = {aid: _sealed_source(service, job_id, aid, rep) for aid, rep in replacements.items()}
     # A retried job runs again: it takes one of its tenant's concurrent-job slots.

@@ -6,10 +6,8 @@ the same way and produce the same records.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from genblaze_core.models.asset import Asset
 from genblaze_core.models.enums import RunStatus, StepStatus
@@ -21,13 +19,10 @@ from genblaze_s3.ingest.errors import InvalidJobError
 from genblaze_s3.ingest.models import AssetRecord, DestinationSpec, JobMeta, LockPolicy, utc_now
 from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
-from genblaze_s3.ingest.validation import check_import_path
+from genblaze_s3.ingest.validation import check_import_path, check_labels, check_url
 from genblaze_s3.transfer.expiry import url_expiry
 
 MAX_ASSETS_PER_JOB = 10_000
-MAX_URL_LENGTH = 8192
-MAX_LABELS = 16
-_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$")
 
 
 def new_job_id() -> str:
@@ -77,37 +72,9 @@ def run_from_urls(items: list[tuple[str, str | None, str | None]]) -> Run:
     return Run(name="genblaze-ingest", status=RunStatus.COMPLETED, steps=[step])
 
 
-def _check_callback(url: str | None, name: str) -> None:
-    if url is None:
-        return
-    p = urlsplit(url)
-    if p.scheme not in {"http", "https"} or not p.hostname or p.username or p.password:
-        raise InvalidJobError(f"{name} must be an http(s) URL without credentials", field=name)
-
-
-def check_labels(labels: dict[str, str]) -> dict[str, str]:
-    """Labels are short `key: value` strings a tenant lists its jobs by."""
-    if len(labels) > MAX_LABELS:
-        raise InvalidJobError(f"a job carries at most {MAX_LABELS} labels")
-    for k, v in labels.items():
-        if not _LABEL_KEY.match(k):
-            raise InvalidJobError(f"label key {k[:70]!r} must match {_LABEL_KEY.pattern}")
-        if len(v) > 256 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
-            raise InvalidJobError(f"label {k!r}: value too long or has control characters")
-    return dict(labels)
-
-
-def check_source(url: str) -> None:
+def check_source(url: str, field: str = "url") -> None:
     """The submit-time checks on a source URL (the fetcher re-checks every hop)."""
-    if len(url) > MAX_URL_LENGTH:
-        raise InvalidJobError("asset URL is too long")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
-        raise InvalidJobError("asset URL contains control characters or spaces")
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise InvalidJobError(
-            f"asset URL {redact_url(url)!r} must be http(s): workers cannot read local files"
-        )
+    check_url(url, field)
 
 
 def build_submission(
@@ -122,21 +89,28 @@ def build_submission(
     source_refresher: str | None = None,
     source_ready_within: float | None = None,
     labels: dict[str, str] | None = None,
+    url_field: str = "run.steps.{step}.assets.{index}.url",
 ) -> JobSubmission:
-    """Validate a manifest's run and build its job records (raises InvalidJobError)."""
+    """Validate a manifest's run and build its job records (raises InvalidJobError).
+
+    ``url_field`` names a refused source URL's request field (``{step}``, ``{index}``
+    in the run, ``{seq}`` overall): the API's bare asset list passes ``assets.{seq}.url``.
+    """
     manifest.assert_writable_schema()
     run = manifest.run
+    where = [(si, ai) for si, step in enumerate(run.steps) for ai in range(len(step.assets))]
     pairs = [a for step in run.steps for a in step.assets]
     if len(pairs) > MAX_ASSETS_PER_JOB:
-        raise InvalidJobError(f"a job holds at most {MAX_ASSETS_PER_JOB} assets")
+        raise InvalidJobError(f"a job holds at most {MAX_ASSETS_PER_JOB} assets", field="assets")
     seen: set[str] = set()
     records: list[AssetRecord] = []
     sources: dict[str, SourceRecord] = {}
     for seq, asset in enumerate(pairs):
         if asset.asset_id in seen:
-            raise InvalidJobError(f"asset {asset.asset_id} appears twice in the run")
+            raise InvalidJobError(f"asset {asset.asset_id} appears twice in the run", field="run")
         seen.add(asset.asset_id)
-        check_source(asset.url)
+        step_no, index = where[seq]
+        check_source(asset.url, url_field.format(step=step_no, index=index, seq=seq))
         records.append(
             AssetRecord(
                 asset_id=asset.asset_id,
@@ -148,8 +122,10 @@ def build_submission(
         )
         sha = (expected_sha256 or {}).get(asset.asset_id)
         sources[asset.asset_id] = SourceRecord(url=asset.url, sha256=sha)
-    _check_callback(notify_url, "notify_url")
-    _check_callback(refresh_url, "refresh_url")
+    if notify_url is not None:
+        check_url(notify_url, "notify_url")
+    if refresh_url is not None:
+        check_url(refresh_url, "refresh_url")
     if source_refresher is not None:
         try:
             check_import_path(source_refresher)

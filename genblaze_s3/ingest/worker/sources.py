@@ -33,7 +33,6 @@ from genblaze_s3.ingest.sealing import SourceRecord
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.worker.refresh import refresh_request
 from genblaze_s3.transfer.errors import (
-    InvalidURL,
     SourceExpired,
     SourceNotFound,
     SourceNotReady,
@@ -69,12 +68,11 @@ class CopiedSource:
 
 
 def check_refreshed_url(url: str, policy: Any, resolver: Any = None) -> None:
-    """The SSRF guard on a refreshed URL, before it is stored: scheme, host, address."""
+    """The SSRF guard on a refreshed URL, before it is stored: shape (the one URL parser,
+    transfer.urls), scheme, host, address; raises InvalidURL / URLBlocked."""
     from genblaze_s3.transfer.config import FetchPolicy
     from genblaze_s3.transfer.urlguard import resolve_target, validate_url
 
-    if len(url) > 8192 or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
-        raise InvalidURL("refreshed URL is too long or contains control characters")
     policy = policy or FetchPolicy()
     resolve_target(validate_url(url, policy), policy, resolver)
 
