@@ -196,7 +196,7 @@ def test_bulk_retry_counts_first_then_acts_on_that_set_and_is_audited(fleet: Fle
     # Acting needs the count; a viewer cannot act; a stale count is refused.
     real = {**act, "dry_run": False}
     r = fleet.c.post("/v1/fleet/actions", json=real, headers=_h("op-admin"))
-    assert r.status_code == 422 and r.json()["field"] == "expected_count"
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "expected_count"
     r = fleet.c.post("/v1/fleet/actions", json={**real, "expected_count": 2}, headers=_h("op-view"))
     assert r.status_code == 403
     r = fleet.c.post(
