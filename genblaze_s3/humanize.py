@@ -60,3 +60,19 @@ def size_columns() -> list[Any]:
             return Text(human_rate(task.speed), style="progress.data.speed")
 
     return [SizeColumn(), RateColumn()]
+
+
+def retry_note(
+    attempt: int,
+    of: int,
+    code: str,
+    message: str,
+    next_try_at: datetime,
+    now: datetime | None = None,
+) -> str:
+    """An asset between two tries, as the CLI and the web page print it:
+    "retrying: try 2 of 6 in 4s (source_tls_failed: TLS handshake ...)"."""
+    wait = int((next_try_at - (now or datetime.now(UTC))).total_seconds())
+    when = f" in {wait}s" if wait > 0 else " now"
+    why = f"{code}: {message}" if message else code
+    return f"retrying: try {attempt} of {of}{when} ({why})"

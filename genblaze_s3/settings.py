@@ -219,8 +219,8 @@ class Settings(_EnvironSettings):
     sweep_grace: float = Field(
         default=60.0,
         gt=0,
-        description="Seconds a started asset may go without a lease before a sweep "
-        "re-enqueues it (keep it above the lease TTL).",
+        description="Seconds a started asset may go without a lease, or a queued one "
+        "without a delivery, before a sweep re-enqueues it (keep it above the lease TTL).",
     )
     unacked_restore_interval: int = Field(
         default=60, gt=0, description="Redis broker: seconds between sweeps for unacked messages."

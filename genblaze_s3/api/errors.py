@@ -32,6 +32,7 @@ from genblaze_s3.ingest.errors import (
     JobNotFoundError,
     JobNotRetryableError,
     StoreUnavailableError,
+    TenantsConfigMismatchError,
     TooManyJobsError,
 )
 
@@ -59,6 +60,9 @@ ERROR_RESPONSES: dict[type[IngestError], ErrorResponse] = {
     CountChangedError: ErrorResponse(409),  # a bulk action's set moved since its dry run
     # Infrastructure: a fixed message, never the lower layer's (hosts, addresses).
     StoreUnavailableError: ErrorResponse(503, "status store unavailable", retry_after=True),
+    # the deployment's configs differ (the API's tenants are not the workers'): the
+    # operator's to fix, not the client's; the text names the setting, never a secret
+    TenantsConfigMismatchError: ErrorResponse(503),
     EnqueueError: ErrorResponse(503, "broker unavailable", retry_after=True),
 }
 

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from genblaze_s3.cli.output import Output
-from genblaze_s3.humanize import human_size, size_columns
+from genblaze_s3.humanize import human_size, retry_note, size_columns
 from genblaze_s3.ingest.transitions import progress_percent
 
 RECONNECTS = 5  # `watch` reconnects this many times in a row before giving up
@@ -41,7 +41,8 @@ def print_job(job: Any, out: Output) -> None:
     """A job summary and its first page of assets, failures with code and message.
 
     On a terminal: a rich summary. On a pipe: `job <id> <state> <percent>` then one
-    `asset <state> <asset_id> <key or source> <code> <message>` record per asset and a
+    `asset <state> <asset_id> <key or source> <code> <message>` record per asset (an asset
+    between two tries: its last error's code and the "retrying: ..." note) and a
     `manifest <key> <locked_until>` record, tab-separated, keys never folded.
     """
     if not out.rich:
@@ -64,11 +65,21 @@ def print_job(job: Any, out: Output) -> None:
         console.print(f"  [red]{job.error.code}[/]: {job.error.message}", markup=True)
     for a in job.assets:
         err = f"  [red]{a.error.code}[/]: {a.error.message}" if a.error else ""
+        if not err and (note := asset_retry_note(a)):
+            err = f"  [yellow]{note}[/]"
         console.print(f"  {a.state.value:13} {a.asset_id}  {a.key or a.source_url}{err}")
     if job.next_cursor:
         console.print(f"  ... more assets: genblaze-ingest status {job.job_id} --all")
     if job.manifest.key:
         console.print(f"  manifest {job.manifest.key} locked_until={job.manifest.locked_until}")
+
+
+def asset_retry_note(asset: Any) -> str:
+    """ "retrying: try n of N in Xs (code: message)" for an asset between tries, else ""."""
+    r = getattr(asset, "retry", None)  # the store drops it when the asset ends
+    if r is None:
+        return ""
+    return retry_note(r.attempt, r.of, r.last_error.code, r.last_error.message, r.next_try_at)
 
 
 def _plain_job(job: Any, out: Output) -> None:
@@ -84,13 +95,15 @@ def _plain_job(job: Any, out: Output) -> None:
         job.error.code if job.error else None,
     )
     for a in job.assets:
+        # between two tries: the last error's code and "retrying: try n of N in Xs (...)"
+        note = "" if a.error else asset_retry_note(a)
         out.record(
             "asset",
             a.asset_id,
             a.state.value,
             a.key or a.source_url,
-            a.error.code if a.error else None,
-            a.error.message if a.error else None,
+            a.error.code if a.error else (a.retry.last_error.code if note else None),
+            a.error.message if a.error else (note or None),
         )
     if job.manifest.key:
         locked = job.manifest.locked_until.isoformat() if job.manifest.locked_until else None
@@ -111,6 +124,7 @@ def watch_job(api: Any, job_id: str, out: Output) -> Any:
     broken = 0
     live = _LiveView(job) if out.rich else None
     seen_state = None
+    ended_in_an_event = False  # JSON: the last object printed shows the terminal job
     if live is not None:
         live.start()
     try:
@@ -126,6 +140,7 @@ def watch_job(api: Any, job_id: str, out: Output) -> Any:
                     job = _merge(job, event)
                     if out.machine:
                         out.json({"id": event.id, "event": event.kind, "job": _plain(event.job)})
+                        ended_in_an_event = job.terminal
                     elif live is not None:
                         live.update(job)
                     elif job.state != seen_state:
@@ -146,6 +161,10 @@ def watch_job(api: Any, job_id: str, out: Output) -> Any:
     finally:
         if live is not None:
             live.stop(job)
+    if out.machine and not ended_in_an_event:
+        # The job ended before (or between) streams: its final state as one more object,
+        # so a JSON consumer always reads the outcome last (no event carried it).
+        out.json({"id": last, "event": "job", "job": _plain(job)})
     if not out.machine:
         print_job(job, out)
     return job
@@ -179,8 +198,12 @@ class _LiveView:
         self.atask = self.assets.add_task("assets", total=None)
         from rich.console import Group
         from rich.live import Live
+        from rich.text import Text
 
-        self.live = Live(Group(self.bytes, self.assets), refresh_per_second=8, transient=True)
+        self.notes = Text()  # assets between two tries: which try comes next, why
+        self.live = Live(
+            Group(self.bytes, self.assets, self.notes), refresh_per_second=8, transient=True
+        )
         self.update(job)
 
     def start(self) -> None:
@@ -201,6 +224,8 @@ class _LiveView:
             total=p.assets_total,
             description=f"assets{failed}",
         )
+        notes = [f"{a.asset_id}: {n}" for a in job.assets if (n := asset_retry_note(a))]
+        self.notes.plain = "\n".join(notes[:5])
 
     def stop(self, job: Any) -> None:
         self.update(job)

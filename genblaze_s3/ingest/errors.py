@@ -43,6 +43,13 @@ class DestinationNotAllowedError(IngestError, PermissionError):
     code = "destination_not_allowed"
 
 
+class TenantsConfigMismatchError(IngestError):
+    """This submitter's tenant rules place a job where no live worker would write it:
+    its tenants config (GENBLAZE_TENANTS_FILE / GENBLAZE_API_TOKENS) is not the workers'."""
+
+    code = "tenants_config_mismatch"
+
+
 class JobNotFoundError(IngestError, LookupError):
     """No job with this id (or it expired, or it belongs to another tenant)."""
 

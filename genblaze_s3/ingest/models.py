@@ -58,6 +58,17 @@ class ErrorInfo(BaseModel):
     transfer_failures: list[str] | None = None  # failed asset ids, as genblaze's manifest has
 
 
+class RetryInfo(BaseModel):
+    """An asset between two tries of a retryable failure: what failed, which try comes
+    next and when. Kept while that try runs (so "attempt 2 of 6" stays visible), dropped
+    when the asset ends or is retried by hand."""
+
+    attempt: int = Field(description="the number of the next try (2 = the first retry)")
+    of: int = Field(description="tries before the asset fails for good")
+    last_error: ErrorInfo
+    next_try_at: datetime
+
+
 class LockPolicy(BaseModel):
     """Object Lock retention for the manifest (mirrors genblaze ObjectLockConfig)."""
 
@@ -146,6 +157,7 @@ class AssetRecord(BaseModel):
     waiting_since: datetime | None = None  # first "not ready" answer (the wait budget's start)
     refreshes: int = 0  # fresh source URLs obtained for this asset
     attempts: int = 0  # retries + crashed deliveries in a row (waits, slice hand-ons: none)
+    retry: RetryInfo | None = None  # set while a retryable failure waits for its next try
     fetch_started_at: datetime | None = None  # the first read of the copy (provenance)
     provenance: FetchProvenance | None = None  # where and when the stored bytes were fetched
     seq: int = 0  # position in the submitted run: the order assets are paged in
@@ -199,6 +211,7 @@ class AssetView(BaseModel):
     retry_at: datetime | None = None
     attempts: int | None = None
     refreshes: int | None = None
+    retry: RetryInfo | None = None
 
 
 class AssetCounts(BaseModel):

@@ -184,6 +184,41 @@ class TenantRegistry:
                 return False
         return True
 
+    # -- placement rules, shared with the other side of the queue -------------
+    def placement_rules(self) -> dict[str, Any]:
+        """What decides where a job may write, without a secret: every tenant's buckets,
+        prefix root and sharing flag. Workers publish it (`store/placement.py`) so a
+        submitter can tell that it would place a job where no worker writes."""
+        return {
+            name: {
+                "buckets": sorted(t.buckets) if t.buckets is not None else None,
+                "prefix_root": t.prefix_root,
+                "shared_prefix": t.shared_prefix,
+            }
+            for name, t in sorted(self.tenants.items())
+        }
+
+    def placement_fingerprint(self) -> str:
+        """A short digest of `placement_rules` (equal rules, equal fingerprint)."""
+        text = json.dumps(self.placement_rules(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_placement_rules(cls, rules: Mapping[str, Any]) -> TenantRegistry:
+        """The registry a worker places with, rebuilt from its published rules (no tokens,
+        no secrets: enough to ask `owns` the worker's question)."""
+        return cls(
+            {
+                name: Tenant(
+                    name=name,
+                    buckets=frozenset(r["buckets"]) if r.get("buckets") is not None else None,
+                    prefix_root=str(r.get("prefix_root") or ""),
+                    shared_prefix=bool(r.get("shared_prefix", False)),
+                )
+                for name, r in rules.items()
+            }
+        )
+
     # -- construction ---------------------------------------------------------
     @classmethod
     def from_api_tokens(cls, raw: str, webhook_secret: str | None = None) -> TenantRegistry:

@@ -247,7 +247,7 @@ def _fetch_and_store(
             result = continue_upload(job, fetcher, url, boundary)
         if result is not None:
             return result
-    with fetcher_for(job, resolver) as fetcher, fetcher.open(url) as src:
+    with fetcher_for(job, resolver) as fetcher, job.watch(fetcher.open(url)) as src:
         job.source_seen = src.validators
         job.progress.total = src.length if src.length is not None else expected_size
         if expected_size is not None and src.length is not None and src.length != expected_size:
@@ -290,7 +290,7 @@ def _upload_pass(
         job.progress.finish()
         return dedup_result(job, key, head, sha256)
     pinned = replace(job, expected_sha256=sha256)
-    with fetcher_for(job, resolver) as fetcher, fetcher.open(url) as src:
+    with fetcher_for(job, resolver) as fetcher, job.watch(fetcher.open(url)) as src:
         job.source_seen = src.validators
         if not src.validators.matches(validators) and validators != src.validators:
             raise SourceChanged("source validators changed between the hash and upload passes")
@@ -355,15 +355,18 @@ def _copy_spooled(
         src.length, minimum=job.config.part_size, fallback_max=job.policy.max_source_bytes
     )
     first = bytearray(part_size if src.length is None else min(part_size, src.length))
+    # Spool, then upload: each pass counts for half, from the first byte read (progress is
+    # reported while the first part fills); a body within one part is one pass after all.
+    job.progress.passes = 2
     first_len = src.read_into(first)
     if first_len < part_size:
+        job.progress.passes = 1
         job.progress.add(first_len)
         sha256 = hashlib.sha256(memoryview(first)[:first_len]).hexdigest()
         verify(job, sha256, first_len)
         key = cast(str, job.dest.build_key(job.url, src.content_type or content_type, sha256))
         job.check_cancel()
         return put_small_cas(job, key, memoryview(first)[:first_len], content_type, sha256)
-    job.progress.passes = 2  # spool, then upload
     job.progress.add(first_len)
     # An anonymous file (O_TMPFILE / unlinked at once): even a SIGKILLed worker
     # leaves no spool behind, and the disk space is freed when the process dies.

@@ -22,7 +22,7 @@ from genblaze_s3.transfer.errors import (
     TransferError,
     s3_error_code,
 )
-from genblaze_s3.transfer.fetch import Fetcher
+from genblaze_s3.transfer.fetch import Fetcher, SourceStream
 from genblaze_s3.transfer.fetcher_pool import borrowed_fetcher
 from genblaze_s3.transfer.models import (
     CopyResult,
@@ -89,6 +89,17 @@ class CopyJob:
     def check_cancel(self) -> None:
         if self.should_cancel():
             raise Canceled("copy canceled by the caller")
+
+    def watch(self, src: SourceStream) -> SourceStream:
+        """Report ``src``'s reads as progress and check for a cancel after each one:
+        a canceled copy stops reading mid-block (a block is many MiB on a slow source)."""
+
+        def on_fill(pending: int) -> None:
+            self.progress.filling(pending)
+            self.check_cancel()
+
+        src.on_fill = on_fill
+        return src
 
     def may_slice(self, body: Body) -> bool:
         """Whether this copy may stop early and be continued by a later call.

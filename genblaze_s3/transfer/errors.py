@@ -89,6 +89,37 @@ class SourceUnavailable(TransferError):
     retryable = True
 
 
+class SourceTLSFailed(SourceUnavailable):
+    """The TLS handshake with the source failed (plain HTTP on an https port, a bad or
+    untrusted certificate, no common protocol); the TLS library's reason is in the message."""
+
+    code = "source_tls_failed"
+
+
+class SourceDNSFailed(SourceUnavailable):
+    """The source's host name did not resolve (NXDOMAIN, no address, resolver down)."""
+
+    code = "source_dns_failed"
+
+
+class SourceRefused(SourceUnavailable):
+    """The source's address refused the TCP connection (nothing listens on that port)."""
+
+    code = "source_refused"
+
+
+class SourceReset(SourceUnavailable):
+    """The source closed or reset the connection before answering."""
+
+    code = "source_reset"
+
+
+class SourceConnectTimeout(SourceUnavailable):
+    """No TCP connection to the source within the connect timeout."""
+
+    code = "source_connect_timeout"
+
+
 class SourceTooSlow(TransferError):
     """The source stalled, trickled below the minimum rate, or overran the deadline."""
 
@@ -144,29 +175,74 @@ class Canceled(TransferError):
     code = "canceled"
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (``__cause__``, ``__context__``, urllib3's ``reason``,
+    exceptions in ``args``), outermost first: requests wraps urllib3 wraps ssl/socket."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 16:
+        e = todo.pop(0)
+        if any(e is s for s in seen):
+            continue
+        seen.append(e)
+        inner = [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args]
+        todo.extend(x for x in inner if isinstance(x, BaseException))
+    return seen
+
+
+def _reason(exc: BaseException) -> str:
+    """The lower layer's own words, without addresses or URLs (messages reach users)."""
+    if isinstance(exc, ssl.SSLError):
+        text = getattr(exc, "verify_message", None) or exc.reason or exc.strerror or str(exc)
+        return f"{type(exc).__name__}: {text}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    text = str(exc)
+    # urllib3 puts the pool and the URL path in its messages: keep the last reason only.
+    text = text.rsplit(": ", 1)[-1] if "Pool(" in text or "url:" in text else text
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
 def map_source_error(exc: BaseException) -> TransferError:
-    """Map a requests/urllib3/socket error raised while fetching the source."""
+    """Map a requests/urllib3/socket error raised while fetching the source.
+
+    The code says what happened (TLS, DNS, refused, reset, timeouts, a body cut short);
+    the message carries the lowest layer's reason (e.g. ``SSLError: WRONG_VERSION_NUMBER``
+    for https to a plain-HTTP port), found by walking what each layer wrapped.
+    """
     import requests
     import urllib3.exceptions as u3
 
     if isinstance(exc, TransferError):
         return exc
+    chain = _causes(exc)
     name = type(exc).__name__
+
+    def first(*types: type[BaseException]) -> BaseException | None:
+        return next((e for e in chain if isinstance(e, types)), None)
+
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, u3.ConnectTimeoutError)):
+        return SourceConnectTimeout(f"source connect timed out ({name})")
     if isinstance(exc, (requests.exceptions.ReadTimeout, u3.ReadTimeoutError, socket.timeout)):
         return SourceTooSlow(f"source read timed out ({name})")
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, u3.ConnectTimeoutError)):
-        return SourceUnavailable(f"source connect timed out ({name})")
+    if (tls := first(ssl.SSLError, u3.SSLError, requests.exceptions.SSLError)) is not None:
+        root = first(ssl.SSLError) or tls
+        return SourceTLSFailed(f"TLS with the source failed ({_reason(root)})")
+    if (dns := first(socket.gaierror, u3.NameResolutionError)) is not None:
+        return SourceDNSFailed(f"could not resolve the source's host ({_reason(dns)})")
+    if (refused := first(ConnectionRefusedError)) is not None:
+        return SourceRefused(f"the source refused the connection ({_reason(refused)})")
     if isinstance(
         exc, (u3.IncompleteRead, u3.ProtocolError, requests.exceptions.ChunkedEncodingError)
     ):
         # urllib3 wraps both "ended early" and "connection reset" as ProtocolError;
         # both mean the bytes we got are not the whole object.
-        return SourceTruncated(f"source body ended early ({name})")
-    if isinstance(exc, (requests.exceptions.SSLError, ssl.SSLError)):
-        return SourceUnavailable(f"TLS error talking to the source ({name})")
+        return SourceTruncated(f"source body ended early ({_reason(chain[-1])})")
+    if (reset := first(ConnectionResetError, ConnectionAbortedError, BrokenPipeError)) is not None:
+        return SourceReset(f"the source closed the connection ({_reason(reset)})")
     if isinstance(exc, (requests.exceptions.RequestException, u3.HTTPError, OSError)):
-        return SourceUnavailable(f"source connection failed ({name})")
-    return SourceUnavailable(f"unexpected source error ({name})")
+        return SourceUnavailable(f"source connection failed ({_reason(chain[-1])})")
+    return SourceUnavailable(f"unexpected source error ({_reason(exc)})")
 
 
 def error_for_status(status: int) -> TransferError | None:

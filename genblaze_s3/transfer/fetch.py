@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urljoin
 
@@ -146,6 +146,10 @@ class SourceStream:
         self._next_read = _MIN_READ
         self._pending = 0  # bytes asked for by a read in progress (the watchdog's benefit of doubt)
         self._aborted: str | None = None
+        # Called with the bytes read into the current buffer after every raw read (about
+        # every 0.1 s of a download): progress between the large blocks, and a cancel
+        # check that may raise, so a canceled copy stops reading within a second.
+        self.on_fill: Callable[[int], None] | None = None
         WATCHDOG.watch(self)
 
     def _limit_broken(self, now: float, seen: int) -> str | None:
@@ -226,6 +230,8 @@ class SourceStream:
                 break
             view[pos : pos + len(chunk)] = chunk
             pos += len(chunk)
+            if self.on_fill is not None:
+                self.on_fill(pos)
         return pos
 
     def close(self) -> None:

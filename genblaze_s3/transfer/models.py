@@ -122,6 +122,15 @@ class Progress:
             self._last = now
             self._cb(CopyProgress(self.done, self.total))
 
+    def filling(self, pending: int) -> None:
+        """``pending`` bytes read into a block that `add` will count once it is full:
+        reported (at the usual pace) but not counted, so a slow source shows progress
+        between blocks of many MiB and nothing is counted twice."""
+        now = time.monotonic()
+        if self._cb is not None and now - self._last >= self._interval:
+            self._last = now
+            self._cb(CopyProgress((self._processed + pending) // self.passes, self.total))
+
     def skip_second_pass(self) -> None:
         """The first pass found the object already stored: it was the whole copy."""
         self.passes = 1

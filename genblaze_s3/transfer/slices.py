@@ -122,7 +122,7 @@ def continue_hash_pass(
     Returns (sha256, validators, content type) once the whole body is hashed.
     """
     store, cp_id = cast(CheckpointStore, job.store), cast(str, job.checkpoint_id)
-    with fetcher.open(url, headers=_range_headers(cp)) as src:
+    with job.watch(fetcher.open(url, headers=_range_headers(cp))) as src:
         validators = _continuation(src, cp)
         job.source_seen = validators
         if not (validators.matches(cp.source) and cp.source.length is not None):
@@ -183,7 +183,7 @@ def continue_upload(
     caller = job
     if cp.expected_sha256 is not None:  # a refetch's upload pass: its hash pass pinned it
         job = replace(job, expected_sha256=cp.expected_sha256)
-    with fetcher.open(url, headers=_range_headers(cp)) as src:
+    with job.watch(fetcher.open(url, headers=_range_headers(cp))) as src:
         validators = _continuation(src, cp)
         caller.source_seen = validators  # fetch provenance, seen by copy_url
         same = (

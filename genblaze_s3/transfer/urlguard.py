@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from genblaze_s3.transfer.config import FetchPolicy
-from genblaze_s3.transfer.errors import SourceUnavailable, URLBlocked
+from genblaze_s3.transfer.errors import SourceDNSFailed, URLBlocked
 from genblaze_s3.transfer.urls import IPAddress, parse_ip_literal, parse_web_url, redact
 
 __all__ = [
@@ -149,9 +149,10 @@ def resolve_target(target: Target, policy: FetchPolicy, resolver: Resolver | Non
     try:
         answers = (resolver or system_resolver)(target.host, target.port)
     except (OSError, UnicodeError) as exc:
-        raise SourceUnavailable(f"could not resolve host ({type(exc).__name__})") from exc
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise SourceDNSFailed(f"could not resolve host {target.host!r} ({reason})") from exc
     if not answers:
-        raise SourceUnavailable("host resolved to no address")
+        raise SourceDNSFailed(f"host {target.host!r} resolved to no address")
     checked: list[IPAddress] = []
     for raw in answers:
         try:

@@ -16,7 +16,8 @@ Fault modes (``mode=`` on :meth:`CDNServer.url`, extra params as keyword args):
 
 =================  ==========================================================
 ``slow``           ``rate`` bytes/s (default 256 KiB/s) after the first ``after``
-                   bytes (default 0), which go at full speed
+                   bytes (default 0), which go at full speed; ``rate`` also slows
+                   any other mode
 ``stall``          send ``after`` bytes (default 0) then stall ``seconds``
 ``truncate``       send ``at`` bytes (default half) then close the socket
 ``wrong_length``   Content-Length claims ``extra`` (default 100) more bytes
@@ -127,6 +128,22 @@ class _Entry:
 
 
 @dataclass
+class BodyRecord:
+    """One response body the server sent (or began to): when it ended and why.
+
+    ``ended`` is ``time.monotonic()`` when the server stopped writing (``None`` while
+    it still writes); ``complete`` is False when the client went away first. Tests
+    time "the reader stopped" from here, at the source, not from the reader's word.
+    """
+
+    path: str
+    started: float
+    ended: float | None = None
+    sent: int = 0
+    complete: bool = False
+
+
+@dataclass
 class _State:
     entries: dict[str, _Entry] = field(default_factory=dict)
     requests: list[CDNRequest] = field(default_factory=list)
@@ -136,6 +153,7 @@ class _State:
     conns: set[socket.socket] = field(default_factory=set)
     connections_accepted: int = 0
     bytes_sent: dict[str, int] = field(default_factory=dict)  # body bytes written, per path
+    bodies: list[BodyRecord] = field(default_factory=list)
     cookies_received: list[str] = field(default_factory=list)
     base_url: str = ""
 
@@ -273,7 +291,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if chunked:
             limit = length // 2
-        rate = float(_param(q, "rate", str(256 * 1024))) if mode == "slow" else 0.0
+        # `rate` slows any mode down (e.g. no_validators at 1 MB/s); `slow` has a default
+        rate = float(_param(q, "rate", str(256 * 1024) if mode == "slow" else "0"))
         stall_after = int(_param(q, "after", "0")) if mode == "stall" else -1
         fast_first = int(_param(q, "after", "0")) if mode == "slow" else 0
         if fast_first:
@@ -292,6 +311,27 @@ class _Handler(BaseHTTPRequestHandler):
         chunked: bool,
     ) -> None:
         st = self.server.state
+        record = BodyRecord(self.path.split("?", 1)[0], time.monotonic())
+        with st.lock:
+            st.bodies.append(record)
+        try:
+            record.sent = self._write_body(entry, start, stop, rate, stall_after, q, chunked)
+            record.complete = record.sent == stop - start
+        finally:
+            record.ended = time.monotonic()
+
+    def _write_body(
+        self,
+        entry: _Entry,
+        start: int,
+        stop: int,
+        rate: float,
+        stall_after: int,
+        q: dict[str, list[str]],
+        chunked: bool,
+    ) -> int:
+        """Write bytes [start, stop) of the entry; returns how many were written."""
+        st = self.server.state
         sent = 0
         t0 = time.monotonic()
         try:
@@ -307,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
                             self.wfile.flush()
                         st.stop.wait(float(_param(q, "seconds", "30")))
                         self.close_connection = True
-                        return
+                        return sent + max(head, 0)
                     if chunked:
                         self.wfile.write(f"{len(piece):x}\r\n".encode())
                         self.wfile.write(piece)
@@ -323,12 +363,13 @@ class _Handler(BaseHTTPRequestHandler):
                         ahead = sent / rate - (time.monotonic() - t0)
                         if ahead > 0 and st.stop.wait(ahead):
                             self.close_connection = True
-                            return
+                            return sent
                     if st.stop.is_set():
                         self.close_connection = True
-                        return
+                        return sent
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True
+        return sent
 
     def _endless(self, entry: _Entry, head: bool) -> None:
         self.send_response(200)
@@ -535,6 +576,11 @@ class CDNServer:
         """Body bytes written for ``path`` so far (all requests, any mode)."""
         with self._state.lock:
             return self._state.bytes_sent.get(path, 0)
+
+    def bodies(self, path: str) -> list[BodyRecord]:
+        """The response bodies sent for ``path`` so far, oldest first (see BodyRecord)."""
+        with self._state.lock:
+            return [b for b in self._state.bodies if b.path == path]
 
     def clear_requests(self) -> None:
         with self._state.lock:

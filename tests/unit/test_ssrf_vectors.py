@@ -184,7 +184,7 @@ def test_dns_rebinding_cannot_reach_loopback(
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     with pytest.raises(TransferError) as info:
         Fetcher(STRICT, CFG).open("https://rebind.example.com/a.mp4")
-    assert info.value.code == "source_unavailable"  # the (refused) public address
+    assert info.value.code == "source_refused"  # the public address it checked refused
     assert calls == ["rebind.example.com"]
     assert [c[0] for c in net.connects] == ["93.184.216.34"]
 

@@ -129,7 +129,7 @@ def test_lower_errors_are_mapped_in_one_place() -> None:
 
     assert map_source_error(requests.exceptions.ReadTimeout()).code == "source_too_slow"
     assert map_source_error(u3.ProtocolError("reset")).code == "source_truncated"
-    assert map_source_error(ConnectionResetError()).code == "source_unavailable"
+    assert map_source_error(ConnectionResetError()).code == "source_reset"
     assert isinstance(map_source_error(SourceExpired("x")), SourceExpired)
     slow = bce.ClientError({"Error": {"Code": "SlowDown"}}, "UploadPart")
     denied = bce.ClientError({"Error": {"Code": "AccessDenied"}}, "UploadPart")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from genblaze_s3.humanize import human_age, human_size
+from genblaze_s3.humanize import human_age, human_size, retry_note
 from genblaze_s3.ingest.models import TERMINAL_JOB_STATES
 from genblaze_s3.ingest.transitions import (
     REOPENABLE_JOB_STATES,
@@ -29,6 +29,16 @@ RETRYABLE_ASSETS = frozenset(s.value for s in RETRYABLE_ASSET_STATES)
 
 def age(iso: str) -> str:
     return f"{human_age(datetime.fromisoformat(iso.replace('Z', '+00:00')))} ago"
+
+
+def retry_text(asset: dict[str, Any]) -> str:
+    """An asset between two tries: "retrying: try 2 of 6 in 4s (code: message)"."""
+    r = asset.get("retry")  # the store drops it when the asset ends
+    if not r:
+        return ""
+    when = datetime.fromisoformat(str(r["next_try_at"]).replace("Z", "+00:00"))
+    err = r["last_error"]
+    return retry_note(r["attempt"], r["of"], err["code"], err.get("message", ""), when)
 
 
 def percent(doc: dict[str, Any]) -> int:
@@ -177,7 +187,9 @@ class JobPage:
                     state=a["state"],
                     bytes=f"{human_size(a['bytes_done'])} / {human_size(a['bytes_total'])}",
                     where=a["key"] or a["source_url"] or "",
-                    error=f"{a['error']['code']}: {a['error']['message']}" if a["error"] else "",
+                    error=f"{a['error']['code']}: {a['error']['message']}"
+                    if a["error"]
+                    else retry_text(a),
                     replaceable=retryable and a["state"] in RETRYABLE_ASSETS,
                 )
                 for a in doc["assets"]

@@ -174,6 +174,10 @@ def finalize_job(
         view = store.get_job(job_id)
         if view is not None:
             notify(meta, view.model_dump_json())
+    if final in TERMINAL_JOB_STATES and (meta.notify_url or meta.refresh_url):
+        # The callbacks' last use is over (a succeeded job never runs again; a failed one
+        # keeps them only sealed, for a retry): a token in a URL leaves the store now.
+        store.drop_callback_urls(job_id, keep_sealed=final != JobState.SUCCEEDED)
     return final
 
 

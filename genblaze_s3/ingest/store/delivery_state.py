@@ -109,3 +109,14 @@ class DeliveryState:
 
     def rescore(self, key: str, member: str, score: float) -> None:
         self._redis.zadd(key, {member: score})
+
+    def count_resend(self, job_id: str) -> int:
+        """One more resend of a job's queued assets by the sweeper; how many so far."""
+        return int(self._redis.hincrby(keys.queued_resends_key(), job_id, 1))
+
+    def forget_queued(self, job_id: str) -> None:
+        """The job has no queued asset left: out of the queued set, its resends forgotten."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zrem(keys.queued_jobs_key(), job_id)
+        pipe.hdel(keys.queued_resends_key(), job_id)
+        pipe.execute()

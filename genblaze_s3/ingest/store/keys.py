@@ -18,7 +18,10 @@ Read this file to know the whole Redis footprint. Types and TTLs:
 | {ns}:finalize-retries:{job}           | string | retention        | failed manifest writes retried
 | {ns}:inflight                         | zset   | none             | started assets, by next check
 | {ns}:finalize-due                     | zset   | none             | finalizable jobs, next check
+| {ns}:queued                           | zset   | none             | jobs with queued assets
+| {ns}:queued-resends                   | hash   | none             | sweeper resends per job
 | {ns}:sweeper                          | string | sweep interval   | one sweep per interval
+| {ns}:placement:rules / :seen          | hash   | none             | workers' placement rules
 | {ns}:stats                            | hash   | none             | counters for /metrics
 | {ns}:active:{tenant}                  | zset   | none (pruned)    | a tenant's unfinished jobs
 | {ns}:job:{job}:assets                 | zset   | retention        | every asset, score = seq
@@ -108,6 +111,29 @@ def finalize_due_key() -> str:
     """Jobs whose assets are all terminal, scored by when the sweeper should next look;
     a job leaves when it is terminal."""
     return f"{NAMESPACE}:finalize-due"
+
+
+def queued_jobs_key() -> str:
+    """Jobs that have (or had) assets no delivery has started, scored by when the sweeper
+    should next look; a job leaves once none of its assets is queued (or it is terminal).
+    Why: a queued asset has no lease and is in no other set, so a lost message (a Redis
+    broker restarted without persistence, a purged queue) would leave it queued forever."""
+    return f"{NAMESPACE}:queued"
+
+
+def queued_resends_key() -> str:
+    """How often the sweeper re-sent each queued job's assets (its backoff)."""
+    return f"{NAMESPACE}:queued-resends"
+
+
+def placement_rules_key() -> str:
+    """Workers' tenant placement rules by fingerprint (store/placement.py)."""
+    return f"{NAMESPACE}:placement:rules"
+
+
+def placement_seen_key() -> str:
+    """When each placement fingerprint was last published by a worker (unix time)."""
+    return f"{NAMESPACE}:placement:seen"
 
 
 def sweeper_lock_key() -> str:

@@ -153,6 +153,7 @@ class AssetRecordWriter:
                 "bytes_done": 0,
                 "worker": None,
                 "bytes_uploaded": None,
+                "retry": None,
             }
             if source_url is not None:
                 changes["source_url"] = source_url

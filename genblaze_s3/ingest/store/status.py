@@ -32,6 +32,7 @@ from genblaze_s3.ingest.models import (
     JobState,
     JobView,
     ManifestInfo,
+    RetryInfo,
     utc_now,
 )
 from genblaze_s3.ingest.provenance import FetchProvenance
@@ -40,6 +41,7 @@ from genblaze_s3.ingest.store import counters, keys, listing
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.boundary import store_boundary
 from genblaze_s3.ingest.store.cursors import AssetCursor, JobCursor
+from genblaze_s3.ingest.store.delivery_state import inflight_member
 from genblaze_s3.ingest.store.document import build_document, document_json, document_view
 from genblaze_s3.ingest.store.records import AssetRecordWriter
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, can_transition_job
@@ -144,6 +146,8 @@ class StatusStore:
         p.set(keys.payload_key(meta.job_id), payload, ex=self.retention)
         p.hincrby(keys.stats_key(), stat_names.JOBS_SUBMITTED, 1)
         p.sadd(keys.tenants_key(), meta.tenant)
+        if assets:  # the sweeper's net for a lost first message (ingest/worker/sweeper.py)
+            p.zadd(keys.queued_jobs_key(), {meta.job_id: time.time()})
         p.execute()
         return meta.job_id, True
 
@@ -311,6 +315,7 @@ class StatusStore:
         if provenance is not None:
             fields["provenance"] = provenance
         fields["retry_at"] = None
+        fields["retry"] = None
         counters: list[tuple[str, float]] = [(stat_names.assets_finished(state), 1)]
         if state in (AssetState.STORED, AssetState.DEDUPLICATED):
             counters.append((stat_names.BYTES_INGESTED, size or 0))
@@ -359,6 +364,10 @@ class StatusStore:
             AssetState.WAITING_SOURCE,
             {"retry_at": retry_at, "waiting_since": waiting_since},
         )
+
+    def mark_retrying(self, job_id: str, asset_id: str, retry: RetryInfo) -> bool:
+        """A retryable failure: show which try comes next, when, and what failed."""
+        return self._assets.update(job_id, asset_id, None, {"retry": retry})
 
     def replace_source(
         self,
@@ -483,6 +492,8 @@ class StatusStore:
             pipe.expire(jk, self.retention)
             pipe.hincrby(keys.stats_key(), stat_names.JOBS_RETRIED, 1)
             pipe.delete(keys.finalize_retries_key(job_id))  # a fresh run, fresh retries
+            pipe.zadd(keys.queued_jobs_key(), {job_id: time.time()})  # its assets are re-sent
+            pipe.hdel(keys.queued_resends_key(), job_id)  # the sweeper's backoff starts over
             pipe.zrem(keys.tenant_jobs_key(_s(tenant), found.value), job_id)
             pipe.zadd(
                 keys.tenant_jobs_key(_s(tenant), JobState.RUNNING.value),
@@ -530,10 +541,70 @@ class StatusStore:
         rows = [(sc, _s(m)) for res in p.execute() for m, sc in res]
         return [m for _, m in sorted(rows)]
 
+    def drop_callback_urls(self, job_id: str, *, keep_sealed: bool) -> bool:
+        """Take the job's notify_url and refresh_url out of its stored meta: their last
+        use is over (the job succeeded and its webhook was sent or given up). With
+        ``keep_sealed`` (a failed or canceled job, which a retry may run again) a sealed
+        URL stays, a raw one goes anyway: a token in clear never outlives its use.
+        Returns whether anything was dropped."""
+        jk = keys.job_key(job_id)
+        dropped = False
+
+        def txn(pipe: Any) -> None:
+            nonlocal dropped
+            raw = pipe.hget(jk, "meta")
+            dropped = False
+            if raw is None:
+                return
+            meta = json.loads(raw)
+            changes = {
+                name: None
+                for name in ("notify_url", "refresh_url")
+                if meta.get(name) and not (keep_sealed and is_sealed(meta[name]))
+            }
+            if not changes:
+                return
+            meta.update(changes)
+            pipe.multi()
+            pipe.hset(jk, "meta", json.dumps(meta, separators=(",", ":")))
+            dropped = True
+
+        self.redis.transaction(txn, jk)
+        return dropped
+
+    def unleased_copying(self, job_id: str) -> list[str]:
+        """The job's assets in `copying` that no delivery holds right now (a retry's
+        backoff, a slice's continuation still queued, or a worker that died)."""
+        ids = self.asset_ids_in(job_id, AssetState.COPYING)
+        if not ids:
+            return []
+        p = self.redis.pipeline(transaction=False)
+        for asset_id in ids:
+            p.exists(keys.lease_key(job_id, asset_id))
+        return [a for a, held in zip(ids, p.execute(), strict=True) if not held]
+
     def request_cancel(self, job_id: str) -> JobState | None:
-        """Cancel a job that is not finalizing or finished; returns the state after."""
+        """Cancel a job that is not finalizing or finished; returns the state after.
+
+        Copies in flight see the cancel themselves (within a second) and abort their
+        uploads. An asset waiting for a not-ready source has no delivery working on
+        it (its next try is a delayed message, maybe hours away), so it is canceled
+        here at once: nothing was uploaded, and a retry need not wait for that message.
+        """
         self.transition_job(job_id, JobState.CANCELED, error=ErrorInfo(code="canceled"))
-        return self.job_state(job_id)
+        state = self.job_state(job_id)
+        if state == JobState.CANCELED:
+            # no webhook goes out for a canceled job: a raw callback URL has no use left
+            self.drop_callback_urls(job_id, keep_sealed=True)
+            for asset_id in self.asset_ids_in(job_id, AssetState.WAITING_SOURCE):
+                if self.redis.exists(keys.lease_key(job_id, asset_id)):
+                    continue  # a delivery is on it right now: it sees the cancel itself
+                error = ErrorInfo(
+                    code="canceled", message="job canceled while waiting for its source"
+                )
+                self.finish_asset(job_id, asset_id, AssetState.CANCELED, error=error)
+                self.redis.zrem(keys.inflight_key(), inflight_member(job_id, asset_id))
+        return state
 
     def incr_stat(self, name: str, amount: float = 1) -> None:
         """Bump one counter of `stats.py` (e.g. ``stat_names.RETRIES_TOTAL``)."""

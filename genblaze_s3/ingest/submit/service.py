@@ -7,6 +7,7 @@ rather than silently lost.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 from genblaze_s3.ingest.destinations import DestinationPolicy
@@ -16,6 +17,7 @@ from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.quotas import ActiveJobs
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import TaskSender, send_job
+from genblaze_s3.ingest.submit.placement_check import WorkerPlacementCheck
 from genblaze_s3.ingest.submit.retry import Replacement, retry_job
 from genblaze_s3.ingest.submit.submission import MAX_ASSETS_PER_JOB, JobSubmission
 from genblaze_s3.ingest.tenants import TenantRegistry, registry_from_settings
@@ -52,6 +54,7 @@ class IngestService:
         self.fetch_policy = fetch_policy or FetchPolicy()
         self.max_retention_days = max_retention_days
         self.active = ActiveJobs(store.redis)
+        self.workers_place = WorkerPlacementCheck(store.redis, self.tenants)
 
     @classmethod
     def from_settings(
@@ -104,7 +107,8 @@ class IngestService:
         """Every tenant rule, before any store access: the submission as it will be stored
         (destination placed, notify_url sealed) or a typed refusal.
 
-        Raises InvalidJobError (with `field`) or DestinationNotAllowedError.
+        Raises InvalidJobError (with `field`), DestinationNotAllowedError, or
+        TenantsConfigMismatchError (no live worker would write where this places it).
         """
         meta = sub.meta
         tenant = self.tenants.get(meta.tenant)
@@ -131,6 +135,7 @@ class IngestService:
                 raise InvalidJobError(f"refresh_url: {exc}", field="refresh_url") from exc
             refresh_url = self.sealer.seal(refresh_url)
         destination = self.place(meta.tenant, meta.destination)
+        self.workers_place.check(meta.tenant, destination)
         meta = meta.model_copy(
             update={
                 "destination": destination,
@@ -187,5 +192,18 @@ class IngestService:
         return retry_job(self, job_id, replacements or {})
 
     def cancel(self, job_id: str) -> JobState | None:
-        """Ask running copies to stop; queued tasks see the state and skip."""
-        return self.store.request_cancel(job_id)
+        """Ask running copies to stop; queued tasks see the state and skip.
+
+        A copy between two deliveries (waiting out a retry's backoff, or its next slice
+        not yet taken) would only see the cancel when its delayed message comes, up to
+        a minute later, and its upload would stay open until then: it gets a delivery
+        now, which finds the job canceled, aborts the upload and ends the asset.
+        """
+        state = self.store.request_cancel(job_id)
+        if state == JobState.CANCELED:
+            idle = self.store.unleased_copying(job_id)
+            # best effort: if the broker refuses, the delayed messages still come
+            with contextlib.suppress(Exception):
+                if idle:
+                    send_job(self.sender, self.queue, job_id, idle, self.batch_max)
+        return state

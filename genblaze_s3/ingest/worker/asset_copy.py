@@ -38,6 +38,7 @@ from genblaze_s3.ingest.models import (
     ErrorInfo,
     JobMeta,
     JobState,
+    RetryInfo,
     utc_now,
 )
 from genblaze_s3.ingest.provenance import build_provenance
@@ -102,7 +103,7 @@ class WorkerContext:
     lease_ttl_ms: int = 30_000
     max_attempts: int = 5  # deliveries that died in a row, counted in Redis (poison guard)
     max_retries: int = 5  # retryable-error retries, counted in Redis
-    cancel_poll_interval: float = 0.5
+    cancel_poll_interval: float = 0.25  # a cancel stops the reads within a second
     sealer: SourceSealer = field(default_factory=lambda: SourceSealer(None))
     # One delivery copies for at most this long, then hands on (None: no slicing).
     slice_seconds: float | None = None
@@ -363,15 +364,9 @@ def _copy(
         if wait is not None:
             return _wait_for_source(ctx, lease, job_id, asset_id, *wait)
         exc = gave_up_waiting(exc, record, ctx.source_rules.ready_wait)
-        if exc.retryable:
-            n = ctx.deliveries.count_retry(keys.retries_key(job_id, asset_id), ctx.max_retries)
-            if n is not None:
-                ctx.store.incr_stat(stat_names.RETRIES_TOTAL)
-                logger.info("asset %s/%s retry %d: %s", job_id, asset_id, n, exc.code)
-                delay = backoff_delay(n, base=ASSET[0], cap=ASSET[1])
-                asked = min(exc.retry_after or 0.0, 3600.0)  # a 429's Retry-After is honoured
-                return StepResult(Action.RETRY, countdown=max(delay, asked))
-        return _end(ctx, meta, asset_id, AssetState.FAILED, exc.code, str(exc))
+        if not exc.retryable:
+            return _end(ctx, meta, asset_id, AssetState.FAILED, exc.code, str(exc))
+        return _retry_later(ctx, lease, meta, asset_id, exc)
     result = copied.result
     if isinstance(result, CopyPaused):  # a bounded slice handed on
         ctx.store.record_progress(job_id, asset_id, result.bytes_done, result.bytes_total)
@@ -404,6 +399,48 @@ def _copy(
         "asset %s: %s bytes in %.2fs", state_done.value, result.size, time.monotonic() - started
     )
     return StepResult(Action.DONE, finalize=remaining <= 0)
+
+
+def _retry_later(
+    ctx: WorkerContext, lease: AssetLease, meta: JobMeta, asset_id: str, exc: Any
+) -> StepResult:
+    """A retryable failure: count it, show it (`retry` on the asset: which try comes
+    next, when, and what failed) and come back after the backoff; once the retries are
+    spent, fail with the error's own code and say how many tries it took.
+
+    The delivery ended cleanly, so it leaves the crashed-deliveries count: only
+    deliveries that really died walk an asset to `too_many_attempts`.
+    """
+    job_id = meta.job_id
+    lease.forget_attempts()
+    n = ctx.deliveries.count_retry(keys.retries_key(job_id, asset_id), ctx.max_retries)
+    if n is None:
+        tries = ctx.max_retries + 1
+        message = f"{exc} (gave up after {tries} tries)"
+        return _end(ctx, meta, asset_id, AssetState.FAILED, exc.code, message)
+    ctx.store.incr_stat(stat_names.RETRIES_TOTAL)
+    delay = backoff_delay(n, base=ASSET[0], cap=ASSET[1])
+    asked = min(exc.retry_after or 0.0, 3600.0)  # a 429's Retry-After is honoured
+    countdown = max(delay, asked)
+    error = ErrorInfo(code=exc.code, message=redact_text(str(exc)))
+    retry = RetryInfo(
+        attempt=n + 1,
+        of=ctx.max_retries + 1,
+        last_error=error,
+        next_try_at=utc_now() + timedelta(seconds=countdown),
+    )
+    ctx.store.mark_retrying(job_id, asset_id, retry)
+    logger.warning(
+        "asset %s/%s: %s (%s); try %d of %d in %.1fs",
+        job_id,
+        asset_id,
+        exc.code,
+        error.message,
+        retry.attempt,
+        retry.of,
+        countdown,
+    )
+    return StepResult(Action.RETRY, countdown=countdown)
 
 
 def _wait_for_source(
