@@ -13,7 +13,18 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ["put", "copy", "queue", "slices", "submit", "verify", "operator", "cost", "finalize"]
+BENCHMARKS = [
+    "put",
+    "copy",
+    "queue",
+    "slices",
+    "submit",
+    "verify",
+    "operator",
+    "cost",
+    "finalize",
+    "fleet",
+]
 
 
 def main(argv: list[str]) -> int:

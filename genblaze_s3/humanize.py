@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 # IEC binary units (1 KiB = 1024 B), the one unit system of the CLI, the demo and /ui
-# (ui_static/job.js formats live updates with the same list; a unit test compares them).
+# (api/ui/static/job.js formats live updates with the same list; a unit test compares them).
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 

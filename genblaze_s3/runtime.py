@@ -23,6 +23,7 @@ import redis
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.finalize.signing import ManifestSigner
 from genblaze_s3.ingest.models import DestinationSpec
+from genblaze_s3.ingest.operators import OperatorRegistry, operators_for
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.submit.enqueue import CelerySender, TaskSender
@@ -49,6 +50,12 @@ _COPY_OVERRIDES = {
 def tenant_registry(config: Settings) -> TenantRegistry:
     """The tenants: GENBLAZE_TENANTS_FILE, else GENBLAZE_API_TOKENS (ingest/tenants.py)."""
     return registry_from_settings(config)
+
+
+def operator_registry(config: Settings) -> OperatorRegistry:
+    """The operators of the fleet view: the tenants file's `operators` table, else
+    GENBLAZE_OPERATOR_TOKENS (ingest/operators.py); none may share a tenant's token."""
+    return operators_for(config, tenant_registry(config))
 
 
 def copy_config(config: Settings) -> CopyConfig | None:

@@ -210,6 +210,12 @@ class Settings(_EnvironSettings):
         description="Seconds between sweeps re-enqueuing work a broker lost (one sweep "
         "per interval fleet-wide, run by every worker); 0: no sweeper on this worker.",
     )
+    heartbeat_interval: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds between a worker's heartbeats in the store (host, pool, active "
+        "copies: the fleet view's workers table; dead after 5 missed); 0: none.",
+    )
     sweep_grace: float = Field(
         default=60.0,
         gt=0,
@@ -285,6 +291,12 @@ class Settings(_EnvironSettings):
         description="API bearer tokens as 'tenant:token,tenant2:token2' when there is no "
         "tenants file (several tenants: each name is its key prefix root; unset: the API "
         "refuses every request).",
+    )
+    operator_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description="Operator tokens for the fleet view when the tenants file has no "
+        "`operators` table, as 'name:token:admin,name2:token2:viewer' (viewer: read only; "
+        "unset: no operator, the fleet view refuses every request).",
     )
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024,

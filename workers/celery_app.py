@@ -111,7 +111,13 @@ def create_app(config: Settings) -> Celery:
     app = Celery(
         "genblaze",
         broker=config.effective_broker_url,
-        include=["workers.tasks", "workers.warmup", "workers.sweeping", "workers.placement"],
+        include=[
+            "workers.tasks",
+            "workers.warmup",
+            "workers.sweeping",
+            "workers.placement",
+            "workers.heartbeat",
+        ],
     )
     app.conf.update(SETTINGS)
     return app

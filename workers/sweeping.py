@@ -12,6 +12,7 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
+from genblaze_s3.ingest.submit.enqueue import message_headers
 from genblaze_s3.ingest.worker.sweeper import run_sweeper, sweep_once
 from workers.celery_app import CONFIG, app
 
@@ -19,7 +20,13 @@ _stop = threading.Event()
 
 
 def _send(name: str, args: list[Any], countdown: float) -> None:
-    app.send_task(name, args=args, queue=CONFIG.queue, countdown=countdown or None)
+    app.send_task(
+        name,
+        args=args,
+        queue=CONFIG.queue,
+        countdown=countdown or None,
+        headers=message_headers(),
+    )
 
 
 @worker_ready.connect

@@ -14,7 +14,12 @@ from typing import Any
 
 from celery.exceptions import Reject
 
-from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, INGEST_ASSETS
+from genblaze_s3.ingest.submit.enqueue import (
+    FINALIZE_JOB,
+    INGEST_ASSET,
+    INGEST_ASSETS,
+    message_headers,
+)
 from genblaze_s3.ingest.worker.asset_copy import STORE_DOWN
 from genblaze_s3.ingest.worker.deliveries import job_notifier, run_asset, run_chunk, run_finalize
 from workers.celery_app import CONFIG, app
@@ -34,7 +39,13 @@ def _sender(task: Any) -> Callable[[str, list[Any], float], None]:
     queue = info.get("routing_key") or CONFIG.queue
 
     def send(name: str, args: list[Any], countdown: float) -> None:
-        app.send_task(name, args=args, queue=queue, countdown=countdown or None)
+        app.send_task(
+            name,
+            args=args,
+            queue=queue,
+            countdown=countdown or None,
+            headers=message_headers(),
+        )
 
     return send
 

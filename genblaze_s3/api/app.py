@@ -28,15 +28,20 @@ from pydantic import ValidationError
 from genblaze_s3.api import openapi_doc
 from genblaze_s3.api.errors import install_error_handlers
 from genblaze_s3.api.events import EventHub, job_events
+from genblaze_s3.api.fleet import FleetDesk
 from genblaze_s3.api.guard import UNAUTHORIZED, BodyGuard, Gate, client_address
 from genblaze_s3.api.metrics import StoreCollector
 from genblaze_s3.api.problems import problem_response
 from genblaze_s3.api.ratelimit import RateLimiter
+from genblaze_s3.api.routes_fleet import fleet_router
 from genblaze_s3.api.routes_jobs import add_job_routes
 from genblaze_s3.api.routes_tenant import add_tenant_routes
 from genblaze_s3.api.schemas import JobAccepted, JobCreate, JobId
 from genblaze_s3.api.ui import add_ui_routes
 from genblaze_s3.ingest.errors import InvalidJobError
+from genblaze_s3.ingest.operators import OperatorRegistry
+from genblaze_s3.ingest.store.fleet import FleetStore, QueueStats
+from genblaze_s3.ingest.store.sessions import SessionStore
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.submit.submission import build_submission, run_from_urls
 from genblaze_s3.ingest.tenants import TenantRegistry
@@ -81,10 +86,12 @@ def _tenant(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> str:
     """The caller's tenant, or 401 with a Bearer challenge, or 429 when over its rate."""
-    admitted = getattr(request.state, "tenant", None)  # BodyGuard already checked it
-    if admitted is None:
-        admitted = request.app.state.gate.admit(authorization, client_address(request.scope))
-    return str(admitted.name)
+    who = getattr(request.state, "principal", None)  # BodyGuard already checked it
+    if who is None:
+        return str(request.app.state.gate.admit(authorization, client_address(request.scope)).name)
+    if who.tenant is None:  # an operator's token: it owns no jobs
+        raise HTTPException(401, UNAUTHORIZED[0], headers=UNAUTHORIZED[1])
+    return str(who.name)
 
 
 Tenant = Annotated[str, Depends(_tenant)]
@@ -96,6 +103,8 @@ def create_app(
     *,
     broker_ping: Callable[[], bool] | None = None,
     queue_depth: Callable[[], int | None] = lambda: None,
+    queue_stats: Callable[[], list[QueueStats]] | None = None,
+    operators: OperatorRegistry | None = None,
     rate_limit: tuple[float, float] | None = None,
     max_body_bytes: int = 8 * 1024 * 1024,
     metrics_token: str | None = None,
@@ -104,7 +113,9 @@ def create_app(
 
     `tokens` ({token: tenant}, the 0.4 signature) replaces the service's tenant
     registry with the GENBLAZE_API_TOKENS rules: authentication and placement
-    must read the same registry.
+    must read the same registry. `operators` open the fleet view (/v1/fleet,
+    /ui/fleet; none: it answers 401/403 to all); `queue_stats` is the broker probe
+    (api/broker.py) the fleet view and /metrics read queue depths and ages from.
     """
     if tokens is not None:
         service.tenants = TenantRegistry.from_api_tokens(
@@ -118,15 +129,24 @@ def create_app(
         description="Submit genblaze runs or asset URLs for durable ingestion into your bucket, "
         "and watch the jobs. Bearer-token auth; each job is visible only to its tenant.",
     )
+    if operators is not None:
+        operators.check_disjoint(service.tenants)
+    desk = FleetDesk(service, FleetStore(store.redis), queue_stats or (lambda: []))
     registry = CollectorRegistry()
-    registry.register(StoreCollector(store, queue_depth))
+    registry.register(StoreCollector(queue_depth, desk))
     # The API process itself (CPU, memory, open fds, GC), as every Prometheus client does.
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
 
     install_error_handlers(app)
-    gate = Gate(service.tenants, RateLimiter(*rate_limit) if rate_limit else None)
+    sessions = SessionStore(store.redis)
+    gate = Gate(
+        service.tenants,
+        RateLimiter(*rate_limit) if rate_limit else None,
+        operators=operators,
+        sessions=sessions,
+    )
     app.state.gate = gate
     app.add_middleware(BodyGuard, gate=gate, max_body_bytes=max_body_bytes)
 
@@ -163,7 +183,8 @@ def create_app(
     add_tenant_routes(app, service, _tenant)
     hub = EventHub(store.redis)
     app.state.event_hub = hub
-    add_ui_routes(app, service, hub)
+    add_ui_routes(app, desk, hub, sessions)
+    app.include_router(fleet_router(desk))
 
     @app.get("/v1/jobs/{job_id}/events")
     async def events(

@@ -22,6 +22,7 @@ from starlette.routing import Match
 
 from genblaze_s3.api.problems import CODE_BY_STATUS, FieldError, problem_response
 from genblaze_s3.ingest.errors import (
+    CountChangedError,
     DestinationNotAllowedError,
     EnqueueError,
     IdempotencyConflictError,
@@ -56,6 +57,7 @@ ERROR_RESPONSES: dict[type[IngestError], ErrorResponse] = {
     InvalidListingError: ErrorResponse(422),
     JobNotFoundError: ErrorResponse(404, "job not found"),  # also: not this tenant's
     JobNotRetryableError: ErrorResponse(409),
+    CountChangedError: ErrorResponse(409),  # a bulk action's set moved since its dry run
     # Infrastructure: a fixed message, never the lower layer's (hosts, addresses).
     StoreUnavailableError: ErrorResponse(503, "status store unavailable", retry_after=True),
     # the deployment's configs differ (the API's tenants are not the workers'): the

@@ -7,6 +7,7 @@ store's counters are the only place every worker's numbers meet.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -18,7 +19,10 @@ from prometheus_client.utils import floatToGoString
 
 from genblaze_s3.ingest.models import AssetState, JobState
 from genblaze_s3.ingest.store import stats as stat_names
-from genblaze_s3.ingest.store.status import StatusStore
+from genblaze_s3.ingest.store.fleet import FleetData, failures_by_code
+
+if TYPE_CHECKING:
+    from genblaze_s3.api.fleet import FleetDesk
 
 # Unlabelled counters: (metric, help, store counter).
 _COUNTERS: tuple[tuple[str, str, str], ...] = (
@@ -54,15 +58,23 @@ _COUNTERS: tuple[tuple[str, str, str], ...] = (
 
 
 class StoreCollector(Collector):
-    def __init__(self, store: StatusStore, queue_depth: Callable[[], int | None]) -> None:
-        self._store = store
+    """/metrics from the store's counters plus the fleet (workers, queues, failures).
+
+    It reads what the fleet view reads (`FleetDesk`: one store pipeline, one broker
+    probe), so /metrics, /v1/fleet and `genblaze-ingest fleet` show the same numbers.
+    """
+
+    def __init__(self, queue_depth: Callable[[], int | None], desk: FleetDesk) -> None:
         self._queue_depth = queue_depth
+        self._desk = desk
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         try:
-            stats = self._store.stats()
+            data = self._desk.fleet.read(hours=0)
         except Exception:
             return
+        stats = data.stats
+        yield from _fleet_metrics(data, stats)
         jobs = CounterMetricFamily("genblaze_jobs", "Jobs entering each state", labels=["state"])
         jobs.add_metric(["submitted"], stats.get(stat_names.JOBS_SUBMITTED, 0))
         for s in JobState:
@@ -89,16 +101,56 @@ class StoreCollector(Collector):
         swept.add_metric(["asset"], stats.get("swept_assets_total", 0))
         swept.add_metric(["finalize"], stats.get("swept_jobs_total", 0))
         yield swept
-        try:
-            depth = self._queue_depth()
-        except Exception:  # broker down or queue not declared yet: no depth, not a 500
-            depth = None
+        queues = self._desk.queues()
+        if queues:
+            depth = queues[0].depth  # the ingest queue (GENBLAZE_QUEUE)
+        else:
+            try:
+                depth = self._queue_depth()
+            except Exception:  # broker down or queue not declared yet: no depth, not a 500
+                depth = None
         if depth is not None:
             yield GaugeMetricFamily(
                 "genblaze_queue_depth",
                 "Messages waiting in the ingest queue (Redis list or RabbitMQ queue)",
                 value=depth,
             )
+        by_queue = GaugeMetricFamily(
+            "genblaze_queue_messages", "Messages waiting, per broker queue", labels=["queue"]
+        )
+        oldest = GaugeMetricFamily(
+            "genblaze_queue_oldest_message_age_seconds",
+            "Age of the oldest waiting message, per broker queue",
+            labels=["queue"],
+        )
+        for q in queues:
+            if q.depth is not None:
+                by_queue.add_metric([q.name], q.depth)
+            if q.oldest_age_seconds is not None:
+                oldest.add_metric([q.name], q.oldest_age_seconds)
+        yield by_queue
+        yield oldest
+
+
+def _fleet_metrics(
+    data: FleetData, stats: dict[str, float]
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Workers (alive, active copies) and failures by error code."""
+    alive = [w for w in data.workers if w.alive]
+    yield GaugeMetricFamily(
+        "genblaze_workers_alive", "Worker hosts whose heartbeat is recent", value=len(alive)
+    )
+    yield GaugeMetricFamily(
+        "genblaze_worker_active_copies",
+        "Copies running now on live workers",
+        value=sum(w.active for w in alive),
+    )
+    failed = CounterMetricFamily(
+        "genblaze_assets_failed_by_code", "Assets failed, by error code", labels=["code"]
+    )
+    for code, n in failures_by_code(stats).items():
+        failed.add_metric([code], n)
+    yield failed
 
 
 def _copy_duration(stats: dict[str, float]) -> HistogramMetricFamily:

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from genblaze_s3.cli.common import EXIT_CODES_HELP
+from genblaze_s3.cli.fleet import add_fleet_commands
 from genblaze_s3.cli.jobs import add_job_commands
 from genblaze_s3.cli.output import UNITS_NOTE
 from genblaze_s3.cli.provenance import add_provenance_commands
@@ -120,6 +121,7 @@ def build_parser(config: Settings | None = None) -> argparse.ArgumentParser:
     add_job_commands(sub, config)
     add_submit_command(sub, config)
     add_provenance_commands(sub, config)
+    add_fleet_commands(sub, config)
     d = sub.add_parser(
         "demo", help="end-to-end demo on embedded Redis + SeaweedFS", formatter_class=fmt
     )

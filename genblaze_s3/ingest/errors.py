@@ -105,3 +105,9 @@ class InvalidListingError(IngestError, ValueError):
     def __init__(self, message: str, *, field: str | None = "cursor") -> None:
         super().__init__(message)
         self.field = field
+
+
+class CountChangedError(IngestError):
+    """A bulk action's selection no longer has the count the operator confirmed (409)."""
+
+    code = "count_changed"

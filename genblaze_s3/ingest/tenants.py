@@ -141,7 +141,11 @@ class TenantRegistry:
         """
         if not header or not header.lower().startswith("bearer "):
             return None
-        presented = token_digest(header[7:].strip())
+        return self.by_digest(token_digest(header[7:].strip()))
+
+    def by_digest(self, presented: bytes) -> Tenant | None:
+        """The tenant holding a token of this SHA-256 digest (a /ui session keeps only
+        the digest of the token it was opened with)."""
         found: Tenant | None = None
         for tenant in self.tenants.values():
             for digest in tenant.token_digests:

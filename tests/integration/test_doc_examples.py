@@ -126,6 +126,16 @@ def test_security_tenants_toml_loads_through_the_tenants_loader(tmp_path: Path) 
     assert registry.authenticate("Bearer acme-2026-12").name == "acme"  # type: ignore[union-attr]
 
 
+def test_security_operators_toml_loads_through_the_operators_loader(tmp_path: Path) -> None:
+    from genblaze_s3.ingest.operators import OperatorRole, operators_from_settings
+
+    block = _block("docs/SECURITY.md: [operators.alice]")
+    path = tmp_path / "tenants.toml"
+    path.write_text(block.code([('tokens = ["..."]', 'tokens = ["alice-token"]')]))
+    ops = operators_from_settings(str(path), None)
+    assert ops.operators["alice"].role is OperatorRole.ADMIN and ops.operators["alice"].can_act
+
+
 def test_sources_refresh_request_json_names_the_model_fields() -> None:
     from genblaze_s3.ingest import RefreshRequest
 
@@ -418,6 +428,7 @@ def test_every_block_has_a_runner() -> None:
         "docs/SOURCES.md: openssl genpkey",
         "docs/SOURCES.md: genblaze-ingest verify",
         "docs/SECURITY.md: # GENBLAZE_TENANTS_FILE",
+        "docs/SECURITY.md: [operators.alice]",
         'docs/SOURCES.md: {"type": "source.refresh"',
         "docs/SOURCES.md: signature =",
         "docs/ARCHITECTURE.md: genblaze_s3/",

@@ -157,6 +157,13 @@ def test_operator_signs_in_submits_watches_and_retries_in_chromium(
     _until(browser, lambda: browser.find_elements(By.ID, "retry"), 90, "job 2 fails")
     assert _text(browser, "#summary [data-state]") == "failed"
     assert "source_expired" in _text(browser, "#assets")
+    # Partly failed: the bar shows both parts, the failed half red.
+    red = browser.find_element(By.CSS_SELECTOR, "#summary [data-bar-failed]")
+    blue = browser.find_element(By.CSS_SELECTOR, "#summary [data-bar]")
+    assert red.get_attribute("style") == "width: 50%;" and "(214, 69, 69" in (
+        red.value_of_css_property("background-color")
+    )
+    assert blue.get_attribute("style") == "width: 50%;"
     browser.save_screenshot(str(artifacts / "03-job-failed.png"))
     fresh = browser.find_element(By.CSS_SELECTOR, "input.replace")
     fresh.send_keys(cdn.url("/ui-expiring.png"))

@@ -155,6 +155,7 @@ def _fixed_run(url: str, media_type: str = "image/png") -> dict[str, Any]:
 
 _SWEEPER_LOCK = keys.sweeper_lock_key().encode()
 _STATS = keys.stats_key().encode()
+_HEARTBEATS = keys.workers_key().encode()
 
 
 def _store_snapshot(client: redis.Redis) -> dict[bytes, Any]:
@@ -162,11 +163,12 @@ def _store_snapshot(client: redis.Redis) -> dict[bytes, Any]:
 
     Left out: the sweeper's own bookkeeping (its interval lock and `sweeps_total`),
     which every worker takes each interval whatever the requests do; a sweep that
-    re-enqueued something still shows (`swept_*` counters, the broker's keys).
+    re-enqueued something still shows (`swept_*` counters, the broker's keys). And
+    the workers' heartbeats (the fleet view's workers table), rewritten every 2 s.
     """
     snap: dict[bytes, Any] = {}
     for k in client.scan_iter(count=1000):
-        if k == _SWEEPER_LOCK:
+        if k in (_SWEEPER_LOCK, _HEARTBEATS):
             continue
         if k == _STATS:
             counters = client.hgetall(k)

@@ -190,7 +190,7 @@ def test_sizes_are_binary_units_everywhere_and_help_says_so(
     import genblaze_s3.api
     from genblaze_s3.humanize import UNITS
 
-    js = (Path(genblaze_s3.api.__file__).parent / "ui_static" / "job.js").read_text()
+    js = (Path(genblaze_s3.api.__file__).parent / "ui" / "static" / "job.js").read_text()
     units = re.search(r"const u=\[([^\]]*)\]", js)
     assert units and [u.strip(" '\"") for u in units.group(1).split(",")] == list(UNITS)
     assert "v>=1024" in js and "v/=1024" in js and "toFixed(1)" in js

@@ -170,7 +170,7 @@ def test_watch_and_the_web_page_show_an_asset_that_is_retrying(ctx: WorkerContex
     """The CLI's job view and the /ui job page print the retry (same words, one helper)."""
     from io import StringIO
 
-    from genblaze_s3.api.ui import _retry_text
+    from genblaze_s3.api.ui.views import retry_text as _retry_text
     from genblaze_s3.cli.output import Output
     from genblaze_s3.cli.view import print_job
     from genblaze_s3.ingest.models import ErrorInfo, RetryInfo

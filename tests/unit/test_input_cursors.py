@@ -164,7 +164,12 @@ def test_asset_pages_answer_422_invalid_cursor(client: TestClient, cursor: str) 
 
 def test_ui_routes_parse_cursors_the_same_way(client: TestClient) -> None:
     job_id = _job(client)
-    r = client.post("/ui/login", data={"token": "tok-a"}, follow_redirects=False)
+    r = client.post(
+        "/ui/login",
+        data={"token": "tok-a"},
+        headers={"Origin": "http://testserver"},  # as a browser sends: login is Origin-checked
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     _assert_invalid_cursor(client.get("/ui?cursor=TmFOfHp6"))
     _assert_invalid_cursor(client.get("/ui/jobs.json?cursor=TmFOfHp6"))

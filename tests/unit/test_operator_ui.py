@@ -25,7 +25,8 @@ def _client() -> TestClient:
         "q",
         DestinationPolicy.from_settings(load_settings(POLICY)),
     )
-    return TestClient(create_app(service, {"tok-a": "acme", "tok-b": "globex"}))
+    app = create_app(service, {"tok-a": "acme", "tok-b": "globex"})
+    return TestClient(app, headers={"Origin": "http://testserver"})  # as a browser sends
 
 
 def _sign_in(c: TestClient, token: str) -> str:

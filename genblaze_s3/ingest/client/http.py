@@ -38,6 +38,7 @@ from genblaze_s3.ingest.models import (
     RetryAccepted,
     TenantLimits,
 )
+from genblaze_s3.ingest.store.fleet import FleetSnapshot
 
 T = TypeVar("T")
 
@@ -274,6 +275,11 @@ def _assets_call(
     )
 
 
+def _fleet_call(hours: int | None) -> _Call[FleetSnapshot]:
+    params = _params(hours=hours)
+    return _Call("GET", "/v1/fleet", FleetSnapshot.model_validate_json, {"params": params})
+
+
 def _cancel_call(job_id: str) -> _Call[JobView]:
     return _Call("DELETE", f"/v1/jobs/{job_id}", JobView.model_validate_json)
 
@@ -466,6 +472,10 @@ class IngestClient:
     def limits(self) -> TenantLimits:
         """What this token's tenant may submit (assets per job, concurrent jobs, locks)."""
         return self._send(_limits_call())
+
+    def fleet(self, *, hours: int | None = None) -> FleetSnapshot:
+        """The fleet (workers, queues, throughput, failures); needs an operator token."""
+        return self._send(_fleet_call(hours))
 
     def retry(self, job_id: str, replacements: dict[str, str] | None = None) -> RetryAccepted:
         """Re-queue a failed/canceled job's assets; `replacements` maps asset id -> new URL."""

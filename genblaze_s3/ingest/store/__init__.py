@@ -7,7 +7,9 @@ and pages, built once), ``leases`` and ``delivery_counts`` (what makes redeliver
 harmless), ``checkpoints`` (the copy engine's CheckpointStore on Redis), ``quotas`` (a tenant's
 concurrent jobs), ``delivery_state`` (what workers keep beside the records: leases,
 counters, the in-flight and finalize-due sets), ``placement`` (the workers' published
-tenant placement rules), ``boundary`` (the error mapping).
+tenant placement rules), ``boundary`` (the error mapping), ``fleet`` (worker heartbeats,
+the per-minute series, the operators' audit log: the fleet view's reads) and
+``sessions`` (the /ui page's server-side sessions).
 
 Every Redis error raised here is mapped to one ``StoreUnavailableError``. It may import
 ``ingest`` models/errors/transitions, ``transfer`` (for the checkpoint protocol) and

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from genblaze_s3.ingest.models import AssetState
+from genblaze_s3.ingest.store import keys
 
 STATE_PREFIX = "n:"
 ERROR_PREFIX = "e:"
@@ -33,7 +34,8 @@ BYTES_FIELDS = ("bytes_done", "bytes_total", "bytes_unknown")
 # Compare-and-set one asset record, then in the same atomic step: refresh its TTL,
 # add the counter differences to the job hash, move it between per-state sets,
 # add the /metrics counters, bump the job version and publish "version record".
-# KEYS: asset, job, stats, old-state set, new-state set.
+# KEYS: asset, job, stats, old-state set, new-state set, this hour's series hash
+# (a stats field starting with '@' goes to the series hash: the fleet view's chart).
 # ARGV: expected, new, retention, updated_at, asset_id, seq, channel, n,
 #       n (job field, delta) pairs, then (stats field, amount) pairs.
 ASSET_CAS = """
@@ -50,18 +52,24 @@ if KEYS[4] ~= KEYS[5] then
   redis.call('zadd', KEYS[5], ARGV[6], ARGV[5])
   redis.call('expire', KEYS[5], ARGV[3])
 end
+local series = false
 while i <= #ARGV do
+  local key, field = KEYS[3], ARGV[i]
+  if string.sub(field, 1, 1) == '@' then
+    key, field, series = KEYS[6], string.sub(field, 2), true
+  end
   if string.find(ARGV[i + 1], '.', 1, true) then
-    redis.call('hincrbyfloat', KEYS[3], ARGV[i], ARGV[i + 1])
+    redis.call('hincrbyfloat', key, field, ARGV[i + 1])
   else
-    redis.call('hincrby', KEYS[3], ARGV[i], ARGV[i + 1])
+    redis.call('hincrby', key, field, ARGV[i + 1])
   end
   i = i + 2
 end
+if series then redis.call('expire', KEYS[6], SERIES_TTL) end
 local v = redis.call('hincrby', KEYS[2], 'version', 1)
 redis.call('publish', ARGV[7], v .. ' ' .. ARGV[2])
 return 1
-"""
+""".replace("SERIES_TTL", str(keys.SERIES_TTL_SECONDS))
 
 
 def contribution(record: Mapping[str, Any]) -> dict[str, int]:

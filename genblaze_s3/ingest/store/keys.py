@@ -30,6 +30,11 @@ Read this file to know the whole Redis footprint. Types and TTLs:
 | {ns}:tenant:{tenant}:jobs:{state}     | zset   | 2 x retention    | the same, one job state
 | {ns}:tenant:{tenant}:label:{k}={v}    | zset   | 2 x retention    | the same, one label
 | {ns}:events:{job}                     | pubsub | -                | deltas for SSE watchers
+| {ns}:tenants                          | set    | none             | every tenant that submitted
+| {ns}:workers                          | hash   | none (pruned)    | worker host -> heartbeat JSON
+| {ns}:series:{hour}                    | hash   | 25 h             | per-minute finished counters
+| {ns}:audit                            | stream | none (capped)    | operator actions, newest last
+| {ns}:ui-session:{sha256(session id)}  | hash   | session lifetime | a /ui sign-in
 
 The per-job counters that make a poll O(1) (asset counts by state, bytes, error
 codes) live as fields of the job hash, next to its version (see ingest/counters.py).
@@ -156,3 +161,32 @@ def tenant_label_key(tenant: str, label: str) -> str:
 
 def events_channel(job_id: str) -> str:
     return f"{NAMESPACE}:events:{job_id}"
+
+
+def tenants_key() -> str:
+    """Every tenant name a job was recorded for (the fleet view's bulk actions look
+    through these tenants' indexes; open tenants have no registry entry)."""
+    return f"{NAMESPACE}:tenants"
+
+
+def workers_key() -> str:
+    """Worker host name -> its last heartbeat (JSON), written by each worker's main process."""
+    return f"{NAMESPACE}:workers"
+
+
+SERIES_TTL_SECONDS = 25 * 3600  # the fleet view charts the last hours; a day is kept
+
+
+def series_key(hour: int) -> str:
+    """Finished-asset counters of one hour (`hour` = epoch seconds // 3600), one field
+    per minute and counter (`{minute}:{name}`): a chart of N hours reads N + 1 hashes."""
+    return f"{NAMESPACE}:series:{hour}"
+
+
+def audit_key() -> str:
+    return f"{NAMESPACE}:audit"
+
+
+def ui_session_key(session_digest: str) -> str:
+    """Keyed by the digest of the session id: a reader of Redis cannot sign in with it."""
+    return f"{NAMESPACE}:ui-session:{session_digest}"

@@ -90,12 +90,13 @@ class AssetRecordWriter:
         # SCRIPT EXISTS round trip; the server caches the compiled body by its hash anyway.
         pipe.eval(
             job_counters.ASSET_CAS,
-            5,
+            6,
             keys.asset_key(job_id, asset_id),
             keys.job_key(job_id),
             keys.stats_key(),
             keys.job_assets_key(job_id, old_state),
             keys.job_assets_key(job_id, new_state),
+            keys.series_key(_series_hour(counters)),
             *args,
         )
 
@@ -181,3 +182,11 @@ def _next_record(raw: bytes | str, new: AssetState | None, fields: dict[str, Any
     elif not can_transition_asset(rec.state, new):
         return None
     return rec.model_copy(update={**fields, **({"state": new} if new else {})}).model_dump_json()
+
+
+def _series_hour(counters: list[tuple[str, float]] | None) -> int:
+    """The hour whose series hash the '@{epoch minute}:{name}' counters go to (0: none)."""
+    for name, _ in counters or ():
+        if name.startswith("@"):
+            return int(name[1:].partition(":")[0]) // 60
+    return 0

@@ -23,6 +23,7 @@ counter cannot silently read as zero.
 |                          |       | own bucket, not cumulative: see COPY_BUCKETS)     |
 | jobs_retried             | int   | a failed or canceled job is retried               |
 | assets_retried           | int   | an asset is re-queued by a retry                  |
+| failed_code:{code}       | int   | an asset ends failed with that error code         |
 
 A float counter is written with HINCRBYFLOAT, an int with HINCRBY: the value's
 Python type decides (the store's Lua fast path follows the same rule).
@@ -52,6 +53,14 @@ def jobs_entered(state: JobState) -> str:
     return f"jobs_{state.value}"
 
 
+FAILED_CODE_PREFIX = "failed_code:"
+
+
+def failed_with(code: str) -> str:
+    """Assets that ended failed with error `code` (the fleet view's failure groups)."""
+    return FAILED_CODE_PREFIX + code
+
+
 def assets_finished(state: AssetState) -> str:
     """Assets that ended in the terminal `state`."""
     return f"assets_{state.value}"
@@ -68,3 +77,19 @@ def copy_bucket(seconds: float) -> str:
         if seconds <= bound:
             return f"copy_seconds_le:{bound:g}"
     return "copy_seconds_le:+Inf"
+
+
+# The fleet view's per-minute series (``keys.series_key``): a finished asset adds to
+# "{epoch minute}:{name}" in its hour's hash, in the same atomic write that records it.
+SERIES_NAMES = ("ok", "failed", "bytes")  # assets stored or deduplicated, failed; their bytes
+
+
+def series_counters(state: AssetState, size: int | None, now: float) -> list[tuple[str, float]]:
+    """The '@'-prefixed counters a finished asset adds to this minute's series (pure);
+    the '@' sends them to the series hash instead of the stats hash (counters.ASSET_CAS)."""
+    minute = int(now) // 60
+    if state in (AssetState.STORED, AssetState.DEDUPLICATED):
+        return [(f"@{minute}:ok", 1), (f"@{minute}:bytes", int(size or 0))]
+    if state is AssetState.FAILED:
+        return [(f"@{minute}:failed", 1)]
+    return []

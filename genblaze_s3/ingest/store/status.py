@@ -145,6 +145,7 @@ class StatusStore:
             p.expire(keys.sources_key(meta.job_id), self.retention)
         p.set(keys.payload_key(meta.job_id), payload, ex=self.retention)
         p.hincrby(keys.stats_key(), stat_names.JOBS_SUBMITTED, 1)
+        p.sadd(keys.tenants_key(), meta.tenant)
         if assets:  # the sweeper's net for a lost first message (ingest/worker/sweeper.py)
             p.zadd(keys.queued_jobs_key(), {meta.job_id: time.time()})
         p.execute()
@@ -318,6 +319,10 @@ class StatusStore:
         counters: list[tuple[str, float]] = [(stat_names.assets_finished(state), 1)]
         if state in (AssetState.STORED, AssetState.DEDUPLICATED):
             counters.append((stat_names.BYTES_INGESTED, size or 0))
+        if state is AssetState.FAILED and error is not None:
+            counters.append((stat_names.failed_with(error.code), 1))
+        # This minute's fleet series (the fleet view's chart), in the same atomic write.
+        counters += stat_names.series_counters(state, size, time.time())
         if copy_seconds is not None:
             counters += [
                 (stat_names.COPY_SECONDS_SUM, float(copy_seconds)),

@@ -9,6 +9,7 @@ actually enqueues, and tests can swap in an in-memory sender.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Protocol
 
 from genblaze_s3.settings import DEFAULT_VISIBILITY_TIMEOUT
@@ -34,6 +35,16 @@ def plan_chunks(asset_ids: list[str], batch_max: int, spread: int = SPREAD) -> l
     n = len(asset_ids)
     size = max(1, min(batch_max, -(-n // spread)))
     return [asset_ids[i : i + size] for i in range(0, n, size)]
+
+
+SENT_AT_HEADER = "genblaze_sent_at"
+
+
+def message_headers() -> dict[str, float]:
+    """Headers every message we send carries: when it was sent (epoch seconds), so the
+    fleet view can tell the age of the oldest waiting message on Redis and RabbitMQ
+    alike (neither broker records it for a Celery message)."""
+    return {SENT_AT_HEADER: time.time()}
 
 
 class TaskSender(Protocol):
@@ -97,7 +108,9 @@ class CelerySender:
             conn.ensure_connection(max_retries=3)
 
     def send(self, name: str, args: list[Any], queue: str) -> None:
-        self._get_app().send_task(name, args=args, queue=queue, ignore_result=True)
+        self._get_app().send_task(
+            name, args=args, queue=queue, ignore_result=True, headers=message_headers()
+        )
 
     def close(self) -> None:
         with self._lock:

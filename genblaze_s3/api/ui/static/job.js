@@ -14,7 +14,12 @@ function apply(e){
     (p.bytes_total ? Math.min(100, Math.floor(100*p.bytes_done/p.bytes_total)) :
     (p.assets_total ? Math.floor(100*p.assets_done/p.assets_total) : 100));
   document.getElementById('pct').textContent = pct + '%';
-  document.querySelector('#summary [data-bar]').style.width = pct + '%';
+  // views.Bar: a failed job is red where its assets did not store; failed assets are red.
+  const c = d.counts || {}, stored = (c.stored||0) + (c.deduplicated||0), bad = c.failed||0, t = p.assets_total;
+  let ok = pct, red = (t && bad) ? Math.ceil(100*bad/t) : 0;
+  if(d.state === 'failed'){ ok = t ? Math.floor(100*stored/t) : 0; red = 100 - ok; } else { ok = Math.min(pct, 100 - red); }
+  document.querySelector('#summary [data-bar]').style.width = ok + '%';
+  document.querySelector('#summary [data-bar-failed]').style.width = red + '%';
   const s = document.querySelector('#summary [data-state]'); s.textContent = d.state; s.className='state '+d.state;
   document.getElementById('assets-done').textContent = p.assets_done + '/' + p.assets_total;
   document.getElementById('bytes').textContent = fmt(p.bytes_done) + ' / ' + fmt(p.bytes_total);
