@@ -170,7 +170,10 @@ class Meter:
         final = job.status()
         assert final.state == JobState.SUCCEEDED, final.model_dump_json()
         copy_seconds = self._copy_seconds() - copy_seconds_before
-        intervals = math.floor((copy_seconds + 0.05 * len(sizes)) / PACE_SECONDS)
+        # Intervals begun, not completed: a cancel poll falls due 0.25 s into a copy, so
+        # a 0.3 s copy has made one (the floor of whole intervals allowed none and the
+        # multipart row failed on a loaded machine with `hget grew: 7 (pinned 6)`).
+        intervals = math.ceil(copy_seconds / PACE_SECONDS)
         paced = Counter({k: v * intervals for k, v in PACED_PER_INTERVAL.items()})
         return cost, paced
 
