@@ -1,5 +1,8 @@
 """`IngestClient` / `AsyncIngestClient`: the HTTP API from Python, typed.
 
+The two clients differ only by their transport call: requests are built and answers
+parsed once in `client/calls.py`; the error tree lives in `client/errors.py`.
+
 Why a client and not raw httpx: every caller (the CLI, the web page's tests, a
 pipeline) needs the same things done the same way: bearer auth, one error tree
 mapped once from HTTP statuses (`APIUnreachableError`, `UnauthorizedError`,
@@ -14,16 +17,28 @@ cursor pagination, and server-sent events parsed into typed `JobEvent`s.
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
 import httpx
 
-from genblaze_s3.ingest.errors import IngestError, JobNotFoundError
+from genblaze_s3.ingest.client import calls
+from genblaze_s3.ingest.client.calls import JobEvent
+from genblaze_s3.ingest.client.errors import (
+    APIUnreachableError,
+    ConflictError,
+    IngestAPIError,
+    InvalidAPIURLError,
+    InvalidRequestError,
+    JobNotFoundAPIError,
+    NotGenblazeAPIError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    UnauthorizedError,
+    error_for,
+    parse_api_url,
+)
 from genblaze_s3.ingest.models import (
     AssetPage,
     AssetState,
@@ -42,322 +57,25 @@ from genblaze_s3.ingest.store.fleet import FleetSnapshot
 
 T = TypeVar("T")
 
-
-class IngestAPIError(IngestError):
-    """The API answered with an error (or could not be reached)."""
-
-    code = "api_error"
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status = status
-        if code:
-            self.code = code
-
-
-class APIUnreachableError(IngestAPIError, ConnectionError):
-    """No answer from the API: wrong URL, not running, or the network is down."""
-
-    code = "api_unreachable"
-
-
-class UnauthorizedError(IngestAPIError, PermissionError):
-    """401/403: the token is missing, wrong, or not allowed."""
-
-    code = "unauthorized"
-
-
-class JobNotFoundAPIError(IngestAPIError, JobNotFoundError):
-    """404: no such job for this tenant (another tenant's job answers the same)."""
-
-    code = "job_not_found"
-
-
-class ConflictError(IngestAPIError):
-    """409: the job's state forbids it (cancel a finished job, retry a running one)."""
-
-    code = "conflict"
-
-
-class InvalidRequestError(IngestAPIError, ValueError):
-    """422: the request was refused as invalid; the message says what to change."""
-
-    code = "invalid_request"
-
-
-class RateLimitedError(IngestAPIError):
-    """429: this token is over its request rate; retry after `retry_after` seconds."""
-
-    code = "rate_limited"
-
-
-class ServiceUnavailableError(IngestAPIError):
-    """503: the API runs but its store or broker does not answer; retry later."""
-
-    code = "service_unavailable"
-
-
-class NotGenblazeAPIError(IngestAPIError):
-    """Something answers at the URL, but not the genblaze ingest API (another web server,
-    a wrong port or path): its answers lack the API's JSON bodies."""
-
-    code = "not_genblaze_api"
-
-
-class InvalidAPIURLError(IngestAPIError, ValueError):
-    """The API URL is not `http(s)://host[:port]` (e.g. `127.0.0.1:8000` lacks `http://`)."""
-
-    code = "invalid_api_url"
-
-
-def parse_api_url(url: str) -> str:
-    """`url` checked once, at the boundary: `http(s)://host[:port][/path]`, no trailing
-    slash. Raises InvalidAPIURLError saying what to write instead."""
-    text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        hint = f"; did you mean http://{text}?" if "://" not in text and text else ""
-        raise InvalidAPIURLError(
-            f"API URL {text!r} must look like http://host:port or https://host{hint}"
-        )
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number in range
-    except ValueError:
-        raise InvalidAPIURLError(f"API URL {text!r} has an invalid port") from None
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise InvalidAPIURLError(
-            f"API URL {text!r} must carry no query, fragment or credentials "
-            "(the token goes in GENBLAZE_API_TOKEN)"
-        )
-    return text.rstrip("/")
-
-
-_BY_STATUS: dict[int, type[IngestAPIError]] = {
-    401: UnauthorizedError,
-    403: UnauthorizedError,
-    404: JobNotFoundAPIError,
-    409: ConflictError,
-    422: InvalidRequestError,
-    429: RateLimitedError,
-    503: ServiceUnavailableError,
-}
-
-
-def _not_genblaze(response: httpx.Response, what: str) -> NotGenblazeAPIError:
-    url = response.request.url
-    return NotGenblazeAPIError(
-        f"{url.scheme}://{url.netloc.decode()} is not a genblaze ingest API: {what} "
-        f"for {response.request.method} {url.path}; check GENBLAZE_API_URL or --api-url",
-        status=response.status_code,
-    )
-
-
-def error_for(response: httpx.Response) -> IngestAPIError:
-    """The typed error for a non-2xx answer, its message the server's `detail`.
-
-    Every 4xx of the API carries a JSON `{"detail": ...}` body; a 4xx without one comes
-    from some other server (a static file server's `404: File not found` is not "no such
-    job"), so it is a NotGenblazeAPIError. 5xx stay API errors: a proxy or our own
-    unhandled error answers those in plain text too.
-    """
-    detail: Any = response.reason_phrase
-    code = None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and "detail" in body:
-        detail = body["detail"]
-        code = body.get("code")
-    elif 400 <= response.status_code < 500:
-        return _not_genblaze(response, f"it answered {response.status_code} {detail}")
-    if isinstance(detail, list):  # schema errors: say where, never echo values
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg', '')}" for d in detail
-        )
-    cls = _BY_STATUS.get(response.status_code, IngestAPIError)
-    return cls(f"{response.status_code}: {detail}", status=response.status_code, code=code)
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """One server-sent event: `kind` is `job` (a snapshot with the first page of
-    assets) or `delta` (the summary plus only the assets that changed); `id` is the
-    job version, to resume from with `last_event_id`."""
-
-    id: int
-    kind: str
-    job: JobView
-
-
-def _params(**kw: Any) -> dict[str, Any]:
-    out = {}
-    for k, v in kw.items():
-        if v is None:
-            continue
-        out[k] = v.isoformat() if isinstance(v, datetime) else getattr(v, "value", v)
-    return out
-
-
-def _submit_body(
-    assets: list[str] | list[dict[str, Any]],
-    destination: DestinationSpec | dict[str, Any],
-    labels: dict[str, str] | None,
-    manifest_lock: LockPolicy | dict[str, Any] | None,
-    notify_url: str | None,
-) -> dict[str, Any]:
-    dest = destination.model_dump() if isinstance(destination, DestinationSpec) else destination
-    body: dict[str, Any] = {
-        "assets": [a if isinstance(a, dict) else {"url": a} for a in assets],
-        "destination": dest,
-    }
-    if labels:
-        body["labels"] = labels
-    if manifest_lock is not None:
-        body["manifest_lock"] = (
-            json.loads(manifest_lock.model_dump_json())
-            if isinstance(manifest_lock, LockPolicy)
-            else manifest_lock
-        )
-    if notify_url:
-        body["notify_url"] = notify_url
-    return body
-
-
-def _retry_body(replacements: dict[str, str] | None) -> dict[str, Any]:
-    return {"replacements": [{"asset_id": a, "url": u} for a, u in (replacements or {}).items()]}
-
-
-@dataclass(frozen=True)
-class _Call(Generic[T]):
-    """One API request and how to read its answer, independent of sync or async I/O.
-
-    Built once here for both clients (as backend/calls.py does for the S3 backends),
-    so `IngestClient` and `AsyncIngestClient` differ only by the transport call.
-    """
-
-    method: str
-    path: str
-    parse: Callable[[bytes], T]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-def _submit_call(
-    assets: list[str] | list[dict[str, Any]],
-    destination: DestinationSpec | dict[str, Any],
-    labels: dict[str, str] | None,
-    manifest_lock: LockPolicy | dict[str, Any] | None,
-    notify_url: str | None,
-    idempotency_key: str | None,
-) -> _Call[JobAccepted]:
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    body = _submit_body(assets, destination, labels, manifest_lock, notify_url)
-    return _Call(
-        "POST", "/v1/jobs", JobAccepted.model_validate_json, {"json": body, "headers": headers}
-    )
-
-
-def _list_call(**filters: Any) -> _Call[JobList]:
-    return _Call("GET", "/v1/jobs", JobList.model_validate_json, {"params": _params(**filters)})
-
-
-def _get_call(job_id: str, limit: int | None) -> _Call[JobView]:
-    params = _params(limit=limit)
-    return _Call("GET", f"/v1/jobs/{job_id}", JobView.model_validate_json, {"params": params})
-
-
-def _assets_call(
-    job_id: str, state: AssetState | str | None, cursor: str | None, limit: int | None
-) -> _Call[AssetPage]:
-    params = _params(state=state, cursor=cursor, limit=limit)
-    return _Call(
-        "GET", f"/v1/jobs/{job_id}/assets", AssetPage.model_validate_json, {"params": params}
-    )
-
-
-def _fleet_call(hours: int | None) -> _Call[FleetSnapshot]:
-    params = _params(hours=hours)
-    return _Call("GET", "/v1/fleet", FleetSnapshot.model_validate_json, {"params": params})
-
-
-def _cancel_call(job_id: str) -> _Call[JobView]:
-    return _Call("DELETE", f"/v1/jobs/{job_id}", JobView.model_validate_json)
-
-
-def _retry_call(job_id: str, replacements: dict[str, str] | None) -> _Call[RetryAccepted]:
-    body = _retry_body(replacements)
-    return _Call(
-        "POST", f"/v1/jobs/{job_id}/retry", RetryAccepted.model_validate_json, {"json": body}
-    )
-
-
-def _events_stream(job_id: str, last_event_id: int | None) -> dict[str, Any]:
-    """The arguments of ``stream()`` for a job's server-sent events."""
-    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
-    return {
-        "method": "GET",
-        "url": f"/v1/jobs/{job_id}/events",
-        "headers": headers,
-        "timeout": None,
-    }
-
-
-def _unreachable(base_url: httpx.URL, exc: httpx.TransportError) -> APIUnreachableError:
-    return APIUnreachableError(f"cannot reach the API at {base_url}: {type(exc).__name__}")
-
-
-def _checked(response: httpx.Response) -> httpx.Response:
-    if response.status_code >= 400:
-        raise error_for(response)
-    return response
-
-
-def _parsed(call: _Call[T], response: httpx.Response) -> T:
-    """The answer read as `call` expects, or NotGenblazeAPIError when it is not ours."""
-    body = _checked(response).content
-    try:
-        return call.parse(body)
-    except ValueError:  # pydantic's ValidationError included: HTML, another JSON API
-        raise _not_genblaze(response, "its answer is not the API's JSON") from None
-
-
-def _limits_call() -> _Call[TenantLimits]:
-    return _Call("GET", "/v1/limits", TenantLimits.model_validate_json)
-
-
-class _SSEParser:
-    """Lines of a text/event-stream in, complete events out (the WHATWG rules we use)."""
-
-    def __init__(self) -> None:
-        self._id = self._event = ""
-        self._data: list[str] = []
-
-    def feed(self, line: str) -> JobEvent | None:
-        if line == "":
-            if not self._data:
-                return None
-            event = JobEvent(
-                id=int(self._id or 0),
-                kind=self._event or "message",
-                job=JobView.model_validate_json("\n".join(self._data)),
-            )
-            self._event, self._data = "", []
-            return event
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id":
-            self._id = value
-        return None
-
-
-def _headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "User-Agent": "genblaze-ingest-client"}
+# The client's public names: the error tree (client/errors.py) and the event type
+# (client/calls.py) are importable from here, where users of the clients look.
+__all__ = [
+    "APIUnreachableError",
+    "AsyncIngestClient",
+    "ConflictError",
+    "IngestAPIError",
+    "IngestClient",
+    "InvalidAPIURLError",
+    "InvalidRequestError",
+    "JobEvent",
+    "JobNotFoundAPIError",
+    "NotGenblazeAPIError",
+    "RateLimitedError",
+    "ServiceUnavailableError",
+    "UnauthorizedError",
+    "error_for",
+    "parse_api_url",
+]
 
 
 class IngestClient:
@@ -373,7 +91,7 @@ class IngestClient:
     ) -> None:
         self._http = httpx.Client(
             base_url=parse_api_url(base_url),
-            headers=_headers(token),
+            headers=calls.headers(token),
             timeout=timeout,
             transport=transport,
         )
@@ -387,12 +105,12 @@ class IngestClient:
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, call: _Call[T]) -> T:
+    def _send(self, call: calls.Call[T]) -> T:
         try:
             r = self._http.request(call.method, call.path, **call.kwargs)
         except httpx.TransportError as exc:
-            raise _unreachable(self._http.base_url, exc) from exc
-        return _parsed(call, r)
+            raise calls.unreachable(self._http.base_url, exc) from exc
+        return calls.parsed(call, r)
 
     def submit(
         self,
@@ -406,7 +124,9 @@ class IngestClient:
     ) -> JobAccepted:
         """Queue URLs (or `{"url", "media_type", "sha256"}` dicts) for ingestion."""
         return self._send(
-            _submit_call(assets, destination, labels, manifest_lock, notify_url, idempotency_key)
+            calls.submit_call(
+                assets, destination, labels, manifest_lock, notify_url, idempotency_key
+            )
         )
 
     def list(
@@ -421,7 +141,7 @@ class IngestClient:
     ) -> JobList:
         """One page of this tenant's jobs, newest first."""
         return self._send(
-            _list_call(
+            calls.list_call(
                 state=state,
                 label=label,
                 created_after=created_after,
@@ -443,7 +163,7 @@ class IngestClient:
 
     def get(self, job_id: str, *, limit: int | None = None) -> JobView:
         """The job summary plus its first page of assets."""
-        return self._send(_get_call(job_id, limit))
+        return self._send(calls.get_call(job_id, limit))
 
     def assets(
         self,
@@ -453,7 +173,7 @@ class IngestClient:
         cursor: str | None = None,
         limit: int | None = None,
     ) -> AssetPage:
-        return self._send(_assets_call(job_id, state, cursor, limit))
+        return self._send(calls.assets_call(job_id, state, cursor, limit))
 
     def iter_assets(
         self, job_id: str, *, state: AssetState | str | None = None
@@ -467,28 +187,28 @@ class IngestClient:
             cursor = page.next_cursor
 
     def cancel(self, job_id: str) -> JobView:
-        return self._send(_cancel_call(job_id))
+        return self._send(calls.cancel_call(job_id))
 
     def limits(self) -> TenantLimits:
         """What this token's tenant may submit (assets per job, concurrent jobs, locks)."""
-        return self._send(_limits_call())
+        return self._send(calls.limits_call())
 
     def fleet(self, *, hours: int | None = None) -> FleetSnapshot:
         """The fleet (workers, queues, throughput, failures); needs an operator token."""
-        return self._send(_fleet_call(hours))
+        return self._send(calls.fleet_call(hours))
 
     def retry(self, job_id: str, replacements: dict[str, str] | None = None) -> RetryAccepted:
         """Re-queue a failed/canceled job's assets; `replacements` maps asset id -> new URL."""
-        return self._send(_retry_call(job_id, replacements))
+        return self._send(calls.retry_call(job_id, replacements))
 
     def events(self, job_id: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
         """Server-sent events until the job is terminal (resume with `last_event_id`)."""
         try:
-            with self._http.stream(**_events_stream(job_id, last_event_id)) as r:
+            with self._http.stream(**calls.events_stream(job_id, last_event_id)) as r:
                 if r.status_code >= 400:
                     r.read()
                     raise error_for(r)
-                parser = _SSEParser()
+                parser = calls.SSEParser()
                 for line in r.iter_lines():
                     event = parser.feed(line)
                     if event is not None:
@@ -510,7 +230,7 @@ class AsyncIngestClient:
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=parse_api_url(base_url),
-            headers=_headers(token),
+            headers=calls.headers(token),
             timeout=timeout,
             transport=transport,
         )
@@ -524,12 +244,12 @@ class AsyncIngestClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, call: _Call[T]) -> T:
+    async def _send(self, call: calls.Call[T]) -> T:
         try:
             r = await self._http.request(call.method, call.path, **call.kwargs)
         except httpx.TransportError as exc:
-            raise _unreachable(self._http.base_url, exc) from exc
-        return _parsed(call, r)
+            raise calls.unreachable(self._http.base_url, exc) from exc
+        return calls.parsed(call, r)
 
     async def submit(
         self,
@@ -542,7 +262,9 @@ class AsyncIngestClient:
         idempotency_key: str | None = None,
     ) -> JobAccepted:
         return await self._send(
-            _submit_call(assets, destination, labels, manifest_lock, notify_url, idempotency_key)
+            calls.submit_call(
+                assets, destination, labels, manifest_lock, notify_url, idempotency_key
+            )
         )
 
     async def list(
@@ -556,7 +278,7 @@ class AsyncIngestClient:
         cursor: str | None = None,
     ) -> JobList:
         return await self._send(
-            _list_call(
+            calls.list_call(
                 state=state,
                 label=label,
                 created_after=created_after,
@@ -578,7 +300,7 @@ class AsyncIngestClient:
             cursor = page.next_cursor
 
     async def get(self, job_id: str, *, limit: int | None = None) -> JobView:
-        return await self._send(_get_call(job_id, limit))
+        return await self._send(calls.get_call(job_id, limit))
 
     async def assets(
         self,
@@ -588,7 +310,7 @@ class AsyncIngestClient:
         cursor: str | None = None,
         limit: int | None = None,
     ) -> AssetPage:
-        return await self._send(_assets_call(job_id, state, cursor, limit))
+        return await self._send(calls.assets_call(job_id, state, cursor, limit))
 
     async def iter_assets(
         self, job_id: str, *, state: AssetState | str | None = None
@@ -603,23 +325,23 @@ class AsyncIngestClient:
             cursor = page.next_cursor
 
     async def cancel(self, job_id: str) -> JobView:
-        return await self._send(_cancel_call(job_id))
+        return await self._send(calls.cancel_call(job_id))
 
     async def limits(self) -> TenantLimits:
-        return await self._send(_limits_call())
+        return await self._send(calls.limits_call())
 
     async def retry(self, job_id: str, replacements: dict[str, str] | None = None) -> RetryAccepted:
-        return await self._send(_retry_call(job_id, replacements))
+        return await self._send(calls.retry_call(job_id, replacements))
 
     async def events(
         self, job_id: str, *, last_event_id: int | None = None
     ) -> AsyncIterator[JobEvent]:
         try:
-            async with self._http.stream(**_events_stream(job_id, last_event_id)) as r:
+            async with self._http.stream(**calls.events_stream(job_id, last_event_id)) as r:
                 if r.status_code >= 400:
                     await r.aread()
                     raise error_for(r)
-                parser = _SSEParser()
+                parser = calls.SSEParser()
                 async for line in r.aiter_lines():
                     event = parser.feed(line)
                     if event is not None:
