@@ -29,6 +29,7 @@ import redis
 from genblaze_s3.backoff import ASSET, backoff_delay
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.errors import DestinationNotAllowedError, StoreUnavailableError
+from genblaze_s3.ingest.finalize.signing import ManifestSigner
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
     TERMINAL_JOB_STATES,
@@ -52,6 +53,7 @@ from genblaze_s3.ingest.store.leases import AssetLease
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.ingest.worker.progress import ProgressThrottle
+from genblaze_s3.ingest.worker.refresh import SourceRefresher
 from genblaze_s3.ingest.worker.sources import (
     SourceRules,
     copy_with_refresh,
@@ -60,6 +62,7 @@ from genblaze_s3.ingest.worker.sources import (
     refreshable,
 )
 from genblaze_s3.logs import bind_log_context
+from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
 
 logger = logging.getLogger("genblaze_s3.ingest.worker.deliveries")
 # "The store went away": the one error every store object raises for a Redis outage
@@ -98,8 +101,8 @@ class WorkerContext:
     store: StatusStore
     backend_for: Callable[[DestinationSpec], Any]
     policy: DestinationPolicy
-    fetch_policy: Any = None  # genblaze_s3.transfer.FetchPolicy
-    copy_config: Any = None  # genblaze_s3.transfer.CopyConfig
+    fetch_policy: FetchPolicy | None = None  # None: the copy engine's strict default
+    copy_config: CopyConfig | None = None  # None: CopyConfig's defaults
     lease_ttl_ms: int = 30_000
     max_attempts: int = 5  # deliveries that died in a row, counted in Redis (poison guard)
     max_retries: int = 5  # retryable-error retries, counted in Redis
@@ -108,9 +111,9 @@ class WorkerContext:
     # One delivery copies for at most this long, then hands on (None: no slicing).
     slice_seconds: float | None = None
     tenants: TenantRegistry = field(default_factory=TenantRegistry)
-    refresher: Any = None  # ingest.refresh.SourceRefresher: fresh URLs for expired sources
+    refresher: SourceRefresher | None = None  # fresh URLs for expired sources
     source_rules: SourceRules = field(default_factory=SourceRules)
-    signer: Any = None  # ingest.signing.ManifestSigner when GENBLAZE_SIGNING_KEY is set
+    signer: ManifestSigner | None = None  # when GENBLAZE_SIGNING_KEY is set
     deliveries: DeliveryState = field(init=False)
     checkpoints: RedisCheckpointStore = field(init=False)
 
