@@ -27,6 +27,8 @@ _REF = "#/components/schemas/{model}"
 DESCRIPTIONS: dict[int, str] = {
     400: "the body could not be read as the declared content type (`invalid_body`)",
     401: "missing or unknown bearer token (`unauthorized`); a `WWW-Authenticate` challenge",
+    403: "a valid token without the right (`forbidden`): the fleet needs an operator "
+    "token, and acting on it an admin operator",
     404: "no such job for this tenant (`job_not_found`), or no such route (`not_found`)",
     409: "the request conflicts with the job's state or an earlier request",
     413: "body larger than GENBLAZE_MAX_BODY_BYTES (`body_too_large`)",
@@ -68,7 +70,10 @@ def error_statuses(method: str, path: str, op: dict[str, Any]) -> list[int]:
         out += [400, 413]
     if "{job_id}" in path:
         out.append(404)
+    if path.startswith("/v1/fleet"):
+        out.append(403)  # a tenant's token, or a viewer acting
     if (method, path) in {
+        ("post", "/v1/fleet/actions"),  # the filtered set changed since its dry run
         ("post", "/v1/jobs"),  # Idempotency-Key reused with another body
         ("delete", "/v1/jobs/{job_id}"),  # the job already ended
         ("post", "/v1/jobs/{job_id}/retry"),  # the job is not failed or canceled
