@@ -8,24 +8,19 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
-import fakeredis
 import pytest
 
 import genblaze_s3.transfer as transfer
-from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.models import AssetState
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
-from genblaze_s3.settings import load_settings
 from genblaze_s3.transfer import CopyConfig, FetchPolicy, SourceUnavailable, TransferError
 from genblaze_s3.transfer.errors import map_source_error
 from genblaze_s3.transfer.fetch import Fetcher
 from genblaze_s3.transfer.models import CopyProgress, Progress
-from tests.unit.ingest_fixtures import make_submission
+from tests.unit.ingest_fixtures import make_submission, worker_context
 
 POLICY = FetchPolicy(allow_http=True, allow_private_hosts=frozenset({"127.0.0.1"}))
 
@@ -83,21 +78,9 @@ def test_lower_errors_keep_their_reason() -> None:
     assert map_source_error(timeout).code == "source_connect_timeout"
 
 
-class FakeBackend(SimpleNamespace):
-    def get_durable_url(self, key: str) -> str:
-        return f"http://s3/{key}"
-
-
 @pytest.fixture
 def ctx() -> WorkerContext:
-    client = fakeredis.FakeRedis()
-    return WorkerContext(
-        redis=client,
-        store=StatusStore(client),
-        backend_for=lambda d: FakeBackend(bucket=d.bucket),
-        policy=DestinationPolicy.from_settings(
-            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
-        ),
+    return worker_context(
         max_attempts=2,  # fewer crashes allowed than retries: retries must not use them up
         max_retries=4,
         lease_ttl_ms=5000,

@@ -15,26 +15,13 @@ from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store.leases import AssetLease
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
-from genblaze_s3.settings import load_settings
 from genblaze_s3.transfer import SourceNotFound, SourceUnavailable
-from tests.unit.ingest_fixtures import make_submission
-
-
-class FakeBackend(SimpleNamespace):
-    def get_durable_url(self, key: str) -> str:
-        return f"http://s3/{key}"
+from tests.unit.ingest_fixtures import make_submission, worker_context
 
 
 @pytest.fixture
 def ctx() -> WorkerContext:
-    client = fakeredis.FakeRedis()
-    return WorkerContext(
-        redis=client,
-        store=StatusStore(client),
-        backend_for=lambda d: FakeBackend(bucket=d.bucket),
-        policy=DestinationPolicy.from_settings(
-            load_settings({"GENBLAZE_ALLOWED_ENDPOINTS": "http://127.0.0.1:9000"})
-        ),
+    return worker_context(
         max_attempts=2,
         max_retries=1,
         lease_ttl_ms=5000,
