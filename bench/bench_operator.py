@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from bench.common import start_api
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.models import DestinationSpec
 from genblaze_s3.ingest.store.status import StatusStore
@@ -59,28 +60,11 @@ def _job(service: IngestService, n: int) -> str:
 
 def _start_api(redis_url: str, port: int) -> subprocess.Popen[bytes]:
     env = {
-        **os.environ,
         "GENBLAZE_REDIS_URL": redis_url,
         "GENBLAZE_API_TOKENS": f"bench:{TOKEN}",
         "GENBLAZE_API_RATE_LIMIT": "1000000/1",
-        "PORT": str(port),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "genblaze_s3.cli", "api", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("API did not start")
+    return start_api(env, port)
 
 
 class Writer(threading.Thread):

@@ -45,3 +45,26 @@ def s5cmd_cp(sw: Any, src: str, dst: str, *, timeout: float = 1800) -> float:
     if out.returncode != 0:
         raise RuntimeError(f"s5cmd failed: {out.stderr[-2000:]!r} {out.stdout[-2000:]!r}")
     return time.perf_counter() - t0
+
+
+def start_api(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """`genblaze-ingest api` on `port` with `env` over this process's environment, once its
+    /healthz answers 200 (30 s at most); the caller stops it."""
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genblaze_s3.cli", "api", "--port", str(port)],
+        env={**os.environ, **env, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("API did not start")
