@@ -58,6 +58,30 @@ if CONFIG.log_format == "json":
         configure_logging("json", str(level))
 
 
+def transport_options(config: Settings) -> dict[str, int]:
+    """The Redis broker's redelivery knobs (kombu ignores them on RabbitMQ).
+
+    - ``visibility_timeout``: an unacked message comes back after this.
+    - ``unacked_restore_interval``: how often a worker sweeps for such messages; on a
+      Redis broker the only way the task of a worker killed as a whole comes back.
+    - ``unacked_restore_throttle`` 1: every sweep scans (the interval alone sets the pace).
+    - ``unacked_mutex_expire``: the sweep runs under a Redis lock that a worker killed
+      mid-sweep never releases. kombu's default expiry (300 s) then stops every sweep
+      in the fleet for 5 minutes, longer than the visibility timeout it serves (found
+      by tests/integration/test_faults_worker.py's whole-worker kill in CI). A sweep
+      takes milliseconds; bounding the lock by the visibility timeout keeps "a dead
+      host's message is back within about two visibility timeouts" true.
+    """
+    return {
+        "visibility_timeout": config.visibility_timeout,
+        "unacked_restore_interval": config.unacked_restore_interval,
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": min(config.visibility_timeout, KOMBU_UNACKED_MUTEX_EXPIRE),
+    }
+
+
+KOMBU_UNACKED_MUTEX_EXPIRE = 300  # kombu's own default: never lengthen it
+
 SETTINGS: dict[str, object] = {
     # Ack after the task ends: a worker that dies mid-copy leaves the message for another.
     "task_acks_late": True,
@@ -71,11 +95,7 @@ SETTINGS: dict[str, object] = {
     # The restore interval is how often a worker sweeps for unacked messages whose
     # visibility timeout passed: on a Redis broker, the only way the task of a worker
     # killed as a whole comes back (GENBLAZE_UNACKED_RESTORE_INTERVAL).
-    "broker_transport_options": {
-        "visibility_timeout": CONFIG.visibility_timeout,
-        "unacked_restore_interval": CONFIG.unacked_restore_interval,
-        "unacked_restore_throttle": 1,  # every sweep scans: the interval alone sets the pace
-    },
+    "broker_transport_options": transport_options(CONFIG),
     "task_time_limit": TASK_TIME_LIMIT,
     "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
     # If the broker connection drops, the unacked task will be redelivered: stop ours

@@ -31,6 +31,7 @@ import redis
 
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.local.services import SeaweedS3, start_redis
+from genblaze_s3.settings import Settings
 from tests.support.cdn import BigFile, CDNServer, write_big_file
 from tests.support.helpers import wait_for
 from tests.support.invariants import (
@@ -39,12 +40,18 @@ from tests.support.invariants import (
     wait_terminal,
 )
 from tests.support.rig import Rig, fault_rig
+from workers.celery_app import transport_options
 
 MiB = 1024 * 1024
 SIZE = 64 * MiB
 PART = 16 * MiB
 LOG_DIR = Path(tempfile.gettempdir()) / "genblaze-fault-logs"
 FAST_REDELIVERY = {"GENBLAZE_VISIBILITY_TIMEOUT": "8", "GENBLAZE_UNACKED_RESTORE_INTERVAL": "1"}
+# The restore sweep's mutex expiry the workers set for FAST_REDELIVERY: a sweep cut short
+# by a kill blocks every other sweep this long (kombu's default, before the fix: 300 s).
+UNACKED_MUTEX_EXPIRE = transport_options(
+    Settings(visibility_timeout=8, unacked_restore_interval=1)
+)["unacked_mutex_expire"]
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +126,7 @@ def test_sigkill_of_pool_child_mid_copy_resumes_once(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mid_restore_sweep", [False, True], ids=["idle", "holding-restore-mutex"])
 def test_sigkill_of_whole_worker_then_fresh_worker_finishes(
     seaweed: SeaweedS3,
     s3_client: Any,
@@ -126,11 +134,25 @@ def test_sigkill_of_whole_worker_then_fresh_worker_finishes(
     tmp_path: Path,
     cdn: CDNServer,
     big: BigFile,
+    mid_restore_sweep: bool,
 ) -> None:
+    """A host killed outright: a fresh worker finishes the copy, resuming, once.
+
+    ``holding-restore-mutex``: the host dies inside kombu's unacked-restore sweep, so
+    the sweep's mutex (``unacked_mutex``) stays held by nobody. kombu's default expiry
+    (300 s) then kept the dead host's message out of the queue for 5 minutes: the
+    sweeper finished the job, but the original message sat in ``unacked`` well after
+    (a CI failure of the ``idle`` row). The worker bounds the mutex by the visibility
+    timeout (workers/celery_app.py); the row recreates that moment deterministically.
+    """
     with rig(seaweed, s3_client, bucket, tmp_path, n_workers=1, extra=FAST_REDELIVERY) as r:
         job = r.submit(cdn.url("/big.mp4", mode="slow", rate=12 * MiB))
         rec = r.wait_bytes(job, int(SIZE * 0.5))
         w = r.stack.workers[0]
+        if mid_restore_sweep:
+            # What a sweep holds at that moment: kombu's lock, with the worker's expiry.
+            admin = redis.Redis.from_url(r.redis.url)
+            admin.set("unacked_mutex", "dead-host-token", ex=UNACKED_MUTEX_EXPIRE)
         os.killpg(w.pid, signal.SIGKILL)  # main process and pool child, no warning
         w.proc.wait(10)
         # Nobody is working on it: the dead worker's lease lapses (no renewal), and
