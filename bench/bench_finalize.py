@@ -1,22 +1,27 @@
-"""finalize benchmark: a 1,000-asset run finalized with signing + DSSE envelope vs without.
+"""finalize benchmark: a 1,000-asset run, this tree's signed finalize against the previous
+release's, side by side in the same run.
 
-Run: ``python -m bench finalize`` (takes the bench lock). Starts its own SeaweedFS
-(an Object Lock bucket: both arms lock their manifest, the signed arm its envelope
-too) and an embedded Valkey as the status store, stores 1,000 small
-content-addressed objects once, then alternates the two arms in the same process:
+Run: ``python -m bench finalize [--baseline REF]`` (takes the bench lock). Starts its
+own SeaweedFS (an Object Lock bucket: every arm locks its manifest, the signed arm of
+this tree its envelope too) and an embedded Valkey as the status store, stores 1,000
+small content-addressed objects once, then runs three arms, each in its own process
+with its tree first on the import path (bench/finalize_probe.py):
 
-- **A, unsigned**: ``finalize_job`` with no signer (what a deployment without
-  ``GENBLAZE_SIGNING_KEY`` runs: the manifest with provenance and the ingest record);
-- **B, signed**: ``finalize_job`` with an Ed25519 signer (the v2 signature over the
-  whole manifest, the in-toto Statement in a DSSE envelope, its HEAD + locked PUT).
+- **A, the previous release, signed**: ``finalize_job`` of ``REF`` (default
+  ``PREVIOUS_RELEASE``, the last commit before issues 19-23, exported with ``git
+  archive``) with an Ed25519 signer: "today's finalize" as issue 20 measures it (the
+  ``ed25519:<kid>`` signature over genblaze-core's canonical hash, one locked PUT);
+- **B, this tree, signed**: the v2 signature over the whole manifest, the run record,
+  the in-toto Statement in a DSSE envelope and its locked PUT;
+- **C, this tree, unsigned** (for reference): no ``GENBLAZE_SIGNING_KEY``.
 
 Each timed call is one whole finalize of a fresh 1,000-asset job (read 1,000 asset
 records from the store, build, hash, sign, write and lock, mark the job): the part a
-user waits for between "last asset stored" and "succeeded". Per round, each arm
-finalizes ``--per-round`` jobs (A/B order alternating between rounds); the figure of
-a round is its median, the result the median of the round figures. Every signed
-manifest of the last round is then checked by ``verify`` (VERIFIED, untimed).
-Target: B / A < 1.05. Results: bench/results/finalize.md.
+user waits for between "last asset stored" and "succeeded". Per round each arm
+finalizes one untimed and ``--per-round`` timed jobs, the arms' order rotating between
+rounds; a round's figure is its median, the result the median over rounds. Every
+manifest B signed in the last round is then checked by this tree's ``verify``
+(VERIFIED, untimed). Target (issue 20): B / A < 1.05. Results: bench/results/finalize.md.
 """
 
 from __future__ import annotations
@@ -27,15 +32,17 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
-import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.common import PREVIOUS_RELEASE
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "results" / "finalize.md"
+PROBE = Path(__file__).with_name("finalize_probe.py")
 TARGET = 1.05
 
 
@@ -54,159 +61,157 @@ def _store_objects(backend: Any, n: int) -> list[tuple[str, str, int]]:
         return list(pool.map(put, range(n)))
 
 
-def _job(store: Any, backend: Any, objects: list[tuple[str, str, int]]) -> str:
-    """A fresh job whose assets are all stored (with fetch provenance), ready to finalize."""
-    from genblaze_core.models.asset import Asset
-    from genblaze_core.models.manifest import Manifest
-    from genblaze_core.models.run import Run
-    from genblaze_core.models.step import Step
+ARMS = {
+    "previous": "A: previous release, signed (ed25519 v1, one locked PUT)",
+    "signed": "B: this tree, signed (v2 signature + DSSE in-toto envelope)",
+    "unsigned": "C: this tree, unsigned (no GENBLAZE_SIGNING_KEY)",
+}
 
-    from genblaze_s3.ingest.models import AssetState, DestinationSpec, LockPolicy
-    from genblaze_s3.ingest.provenance import build_provenance
-    from genblaze_s3.ingest.sealing import SourceSealer
-    from genblaze_s3.ingest.submit.submission import build_submission
 
-    urls = [f"https://cdn.example/render/{i}.png?X-Amz-Signature=s" for i in range(len(objects))]
-    step = Step(
-        provider="bench", model="m", assets=[Asset(url=u, media_type="image/png") for u in urls]
+def _export(ref: str, into: Path) -> Path:
+    """The tree of ``ref`` (its package only), exported with ``git archive``."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "genblaze_s3"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _probe(tree: Path, env: dict[str, str], signing_key: str) -> dict[str, Any]:
+    """One arm's round: finalize_probe.py run with ``tree`` first on the import path."""
+    out = subprocess.run(
+        [sys.executable, str(PROBE)],
+        cwd=tree,
+        env={
+            **env,
+            "PYTHONPATH": str(tree),
+            "PYTHONSAFEPATH": "1",
+            "BENCH_SIGNING_KEY": signing_key,
+        },
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
-    manifest = Manifest.from_run(Run(name="bench-finalize", steps=[step]))
-    lock = LockPolicy(retain_until=datetime.now(UTC) + timedelta(days=1))
-    sub = build_submission(
-        manifest, DestinationSpec(bucket=str(backend.bucket)), tenant="bench", manifest_lock=lock
-    )
-    store.create_job(sub.meta, sub.assets, sub.sealed_sources(SourceSealer(None)), sub.payload)
-    now = datetime.now(UTC)
-    for aid, url, (key, digest, size) in zip(sub.meta.asset_ids, urls, objects, strict=True):
-        store.finish_asset(
-            sub.meta.job_id,
-            aid,
-            AssetState.STORED,
-            key=key,
-            url=backend.get_durable_url(key),
-            sha256=digest,
-            size=size,
-            provenance=build_provenance(
-                url,
-                fetched_at=now,
-                validators=None,
-                bytes_stored=size,
-                attempts=1,
-                refreshes=0,
-                deduplicated=False,
-            ),
-        )
-    return str(sub.meta.job_id)
-
-
-def _finalize(store: Any, backend: Any, job_id: str, signer: Any) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of one finalize."""
-    from genblaze_s3.ingest.finalize.manifest import finalize_job
-    from genblaze_s3.ingest.models import JobState
-
-    cpu, started = time.process_time(), time.perf_counter()
-    state = finalize_job(store, lambda d: backend, job_id, signer=signer)
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    if state != JobState.SUCCEEDED:
-        raise RuntimeError(f"finalize of {job_id} ended {state}")
-    return elapsed, cpu
+    if out.returncode != 0:
+        raise RuntimeError(f"probe in {tree} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def _markdown(result: dict[str, Any]) -> str:
-    a, b = result["unsigned_s_median"], result["signed_s_median"]
-    met = "met" if result["ratio"] < TARGET else "NOT met"
-    cpu_met = "met" if result["cpu_ratio"] < TARGET else "NOT met"
-    return "\n".join(
-        [
-            "# finalize benchmark (`python -m bench finalize`)",
-            "",
-            f"Machine: {result['machine']}, {result['cpus']} CPUs (load average at start "
-            f"{result['load_at_start']}), **shared with other sessions' work while measured**: "
-            "compare the ratio, not absolute figures. SeaweedFS `weed mini` on loopback (Object "
-            "Lock bucket, GOVERNANCE one day) and an embedded Valkey as the status store, both "
-            f"started by the benchmark. One timed call: `finalize_job` of a fresh "
-            f"{result['assets']}-asset job (every asset stored, with fetch provenance). "
-            f"{result['rounds']} rounds, A/B order alternating, {result['per_round']} "
-            "finalizes per arm per round; a round's figure is its median, the result the "
-            "median over rounds.",
-            "",
-            "| arm | median s | per-round medians (s) |",
-            "|---|---|---|",
-            f"| A: unsigned (no GENBLAZE_SIGNING_KEY) | {a:.3f} | "
-            f"{', '.join(f'{s:.3f}' for s in result['unsigned_round_medians'])} |",
-            f"| B: signed, v2 signature + DSSE in-toto envelope | {b:.3f} | "
-            f"{', '.join(f'{s:.3f}' for s in result['signed_round_medians'])} |",
-            "",
-            f"- Cost of signing + envelope, wall time: B / A = **{result['ratio']:.3f}** "
-            f"(target < {TARGET}: {met}); best rounds B / A = {result['best_ratio']:.3f}.",
-            f"- CPU time of the finalizing process (upload threads included): B / A = "
-            f"**{result['cpu_ratio']:.3f}** (target < {TARGET}: {cpu_met}). This is the "
-            "steadier figure on a shared machine: the wall ratio can come out under 1 "
-            "because the envelope is computed and uploaded while the manifest uploads, and "
-            "because other work on the machine swings single rounds by 2x.",
-            f"- Manifest {result['manifest_bytes']} bytes, envelope {result['envelope_bytes']} "
-            "bytes; every signed manifest of the last round verified (`VERIFIED`).",
-            "",
-            "```json",
-            json.dumps(result, indent=2),
-            "```",
-            "",
-        ]
-    )
+    med = result["round_medians"]
+    cpu = result["cpu_round_medians"]
+    ratio, cpu_ratio = result["ratio"], result["cpu_ratio"]
+    in_tree, in_tree_cpu = result["signed_vs_unsigned"], result["signed_vs_unsigned_cpu"]
+    met = "met" if ratio < TARGET else "NOT met"
+    lines = [
+        "# finalize benchmark (`python -m bench finalize`)",
+        "",
+        f"Machine: {result['machine']}, {result['cpus']} CPUs (load average at start "
+        f"{result['load_at_start']}). SeaweedFS `weed mini` on loopback (Object Lock bucket, "
+        "GOVERNANCE one day) and an embedded Valkey as the status store, both started by the "
+        f"benchmark. One timed call: `finalize_job` of a fresh {result['assets']}-asset job "
+        "(every asset stored, with fetch provenance), each arm in its own process with its "
+        f"tree on the import path. Baseline: `git archive {result['baseline']}` (the previous "
+        f"release: main before issues 19-23). {result['rounds']} rounds, arm order rotating, "
+        f"{result['per_round']} timed finalizes per arm per round (after one untimed); a "
+        "round's figure is its median, the result the median over rounds.",
+        "",
+        "| arm | median wall s | per-round medians (s) | median CPU s |",
+        "|---|---|---|---|",
+    ]
+    for arm, title in ARMS.items():
+        lines.append(
+            f"| {title} | {statistics.median(med[arm]):.3f} | "
+            f"{', '.join(f'{s:.3f}' for s in med[arm])} | {statistics.median(cpu[arm]):.3f} |"
+        )
+    lines += [
+        "",
+        f"- **Signing + envelope against today's finalize, wall time: B / A = {ratio:.3f}** "
+        f"(target < {TARGET}: {met}); CPU of the finalizing process (upload threads "
+        f"included): B / A = {cpu_ratio:.3f}.",
+        f"- What signing + the envelope cost inside this tree: B / C = {in_tree:.3f} "
+        f"wall, {in_tree_cpu:.3f} CPU (the envelope is built and "
+        "uploaded while the manifest uploads; the rest of this tree's finalize got cheaper "
+        "than the previous release's, which pays for it).",
+        f"- Manifest {result['manifest_bytes']} bytes, envelope {result['envelope_bytes']} "
+        "bytes; every manifest B signed in the last round verified (`VERIFIED`).",
+        "",
+        "```json",
+        json.dumps(result, indent=2),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--assets", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-round", type=int, default=5)
+    parser.add_argument("--baseline", default=PREVIOUS_RELEASE, help="git ref of arm A")
     parser.add_argument("--no-write", action="store_true", help="do not update results/")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
 
     import redis
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from genblaze_s3.ingest.finalize.signing import ManifestSigner
     from genblaze_s3.ingest.finalize.verify import Verdict, verify_manifest
     from genblaze_s3.ingest.store.status import StatusStore
     from genblaze_s3.local.services import start_redis, start_seaweedfs
 
     load = os.getloadavg()[0]
     private = Ed25519PrivateKey.generate()
-    signer = ManifestSigner(private)
-    rounds: dict[str, list[float]] = {"unsigned": [], "signed": []}
-    cpu_rounds: dict[str, list[float]] = {"unsigned": [], "signed": []}
+    key_hex = private.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    ).hex()
+    med: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    cpu: dict[str, list[float]] = {arm: [] for arm in ARMS}
     last_signed: list[str] = []
     sizes = {"manifest": 0, "envelope": 0}
     with tempfile.TemporaryDirectory(prefix="genblaze-bench-finalize-") as tmp:
+        trees = {
+            "previous": _export(args.baseline, Path(tmp) / "previous"),
+            "signed": ROOT,
+            "unsigned": ROOT,
+        }
         sw = start_seaweedfs(Path(tmp) / "weed")
         rds = start_redis()
         try:
             bucket = sw.create_bucket("bench-finalize", object_lock=True)
             backend = sw.backend(bucket)
-            store = StatusStore(redis.Redis.from_url(rds.url))
-            objects = _store_objects(backend, args.assets)
-            for arm_signer in (None, signer):  # untimed warm-up of both arms
-                _finalize(store, backend, _job(store, backend, objects), arm_signer)
+            objects_file = Path(tmp) / "objects.json"
+            objects_file.write_text(json.dumps(_store_objects(backend, args.assets)))
+            env = {
+                **os.environ,
+                "BENCH_REDIS_URL": rds.url,
+                "BENCH_S3_ENDPOINT": sw.endpoint_url,
+                "BENCH_S3_KEY": sw.access_key,
+                "BENCH_S3_SECRET": sw.secret_key,
+                "BENCH_BUCKET": bucket,
+                "BENCH_OBJECTS": str(objects_file),
+                "BENCH_COUNT": str(args.per_round),
+                "BENCH_WARM": "1",
+            }
+            arms = list(ARMS)
             for i in range(args.rounds):
-                order = ["unsigned", "signed"] if i % 2 == 0 else ["signed", "unsigned"]
-                for arm in order:
-                    times, cpus = [], []
-                    for _ in range(args.per_round):
-                        job_id = _job(store, backend, objects)
-                        wall, cpu = _finalize(
-                            store, backend, job_id, signer if arm == "signed" else None
-                        )
-                        times.append(wall)
-                        cpus.append(cpu)
-                        if arm == "signed" and i == args.rounds - 1:
-                            last_signed.append(job_id)
-                    rounds[arm].append(statistics.median(times))
-                    cpu_rounds[arm].append(statistics.median(cpus))
-                    print(arm, f"{rounds[arm][-1]:.3f}", flush=True)
+                for arm in arms[i % 3 :] + arms[: i % 3]:
+                    got = _probe(trees[arm], env, "" if arm == "unsigned" else key_hex)
+                    med[arm].append(statistics.median(got["walls"]))
+                    cpu[arm].append(statistics.median(got["cpus"]))
+                    if arm == "signed" and i == args.rounds - 1:
+                        last_signed = list(got["job_ids"])
+                    print(f"round {i + 1} {arm} {med[arm][-1]:.3f} s", flush=True)
+            store = StatusStore(redis.Redis.from_url(rds.url))
             for job_id in last_signed:
                 view = store.get_job(job_id)
-                assert view is not None and view.manifest.key
+                assert view is not None and view.manifest is not None and view.manifest.key
                 report = verify_manifest(
                     backend, view.manifest.key, public_key=private.public_key()
                 )
@@ -220,24 +225,23 @@ def main(argv: list[str] | None = None) -> int:
             rds.stop()
             sw.stop()
 
-    a, b = statistics.median(rounds["unsigned"]), statistics.median(rounds["signed"])
+    def ratio(table: dict[str, list[float]], a: str, b: str) -> float:
+        return statistics.median(table[b]) / statistics.median(table[a])
+
     result = {
         "assets": args.assets,
         "rounds": args.rounds,
         "per_round": args.per_round,
+        "baseline": args.baseline,
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
         "load_at_start": round(load, 2),
-        "unsigned_round_medians": rounds["unsigned"],
-        "signed_round_medians": rounds["signed"],
-        "unsigned_s_median": a,
-        "signed_s_median": b,
-        "ratio": b / a,
-        "unsigned_cpu_round_medians": cpu_rounds["unsigned"],
-        "signed_cpu_round_medians": cpu_rounds["signed"],
-        "cpu_ratio": statistics.median(cpu_rounds["signed"])
-        / statistics.median(cpu_rounds["unsigned"]),
-        "best_ratio": min(rounds["signed"]) / min(rounds["unsigned"]),
+        "round_medians": med,
+        "cpu_round_medians": cpu,
+        "ratio": ratio(med, "previous", "signed"),
+        "cpu_ratio": ratio(cpu, "previous", "signed"),
+        "signed_vs_unsigned": ratio(med, "unsigned", "signed"),
+        "signed_vs_unsigned_cpu": ratio(cpu, "unsigned", "signed"),
         "manifest_bytes": sizes["manifest"],
         "envelope_bytes": sizes["envelope"],
     }

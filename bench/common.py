@@ -68,3 +68,8 @@ def start_api(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError("API did not start")
+
+
+# The previous release the A/B benches compare against: main as it stood before issues
+# 19-23 (one house, provenance, hard edges, the operator's desk, cost per asset).
+PREVIOUS_RELEASE = "a78c6f2"

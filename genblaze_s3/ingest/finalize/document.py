@@ -41,7 +41,15 @@ def build_manifest(
     return manifest
 
 
-def _fill(manifest: Manifest, assets: dict[str, AssetRecord], record: IngestRecord | None) -> None:
+def _fill(
+    manifest: Manifest,
+    assets: dict[str, AssetRecord],
+    record: IngestRecord | None,
+    *,
+    rehash: bool = True,
+) -> None:
+    """Point every asset at its stored copy; ``rehash`` False leaves the canonical hash
+    to `manifest_document`, which computes it from the document it normalizes anyway."""
     for step in manifest.run.steps:
         for asset in step.assets:
             rec = assets[asset.asset_id]
@@ -54,7 +62,8 @@ def _fill(manifest: Manifest, assets: dict[str, AssetRecord], record: IngestReco
     if record is not None:
         manifest.run.metadata[RECORD_KEY] = record.model_dump(mode="json")
     manifest.transfer_failures = []
-    manifest.compute_hash()
+    if rehash:
+        manifest.compute_hash()
 
 
 _UNSIGNED_TAIL = b',"signature":null,"transfer_failures":[]}'
@@ -63,18 +72,26 @@ _UNSIGNED_TAIL = b',"signature":null,"transfer_failures":[]}'
 def manifest_document(
     manifest: Manifest, signer: ManifestSigner | None
 ) -> tuple[dict[str, Any], bytes]:
-    """(the normalized document, its canonical JSON bytes), signed (v2) with a signer.
+    """(the normalized document, its canonical JSON bytes), hashed and, with a signer,
+    signed (v2).
 
-    Byte-identical to ``manifest.to_canonical_json()`` (what genblaze-core writes).
-    The model is dumped, normalized and serialized once: the signature covers those
-    bytes with ``"signature": null``, and is then put in their place. Sorted keys end
-    every finalized manifest with ``"signature"`` and an empty ``"transfer_failures"``;
-    anything else is serialized again.
+    Byte-identical to ``manifest.compute_hash(); manifest.to_canonical_json()`` (what
+    genblaze-core writes), at about half the cost: the model is dumped and normalized
+    once, the canonical hash is taken from that normalized document (`_canonical_hash`)
+    and the signature covers the bytes with ``"signature": null`` before it is put in
+    their place. Sorted keys end every finalized manifest with ``"signature"`` and an
+    empty ``"transfer_failures"``; anything else is serialized again.
     """
-    from genblaze_core.canonical._normalize import normalize
+    from genblaze_s3.ingest.finalize.canonical import normalize
 
     manifest.assert_writable_schema()
     document: dict[str, Any] = normalize(manifest.model_dump(mode="python"))
+    digest = _canonical_hash(document)
+    if digest is None:  # genblaze-core's own path: see _canonical_hash
+        manifest.compute_hash()
+        document = normalize(manifest.model_dump(mode="python"))
+    else:
+        manifest.canonical_hash = document["canonical_hash"] = digest
     document["signature"] = None
     unsigned = canonical_bytes(document)
     if signer is None:
@@ -85,6 +102,61 @@ def manifest_document(
         tail = b',"signature":' + json.dumps(signature).encode() + b',"transfer_failures":[]}'
         return document, unsigned[: -len(_UNSIGNED_TAIL)] + tail
     return document, canonical_bytes(document)
+
+
+class _NormalizedRun:
+    """Stands in for a `Run` in genblaze-core's ``_hash_payload``: its dump is the
+    already normalized run, with fresh dicts wherever ``_hash_payload`` pops keys (the
+    run, its steps, their assets and inputs), so the document itself stays whole."""
+
+    def __init__(self, run: dict[str, Any]) -> None:
+        self._run = run
+
+    def model_dump(self, mode: str = "python") -> dict[str, Any]:
+        run = dict(self._run)
+        steps = []
+        for step in self._run.get("steps", []):
+            copied = dict(step)
+            for field in ("assets", "inputs"):
+                if isinstance(step.get(field), list):
+                    copied[field] = [dict(item) for item in step[field]]
+            steps.append(copied)
+        if "steps" in run:
+            run["steps"] = steps
+        return run
+
+
+def _canonical_hash(document: dict[str, Any]) -> str | None:
+    """genblaze-core's ``Manifest.compute_hash()`` from the normalized document, or None
+    where only genblaze-core's own path is exact.
+
+    Why: ``compute_hash`` dumps and normalizes the whole run again, a third of a
+    1,000-asset finalize (bench/results/finalize.md). Here genblaze-core's own
+    ``_hash_payload`` strips the operational fields (its exclusion sets and schema
+    policies, not a copy of them) from the normalized run, and the result is serialized
+    as ``canonical_json`` does. That equals ``canonical_json(payload)`` because
+    normalizing is idempotent and stripping only removes keys, except for one value
+    stripping makes: the credential-free URL marked on an asset without a sha256; for a
+    non-ASCII URL (where NFC could differ) this returns None. A test holds the two
+    hashes equal over manifests built to differ in every such way.
+    """
+    from genblaze_core.models.asset import is_valid_sha256
+    from genblaze_core.models.manifest import _hash_payload
+
+    run = document.get("run")
+    if not isinstance(run, dict):
+        return None
+    for step in run.get("steps", []):
+        for item in [*step.get("assets", []), *step.get("inputs", [])]:
+            url = item.get("url")
+            if (
+                isinstance(url, str)
+                and not url.isascii()
+                and not is_valid_sha256(item.get("sha256"))
+            ):
+                return None
+    payload = _hash_payload(str(document["schema_version"]), _NormalizedRun(run))  # type: ignore[arg-type]
+    return hashlib.sha256(canonical_bytes(payload)).hexdigest()
 
 
 def _content_identity(manifest: Manifest) -> str:

@@ -143,7 +143,7 @@ def canonical_bytes(normalized: Mapping[str, Any]) -> bytes:
 
 def document_digest(document: Mapping[str, Any]) -> str:
     """SHA-256 hex of the manifest document's canonical JSON with ``signature`` null."""
-    from genblaze_core.canonical._normalize import normalize
+    from genblaze_s3.ingest.finalize.canonical import normalize
 
     unsigned = dict(document)
     unsigned["signature"] = None

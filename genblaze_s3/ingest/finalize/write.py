@@ -132,7 +132,7 @@ def write_manifest(
         elif signer is not None and envelope_taken is not None and envelope_taken.result():
             locked = _write_attested(backend, meta, manifest, assets, record, signer, extra)
         else:
-            _fill(manifest, assets, record)
+            _fill(manifest, assets, record, rehash=False)  # manifest_document hashes
             locked = _write_new(pool, backend, meta, manifest, record, signer, extra)
     return ManifestInfo(
         key=key,
@@ -197,7 +197,7 @@ def _write_attested(
         raise ManifestConflict(envelope_key)
     signed_at, digest = attested
     record = record.model_copy(update={"signed_at": signed_at})
-    _fill(manifest, assets, record)
+    _fill(manifest, assets, record, rehash=False)  # manifest_document hashes
     _, body = manifest_document(manifest, signer)
     if hashlib.sha256(body).hexdigest() != digest:
         raise ManifestConflict(envelope_key)  # the records changed since: not that manifest
