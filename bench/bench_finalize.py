@@ -38,7 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import PREVIOUS_RELEASE
+from bench.common import PREVIOUS_RELEASE, json_block
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "results" / "finalize.md"
@@ -139,10 +139,7 @@ def _markdown(result: dict[str, Any]) -> str:
         f"- Manifest {result['manifest_bytes']} bytes, envelope {result['envelope_bytes']} "
         "bytes; every manifest B signed in the last round verified (`VERIFIED`).",
         "",
-        "```json",
-        json.dumps(result, indent=2),
-        "```",
-        "",
+        *json_block(result),
     ]
     return "\n".join(lines)
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import write_random
+from bench.common import json_block, write_random
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -111,10 +111,7 @@ def _markdown(result: dict[str, Any]) -> str:
         f"(target <= {RSS_TARGET_MB} MB: "
         f"{'met' if result['put_peak_rss_mb'] <= RSS_TARGET_MB else 'NOT met'}).",
         "",
-        "```json",
-        json.dumps(result, indent=2),
-        "```",
-        "",
+        *json_block(result),
     ]
     return "\n".join(lines)
 

@@ -12,7 +12,6 @@ bench/results/verify.md. Target: speed ratio (baseline time / verify time) >= 0.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -22,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.common import json_block
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -141,10 +142,7 @@ def _markdown(result: dict[str, Any]) -> str:
             f"- Speed ratio (baseline time / verify time): **{result['ratio']:.2f}** "
             f"(target >= {RATIO_TARGET}: {met}).",
             "",
-            "```json",
-            json.dumps(result, indent=2),
-            "```",
-            "",
+            *json_block(result),
         ]
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,3 +74,8 @@ def start_api(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 # The previous release the A/B benches compare against: main as it stood before issues
 # 19-23 (one house, provenance, hard edges, the operator's desk, cost per asset).
 PREVIOUS_RELEASE = "a78c6f2"
+
+
+def json_block(result: dict[str, Any]) -> list[str]:
+    """A results page's last lines: the whole result as a fenced JSON block."""
+    return ["```json", json.dumps(result, indent=2), "```", ""]
