@@ -29,12 +29,16 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from bench.common import s5cmd_cp, write_random
+from bench.common import export_tree, s5cmd_cp, write_random
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 ROOT = Path(__file__).resolve().parents[1]
 REPS = int(os.environ.get("GENBLAZE_BENCH_REPS", "3"))
+# GENBLAZE_BENCH_BASELINE=<git ref> (e.g. bench.common.PREVIOUS_RELEASE): every copy_url
+# case also runs with that release's package, in the same rep as this tree's, so the
+# results page has "this tree / previous release" per case, measured side by side.
+BASELINE = os.environ.get("GENBLAZE_BENCH_BASELINE", "")
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -109,7 +113,13 @@ def _child(args: argparse.Namespace) -> None:
     )
 
 
-def _run_child(case: str, urls: list[str], sw: Any, bucket: str, ca: str) -> dict[str, Any]:
+def _run_child(
+    case: str, urls: list[str], sw: Any, bucket: str, ca: str, tree: Path | None = None
+) -> dict[str, Any]:
+    """One copy_url case in a child process: this checkout, or the package in ``tree``."""
+    env = dict(os.environ)
+    if tree is not None:
+        env.update(PYTHONPATH=f"{tree}{os.pathsep}{ROOT}", PYTHONSAFEPATH="1")
     cmd = [
         sys.executable,
         "-m",
@@ -129,7 +139,7 @@ def _run_child(case: str, urls: list[str], sw: Any, bucket: str, ca: str) -> dic
         "--ca",
         ca,
     ]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"copy child failed: {out.stderr[-3000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -155,6 +165,8 @@ def _main(work: Path) -> None:
     for i in range(64):
         write_random(small_dir / f"s{i:02d}.bin", 4 * MiB)
     sw = start_seaweedfs(work / "seaweed")
+    base = export_tree(BASELINE, work / "baseline") if BASELINE else None
+    base_runs: dict[str, list[dict[str, Any]]] = {"known": [], "cas": [], "small": []}
     rows: list[tuple[str, float, float, float | None]] = []
     extra: list[str] = []
     try:
@@ -210,6 +222,15 @@ def _main(work: Path) -> None:
                 cas_runs.append(_run_child("cas", [big_url], sw, b, cdn.ca_path))
                 for key in cas_runs[-1]["keys"]:
                     client.delete_object(Bucket=b, Key=key)  # the next CAS run must upload
+                if base is not None:  # the previous release, same rep, same bucket
+                    base_runs["known"].append(
+                        _run_child("known", [big_url], sw, b, cdn.ca_path, tree=base)
+                    )
+                    base_runs["cas"].append(
+                        _run_child("cas", [big_url], sw, b, cdn.ca_path, tree=base)
+                    )
+                    for key in base_runs["cas"][-1]["keys"]:
+                        client.delete_object(Bucket=b, Key=key)
                 requests_before = len(cdn.requests)
                 spool_runs.append(_run_child("cas_spool", [big_url], sw, b, cdn.ca_path))
                 assert len(cdn.requests) == requests_before + 1  # spool: one download
@@ -233,6 +254,10 @@ def _main(work: Path) -> None:
                 else:
                     s5_small_runs.append(s5cmd_cp(sw, str(small_dir) + "/*", f"s3://{b}/s5/"))
                     small_runs.append(_run_child("small", small_urls, sw, b, cdn.ca_path))
+                if base is not None:
+                    base_runs["small"].append(
+                        _run_child("small", small_urls, sw, b, cdn.ca_path, tree=base)
+                    )
                 drop_bucket(client, b)
             s5_ref = median(s5_runs)
             known = _median_run(known_runs)
@@ -288,6 +313,27 @@ def _main(work: Path) -> None:
                 f"s5cmd 64x4 MiB: {secs(s5_small_runs)} s; "
                 f"ours 64x4 MiB: {secs([r['seconds'] for r in small_runs])} s."
             )
+            if base is not None:
+                ours_by_case = {"known": known_runs, "cas": cas_runs, "small": small_runs}
+                refs = {"known": s5_ref, "cas": s5_ref, "small": median(s5_small_runs)}
+                extra.append(
+                    f"- **A/B against the previous release** (`{BASELINE}`, its package "
+                    "exported with `git archive`, run in the same reps and buckets):"
+                )
+                for case, title in (
+                    ("known", "1 GiB key known"),
+                    ("cas", "1 GiB CAS (auto)"),
+                    ("small", "64 x 4 MiB"),
+                ):
+                    prev, this = _median_run(base_runs[case]), _median_run(ours_by_case[case])
+                    extra.append(
+                        f"  - {title}: previous {prev['seconds']:.2f} s (ratio "
+                        f"{refs[case] / prev['seconds']:.2f} of s5cmd, peak RSS "
+                        f"{prev['rss_mb']:.0f} MB, CPU {prev['cpu_s']:.2f} s), this tree "
+                        f"{this['seconds']:.2f} s (ratio {refs[case] / this['seconds']:.2f}, "
+                        f"{this['rss_mb']:.0f} MB, CPU {this['cpu_s']:.2f} s); previous runs "
+                        f"{secs([r['seconds'] for r in base_runs[case]])} s."
+                    )
             extra.append(
                 f"- copy_url child CPU (user+sys) for 1 GiB key known: "
                 f"{known['cpu_s']:.2f} s (includes interpreter start and imports)."

@@ -38,7 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import PREVIOUS_RELEASE, json_block
+from bench.common import PREVIOUS_RELEASE, export_tree, json_block
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "results" / "finalize.md"
@@ -66,18 +66,6 @@ ARMS = {
     "signed": "B: this tree, signed (v2 signature + DSSE in-toto envelope)",
     "unsigned": "C: this tree, unsigned (no GENBLAZE_SIGNING_KEY)",
 }
-
-
-def _export(ref: str, into: Path) -> Path:
-    """The tree of ``ref`` (its package only), exported with ``git archive``."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "genblaze_s3"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    into.mkdir(parents=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def _probe(tree: Path, env: dict[str, str], signing_key: str) -> dict[str, Any]:
@@ -174,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {"manifest": 0, "envelope": 0}
     with tempfile.TemporaryDirectory(prefix="genblaze-bench-finalize-") as tmp:
         trees = {
-            "previous": _export(args.baseline, Path(tmp) / "previous"),
+            "previous": export_tree(args.baseline, Path(tmp) / "previous"),
             "signed": ROOT,
             "unsigned": ROOT,
         }

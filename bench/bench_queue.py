@@ -112,6 +112,84 @@ def _small_rows(
     return row, note, view
 
 
+def _fresh_files(
+    work: Path, cdn: Any, tag: str, sizes: list[int], suffix: str, media_type: str
+) -> tuple[Path, list[tuple[str, str]]]:
+    """Fresh random files of ``sizes`` in one folder, served by the CDN: (folder, URLs)."""
+    d = work / f"files-{tag}"
+    d.mkdir()
+    urls = []
+    for i, size in enumerate(sizes):
+        f = d / f"f{i:03d}{suffix}"
+        write_random(f, size)
+        urls.append((cdn.add(f"/files/{tag}/{f.name}", f, content_type=media_type), media_type))
+    return d, urls
+
+
+def _many_runs(sink: Any, runs: list[list[tuple[str, str]]], timeout: float) -> float:
+    """Seconds from the first ``write_run`` to the last of the runs' jobs ending: each
+    run its own job with its locked manifest, submitted back to back (a pipeline that
+    renders many small runs), then all waited for."""
+    from genblaze_core.models.manifest import Manifest
+
+    from genblaze_s3.ingest.submit.submission import run_from_urls
+
+    t0 = time.perf_counter()
+    handles = []
+    for assets in runs:
+        run = run_from_urls([(u, t, None) for u, t in assets])
+        sink.write_run(run, Manifest.from_run(run))
+        handles.append(sink.last_job)
+    for handle in handles:
+        view = handle.wait(timeout=timeout, poll_interval=0.05)
+        if view.state.value != "succeeded":
+            raise RuntimeError(f"bench job failed: {view.model_dump_json()[:2000]}")
+    return time.perf_counter() - t0
+
+
+def _run_rows(
+    sw: Any, work: Path, cdn: Any, bucket: str, sink: Any, case: str, tag: str, shape: Any
+) -> tuple[str, str]:
+    """ROUNDS interleaved (s5cmd, queue) pairs of one case on fresh files.
+
+    ``shape`` gives the runs of a round: a list of runs, each a list of (size, suffix,
+    media type). s5cmd copies all of a round's files in one ``cp`` (its best case: no
+    download, no hashing, no manifest, no job per run)."""
+    s5: list[float] = []
+    ours: list[float] = []
+    for rnd in range(ROUNDS):
+        runs: list[list[tuple[str, str]]] = []
+        folders: list[Path] = []
+        for r, files in enumerate(shape):
+            assets: list[tuple[str, str]] = []
+            for suffix, media in sorted({(f[1], f[2]) for f in files}):
+                sizes = [f[0] for f in files if f[1] == suffix]
+                d, urls = _fresh_files(work, cdn, f"{tag}{rnd}-{r}{suffix}", sizes, suffix, media)
+                folders.append(d)
+                assets.extend(urls)
+            runs.append(assets)
+        both = work / f"s5-{tag}{rnd}"
+        both.mkdir()
+        for d in folders:
+            for f in d.iterdir():
+                (both / f"{d.name}-{f.name}").hardlink_to(f)
+        first_s5 = rnd % 2 == 0
+        if first_s5:
+            s5.append(s5cmd_cp(sw, str(both) + "/*", f"s3://{bucket}/s5cmd/{tag}{rnd}/"))
+        ours.append(_many_runs(sink, runs, 1800))
+        if not first_s5:
+            s5.append(s5cmd_cp(sw, str(both) + "/*", f"s3://{bucket}/s5cmd/{tag}{rnd}/"))
+    q_med, s5_med = statistics.median(ours), statistics.median(s5)
+    row = f"| {case} | {q_med:.2f} s | {s5_med:.2f} s | {s5_med / q_med:.2f} |"
+    note = (
+        f"- {case}: medians of {ROUNDS} interleaved pairs on fresh files (the tools take "
+        f"turns going first); s5cmd {', '.join(f'{t:.2f}' for t in s5)} s; through the "
+        f"queue {', '.join(f'{t:.2f}' for t in ours)} s; per-pair ratios "
+        f"{', '.join(f'{a / b:.2f}' for a, b in zip(s5, ours, strict=True))}."
+    )
+    return row, note
+
+
 def _get_latency(
     api_url: str, token: str, job_id: str, rate: int = 500, seconds: float = 10, clients: int = 4
 ) -> tuple[list[float], float]:
@@ -216,6 +294,38 @@ def main(argv: list[str] | None = None) -> int:
             b_small = sw.create_bucket("bq-small", object_lock=True)
             row, note, small_view = _small_rows(
                 sw, work, cdn, b_small, sink_for(b_small, KeyStrategy.CONTENT_ADDRESSABLE), "", "p"
+            )
+            rows.append(row)
+            notes.append(note)
+
+            # -- many small runs, one typical run (issue 23's rows) --------------------
+            cas_sink = sink_for(b_small, KeyStrategy.CONTENT_ADDRESSABLE)
+            thumbs = [[(256 * KiB, ".png", "image/png")] * 3] * 100
+            row, note = _run_rows(
+                sw,
+                work,
+                cdn,
+                b_small,
+                cas_sink,
+                "100 runs of 3 x 256 KiB, each its own job with a locked manifest",
+                "r",
+                thumbs,
+            )
+            rows.append(row)
+            notes.append(note)
+            typical = [
+                [(2 * MiB, ".png", "image/png")] * 4
+                + [(4 * MiB, ".wav", "audio/wav"), (64 * MiB, ".mp4", "video/mp4")]
+            ]
+            row, note = _run_rows(
+                sw,
+                work,
+                cdn,
+                b_small,
+                cas_sink,
+                "one typical run: 4 x 2 MiB + 4 MiB + 64 MiB, locked manifest",
+                "y",
+                typical,
             )
             rows.append(row)
             notes.append(note)

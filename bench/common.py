@@ -79,3 +79,16 @@ PREVIOUS_RELEASE = "a78c6f2"
 def json_block(result: dict[str, Any]) -> list[str]:
     """A results page's last lines: the whole result as a fenced JSON block."""
     return ["```json", json.dumps(result, indent=2), "```", ""]
+
+
+def export_tree(ref: str, into: Path) -> Path:
+    """The package of git ``ref`` (``genblaze_s3/`` only), exported with ``git archive``:
+    run a child with ``PYTHONPATH=<into>`` (and ``PYTHONSAFEPATH=1``) to import that
+    release instead of this checkout's editable install."""
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "genblaze_s3"], capture_output=True, check=True
+    ).stdout
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
