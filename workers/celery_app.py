@@ -58,6 +58,9 @@ if CONFIG.log_format == "json":
         configure_logging("json", str(level))
 
 
+KOMBU_UNACKED_MUTEX_EXPIRE = 300  # kombu's own default: never lengthen it
+
+
 def transport_options(config: Settings) -> dict[str, int]:
     """The Redis broker's redelivery knobs (kombu ignores them on RabbitMQ).
 
@@ -80,8 +83,6 @@ def transport_options(config: Settings) -> dict[str, int]:
     }
 
 
-KOMBU_UNACKED_MUTEX_EXPIRE = 300  # kombu's own default: never lengthen it
-
 SETTINGS: dict[str, object] = {
     # Ack after the task ends: a worker that dies mid-copy leaves the message for another.
     "task_acks_late": True,
@@ -92,9 +93,7 @@ SETTINGS: dict[str, object] = {
     # Redis broker: unacked messages come back after GENBLAZE_VISIBILITY_TIMEOUT (120 s).
     # Deliveries are bounded by the slice; a longer, unsliceable copy is redelivered
     # meanwhile and the duplicate backs off on the lease (settings.py says why).
-    # The restore interval is how often a worker sweeps for unacked messages whose
-    # visibility timeout passed: on a Redis broker, the only way the task of a worker
-    # killed as a whole comes back (GENBLAZE_UNACKED_RESTORE_INTERVAL).
+    # The restore sweep and its lock: transport_options says why each is set.
     "broker_transport_options": transport_options(CONFIG),
     "task_time_limit": TASK_TIME_LIMIT,
     "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
