@@ -153,22 +153,90 @@ def test_failures_are_mapped_to_the_same_storage_error(
         assert from_sync.value.error_code is StorageErrorCode.NETWORK
 
 
-def test_one_upload_decision_for_both_backends() -> None:
-    """calls.single_put_body is the only place that picks one PutObject over parts: the
-    sync and the async backend both call it (they used to decide differently)."""
-    import inspect
+class UploadRecorder:
+    """Answers every upload request as S3 would and records the operations, in order."""
+
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+
+    def respond(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.operations.append(operation)
+        body = params.get("Body")
+        if body is not None and hasattr(body, "read"):
+            body.read()  # as the HTTP layer would
+        answers: dict[str, dict[str, Any]] = {
+            "HeadBucket": {},
+            "PutObject": {"ETag": '"e"'},
+            "CreateMultipartUpload": {"UploadId": "u"},
+            "UploadPart": {"ETag": '"p"'},
+            "CompleteMultipartUpload": {"ETag": '"c"'},
+        }
+        if operation not in answers:
+            raise AssertionError(f"unexpected request {operation}")
+        return answers[operation]
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> UploadRecorder:
+    fake = UploadRecorder()
+
+    def sync_call(client: Any, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        return fake.respond(operation, params)
+
+    async def async_call(client: Any, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        return fake.respond(operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", sync_call)
+    monkeypatch.setattr(AioBaseClient, "_make_api_call", async_call)
+    return fake
+
+
+def _uploads(recorder: UploadRecorder, backend: Any, data: Any, **options: Any) -> list[str]:
+    """The S3 operations one put (sync) or aput (async) sends, HeadBucket aside."""
+    recorder.operations.clear()
+    if isinstance(backend, AsyncS3StorageBackend):
+
+        async def scenario() -> None:
+            async with backend:
+                await backend.aput("k", data, **options)
+
+        asyncio.run(scenario())
+    else:
+        backend.put("k", data, **options)
+    return [op for op in recorder.operations if op != "HeadBucket"]
+
+
+def test_one_upload_decision_for_both_backends(
+    recorder: UploadRecorder, backends: tuple[S3StorageBackend, AsyncS3StorageBackend]
+) -> None:
+    """Both backends send the same requests for the same upload (they used to decide
+    differently): bytes up to the multipart threshold and any body with a pinned
+    whole-object ``ChecksumSHA256`` in one PutObject; larger bytes and streams in parts."""
     import io
 
-    from genblaze_s3.backend import async_backend, calls, uploads
+    from genblaze_s3.backend import calls
 
-    threshold = 16
-    assert calls.single_put_body(b"x" * 16, {}, threshold) == b"x" * 16
-    assert calls.single_put_body(bytearray(b"x" * 3), {}, threshold) == b"xxx"
-    assert calls.single_put_body(b"x" * 17, {}, threshold) is None  # parts
-    stream = io.BytesIO(b"x" * 40)
-    assert calls.single_put_body(stream, {}, threshold) is None  # streams go in parts
+    sync, async_ = backends
+    threshold = sync._connection.config.multipart_threshold
     pinned = {"ChecksumSHA256": "..."}
-    assert calls.single_put_body(stream, pinned, threshold) is stream  # S3: one PUT only
-    assert calls.single_put_body(b"x" * 40, pinned, threshold) == b"x" * 40
-    for module in (uploads, async_backend):
-        assert "single_put_body(" in inspect.getsource(module)
+    cases = {
+        "small bytes": (lambda: b"x" * 1024, {}, ["PutObject"]),
+        "bytes at the threshold": (lambda: b"x" * threshold, {}, ["PutObject"]),
+        "a pinned stream": (lambda: io.BytesIO(b"x" * 40), {"extra_args": pinned}, ["PutObject"]),
+    }
+    for name, (data, options, expected) in cases.items():
+        for backend in (sync, async_):
+            assert _uploads(recorder, backend, data(), **options) == expected, (name, backend)
+    parts = ["CreateMultipartUpload", "UploadPart", "UploadPart", "CompleteMultipartUpload"]
+    managed = {
+        # over the threshold: the managed transfer, in parts (two: threshold + 1 byte)
+        "bytes over the threshold": (lambda: b"x" * (threshold + 1), parts),
+        # a stream goes to the managed transfer, which sends a small one in one request
+        "a small stream": (lambda: io.BytesIO(b"x" * 40), ["PutObject"]),
+    }
+    for name, (data, expected) in managed.items():
+        for backend in (sync, async_):
+            assert _uploads(recorder, backend, data()) == expected, (name, backend)
+    # and the rule itself, as a table
+    assert calls.single_put_body(b"x" * 17, {}, 16) is None
+    assert calls.single_put_body(bytearray(b"xyz"), {}, 16) == b"xyz"
