@@ -184,12 +184,15 @@ def _main(work: Path) -> None:
                 s5cmd_cp(sw, str(small_dir) + "/*", f"s3://{bucket}/warm/")
                 for i in range(3):
                     s5 = s5cmd_cp(sw, str(small_dir) + "/*", f"s3://{bucket}/s5q{i}/")
-                    k = _run_child("small", small_urls, sw, bucket, cdn.ca_path)
-                    print(
-                        f"small: s5cmd {s5:.2f}s ours {k['seconds']:.2f}s "
-                        f"rss {k['rss_mb']:.0f}MB cpu {k['cpu_s']:.2f}s",
-                        flush=True,
-                    )
+                    trees = [None, base] if base is not None else [None]
+                    for tree in trees if i % 2 == 0 else trees[::-1]:
+                        k = _run_child("small", small_urls, sw, bucket, cdn.ca_path, tree=tree)
+                        print(
+                            f"small ({'previous' if tree else 'this tree'}): s5cmd {s5:.2f}s "
+                            f"ours {k['seconds']:.2f}s rss {k['rss_mb']:.0f}MB "
+                            f"cpu {k['cpu_s']:.2f}s",
+                            flush=True,
+                        )
                 return
             if os.environ.get("GENBLAZE_BENCH_QUICK"):
                 for i in range(2):
@@ -213,7 +216,20 @@ def _main(work: Path) -> None:
             for i in range(REPS):
                 b = sw.create_bucket(f"bench-big-{i}")
                 client.put_object(Bucket=b, Key="warm", Body=b"x" * MiB)
-                if i % 2:
+
+                def previous_release(case: str, bucket: str = b) -> None:
+                    """The baseline's run of ``case`` in this rep (CAS keys removed after)."""
+                    if base is None:
+                        return
+                    base_runs[case].append(
+                        _run_child(case, [big_url], sw, bucket, cdn.ca_path, tree=base)
+                    )
+                    for key in base_runs[case][-1]["keys"] if case == "cas" else []:
+                        client.delete_object(Bucket=bucket, Key=key)
+
+                if i % 2:  # the previous release goes first on odd reps, this tree on even
+                    previous_release("known")
+                    previous_release("cas")
                     known_runs.append(_run_child("known", [big_url], sw, b, cdn.ca_path))
                     s5_runs.append(s5cmd_cp(sw, str(big), f"s3://{b}/s5cmd/big.bin"))
                 else:
@@ -222,15 +238,9 @@ def _main(work: Path) -> None:
                 cas_runs.append(_run_child("cas", [big_url], sw, b, cdn.ca_path))
                 for key in cas_runs[-1]["keys"]:
                     client.delete_object(Bucket=b, Key=key)  # the next CAS run must upload
-                if base is not None:  # the previous release, same rep, same bucket
-                    base_runs["known"].append(
-                        _run_child("known", [big_url], sw, b, cdn.ca_path, tree=base)
-                    )
-                    base_runs["cas"].append(
-                        _run_child("cas", [big_url], sw, b, cdn.ca_path, tree=base)
-                    )
-                    for key in base_runs["cas"][-1]["keys"]:
-                        client.delete_object(Bucket=b, Key=key)
+                if not i % 2:
+                    previous_release("known")
+                    previous_release("cas")
                 requests_before = len(cdn.requests)
                 spool_runs.append(_run_child("cas_spool", [big_url], sw, b, cdn.ca_path))
                 assert len(cdn.requests) == requests_before + 1  # spool: one download
@@ -248,16 +258,20 @@ def _main(work: Path) -> None:
             for i in range(REPS):
                 b = sw.create_bucket(f"bench-small-{i}")
                 client.put_object(Bucket=b, Key="warm", Body=b"x" * MiB)
-                if i % 2:
+                if i % 2:  # the previous release first on odd reps (as above)
+                    if base is not None:
+                        base_runs["small"].append(
+                            _run_child("small", small_urls, sw, b, cdn.ca_path, tree=base)
+                        )
                     small_runs.append(_run_child("small", small_urls, sw, b, cdn.ca_path))
                     s5_small_runs.append(s5cmd_cp(sw, str(small_dir) + "/*", f"s3://{b}/s5/"))
                 else:
                     s5_small_runs.append(s5cmd_cp(sw, str(small_dir) + "/*", f"s3://{b}/s5/"))
                     small_runs.append(_run_child("small", small_urls, sw, b, cdn.ca_path))
-                if base is not None:
-                    base_runs["small"].append(
-                        _run_child("small", small_urls, sw, b, cdn.ca_path, tree=base)
-                    )
+                    if base is not None:
+                        base_runs["small"].append(
+                            _run_child("small", small_urls, sw, b, cdn.ca_path, tree=base)
+                        )
                 drop_bucket(client, b)
             s5_ref = median(s5_runs)
             known = _median_run(known_runs)
@@ -318,7 +332,8 @@ def _main(work: Path) -> None:
                 refs = {"known": s5_ref, "cas": s5_ref, "small": median(s5_small_runs)}
                 extra.append(
                     f"- **A/B against the previous release** (`{BASELINE}`, its package "
-                    "exported with `git archive`, run in the same reps and buckets):"
+                    "exported with `git archive`, run in the same reps and buckets, first "
+                    "on odd reps and after this tree on even ones):"
                 )
                 for case, title in (
                     ("known", "1 GiB key known"),
