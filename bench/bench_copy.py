@@ -29,13 +29,13 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from bench.common import export_tree, s5cmd_cp, write_random
+from bench.common import baseline_tree, s5cmd_cp, write_random
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 ROOT = Path(__file__).resolve().parents[1]
 REPS = int(os.environ.get("GENBLAZE_BENCH_REPS", "3"))
-# GENBLAZE_BENCH_BASELINE=<git ref> (e.g. bench.common.PREVIOUS_RELEASE): every copy_url
+# GENBLAZE_BENCH_BASELINE=<git ref or folder> (e.g. bench.common.PREVIOUS_RELEASE): every copy_url
 # case also runs with that release's package, in the same rep as this tree's, so the
 # results page has "this tree / previous release" per case, measured side by side.
 BASELINE = os.environ.get("GENBLAZE_BENCH_BASELINE", "")
@@ -165,7 +165,7 @@ def _main(work: Path) -> None:
     for i in range(64):
         write_random(small_dir / f"s{i:02d}.bin", 4 * MiB)
     sw = start_seaweedfs(work / "seaweed")
-    base = export_tree(BASELINE, work / "baseline") if BASELINE else None
+    base = baseline_tree(BASELINE, work / "baseline") if BASELINE else None
     base_runs: dict[str, list[dict[str, Any]]] = {"known": [], "cas": [], "small": []}
     rows: list[tuple[str, float, float, float | None]] = []
     extra: list[str] = []

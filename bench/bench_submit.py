@@ -5,7 +5,7 @@ Idempotency fingerprint) sit on the submit path; their cost is only meaningful a
 a ratio against the same measurement of the tree before them, taken on the same
 machine in the same minutes. Rounds alternate between the trees.
 
-    GENBLAZE_BENCH_BASELINE=/path/to/baseline/tree python -m bench submit
+    GENBLAZE_BENCH_BASELINE=<git ref, or a folder holding genblaze_s3/> python -m bench submit
 
 Each round runs `bench/submit_probe.py` in a subprocess whose import path is the
 tree under test: a private Redis (store and broker, no workers: the jobs wait),
@@ -21,7 +21,10 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+from bench.common import baseline_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).with_name("submit_probe.py")
@@ -47,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     baseline = os.environ.get("GENBLAZE_BENCH_BASELINE")
     trees = {"this tree": ROOT}
     if baseline:
-        trees = {"baseline": Path(baseline).resolve(), "this tree": ROOT}
+        scratch = tempfile.TemporaryDirectory(prefix="genblaze-bench-submit-")  # removed at exit
+        trees = {
+            "baseline": baseline_tree(baseline, Path(scratch.name) / "tree"),
+            "this tree": ROOT,
+        }
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for i in range(ROUNDS):
         order = list(trees) if i % 2 == 0 else list(reversed(trees))

@@ -92,3 +92,10 @@ def export_tree(ref: str, into: Path) -> Path:
     into.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
+
+
+def baseline_tree(value: str, into: Path) -> Path:
+    """``GENBLAZE_BENCH_BASELINE``: a folder holding an earlier ``genblaze_s3/`` (used as
+    it is) or a git ref (exported into ``into`` with `export_tree`)."""
+    folder = Path(value)
+    return folder.resolve() if folder.is_dir() else export_tree(value, into)
