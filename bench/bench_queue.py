@@ -301,34 +301,17 @@ def main(argv: list[str] | None = None) -> int:
             # -- many small runs, one typical run (issue 23's rows) --------------------
             cas_sink = sink_for(b_small, KeyStrategy.CONTENT_ADDRESSABLE)
             thumbs = [[(256 * KiB, ".png", "image/png")] * 3] * 100
-            row, note = _run_rows(
-                sw,
-                work,
-                cdn,
-                b_small,
-                cas_sink,
-                "100 runs of 3 x 256 KiB, each its own job with a locked manifest",
-                "r",
-                thumbs,
-            )
-            rows.append(row)
-            notes.append(note)
             typical = [
                 [(2 * MiB, ".png", "image/png")] * 4
                 + [(4 * MiB, ".wav", "audio/wav"), (64 * MiB, ".mp4", "video/mp4")]
             ]
-            row, note = _run_rows(
-                sw,
-                work,
-                cdn,
-                b_small,
-                cas_sink,
-                "one typical run: 4 x 2 MiB + 4 MiB + 64 MiB, locked manifest",
-                "y",
-                typical,
-            )
-            rows.append(row)
-            notes.append(note)
+            for case, tag, shape in (
+                ("100 runs of 3 x 256 KiB, each its own job with a locked manifest", "r", thumbs),
+                ("one typical run: 4 x 2 MiB + 4 MiB + 64 MiB, locked manifest", "y", typical),
+            ):
+                row, note = _run_rows(sw, work, cdn, b_small, cas_sink, case, tag, shape)
+                rows.append(row)
+                notes.append(note)
 
             # -- 1 GiB ---------------------------------------------------------------
             big_cases = (
