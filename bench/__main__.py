@@ -22,6 +22,7 @@ BENCHMARKS = [
     "verify",
     "operator",
     "cost",
+    "small_put",
     "finalize",
     "fleet",
 ]

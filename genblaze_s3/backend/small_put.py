@@ -1,0 +1,184 @@
+"""PutObject for small bodies, signed and sent without botocore's per-request pipeline.
+
+Why (measured, ``python -m bench.bench_small_put``): a 64 KiB ``client.put_object``
+spends most of its CPU in botocore's request pipeline, not on the wire: parameter
+validation and serialization, a dozen event hooks, the endpoint ruleset (evaluated
+afresh for every key), the user-agent builder, the retry handler, response parsing.
+For a worker that stores thousands of thumbnails that is the largest share of its
+CPU per asset (bench/results/cost.md). This sends the same request with the parts
+of botocore that matter and nothing else:
+
+* botocore's own S3 SigV4 signer and the client's (refreshable) credentials; the
+  payload is signed with the SHA-256 the copy already computed (no second pass);
+* the client's own HTTP session: its connection pool, TLS verification and CA
+  bundle, proxies and timeouts;
+* the client's ``before-send`` event, so anything that intercepts botocore's requests
+  (moto in tests, a recorder) sees this one too;
+* botocore's REST-XML error parser and exception classes: a refusal raises the same
+  ``ClientError`` (code, status, message) ``put_object`` would.
+
+Only plain requests take this path (`SmallPut.accepts`): path-style addressing, SigV4,
+a body under `EXPECT_MIN_BODY` (so no ``Expect: 100-continue`` is owed), only the
+parameters listed in `_HEADERS`, a key that no URL normalizer can rewrite. Anything
+else goes through ``put_object``. Retries are the caller's (`call_with_retries`), as
+for every other request of the copy engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import weakref
+from typing import Any
+from urllib.parse import quote
+
+import botocore
+from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.exceptions import ClientError
+from botocore.parsers import create_parser
+
+from genblaze_s3.backend.client import EXPECT_MIN_BODY
+
+# PutObject parameters this path sends, and their headers (botocore's model names them
+# the same way; `test_small_put.py` checks every one against the service model).
+_HEADERS = {
+    "CacheControl": "Cache-Control",
+    "ContentType": "Content-Type",
+    "IfNoneMatch": "If-None-Match",
+    "ChecksumSHA256": "x-amz-checksum-sha256",
+}
+_REQUIRED = frozenset({"Bucket", "Key", "Body"})
+# Keys sent as they are: no dot segments, no empty segments, nothing a URL normalizer
+# (urllib3's, a proxy's) could rewrite between the signature and the server.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-!*'()=+,;:@$&~]+(?:\.[A-Za-z0-9_\-!*'()=+,;:@$&~]+)*")
+
+
+def _plain_key(key: str) -> bool:
+    return all(_PLAIN_KEY.fullmatch(part) for part in key.split("/"))
+
+
+class _KnownPayloadAuth(S3SigV4Auth):
+    """S3 SigV4 over a payload whose SHA-256 the caller already knows.
+
+    botocore's S3 signer hashes the body itself (every byte, again) on http
+    endpoints, or signs ``UNSIGNED-PAYLOAD`` on https ones; the copy engine has
+    hashed the body already, so the signature covers the payload for free.
+    """
+
+    def _modify_request_before_signing(self, request: Any) -> None:
+        SigV4Auth._modify_request_before_signing(self, request)  # keep X-Amz-Content-SHA256
+
+
+class SmallPut:
+    """The lean PutObject of one boto3 client (see the module docstring); thread-safe."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._endpoint = str(client.meta.endpoint_url).rstrip("/")
+        self._region = client.meta.region_name or "us-east-1"
+        self._session = client._endpoint.http_session  # the client's pool, TLS and proxies
+        self._credentials = client._request_signer._credentials
+        self._events = client.meta.events
+        self._model = client.meta.service_model.operation_model("PutObject")
+        self._user_agent = f"Botocore/{botocore.__version__} {_user_agent_extra(client)}".strip()
+        self._parser = threading.local()
+
+    @staticmethod
+    def eligible(client: Any) -> bool:
+        """Whether this client's requests can be built here (else: put_object)."""
+        config = client.meta.config
+        s3 = getattr(config, "s3", None) or {}
+        return (
+            s3.get("addressing_style") == "path"
+            and config.signature_version == "s3v4"
+            and getattr(client._request_signer, "_credentials", None) is not None
+            and getattr(client.meta, "endpoint_url", None) is not None
+        )
+
+    @staticmethod
+    def accepts(params: dict[str, Any]) -> bool:
+        """Whether one PutObject's parameters fit this path."""
+        body = params.get("Body")
+        return (
+            _REQUIRED <= params.keys() <= _REQUIRED | _HEADERS.keys()
+            and isinstance(body, bytes | bytearray)
+            and len(body) < EXPECT_MIN_BODY
+            and _plain_key(str(params["Key"]))
+            and "/" not in str(params["Bucket"])
+        )
+
+    def put(self, params: dict[str, Any], *, sha256_hex: str) -> dict[str, Any]:
+        """Send one PutObject; the result is shaped like ``put_object``'s (ETag, VersionId)."""
+        body = bytes(params["Body"])
+        headers = {
+            "User-Agent": self._user_agent,
+            "Content-Length": str(len(body)),
+            "X-Amz-Content-SHA256": sha256_hex,
+        }
+        for name, header in _HEADERS.items():
+            if (value := params.get(name)) is not None:
+                headers[header] = str(value)
+        url = f"{self._endpoint}/{params['Bucket']}/{quote(params['Key'], safe='/~')}"
+        request = AWSRequest(method="PUT", url=url, headers=headers, data=body)
+        credentials = self._credentials.get_frozen_credentials()
+        _KnownPayloadAuth(credentials, "s3", self._region).add_auth(request)
+        prepared = request.prepare()
+        _, intercepted = self._events.emit_until_response(
+            "before-send.s3.PutObject", request=prepared
+        )
+        response = intercepted if intercepted is not None else self._session.send(prepared)
+        if 200 <= response.status_code < 300:
+            answer: dict[str, Any] = {"ETag": response.headers.get("ETag")}
+            if version := response.headers.get("x-amz-version-id"):
+                answer["VersionId"] = version
+            return answer
+        raise self._error(response)
+
+    def _error(self, response: Any) -> ClientError:
+        """The ClientError botocore would raise for this answer (same parser, same class)."""
+        parser = getattr(self._parser, "value", None)
+        if parser is None:
+            parser = self._parser.value = create_parser("rest-xml")
+        parsed = parser.parse(
+            {
+                "status_code": response.status_code,
+                "headers": response.headers,
+                "body": response.content,
+            },
+            self._model.output_shape,
+        )
+        code = parsed.get("Error", {}).get("Code")
+        error_class = self._client.exceptions.from_code(code) if code else ClientError
+        error: ClientError = error_class(parsed, "PutObject")
+        return error
+
+
+def _user_agent_extra(client: Any) -> str:
+    extra = getattr(client.meta.config, "user_agent_extra", None)
+    return str(extra or "")
+
+
+# One SmallPut per client, dropped with it (clients are rebuilt on an endpoint change).
+_BY_CLIENT: weakref.WeakKeyDictionary[Any, SmallPut | None] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def small_put_for(client: Any) -> SmallPut | None:
+    """This client's lean PutObject, or None when its requests need botocore's pipeline."""
+    try:
+        return _BY_CLIENT[client]
+    except (KeyError, TypeError):
+        pass
+    with _LOCK:
+        try:
+            lean = SmallPut(client) if SmallPut.eligible(client) else None
+        except AttributeError:  # not a botocore client (a test double): use put_object
+            lean = None
+        with contextlib.suppress(TypeError):  # not weak-referenceable: ask again next time
+            _BY_CLIENT[client] = lean
+    return lean
+
+
+__all__ = ["SmallPut", "small_put_for"]

@@ -1,0 +1,96 @@
+"""Which requests the lean small PutObject takes, and that it speaks botocore's model."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import boto3
+import pytest
+from botocore import UNSIGNED
+from botocore.config import Config
+from moto import mock_aws
+
+from genblaze_s3.backend import small_put
+from genblaze_s3.backend.client import EXPECT_MIN_BODY
+from genblaze_s3.backend.small_put import SmallPut, small_put_for
+
+
+def _client(**config: Any) -> Any:
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="https://s3.example.test",
+        aws_access_key_id="ak",
+        aws_secret_access_key="sk",
+        config=Config(signature_version="s3v4", **config),
+    )
+
+
+def test_every_header_is_the_one_botocore_models() -> None:
+    shape = boto3.client("s3", region_name="us-east-1").meta.service_model
+    members = shape.operation_model("PutObject").input_shape.members
+    for param, header in small_put._HEADERS.items():
+        assert members[param].serialization == {"location": "header", "name": header}
+
+
+def test_only_path_style_signed_clients_take_it() -> None:
+    assert small_put_for(_client(s3={"addressing_style": "path"})) is not None
+    assert small_put_for(_client(s3={"addressing_style": "virtual"})) is None
+    assert small_put_for(_client()) is None  # auto: may be virtual-hosted
+    anonymous = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="https://s3.example.test",
+        config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path"}),
+    )
+    assert small_put_for(anonymous) is None
+    assert small_put_for(object()) is None  # a test double: put_object
+
+
+@pytest.mark.parametrize(
+    ("params", "ok"),
+    [
+        ({"Key": "cas/ab12.png"}, True),
+        ({"Key": "p/2026-12-06/run/asset-1.mp4", "ContentType": "video/mp4"}, True),
+        ({"Key": "a/../b"}, False),  # a dot segment a normalizer would fold
+        ({"Key": "a//b"}, False),
+        ({"Key": "./a"}, False),
+        ({"Key": "a/b/"}, False),
+        ({"Key": "caf\u00e9.png"}, False),
+        ({"Key": "a b.png"}, False),
+        ({"Key": "k", "Metadata": {"x": "y"}}, False),  # not one of the plain headers
+        ({"Key": "k", "SSECustomerKey": "x"}, False),
+        ({"Key": "k", "Body": b"x" * EXPECT_MIN_BODY}, False),  # owes 100-continue
+        ({"Key": "k", "Body": memoryview(b"x")}, False),
+    ],
+)
+def test_accepts_only_plain_requests(params: dict[str, Any], ok: bool) -> None:
+    assert SmallPut.accepts({"Bucket": "b", "Body": b"data", **params}) is ok
+
+
+def test_moto_sees_the_request_through_before_send() -> None:
+    with mock_aws():
+        client = boto3.client(
+            "s3",
+            region_name="us-east-1",
+            aws_access_key_id="ak",
+            aws_secret_access_key="sk",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+        client.create_bucket(Bucket="bkt")
+        lean = small_put_for(client)
+        assert lean is not None
+        data = b"hello" * 100
+        answer = lean.put(
+            {"Bucket": "bkt", "Key": "x/y.txt", "Body": data, "ContentType": "text/plain"},
+            sha256_hex=hashlib.sha256(data).hexdigest(),
+        )
+        assert answer["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'  # noqa: S324
+        got = client.get_object(Bucket="bkt", Key="x/y.txt")
+        assert got["Body"].read() == data and got["ContentType"] == "text/plain"
+        with pytest.raises(client.exceptions.NoSuchBucket):
+            lean.put(
+                {"Bucket": "nope", "Key": "k", "Body": data},
+                sha256_hex=hashlib.sha256(data).hexdigest(),
+            )
