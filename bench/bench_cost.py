@@ -101,14 +101,13 @@ def _phase_split(stats: pstats.Stats) -> dict[str, float]:
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     entry = {
         "lease (acquire + count, release)": [
-            ("store/leases.py", "acquire_and_count"),
+            ("store/leases.py", "take"),
             ("store/leases.py", "release"),
         ],
         "state reads and writes (snapshot, start, finish, retries, in-flight)": [
             ("store/status.py", "snapshot"),
             ("store/status.py", "start_asset"),
             ("store/status.py", "finish_asset"),
-            ("store/delivery_state.py", "retries_used"),
             ("store/delivery_state.py", "forget_inflight"),
             ("store/delivery_state.py", "note_finalize_due"),
         ],
@@ -118,7 +117,10 @@ def _phase_split(stats: pstats.Stats) -> dict[str, float]:
             ("transfer/fetch.py", "read_into"),
             ("transfer/fetch.py", "close"),
         ],
-        "S3 requests incl. signing (botocore)": [("botocore/client.py", "_make_api_call")],
+        "S3 requests incl. signing (botocore, the lean small PUT)": [
+            ("botocore/client.py", "_make_api_call"),
+            ("backend/small_put.py", "put"),
+        ],
         "progress and cancel checks": [
             ("store/status.py", "record_progress"),
             ("worker/progress.py", "ready"),

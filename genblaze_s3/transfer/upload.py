@@ -207,15 +207,16 @@ def put_small(
     if job.checksums:
         # The object's SHA-256 is already known: no second pass over the bytes.
         params["ChecksumSHA256"] = b64_of_hex_digest(sha256)
-        if job.config.unsigned_checksummed_parts:
-            install_part_signing_hook(job.client)
     lean = small_put_for(job.client)
     if lean is not None and lean.accepts(params):
-        # botocore's request pipeline is most of a small PUT's CPU (backend/small_put.py)
+        # botocore's request pipeline is most of a small PUT's CPU (backend/small_put.py);
+        # its signature covers the payload with the hash already known (no second pass).
         resp = call_with_retries(
             lambda: lean.put(params, sha256_hex=sha256), what="PutObject", config=job.config
         )
     else:
+        if job.checksums and job.config.unsigned_checksummed_parts:
+            install_part_signing_hook(job.client)
         resp = call_with_retries(
             lambda: job.client.put_object(**params), what="PutObject", config=job.config
         )

@@ -12,7 +12,8 @@ import genblaze_s3.transfer as transfer
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.models import AssetState, JobState
 from genblaze_s3.ingest.sealing import SourceSealer
-from genblaze_s3.ingest.store.leases import AssetLease
+from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.leases import AssetLease, Taken
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
 from genblaze_s3.transfer import SourceNotFound, SourceUnavailable
@@ -151,13 +152,38 @@ def test_worker_refuses_destinations_outside_its_allow_list(
 
 
 def test_lease_acquire_counts_only_the_delivery_that_got_it(ctx: WorkerContext) -> None:
+    inflight = (keys.inflight_key(), "j a", 1.0)
     first = AssetLease(ctx.redis, "j", "a", 5000)
     second = AssetLease(ctx.redis, "j", "a", 5000)
-    assert first.acquire_and_count(60) == 1
-    assert second.acquire_and_count(60) == 0  # held: not a delivery that started
+    assert first.take(60, inflight=inflight) == Taken(1, 0, None)
+    assert second.take(60, inflight=inflight).attempts == 0  # held: not a delivery
     second.release()  # not the holder: must not free the lease
     assert ctx.redis.get(first.key) is not None
     first.release()
+    ctx.redis.set(keys.retries_key("j", "a"), 2)
+    ctx.redis.set(keys.checkpoint_key(keys.asset_checkpoint_id("j", "a")), '{"cp": 1}')
     third = AssetLease(ctx.redis, "j", "a", 5000)
-    assert third.acquire_and_count(60) == 2
+    # the same trip reads what the delivery needs first: retries used, the checkpoint
+    assert third.take(60, inflight=inflight) == Taken(2, 2, '{"cp": 1}')
+    assert ctx.redis.zscore(keys.inflight_key(), "j a") == 1.0
     third.release()
+
+
+def test_release_of_a_finished_asset_forgets_it_in_the_same_trip(ctx: WorkerContext) -> None:
+    inflight = (keys.inflight_key(), "j a", 1.0)
+    ctx.redis.set(keys.retries_key("j", "a"), 1)
+    with AssetLease(ctx.redis, "j", "a", 5000) as lease:
+        assert lease.take(60, inflight=inflight).attempts == 1
+        lease.forget_on_release(keys.inflight_key(), "j a")
+    assert ctx.redis.get(lease.key) is None
+    assert ctx.redis.zscore(keys.inflight_key(), "j a") is None
+    assert ctx.redis.get(keys.retries_key("j", "a")) is None
+    # unwinding from an error: the lease is released, the asset stays in flight
+    ctx.redis.set(keys.retries_key("j", "a"), 1)
+    with pytest.raises(RuntimeError), AssetLease(ctx.redis, "j", "a", 5000) as again:
+        again.take(60, inflight=inflight)
+        again.forget_on_release(keys.inflight_key(), "j a")
+        raise RuntimeError("boom")
+    assert ctx.redis.get(again.key) is None
+    assert ctx.redis.zscore(keys.inflight_key(), "j a") == 1.0
+    assert ctx.redis.get(keys.retries_key("j", "a")) == b"1"

@@ -28,11 +28,10 @@ def _down() -> redis.Redis:
 def test_every_worker_store_object_raises_the_one_error() -> None:
     state = DeliveryState(_down(), retention_seconds=60)
     calls: list[Any] = [
-        lambda: state.asset_lease("j", "a", 5000).acquire_and_count(60),
+        lambda: state.asset_lease("j", "a", 5000).take(60, inflight=("k", "j a", 0.0)),
         lambda: state.finalize_lease("j", 5000).acquire(),
         lambda: state.finalize_lease("j", 5000).remaining_ms(),
         lambda: state.count_retry("k", 3),
-        lambda: state.retries_used("j", "a"),
         lambda: state.note_waiting("j", "a", 0.0),
         lambda: state.forget_inflight("j", "a"),
         lambda: state.note_finalize_due("j", 0.0),

@@ -46,3 +46,36 @@ class RedisCheckpointStore:
 
     def clear(self, checkpoint_id: str) -> None:
         self._redis.delete(keys.checkpoint_key(checkpoint_id))
+
+
+class PreloadedCheckpoint:
+    """One copy's checkpoint store whose first read was already done (`AssetLease.take`).
+
+    Why: the lease's acquire reads the asset's checkpoint in the same round trip, and
+    only the lease holder writes it, so the copy's "is there one to resume" needs no
+    second read. Every later read, and every write, goes to the store.
+    """
+
+    def __init__(self, store: RedisCheckpointStore, checkpoint_id: str, raw: str | None):
+        self._store = store
+        self._id = checkpoint_id
+        self._raw: str | None = raw
+        self._fresh = True
+
+    def load(self, checkpoint_id: str) -> Checkpoint | None:
+        if self._fresh and checkpoint_id == self._id:
+            self._fresh = False
+            if self._raw is None:
+                return None
+            from genblaze_s3.transfer import Checkpoint
+
+            return Checkpoint.from_json(self._raw)
+        return self._store.load(checkpoint_id)
+
+    def save(self, checkpoint_id: str, cp: Checkpoint) -> None:
+        self._fresh = False
+        self._store.save(checkpoint_id, cp)
+
+    def clear(self, checkpoint_id: str) -> None:
+        self._fresh = False
+        self._store.clear(checkpoint_id)

@@ -70,9 +70,6 @@ class DeliveryState:
         """The thing succeeded or ended for good: a later retry (POST /retry) starts at 0."""
         self._redis.delete(key)
 
-    def retries_used(self, job_id: str, asset_id: str) -> int:
-        return int(self._redis.get(keys.retries_key(job_id, asset_id)) or 0)
-
     # -- the in-flight and finalize-due sets --------------------------------------------
     def note_waiting(self, job_id: str, asset_id: str, until: float) -> None:
         """The asset waits (a retry's backoff, a source's Retry-After) until `until`: the

@@ -73,6 +73,11 @@ def idempotency_key(tenant: str, key: str) -> str:
     return f"{NAMESPACE}:idem:{tenant}:{key}"
 
 
+def asset_checkpoint_id(job_id: str, asset_id: str) -> str:
+    """The copy engine's checkpoint id of one asset's copy."""
+    return f"{job_id}:{asset_id}"
+
+
 def checkpoint_key(checkpoint_id: str) -> str:
     return f"{NAMESPACE}:ckpt:{checkpoint_id}"
 

@@ -47,9 +47,9 @@ from genblaze_s3.ingest.redact import redact_url
 from genblaze_s3.ingest.sealing import SourceRecord, SourceSealer
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.store import stats as stat_names
-from genblaze_s3.ingest.store.checkpoints import RedisCheckpointStore
+from genblaze_s3.ingest.store.checkpoints import PreloadedCheckpoint, RedisCheckpointStore
 from genblaze_s3.ingest.store.delivery_state import DeliveryState, inflight_member
-from genblaze_s3.ingest.store.leases import AssetLease
+from genblaze_s3.ingest.store.leases import AssetLease, Taken
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.ingest.worker.progress import ProgressThrottle
@@ -156,14 +156,12 @@ def process_asset(
         return _end(ctx, meta, asset_id, AssetState.CANCELED, "canceled", "job is " + str(state))
     lease = ctx.deliveries.asset_lease(job_id, asset_id, ctx.lease_ttl_ms)
     member = inflight_member(job_id, asset_id)
-    attempts = lease.acquire_and_count(
-        ctx.store.retention, inflight=(keys.inflight_key(), member, time.time())
-    )
-    if not attempts:
+    taken = lease.take(ctx.store.retention, inflight=(keys.inflight_key(), member, time.time()))
+    if not taken.attempts:
         return StepResult(Action.BUSY, countdown=lease.remaining_ms() / 1000 + 0.5)
     with lease:
         try:
-            return _leased_step(ctx, lease, meta, state, record, source, attempts)
+            return _leased_step(ctx, lease, meta, state, record, source, taken)
         except STORE_DOWN:
             raise  # the store went away: the delivery goes back to the broker
         except SourceUnreadable as exc:
@@ -185,9 +183,10 @@ def _leased_step(
     state: JobState,
     record: AssetRecord,
     source: str | None,
-    attempts: int,
+    taken: Taken,
 ) -> StepResult:
     asset_id = record.asset_id
+    attempts = taken.attempts
     if attempts > ctx.max_attempts:
         return _end(
             ctx,
@@ -205,7 +204,7 @@ def _leased_step(
         return _end(ctx, meta, asset_id, AssetState.FAILED, exc.code, str(exc))
     if source is None:
         return _end(ctx, meta, asset_id, AssetState.FAILED, "source_missing", "source URL expired")
-    return _copy(ctx, lease, meta, state, record, _unseal(ctx, source), attempts)
+    return _copy(ctx, lease, meta, state, record, _unseal(ctx, source), taken)
 
 
 def _unseal(ctx: WorkerContext, source: str) -> SourceRecord:
@@ -228,7 +227,7 @@ def _abort_upload(ctx: WorkerContext, meta: JobMeta, asset_id: str) -> None:
     """Abort the asset's checkpointed multipart upload, if any (best effort, logged)."""
     from genblaze_s3.transfer import abort_checkpointed_upload
 
-    cp_id = f"{meta.job_id}:{asset_id}"
+    cp_id = keys.asset_checkpoint_id(meta.job_id, asset_id)
     try:
         if ctx.checkpoints.load(cp_id) is None:
             return
@@ -271,7 +270,7 @@ def _copy(
     state: JobState,
     record: AssetRecord,
     source: SourceRecord,
-    attempts: int,
+    taken: Taken,
 ) -> StepResult:
     from genblaze_core.storage.base import KeyStrategy
 
@@ -283,7 +282,7 @@ def _copy(
     backend = ctx.backend_for(dest_spec)
     # Attempts used: retries of retryable errors, plus deliveries that died in a row
     # (this one included); clean slice hand-ons and waits for a source are neither.
-    tries = attempts + ctx.deliveries.retries_used(job_id, asset_id)
+    tries = taken.attempts + taken.retries
     fetched_at = record.fetch_started_at or utc_now()  # a sliced copy: its first read
     ctx.store.start_asset(
         job_id,
@@ -325,6 +324,8 @@ def _copy(
     if ctx.slice_seconds is not None:
         kwargs["slice_seconds"] = ctx.slice_seconds
     started = time.monotonic()
+    checkpoint_id = keys.asset_checkpoint_id(job_id, asset_id)
+    checkpoints = PreloadedCheckpoint(ctx.checkpoints, checkpoint_id, taken.checkpoint)
 
     def copy(url: str) -> Any:
         return transfer.copy_url(
@@ -334,8 +335,8 @@ def _copy(
             expected_sha256=source.sha256,
             media_type=record.media_type,
             progress=on_progress,
-            checkpoint_store=ctx.checkpoints,
-            checkpoint_id=f"{job_id}:{asset_id}",
+            checkpoint_store=checkpoints,
+            checkpoint_id=checkpoint_id,
             should_cancel=should_cancel,
             refreshable_source=refreshable(ctx.refresher, meta),
             **kwargs,
@@ -397,7 +398,8 @@ def _copy(
             deduplicated=result.deduplicated,
         ),
     )
-    _forget_inflight(ctx, job_id, asset_id)
+    # Off the in-flight set, its retries forgotten: with the lease's release (one trip).
+    lease.forget_on_release(keys.inflight_key(), inflight_member(job_id, asset_id))
     logger.info(
         "asset %s: %s bytes in %.2fs", state_done.value, result.size, time.monotonic() - started
     )
