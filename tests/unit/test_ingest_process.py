@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -187,3 +188,30 @@ def test_release_of_a_finished_asset_forgets_it_in_the_same_trip(ctx: WorkerCont
     assert ctx.redis.get(again.key) is None
     assert ctx.redis.zscore(keys.inflight_key(), "j a") == 1.0
     assert ctx.redis.get(keys.retries_key("j", "a")) == b"1"
+
+
+def _until(predicate: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_the_one_renewer_keeps_held_leases_and_marks_stolen_ones_lost() -> None:
+    client = fakeredis.FakeRedis()
+    kept = AssetLease(client, "j", "kept", 300)  # renewed every 0.1 s
+    stolen = AssetLease(client, "j", "stolen", 300)
+    inflight = (keys.inflight_key(), "j x", 1.0)
+    with kept, stolen:
+        assert kept.take(60, inflight=inflight).attempts == 1
+        assert stolen.take(60, inflight=inflight).attempts == 1
+        client.set(stolen.key, "another-delivery", px=5000)
+        assert _until(lambda: stolen.lost)  # the renewer found it taken
+        # kept outlives several TTLs: renewed, never lost
+        renewed_until = time.monotonic() + 1.0
+        assert _until(lambda: time.monotonic() > renewed_until and client.get(kept.key))
+        assert client.get(kept.key) == kept.token.encode() and not kept.lost
+    assert client.get(kept.key) is None  # released
+    assert client.get(stolen.key) == b"another-delivery"  # never the loser's to release
