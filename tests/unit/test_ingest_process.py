@@ -179,6 +179,7 @@ def test_release_of_a_finished_asset_forgets_it_in_the_same_trip(ctx: WorkerCont
     assert ctx.redis.get(lease.key) is None
     assert ctx.redis.zscore(keys.inflight_key(), "j a") is None
     assert ctx.redis.get(keys.retries_key("j", "a")) is None
+    assert ctx.redis.get(keys.attempts_key("j", "a")) is None  # no counter kept for days
     # unwinding from an error: the lease is released, the asset stays in flight
     ctx.redis.set(keys.retries_key("j", "a"), 1)
     with pytest.raises(RuntimeError), AssetLease(ctx.redis, "j", "a", 5000) as again:
@@ -188,6 +189,7 @@ def test_release_of_a_finished_asset_forgets_it_in_the_same_trip(ctx: WorkerCont
     assert ctx.redis.get(again.key) is None
     assert ctx.redis.zscore(keys.inflight_key(), "j a") == 1.0
     assert ctx.redis.get(keys.retries_key("j", "a")) == b"1"
+    assert ctx.redis.get(keys.attempts_key("j", "a")) == b"1"  # this delivery still counts
 
 
 def _until(predicate: Any, timeout: float = 5.0) -> bool:

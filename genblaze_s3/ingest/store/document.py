@@ -76,7 +76,7 @@ def build_document(
     `assets` are the records that still exist (an expired one is left out); progress
     counts them against every asset the job was created with.
     """
-    totals = [a["bytes_total"] for a in assets]
+    totals: list[int | None] = [a.get("bytes_total") for a in assets]  # stored without nulls
     recount = counters.totals(list(assets))
     document = compose(
         job_id=meta["job_id"],
@@ -85,8 +85,8 @@ def build_document(
         created_at=meta["created_at"],
         updated_at=job["updated_at"],
         labels=meta.get("labels", {}),
-        bytes_done=sum(a["bytes_done"] for a in assets),
-        bytes_total=None if None in totals else sum(totals),
+        bytes_done=sum(a.get("bytes_done") or 0 for a in assets),
+        bytes_total=None if None in totals else sum(t or 0 for t in totals),
         assets_total=len(meta["asset_ids"]),
         counts={s.value: recount.get(counters.STATE_PREFIX + s.value, 0) for s in AssetState},
         error_codes={

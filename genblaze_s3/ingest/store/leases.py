@@ -39,11 +39,12 @@ redis.call('zadd', KEYS[3], ARGV[4], ARGV[5])
 return {n, redis.call('get', KEYS[4]), redis.call('get', KEYS[5])}
 """
 # Release, and (the asset is terminal) take it off the in-flight set and drop its retry
-# count: the end of a delivery in one round trip instead of two.
+# and delivery counts (KEYS[3], KEYS[4]): the end of a delivery in one round trip instead
+# of two, and no counter key left for the retention period (~100 bytes per asset).
 _RELEASE_AND_FORGET = """
 if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
 redis.call('zrem', KEYS[2], ARGV[2])
-redis.call('del', KEYS[3])
+redis.call('del', KEYS[3], KEYS[4])
 return 1
 """
 _RENEW_IF_MINE = """
@@ -246,7 +247,12 @@ class AssetLease(Lease):
         # Not suppressed: the asset's end must reach the store (a failure hands the
         # delivery back; the redelivery finds the asset terminal and forgets it then).
         self._redis.register_script(_RELEASE_AND_FORGET)(
-            keys=[self.key, inflight_key, keys.retries_key(self._job_id, self._asset_id)],
+            keys=[
+                self.key,
+                inflight_key,
+                keys.retries_key(self._job_id, self._asset_id),
+                self._attempts_key,
+            ],
             args=[self.token, member],
         )
 

@@ -114,7 +114,8 @@ def _assets_from(
     if not scored:
         return [], None
     raws = client.mget([keys.asset_key(job_id, _s(a)) for a, _ in scored])
-    assets = [{k: r[k] for k in _VIEW_FIELDS} for r in (json.loads(x) for x in raws if x)]
+    # .get: a finished record is stored without its nulls (records.record_json)
+    assets = [{k: r.get(k) for k in _VIEW_FIELDS} for r in (json.loads(x) for x in raws if x)]
     return assets, (AssetCursor(int(scored[-1][1])).encode() if more else None)
 
 

@@ -181,7 +181,22 @@ def _next_record(raw: bytes | str, new: AssetState | None, fields: dict[str, Any
             return None
     elif not can_transition_asset(rec.state, new):
         return None
-    return rec.model_copy(update={**fields, **({"state": new} if new else {})}).model_dump_json()
+    return record_json(rec.model_copy(update={**fields, **({"state": new} if new else {})}))
+
+
+def record_json(rec: AssetRecord) -> str:
+    """An asset record as stored: a terminal one without its top-level nulls.
+
+    Why: a finished record is kept for the whole retention period (7 days by default),
+    and its unused fields (error, retry, retry_at, waiting_since, source_expires_at,
+    ...) were a tenth of its bytes. Every reader of raw records reads fields with
+    ``.get`` (a missing field is the null it was); pydantic readers fill them in.
+    Records still in flight keep every field (the CAS compares whole strings).
+    """
+    if rec.state not in TERMINAL_ASSET_STATES:
+        return rec.model_dump_json()
+    nulls = {name for name, value in rec if value is None}
+    return rec.model_dump_json(exclude=nulls)
 
 
 def _series_hour(counters: list[tuple[str, float]] | None) -> int:
