@@ -221,7 +221,12 @@ def map_source_error(exc: BaseException) -> TransferError:
     def first(*types: type[BaseException]) -> BaseException | None:
         return next((e for e in chain if isinstance(e, types)), None)
 
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, u3.ConnectTimeoutError)):
+    # urllib3 makes NewConnectionError (refused, unreachable) a ConnectTimeoutError
+    # subclass for old callers' sake; only a real connect timeout is one here.
+    timed_out = isinstance(exc, u3.ConnectTimeoutError) and not isinstance(
+        exc, u3.NewConnectionError
+    )
+    if timed_out or isinstance(exc, requests.exceptions.ConnectTimeout):
         return SourceConnectTimeout(f"source connect timed out ({name})")
     if isinstance(exc, (requests.exceptions.ReadTimeout, u3.ReadTimeoutError, socket.timeout)):
         return SourceTooSlow(f"source read timed out ({name})")

@@ -6,8 +6,9 @@ TCP connection and TLS handshake to a CDN it had just talked to (measured with
 bench/bench_cost.py: 0.75 handshakes per 64 KiB asset). A fetcher returned to this pool
 after each copy keeps its keep-alive connections for the next copy on any thread.
 
-Why borrowing and not sharing: a requests Session is not documented as thread-safe,
-so a fetcher is lent to one copy at a time and handed back when the copy ends.
+Why borrowing and not sharing: a fetcher's state (its pools' idle connections, the
+body it has open) belongs to one copy at a time, so it is lent to one copy and handed
+back when the copy ends.
 """
 
 from __future__ import annotations
