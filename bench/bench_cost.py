@@ -119,7 +119,7 @@ def _phase_split(stats: pstats.Stats) -> dict[str, float]:
         ],
         "S3 requests incl. signing (botocore, the lean small PUT)": [
             ("botocore/client.py", "_make_api_call"),
-            ("backend/small_put.py", "put"),
+            ("backend/lean_requests.py", "put"),
         ],
         "progress and cancel checks": [
             ("store/status.py", "record_progress"),

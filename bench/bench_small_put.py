@@ -1,12 +1,13 @@
-"""Small-PUT benchmark: one 64 KiB PutObject through boto3 against the lean path.
+"""Small-PUT benchmark: a 64 KiB PutObject and a HeadObject, through boto3 and the lean path.
 
 Run: ``flock /tmp/genblaze-bench.lock python -m bench.bench_small_put``. Starts its
 own SeaweedFS; sends ``--n`` PUTs of 64 KiB (fresh keys, the worker's headers:
 Content-Type, Cache-Control, ``If-None-Match: *``, ``x-amz-checksum-sha256``) through
-``client.put_object`` and through `genblaze_s3.backend.small_put.SmallPut`, one client,
-alternating blocks of 50, and reports CPU and wall time per PUT of each (medians of the
-blocks). Why: the lean path exists only because it is measurably cheaper
-(backend/small_put.py); this is the measurement. Results: bench/results/small_put.md.
+``client.put_object`` and through `genblaze_s3.backend.lean_requests.LeanS3`, one client,
+alternating blocks of 50, and the same for HeadObject of one key; reports CPU and wall
+time per request of each (medians of the blocks). Why: the lean path exists only
+because it is measurably cheaper (backend/lean_requests.py); this is the measurement.
+Results: bench/results/small_put.md.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from genblaze_core.storage.config import StorageConfig
 
     from genblaze_s3.backend.client import ClientSettings, build_client
-    from genblaze_s3.backend.small_put import small_put_for
+    from genblaze_s3.backend.lean_requests import lean_s3_for
     from genblaze_s3.local.services import start_seaweedfs
 
     work = Path(tempfile.mkdtemp(prefix="genblaze-bench-smallput-"))
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             server.endpoint_url, "us-east-1", server.access_key, server.secret_key, StorageConfig()
         )
         client = build_client(settings)
-        lean = small_put_for(client)
+        lean = lean_s3_for(client)
         assert lean is not None
         data = os.urandom(args.size)
         digest = hashlib.sha256(data).hexdigest()
@@ -71,7 +72,20 @@ def main(argv: list[str] | None = None) -> int:
         def small() -> None:
             lean.put({**params, "Key": f"lean/{next(counter)}"}, sha256_hex=digest)
 
-        paths = {"boto3 put_object": boto, "lean SmallPut": small}
+        client.put_object(Bucket=bucket, Key="head/target.png", Body=data)
+
+        def boto_head() -> None:
+            client.head_object(Bucket=bucket, Key="head/target.png")
+
+        def lean_head() -> None:
+            lean.head(bucket, "head/target.png")
+
+        paths = {
+            "boto3 put_object": boto,
+            "lean LeanS3.put": small,
+            "boto3 head_object": boto_head,
+            "lean LeanS3.head": lean_head,
+        }
         for fn in paths.values():  # warm: connections, caches
             for _ in range(20):
                 fn()
@@ -98,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         subprocess.run(["rm", "-rf", str(work)], check=False)
-    base, lean_name = "boto3 put_object", "lean SmallPut"
     c, w = result["cpu_ms_median"], result["wall_ms_median"]
+    pairs = [("boto3 put_object", "lean LeanS3.put"), ("boto3 head_object", "lean LeanS3.head")]
     lines = [
         "# Small-PUT benchmark (`python -m bench.bench_small_put`)",
         "",
@@ -109,12 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         f"alternating blocks of {BLOCK}, with the worker's headers. CPU = this thread's "
         "CPU time per PUT; medians over blocks.",
         "",
-        "| path | CPU per PUT | wall per PUT |",
+        "| path | CPU per request | wall per request |",
         "|---|---|---|",
-        *(f"| {k} | {c[k]:.3f} ms | {w[k]:.3f} ms |" for k in (base, lean_name)),
+        *(f"| {k} | {c[k]:.3f} ms | {w[k]:.3f} ms |" for pair in pairs for k in pair),
         "",
-        f"Lean / boto3: CPU **{c[lean_name] / c[base]:.2f}**, wall "
-        f"**{w[lean_name] / w[base]:.2f}**.",
+        *(
+            f"- {lean_name} / {base}: CPU **{c[lean_name] / c[base]:.2f}**, wall "
+            f"**{w[lean_name] / w[base]:.2f}**."
+            for base, lean_name in pairs
+        ),
         "",
         *json_block(result),
     ]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from genblaze_core.storage.base import KeyStrategy
 
-from genblaze_s3.backend.small_put import SmallPut
+from genblaze_s3.backend.lean_requests import LeanS3
 from genblaze_s3.transfer import CopyConfig, Destination, FetchPolicy, TransferError, copy_url
 from genblaze_s3.transfer import copy as copy_module
 from tests.support.cdn import CDNServer
@@ -46,12 +46,12 @@ def store_mode(
                 return _real(*a, **kw)
 
             monkeypatch.setattr(backend.client, name, dropped)
-        real_lean = SmallPut.put
+        real_lean = LeanS3.put
 
-        def lean_dropped(self: SmallPut, params: dict[str, Any], **kw: Any) -> Any:
+        def lean_dropped(self: LeanS3, params: dict[str, Any], **kw: Any) -> Any:
             return real_lean(self, {k: v for k, v in params.items() if k != "IfNoneMatch"}, **kw)
 
-        monkeypatch.setattr(SmallPut, "put", lean_dropped)  # the small PUT's own path
+        monkeypatch.setattr(LeanS3, "put", lean_dropped)  # the small PUT's own path
     return str(request.param)
 
 

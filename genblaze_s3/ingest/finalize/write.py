@@ -20,10 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
 from genblaze_core.models.manifest import Manifest
 from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
 from genblaze_core.storage.sink import ObjectStorageSink
 
+from genblaze_s3.backend import s3errors
+from genblaze_s3.backend.lean_requests import lean_s3_for, plain_key
 from genblaze_s3.ingest.finalize.attestation import (
     ENVELOPE_CONTENT_TYPE,
     EnvelopeError,
@@ -60,10 +63,33 @@ def _sink_for(backend: Any, meta: JobMeta) -> ObjectStorageSink:
     )
 
 
+def _head(backend: Any, key: str) -> dict[str, Any]:
+    """HeadObject of a manifest key, on the lean path where the client allows it (a
+    run's manifest is HEADed twice: botocore's pipeline is most of a HEAD's CPU)."""
+    lean = lean_s3_for(backend.client) if plain_key(key) else None
+    if lean is not None:
+        return lean.head(backend.bucket, key)
+    return dict(backend.client.head_object(Bucket=backend.bucket, Key=key))
+
+
+def _exists(backend: Any, key: str) -> bool:
+    """``backend.exists(key)``, answered as it answers (404 and 403: absent)."""
+    client = getattr(backend, "client", None)  # a backend may be no boto3 one at all
+    if client is None or lean_s3_for(client) is None or not plain_key(key):
+        return bool(backend.exists(key))
+    try:
+        _head(backend, key)
+    except ClientError as exc:
+        if s3errors.is_not_found(exc) or s3errors.is_access_denied(exc):
+            return False
+        return bool(backend.exists(key))  # anything else: the backend's own answer and errors
+    return True
+
+
 def _retain_until(backend: Any, key: str) -> datetime | None:
     """The lock actually on the stored manifest (the truth, also after a redelivery)."""
     try:
-        head = backend.client.head_object(Bucket=backend.bucket, Key=key)
+        head = _head(backend, key)
     except Exception:  # head is best effort: the manifest itself is written
         return None
     value = head.get("ObjectLockRetainUntilDate")
@@ -115,7 +141,7 @@ def write_manifest(
         envelope_taken = (
             pool.submit(backend.exists, record.envelope_key) if record.envelope_key else None
         )
-        if backend.exists(key):
+        if _exists(backend, key):
             # Ours from an earlier delivery, or the same run replayed with the same bytes
             # (its fetch provenance and signature differ, its content does not):
             # recorded, not rewritten. Another run's manifest at the same key: never

@@ -9,11 +9,12 @@ import boto3
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from genblaze_s3.backend import small_put
+from genblaze_s3.backend import lean_requests
 from genblaze_s3.backend.client import EXPECT_MIN_BODY
-from genblaze_s3.backend.small_put import SmallPut, small_put_for
+from genblaze_s3.backend.lean_requests import LeanS3, lean_s3_for
 
 
 def _client(**config: Any) -> Any:
@@ -30,22 +31,22 @@ def _client(**config: Any) -> Any:
 def test_every_header_is_the_one_botocore_models() -> None:
     shape = boto3.client("s3", region_name="us-east-1").meta.service_model
     members = shape.operation_model("PutObject").input_shape.members
-    for param, header in small_put._HEADERS.items():
+    for param, header in lean_requests._HEADERS.items():
         assert members[param].serialization == {"location": "header", "name": header}
 
 
 def test_only_path_style_signed_clients_take_it() -> None:
-    assert small_put_for(_client(s3={"addressing_style": "path"})) is not None
-    assert small_put_for(_client(s3={"addressing_style": "virtual"})) is None
-    assert small_put_for(_client()) is None  # auto: may be virtual-hosted
+    assert lean_s3_for(_client(s3={"addressing_style": "path"})) is not None
+    assert lean_s3_for(_client(s3={"addressing_style": "virtual"})) is None
+    assert lean_s3_for(_client()) is None  # auto: may be virtual-hosted
     anonymous = boto3.client(
         "s3",
         region_name="us-east-1",
         endpoint_url="https://s3.example.test",
         config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path"}),
     )
-    assert small_put_for(anonymous) is None
-    assert small_put_for(object()) is None  # a test double: put_object
+    assert lean_s3_for(anonymous) is None
+    assert lean_s3_for(object()) is None  # a test double: put_object
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,7 @@ def test_only_path_style_signed_clients_take_it() -> None:
     ],
 )
 def test_accepts_only_plain_requests(params: dict[str, Any], ok: bool) -> None:
-    assert SmallPut.accepts({"Bucket": "b", "Body": b"data", **params}) is ok
+    assert LeanS3.accepts({"Bucket": "b", "Body": b"data", **params}) is ok
 
 
 def test_moto_sees_the_request_through_before_send() -> None:
@@ -79,7 +80,7 @@ def test_moto_sees_the_request_through_before_send() -> None:
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
         )
         client.create_bucket(Bucket="bkt")
-        lean = small_put_for(client)
+        lean = lean_s3_for(client)
         assert lean is not None
         data = b"hello" * 100
         answer = lean.put(
@@ -89,6 +90,11 @@ def test_moto_sees_the_request_through_before_send() -> None:
         assert answer["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'  # noqa: S324
         got = client.get_object(Bucket="bkt", Key="x/y.txt")
         assert got["Body"].read() == data and got["ContentType"] == "text/plain"
+        head = lean.head("bkt", "x/y.txt")
+        assert head["ContentLength"] == len(data) and head["ETag"] == answer["ETag"]
+        with pytest.raises(ClientError) as missing:
+            lean.head("bkt", "x/none.txt")
+        assert missing.value.response["Error"]["Code"] == "404"
         with pytest.raises(client.exceptions.NoSuchBucket):
             lean.put(
                 {"Bucket": "nope", "Key": "k", "Body": data},

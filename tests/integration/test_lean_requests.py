@@ -1,18 +1,20 @@
-"""The lean small PutObject (backend/small_put.py) against a real S3 server: it must be
-indistinguishable from ``client.put_object`` in what it stores and in how it fails."""
+"""The lean PutObject and HeadObject (backend/lean_requests.py) against a real S3 server:
+indistinguishable from ``put_object`` / ``head_object`` in what they store, answer and
+how they fail."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import os
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from genblaze_s3 import S3StorageBackend
-from genblaze_s3.backend.small_put import SmallPut, small_put_for
+from genblaze_s3.backend.lean_requests import LeanS3, lean_s3_for
 from genblaze_s3.local.services import SeaweedS3
 from tests.support.helpers import user_backend
 
@@ -29,8 +31,8 @@ def client(seaweed: SeaweedS3, bucket: str) -> Any:
 
 
 def test_stores_the_same_object_as_put_object(client: Any, bucket: str) -> None:
-    lean = small_put_for(client)
-    assert isinstance(lean, SmallPut)
+    lean = lean_s3_for(client)
+    assert isinstance(lean, LeanS3)
     data = os.urandom(70_000)
     digest = hashlib.sha256(data).hexdigest()
     common = {
@@ -78,7 +80,7 @@ def test_refusals_raise_what_put_object_raises(
             secret_access_key="not-the-secret",
             preflight=False,
         ).client
-    lean = small_put_for(sender)
+    lean = lean_s3_for(sender)
     assert lean is not None
     lean_error = _refusal(lambda: lean.put(dict(params), sha256_hex=digest))
     boto_error = _refusal(lambda: sender.put_object(**params))
@@ -88,3 +90,42 @@ def test_refusals_raise_what_put_object_raises(
     assert status == boto_error.response["ResponseMetadata"]["HTTPStatusCode"]
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == ["taken"]  # nothing written by a refused PUT
+
+
+def test_head_answers_what_head_object_answers(seaweed: SeaweedS3, locked_bucket: str) -> None:
+    """Parsed by botocore's own parser: the same typed fields, the lock included."""
+    client = S3StorageBackend(
+        locked_bucket,
+        endpoint_url=seaweed.endpoint_url,
+        access_key_id=seaweed.access_key,
+        secret_access_key=seaweed.secret_key,
+        preflight=False,
+    ).client
+    lean = lean_s3_for(client)
+    assert lean is not None
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    client.put_object(
+        Bucket=locked_bucket,
+        Key="m/manifest.json",
+        Body=b"{}",
+        ContentType="application/json",
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=until,
+        ChecksumSHA256=_b64(hashlib.sha256(b"{}").hexdigest()),
+    )
+    mine = lean.head(locked_bucket, "m/manifest.json")
+    theirs = client.head_object(Bucket=locked_bucket, Key="m/manifest.json")
+    for field in (
+        "ContentLength",
+        "ContentType",
+        "ETag",
+        "LastModified",
+        "ObjectLockMode",
+        "ObjectLockRetainUntilDate",
+        "VersionId",
+    ):
+        assert mine.get(field) == theirs.get(field), field
+    assert mine["ObjectLockRetainUntilDate"] == until
+    missing = _refusal(lambda: lean.head(locked_bucket, "m/nothing.json"))
+    boto_missing = _refusal(lambda: client.head_object(Bucket=locked_bucket, Key="m/nothing.json"))
+    assert missing.response["Error"]["Code"] == boto_missing.response["Error"]["Code"] == "404"

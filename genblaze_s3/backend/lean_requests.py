@@ -1,27 +1,29 @@
-"""PutObject for small bodies, signed and sent without botocore's per-request pipeline.
+"""PutObject (small bodies) and HeadObject signed and sent without botocore's pipeline.
 
 Why (measured, ``python -m bench.bench_small_put``): a 64 KiB ``client.put_object``
 spends most of its CPU in botocore's request pipeline, not on the wire: parameter
 validation and serialization, a dozen event hooks, the endpoint ruleset (evaluated
 afresh for every key), the user-agent builder, the retry handler, response parsing.
 For a worker that stores thousands of thumbnails that is the largest share of its
-CPU per asset (bench/results/cost.md). This sends the same request with the parts
-of botocore that matter and nothing else:
+CPU per asset (bench/results/cost.md), and a run's manifest pays it three times
+(HEAD, PUT, HEAD). This sends the same requests with the parts of botocore that
+matter and nothing else:
 
-* botocore's own S3 SigV4 signer and the client's (refreshable) credentials; the
+* botocore's own S3 SigV4 signer and the client's (refreshable) credentials; a PUT's
   payload is signed with the SHA-256 the copy already computed (no second pass);
 * the client's own HTTP session: its connection pool, TLS verification and CA
   bundle, proxies and timeouts;
 * the client's ``before-send`` event, so anything that intercepts botocore's requests
-  (moto in tests, a recorder) sees this one too;
-* botocore's REST-XML error parser and exception classes: a refusal raises the same
-  ``ClientError`` (code, status, message) ``put_object`` would.
+  (moto in tests, a recorder) sees these too;
+* botocore's REST-XML parser, output shapes and exception classes: an answer parses
+  to the dict ``head_object`` returns, a refusal raises the same ``ClientError``
+  (code, status, message) the boto3 call would.
 
-Only plain requests take this path (`SmallPut.accepts`): path-style addressing, SigV4,
-a body under `EXPECT_MIN_BODY` (so no ``Expect: 100-continue`` is owed), only the
-parameters listed in `_HEADERS`, a key that no URL normalizer can rewrite. Anything
-else goes through ``put_object``. Retries are the caller's (`call_with_retries`), as
-for every other request of the copy engine.
+Only plain requests take this path (`LeanS3.accepts`, `plain_key`): path-style
+addressing, SigV4, a PUT body under `EXPECT_MIN_BODY` (so no ``Expect: 100-continue``
+is owed) with only the parameters listed in `_HEADERS`, a key that no URL normalizer
+can rewrite. Anything else goes through boto3. Retries are the caller's
+(`call_with_retries`), as for every other request of the copy engine.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from botocore.parsers import create_parser
 from genblaze_s3.backend.client import EXPECT_MIN_BODY
 
 # PutObject parameters this path sends, and their headers (botocore's model names them
-# the same way; `test_small_put.py` checks every one against the service model).
+# the same way; `test_lean_requests.py` checks every one against the service model).
 _HEADERS = {
     "CacheControl": "Cache-Control",
     "ContentType": "Content-Type",
@@ -55,7 +57,8 @@ _REQUIRED = frozenset({"Bucket", "Key", "Body"})
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-!*'()=+,;:@$&~]+(?:\.[A-Za-z0-9_\-!*'()=+,;:@$&~]+)*")
 
 
-def _plain_key(key: str) -> bool:
+def plain_key(key: str) -> bool:
+    """Whether ``key`` is sent as it is (see `_PLAIN_KEY`)."""
     return all(_PLAIN_KEY.fullmatch(part) for part in key.split("/"))
 
 
@@ -71,8 +74,12 @@ class _KnownPayloadAuth(S3SigV4Auth):
         SigV4Auth._modify_request_before_signing(self, request)  # keep X-Amz-Content-SHA256
 
 
-class SmallPut:
-    """The lean PutObject of one boto3 client (see the module docstring); thread-safe."""
+# SigV4's payload hash of an empty body (a HEAD).
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+class LeanS3:
+    """The lean PutObject and HeadObject of one boto3 client (module docstring); thread-safe."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -81,7 +88,9 @@ class SmallPut:
         self._session = client._endpoint.http_session  # the client's pool, TLS and proxies
         self._credentials = client._request_signer._credentials
         self._events = client.meta.events
-        self._model = client.meta.service_model.operation_model("PutObject")
+        self._models = {
+            op: client.meta.service_model.operation_model(op) for op in ("PutObject", "HeadObject")
+        }
         self._user_agent = f"Botocore/{botocore.__version__} {_user_agent_extra(client)}".strip()
         self._parser = threading.local()
 
@@ -105,7 +114,7 @@ class SmallPut:
             _REQUIRED <= params.keys() <= _REQUIRED | _HEADERS.keys()
             and isinstance(body, bytes | bytearray)
             and len(body) < EXPECT_MIN_BODY
-            and _plain_key(str(params["Key"]))
+            and plain_key(str(params["Key"]))
             and "/" not in str(params["Bucket"])
         )
 
@@ -120,38 +129,54 @@ class SmallPut:
         for name, header in _HEADERS.items():
             if (value := params.get(name)) is not None:
                 headers[header] = str(value)
-        url = f"{self._endpoint}/{params['Bucket']}/{quote(params['Key'], safe='/~')}"
-        request = AWSRequest(method="PUT", url=url, headers=headers, data=body)
-        credentials = self._credentials.get_frozen_credentials()
-        _KnownPayloadAuth(credentials, "s3", self._region).add_auth(request)
-        prepared = request.prepare()
-        _, intercepted = self._events.emit_until_response(
-            "before-send.s3.PutObject", request=prepared
-        )
-        response = intercepted if intercepted is not None else self._session.send(prepared)
+        response = self._send("PutObject", "PUT", params["Bucket"], params["Key"], headers, body)
         if 200 <= response.status_code < 300:
             answer: dict[str, Any] = {"ETag": response.headers.get("ETag")}
             if version := response.headers.get("x-amz-version-id"):
                 answer["VersionId"] = version
             return answer
-        raise self._error(response)
+        raise self._error("PutObject", response)
 
-    def _error(self, response: Any) -> ClientError:
-        """The ClientError botocore would raise for this answer (same parser, same class)."""
+    def head(self, bucket: str, key: str) -> dict[str, Any]:
+        """One HeadObject of a `plain_key`: the dict ``head_object`` returns (parsed by
+        botocore's parser: ContentLength, ETag, ObjectLockRetainUntilDate, ...)."""
+        headers = {"User-Agent": self._user_agent, "X-Amz-Content-SHA256": _EMPTY_SHA256}
+        response = self._send("HeadObject", "HEAD", bucket, key, headers, b"")
+        if 200 <= response.status_code < 300:
+            return self._parse("HeadObject", response)
+        raise self._error("HeadObject", response)
+
+    def _send(
+        self, op: str, method: str, bucket: str, key: str, headers: dict[str, str], body: bytes
+    ) -> Any:
+        url = f"{self._endpoint}/{bucket}/{quote(key, safe='/~')}"
+        request = AWSRequest(method=method, url=url, headers=headers, data=body)
+        credentials = self._credentials.get_frozen_credentials()
+        _KnownPayloadAuth(credentials, "s3", self._region).add_auth(request)
+        prepared = request.prepare()
+        _, intercepted = self._events.emit_until_response(f"before-send.s3.{op}", request=prepared)
+        return intercepted if intercepted is not None else self._session.send(prepared)
+
+    def _parse(self, op: str, response: Any) -> dict[str, Any]:
         parser = getattr(self._parser, "value", None)
         if parser is None:
             parser = self._parser.value = create_parser("rest-xml")
-        parsed = parser.parse(
+        parsed: dict[str, Any] = parser.parse(
             {
                 "status_code": response.status_code,
                 "headers": response.headers,
                 "body": response.content,
             },
-            self._model.output_shape,
+            self._models[op].output_shape,
         )
+        return parsed
+
+    def _error(self, op: str, response: Any) -> ClientError:
+        """The ClientError botocore would raise for this answer (same parser, same class)."""
+        parsed = self._parse(op, response)
         code = parsed.get("Error", {}).get("Code")
         error_class = self._client.exceptions.from_code(code) if code else ClientError
-        error: ClientError = error_class(parsed, "PutObject")
+        error: ClientError = error_class(parsed, op)
         return error
 
 
@@ -160,12 +185,12 @@ def _user_agent_extra(client: Any) -> str:
     return str(extra or "")
 
 
-# One SmallPut per client, dropped with it (clients are rebuilt on an endpoint change).
-_BY_CLIENT: weakref.WeakKeyDictionary[Any, SmallPut | None] = weakref.WeakKeyDictionary()
+# One LeanS3 per client, dropped with it (clients are rebuilt on an endpoint change).
+_BY_CLIENT: weakref.WeakKeyDictionary[Any, LeanS3 | None] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def small_put_for(client: Any) -> SmallPut | None:
+def lean_s3_for(client: Any) -> LeanS3 | None:
     """This client's lean PutObject, or None when its requests need botocore's pipeline."""
     try:
         return _BY_CLIENT[client]
@@ -173,7 +198,7 @@ def small_put_for(client: Any) -> SmallPut | None:
         pass
     with _LOCK:
         try:
-            lean = SmallPut(client) if SmallPut.eligible(client) else None
+            lean = LeanS3(client) if LeanS3.eligible(client) else None
         except AttributeError:  # not a botocore client (a test double): use put_object
             lean = None
         with contextlib.suppress(TypeError):  # not weak-referenceable: ask again next time
@@ -181,4 +206,4 @@ def small_put_for(client: Any) -> SmallPut | None:
     return lean
 
 
-__all__ = ["SmallPut", "small_put_for"]
+__all__ = ["LeanS3", "lean_s3_for", "plain_key"]
