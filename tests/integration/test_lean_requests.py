@@ -94,13 +94,7 @@ def test_refusals_raise_what_put_object_raises(
 
 def test_head_answers_what_head_object_answers(seaweed: SeaweedS3, locked_bucket: str) -> None:
     """Parsed by botocore's own parser: the same typed fields, the lock included."""
-    client = S3StorageBackend(
-        locked_bucket,
-        endpoint_url=seaweed.endpoint_url,
-        access_key_id=seaweed.access_key,
-        secret_access_key=seaweed.secret_key,
-        preflight=False,
-    ).client
+    client = user_backend(seaweed, locked_bucket, preflight=False).client
     lean = lean_s3_for(client)
     assert lean is not None
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)

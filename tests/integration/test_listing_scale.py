@@ -2,7 +2,7 @@
 
 Issue 23's "cost that does not grow with work": the list reads one index and the page's
 summaries, so its Redis commands per page are pinned by the page, not by the history.
-Real Valkey (a private one: 100,000 jobs do not belong in the session's store); the
+Real Valkey (the module's private one: 100,000 jobs do not belong in the session's store); the
 first jobs are real (`create_job`, then finished), the rest are copies of a finished
 job's hash and index entries, written in pipelines, so the store holds what 100,000
 finished jobs leave for the retention period.
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import redis
 
 from genblaze_s3.ingest.models import AssetState, JobState
@@ -24,22 +22,13 @@ from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.store.cursors import parse_job_cursor
 from genblaze_s3.ingest.store.listing import JobFilter
 from genblaze_s3.ingest.store.status import StatusStore
-from genblaze_s3.local.services import EmbeddedRedis, start_redis
+from genblaze_s3.local.services import EmbeddedRedis
 from tests.support.cost import command_delta, commandstats
 from tests.unit.ingest_fixtures import make_submission
 
 TENANT = "acme"
 HISTORY = 100_000
 PAGE = 50
-
-
-@pytest.fixture(scope="module")
-def valkey() -> Iterator[EmbeddedRedis]:
-    server = start_redis()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _finished_job(store: StatusStore) -> str:
@@ -79,8 +68,8 @@ def _page_cost(store: StatusStore, after: str | None) -> tuple[Counter[str], dic
     return command_delta(before, commandstats(store.redis)), page
 
 
-def test_a_page_costs_the_same_with_100000_finished_jobs(valkey: EmbeddedRedis) -> None:
-    client = redis.Redis.from_url(valkey.url)
+def test_a_page_costs_the_same_with_100000_finished_jobs(module_redis: EmbeddedRedis) -> None:
+    client = redis.Redis.from_url(module_redis.url)
     store = StatusStore(client)
     real = [_finished_job(store) for _ in range(PAGE + 10)]  # two pages of real jobs
     first_cost, first = _page_cost(store, None)

@@ -62,7 +62,7 @@ class _Renewer:
 
     Why not a thread per lease (as before): a small asset holds its lease for a few
     milliseconds, and starting and joining a thread for it cost ~0.13 ms of CPU, a
-    measurable share of a 64 KiB asset's (bench/results/cost.md); and a lease that
+    measurable share of a 64 KiB asset's (bench/results/cost_cuts.md); and a lease that
     short is never renewed at all. Each lease is renewed every third of its TTL; a
     Redis error is retried on the next tick (the TTL leaves two more); a lease found
     taken by another is marked ``lost`` (the copy stops, see `process_asset`).
