@@ -22,8 +22,10 @@ matter and nothing else:
 Only plain requests take this path (`LeanS3.accepts`, `plain_key`): path-style
 addressing, SigV4, a PUT body under `EXPECT_MIN_BODY` (so no ``Expect: 100-continue``
 is owed) with only the parameters listed in `_HEADERS`, a key that no URL normalizer
-can rewrite. Anything else goes through boto3. Retries are the caller's
-(`call_with_retries`), as for every other request of the copy engine.
+can rewrite. Anything else goes through boto3, and so does every request of a client
+whose bucket answered from another region (a redirect botocore follows and this path
+does not). Retries are the caller's (`call_with_retries`), as for every other request
+of the copy engine.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ class _KnownPayloadAuth(S3SigV4Auth):
         SigV4Auth._modify_request_before_signing(self, request)  # keep X-Amz-Content-SHA256
 
 
+# Refusals that mean "signed for the wrong region" (botocore's S3RegionRedirector follows
+# them); with a 301/307 they send the request back through boto3 (`LeanS3._moved`).
+_REGION_CODES = frozenset(
+    {"AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException"}
+)
 # SigV4's payload hash of an empty body (a HEAD).
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -93,6 +100,7 @@ class LeanS3:
         }
         self._user_agent = f"Botocore/{botocore.__version__} {_user_agent_extra(client)}".strip()
         self._parser = threading.local()
+        self._redirected = False  # see `_moved`
 
     @staticmethod
     def eligible(client: Any) -> bool:
@@ -129,22 +137,43 @@ class LeanS3:
         for name, header in _HEADERS.items():
             if (value := params.get(name)) is not None:
                 headers[header] = str(value)
+        if self._redirected:
+            return dict(self._client.put_object(**params))
         response = self._send("PutObject", "PUT", params["Bucket"], params["Key"], headers, body)
         if 200 <= response.status_code < 300:
             answer: dict[str, Any] = {"ETag": response.headers.get("ETag")}
             if version := response.headers.get("x-amz-version-id"):
                 answer["VersionId"] = version
             return answer
-        raise self._error("PutObject", response)
+        error = self._error("PutObject", response)
+        if self._moved(response, error):
+            return dict(self._client.put_object(**params))
+        raise error
 
     def head(self, bucket: str, key: str) -> dict[str, Any]:
         """One HeadObject of a `plain_key`: the dict ``head_object`` returns (parsed by
         botocore's parser: ContentLength, ETag, ObjectLockRetainUntilDate, ...)."""
+        if self._redirected:
+            return dict(self._client.head_object(Bucket=bucket, Key=key))
         headers = {"User-Agent": self._user_agent, "X-Amz-Content-SHA256": _EMPTY_SHA256}
         response = self._send("HeadObject", "HEAD", bucket, key, headers, b"")
         if 200 <= response.status_code < 300:
             return self._parse("HeadObject", response)
-        raise self._error("HeadObject", response)
+        error = self._error("HeadObject", response)
+        if self._moved(response, error):
+            return dict(self._client.head_object(Bucket=bucket, Key=key))
+        raise error
+
+    def _moved(self, response: Any, error: ClientError) -> bool:
+        """The bucket answered from another region or endpoint (a 301/307, or a signature
+        for the wrong region): botocore's region redirector knows how to follow that, this
+        path does not. From then on every request of this client goes through boto3."""
+        code = error.response.get("Error", {}).get("Code")
+        region = response.headers.get("x-amz-bucket-region")  # a HEAD's refusal has no body
+        elsewhere = region is not None and region != self._region
+        if response.status_code in (301, 307) or code in _REGION_CODES or elsewhere:
+            self._redirected = True
+        return self._redirected
 
     def _send(
         self, op: str, method: str, bucket: str, key: str, headers: dict[str, str], body: bytes

@@ -100,3 +100,44 @@ def test_moto_sees_the_request_through_before_send() -> None:
                 {"Bucket": "nope", "Key": "k", "Body": data},
                 sha256_hex=hashlib.sha256(data).hexdigest(),
             )
+
+
+def test_a_bucket_in_another_region_sends_the_client_back_to_boto3() -> None:
+    """A 301 (or a signature for the wrong region) is botocore's redirector's to follow:
+    the request is sent again through boto3, and so is every later one of that client."""
+    from botocore.awsrequest import AWSResponse
+
+    with mock_aws():
+        client = boto3.client(
+            "s3",
+            region_name="us-east-1",
+            aws_access_key_id="ak",
+            aws_secret_access_key="sk",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+        client.create_bucket(Bucket="bkt")
+        lean = lean_s3_for(client)
+        assert lean is not None
+        lean_requests_seen: list[str] = []
+
+        class _Raw:
+            def stream(self, **_: Any) -> Any:
+                yield b"<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>"
+
+        def moved(request: Any, **_: Any) -> Any:
+            if "amz-sdk-invocation-id" not in request.headers:  # boto3 sends it, lean does not
+                lean_requests_seen.append(request.method)
+                headers = {"x-amz-bucket-region": "eu-west-1"}
+                return AWSResponse(request.url, 301, headers, _Raw())
+            return None  # boto3's own request: moto answers it
+
+        client.meta.events.register_first("before-send.s3.PutObject", moved)
+        client.meta.events.register_first("before-send.s3.HeadObject", moved)
+        data = b"x" * 100
+        digest = hashlib.sha256(data).hexdigest()
+        lean.put({"Bucket": "bkt", "Key": "a.txt", "Body": data}, sha256_hex=digest)
+        assert lean_requests_seen == ["PUT"]  # the lean one was moved, boto3 stored it
+        assert client.get_object(Bucket="bkt", Key="a.txt")["Body"].read() == data
+        assert lean.head("bkt", "a.txt")["ContentLength"] == 100
+        lean.put({"Bucket": "bkt", "Key": "b.txt", "Body": data}, sha256_hex=digest)
+        assert lean_requests_seen == ["PUT"]  # from then on: boto3 only
