@@ -70,18 +70,24 @@ def test_accepts_only_plain_requests(params: dict[str, Any], ok: bool) -> None:
     assert LeanS3.accepts({"Bucket": "b", "Body": b"data", **params}) is ok
 
 
+def _moto_bucket() -> tuple[Any, LeanS3]:
+    """A path-style client on moto with bucket "bkt", and its lean requests."""
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="ak",
+        aws_secret_access_key="sk",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    client.create_bucket(Bucket="bkt")
+    lean = lean_s3_for(client)
+    assert lean is not None
+    return client, lean
+
+
 def test_moto_sees_the_request_through_before_send() -> None:
     with mock_aws():
-        client = boto3.client(
-            "s3",
-            region_name="us-east-1",
-            aws_access_key_id="ak",
-            aws_secret_access_key="sk",
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
-        client.create_bucket(Bucket="bkt")
-        lean = lean_s3_for(client)
-        assert lean is not None
+        client, lean = _moto_bucket()
         data = b"hello" * 100
         answer = lean.put(
             {"Bucket": "bkt", "Key": "x/y.txt", "Body": data, "ContentType": "text/plain"},
@@ -108,16 +114,7 @@ def test_a_bucket_in_another_region_sends_the_client_back_to_boto3() -> None:
     from botocore.awsrequest import AWSResponse
 
     with mock_aws():
-        client = boto3.client(
-            "s3",
-            region_name="us-east-1",
-            aws_access_key_id="ak",
-            aws_secret_access_key="sk",
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
-        client.create_bucket(Bucket="bkt")
-        lean = lean_s3_for(client)
-        assert lean is not None
+        client, lean = _moto_bucket()
         lean_requests_seen: list[str] = []
 
         class _Raw:
