@@ -235,4 +235,13 @@ def lean_s3_for(client: Any) -> LeanS3 | None:
     return lean
 
 
-__all__ = ["LeanS3", "lean_s3_for", "plain_key"]
+def head_object(client: Any, bucket: str, key: str) -> dict[str, Any]:
+    """``client.head_object(Bucket=bucket, Key=key)``, on the lean path where the client
+    and the key allow it (botocore's pipeline is most of a HEAD's CPU)."""
+    lean = lean_s3_for(client) if plain_key(key) else None
+    if lean is not None:
+        return lean.head(bucket, key)
+    return dict(client.head_object(Bucket=bucket, Key=key))
+
+
+__all__ = ["LeanS3", "head_object", "lean_s3_for", "plain_key"]

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from genblaze_s3.backend.lean_requests import lean_s3_for, plain_key
+from genblaze_s3.backend.lean_requests import head_object
 from genblaze_s3.transfer.checkpoint import CheckpointStore, SourceValidators
 from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
 from genblaze_s3.transfer.errors import (
@@ -73,13 +73,10 @@ class CopyJob:
         return extra
 
     def head(self, key: str) -> dict[str, Any] | None:
-        lean = lean_s3_for(self.client) if plain_key(key) else None
         try:
             return dict(
                 call_with_retries(
-                    (lambda: lean.head(self.bucket, key))
-                    if lean is not None  # botocore's pipeline is most of a HEAD's CPU
-                    else (lambda: self.client.head_object(Bucket=self.bucket, Key=key)),
+                    lambda: head_object(self.client, self.bucket, key),
                     what="HeadObject",
                     config=self.config,
                 )

@@ -26,7 +26,7 @@ from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
 from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.backend import s3errors
-from genblaze_s3.backend.lean_requests import lean_s3_for, plain_key
+from genblaze_s3.backend.lean_requests import head_object, lean_s3_for, plain_key
 from genblaze_s3.ingest.finalize.attestation import (
     ENVELOPE_CONTENT_TYPE,
     EnvelopeError,
@@ -63,22 +63,13 @@ def _sink_for(backend: Any, meta: JobMeta) -> ObjectStorageSink:
     )
 
 
-def _head(backend: Any, key: str) -> dict[str, Any]:
-    """HeadObject of a manifest key, on the lean path where the client allows it (a
-    run's manifest is HEADed twice: botocore's pipeline is most of a HEAD's CPU)."""
-    lean = lean_s3_for(backend.client) if plain_key(key) else None
-    if lean is not None:
-        return lean.head(backend.bucket, key)
-    return dict(backend.client.head_object(Bucket=backend.bucket, Key=key))
-
-
 def _exists(backend: Any, key: str) -> bool:
     """``backend.exists(key)``, answered as it answers (404 and 403: absent)."""
     client = getattr(backend, "client", None)  # a backend may be no boto3 one at all
     if client is None or lean_s3_for(client) is None or not plain_key(key):
         return bool(backend.exists(key))
     try:
-        _head(backend, key)
+        head_object(client, backend.bucket, key)
     except ClientError as exc:
         if s3errors.is_not_found(exc) or s3errors.is_access_denied(exc):
             return False
@@ -89,7 +80,7 @@ def _exists(backend: Any, key: str) -> bool:
 def _retain_until(backend: Any, key: str) -> datetime | None:
     """The lock actually on the stored manifest (the truth, also after a redelivery)."""
     try:
-        head = _head(backend, key)
+        head = head_object(backend.client, backend.bucket, key)  # twice a run: the lean path
     except Exception:  # head is best effort: the manifest itself is written
         return None
     value = head.get("ObjectLockRetainUntilDate")
