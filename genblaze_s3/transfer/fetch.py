@@ -183,6 +183,38 @@ class _Response:
         self.raw.release_conn()
 
 
+def raw_readinto(raw: Any, view: memoryview) -> int:
+    """Read a raw (undecoded) body straight into ``view``: the bytes read, 0 at its end.
+
+    Why not ``raw.read(n)``: it returns a new bytes object per read that the copy then
+    copies into its part buffer -- an extra pass over every byte and, with 8 copies in
+    parallel, ~2 MiB of short-lived 1 MiB blocks per thread that malloc keeps
+    (measured: 64 x 4 MiB copies peaked at 140 MB RSS that way). ``readinto`` on
+    http.client's response fills the caller's buffer from the socket. It runs inside
+    urllib3's own error catcher, so errors, the connection's return to the pool and a
+    short body (``IncompleteRead``) are exactly what ``read`` gives; a response that is
+    not urllib3's (a test double, another client) is read with ``read`` and copied.
+    """
+    fp = getattr(raw, "_fp", None)
+    catcher = getattr(raw, "_error_catcher", None)
+    if fp is None or catcher is None or not hasattr(fp, "readinto"):
+        chunk = raw.read(len(view), decode_content=False) or b""
+        view[: len(chunk)] = chunk
+        return len(chunk)
+    if getattr(fp, "closed", False):
+        return 0
+    with catcher():
+        got = int(fp.readinto(view) or 0)
+        raw._fp_bytes_read += got  # what urllib3's read counts (tell())
+        if raw.length_remaining is not None:
+            raw.length_remaining -= got
+        if not got and len(view):
+            fp.close()
+            if raw.enforce_content_length and raw.length_remaining:
+                raise urllib3.exceptions.IncompleteRead(raw._fp_bytes_read, raw.length_remaining)
+    return got
+
+
 class SourceStream:
     """An open source body: counted, capped, deadline- and rate-checked raw reads."""
 
@@ -255,17 +287,21 @@ class SourceStream:
         except OSError:
             pass
 
-    def read(self, n: int) -> bytes:
-        """Up to n bytes (fewer only at the end or while the rate is still unknown)."""
+    def _read_block(self, view: memoryview) -> int:
+        """One raw read into the front of ``view``, sized to the observed rate: bytes read.
+
+        0 only at the end of the body (fewer than asked only at the end, or while the
+        rate is still unknown).
+        """
         if self._eof:
-            return b""
+            return 0
         if self._aborted is not None:
             raise SourceTooSlow(self._aborted)
-        want = min(n, self._next_read)
+        want = min(len(view), self._next_read)
         self._pending = want
         began = time.monotonic()
         try:
-            chunk = self._raw.read(want, decode_content=False)
+            got = raw_readinto(self._raw, view[:want])
         except TransferError:
             raise
         except Exception as exc:
@@ -277,23 +313,23 @@ class SourceStream:
         if self._aborted is not None:
             raise SourceTooSlow(self._aborted)
         now = time.monotonic()
-        if not chunk:
+        if not got:
             self._eof = True
             WATCHDOG.forget(self)
             if self.length is not None and self.bytes_read != self.length:
                 raise SourceTruncated(
                     f"body ended at {self.bytes_read} of {self.length} declared bytes"
                 )
-            return b""
-        rate = len(chunk) / max(now - began, 1e-6)
+            return 0
+        rate = got / max(now - began, 1e-6)
         self._next_read = int(min(self._config.read_chunk, max(_MIN_READ, rate * _READ_SECONDS)))
-        self.bytes_read += len(chunk)
+        self.bytes_read += got
         if self.bytes_read > self._policy.max_source_bytes:
             raise TooLarge(f"source sent more than the {self._policy.max_source_bytes} byte cap")
         reason = self._limit_broken(now, self.bytes_read)
         if reason is not None:
             raise SourceTooSlow(reason)
-        return chunk
+        return got
 
     def read_into(self, buf: bytearray) -> int:
         """Fill buf fully unless the body ends; return the number of bytes written."""
@@ -302,11 +338,10 @@ class SourceStream:
         size = len(buf)
         chunk_cap = self._config.read_chunk
         while pos < size:
-            chunk = self.read(min(chunk_cap, size - pos))
-            if not chunk:
+            got = self._read_block(view[pos : pos + min(chunk_cap, size - pos)])
+            if not got:
                 break
-            view[pos : pos + len(chunk)] = chunk
-            pos += len(chunk)
+            pos += got
             if self.on_fill is not None:
                 self.on_fill(pos)
         return pos
