@@ -5,10 +5,17 @@ S3 service model on its first task, and again every ``worker_max_tasks_per_child
 tasks when it is replaced. Measured with py-spy on a 500 x 64 KiB job (2 workers x
 4 children): imports and botocore's JSON model load were the largest share of the
 children's CPU. Forked children share these pages copy-on-write.
+
+Then ``gc.freeze()``: everything loaded so far (boto3's models, Celery, pydantic
+schemas: most of the heap) moves to the collector's permanent generation, as the
+gc module's documentation advises before a fork. A child's full collections then
+walk only what it allocated itself, and never write the reference counts of the
+shared pages (which would copy them).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from celery.signals import worker_init
@@ -33,6 +40,8 @@ def warm() -> None:
         aws_access_key_id="warmup",
         aws_secret_access_key="warmup",
     )
+    gc.collect()
+    gc.freeze()
 
 
 @worker_init.connect

@@ -331,6 +331,13 @@ class SourceStream:
             raise SourceTooSlow(reason)
         return got
 
+    def read(self, n: int) -> bytes:
+        """Up to n bytes as a new bytes object (fewer only at the end or while the rate is
+        still unknown); the copy itself reads with `read_into`, into its own buffers."""
+        buf = bytearray(n)
+        got = self._read_block(memoryview(buf))
+        return bytes(buf[:got])
+
     def read_into(self, buf: bytearray) -> int:
         """Fill buf fully unless the body ends; return the number of bytes written."""
         view = memoryview(buf)
