@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -436,20 +436,30 @@ class StatusStore:
         self, job_id: str, asset_id: str
     ) -> tuple[JobMeta | None, JobState | None, AssetRecord | None, str | None]:
         """Meta, job state, asset record and raw source in one round trip (worker hot path)."""
+        return self.snapshot_with(job_id, asset_id, None)[0]
+
+    def snapshot_with(
+        self, job_id: str, asset_id: str, also: Callable[[Any], None] | None
+    ) -> tuple[tuple[JobMeta | None, JobState | None, AssetRecord | None, str | None], Any]:
+        """`snapshot`, plus the one command ``also`` queues on the same pipeline (e.g. the
+        asset lease's take): its raw answer comes back second, in the same round trip."""
         p = self.redis.pipeline(transaction=False)
         p.hmget(keys.job_key(job_id), ["meta", "state"])
         p.get(keys.asset_key(job_id, asset_id))
         p.hget(keys.sources_key(job_id), asset_id)
-        (meta, state), rec, source = p.execute()
+        if also is not None:
+            also(p)
+        (meta, state), rec, source, *more = p.execute()
         record = AssetRecord.model_validate_json(rec) if rec else None
         if record is not None and record.state not in TERMINAL_ASSET_STATES:
             self._assets.remember(job_id, asset_id, rec)  # it is about to be written
-        return (
+        snap = (
             self._metas.parse(meta) if meta else None,
             JobState(_s(state)) if state else None,
             record,
             _s(source) if source is not None else None,
         )
+        return snap, (more[0] if more else None)
 
     # -- job writes -----------------------------------------------------------
     def transition_job(

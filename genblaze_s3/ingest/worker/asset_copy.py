@@ -13,6 +13,7 @@ good aborts its multipart upload first: no terminal state leaves one behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -143,20 +144,34 @@ def process_asset(
     ``retries`` is accepted for messages sent by older workers; the count lives in
     Redis (`keys.retries_key`), the one place every delivery can see it.
     """
-    meta, state, record, source = ctx.store.snapshot(job_id, asset_id)
+    # The lease is taken in the snapshot's round trip (one trip fewer per asset); the
+    # rare delivery that then has nothing to do gives it back at once.
+    lease = ctx.deliveries.asset_lease(job_id, asset_id, ctx.lease_ttl_ms)
+    member = inflight_member(job_id, asset_id)
+    (meta, state, record, source), raw_take = ctx.store.snapshot_with(
+        job_id,
+        asset_id,
+        lambda pipe: lease.queue_take(
+            pipe, ctx.store.retention, inflight=(keys.inflight_key(), member, time.time())
+        ),
+    )
+    taken = lease.took(raw_take)
     if meta is not None:
         bind_log_context(tenant=meta.tenant)
     if meta is None or record is None or state is None:
+        _give_back(ctx, lease, taken, job_id, asset_id)
         return StepResult(Action.DONE)  # expired or never recorded: nothing to do
     if record.state in TERMINAL_ASSET_STATES:
-        _forget_inflight(ctx, job_id, asset_id)
+        _give_back(ctx, lease, taken, job_id, asset_id)
         return StepResult(Action.DONE, finalize=_ready_to_finalize(ctx, job_id))
     if state in TERMINAL_JOB_STATES:
         # A canceled job: also what a slice finds when the job was canceled between two.
-        return _end(ctx, meta, asset_id, AssetState.CANCELED, "canceled", "job is " + str(state))
-    lease = ctx.deliveries.asset_lease(job_id, asset_id, ctx.lease_ttl_ms)
-    member = inflight_member(job_id, asset_id)
-    taken = lease.take(ctx.store.retention, inflight=(keys.inflight_key(), member, time.time()))
+        with lease if taken.attempts else contextlib.nullcontext():
+            ended = _end(
+                ctx, meta, asset_id, AssetState.CANCELED, "canceled", "job is " + str(state)
+            )
+            lease.forget_on_release(keys.inflight_key(), member)  # its delivery count too
+            return ended
     if not taken.attempts:
         return StepResult(Action.BUSY, countdown=lease.remaining_ms() / 1000 + 0.5)
     with lease:
@@ -170,6 +185,18 @@ def process_asset(
         except Exception as exc:
             logger.exception("asset %s/%s: internal error", job_id, asset_id)
             return _end(ctx, meta, asset_id, AssetState.FAILED, "internal_error", _brief(exc))
+
+
+def _give_back(
+    ctx: WorkerContext, lease: AssetLease, taken: Taken, job_id: str, asset_id: str
+) -> None:
+    """Nothing to copy (the asset is terminal, or its job is gone): off the in-flight set,
+    its counters dropped, and the lease this delivery took released, in one trip."""
+    if not taken.attempts:
+        _forget_inflight(ctx, job_id, asset_id)
+        return
+    lease.forget_on_release(keys.inflight_key(), inflight_member(job_id, asset_id))
+    lease.release()
 
 
 def _brief(exc: BaseException) -> str:
