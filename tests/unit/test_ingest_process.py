@@ -14,6 +14,7 @@ from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.models import AssetState, JobState
 from genblaze_s3.ingest.sealing import SourceSealer
 from genblaze_s3.ingest.store import keys
+from genblaze_s3.ingest.store.delivery_state import inflight_member
 from genblaze_s3.ingest.store.leases import AssetLease, Taken
 from genblaze_s3.ingest.store.status import StatusStore
 from genblaze_s3.ingest.worker.asset_copy import Action, WorkerContext, process_asset
@@ -133,6 +134,40 @@ def test_canceled_job_skips_queued_assets(
     assert process_asset(ctx, job_id, aid).action is Action.DONE and calls == []
     assert ctx.store.get_asset(job_id, aid).state == AssetState.CANCELED  # type: ignore[union-attr]
     assert ctx.store.job_state(job_id) == JobState.CANCELED
+
+
+def _left_behind(ctx: WorkerContext, job_id: str, aid: str) -> list[str]:
+    """What a delivery that ended may not leave: a lease, a delivery count, an in-flight entry."""
+    out = [
+        k
+        for k in (keys.lease_key(job_id, aid), keys.attempts_key(job_id, aid))
+        if ctx.redis.exists(k)
+    ]
+    if ctx.redis.zscore(keys.inflight_key(), inflight_member(job_id, aid)) is not None:
+        out.append("in-flight")
+    return out
+
+
+@pytest.mark.parametrize("why", ["finished", "canceled", "expired"])
+def test_a_delivery_with_nothing_to_do_gives_back_what_its_snapshot_took(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch, why: str
+) -> None:
+    """The lease is taken in the snapshot's round trip, before the worker knows whether
+    there is anything to copy: a finished asset, a canceled job and an expired job must
+    each leave no lease (a later delivery would back off), no delivery count and no
+    in-flight entry behind."""
+    calls = _fake_copy(monkeypatch, SourceNotFound("x"))
+    job_id, (aid,) = _job(ctx)
+    if why == "finished":
+        assert process_asset(ctx, job_id, aid).action is Action.DONE  # fails for good
+        calls.clear()
+    elif why == "canceled":
+        ctx.store.request_cancel(job_id)
+    else:
+        for k in ctx.redis.keys(f"*{job_id}*"):
+            ctx.redis.delete(k)
+    assert process_asset(ctx, job_id, aid).action is Action.DONE and calls == []
+    assert _left_behind(ctx, job_id, aid) == []
 
 
 def test_worker_refuses_destinations_outside_its_allow_list(
