@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from genblaze_s3.ingest.errors import JobNotFoundError, JobWaitTimeoutError
@@ -14,6 +17,11 @@ class _Source(Protocol):
     def fetch(self, job_id: str) -> JobView: ...
 
     def state(self, job_id: str) -> JobState: ...
+
+    def changes(self, job_id: str) -> AbstractContextManager[Callable[[float], object]]:
+        """A call that sleeps up to its argument (seconds), returning early when the job
+        may have changed."""
+        ...
 
 
 class StoreSource:
@@ -35,6 +43,12 @@ class StoreSource:
             raise JobNotFoundError(job_id)
         return state
 
+    @contextlib.contextmanager
+    def changes(self, job_id: str) -> Iterator[Callable[[float], object]]:
+        """Wakes on the job's events channel: a wait ends ~1 ms after the job does."""
+        with self._store.job_changes(job_id) as changes:
+            yield changes.wait
+
 
 class HTTPSource:
     """Reads `GET /v1/jobs/{id}` with a bearer token (no Redis access needed), through
@@ -52,6 +66,10 @@ class HTTPSource:
 
     def state(self, job_id: str) -> JobState:
         return self.fetch(job_id).state
+
+    def changes(self, job_id: str) -> AbstractContextManager[Callable[[float], object]]:
+        """Over HTTP a wait polls (the API's SSE stream is for browsers and `watch`)."""
+        return contextlib.nullcontext(time.sleep)
 
 
 class JobHandle:
@@ -74,13 +92,20 @@ class JobHandle:
         the job itself keeps running.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            state = self._source.state(self.id)
-            if state in TERMINAL_JOB_STATES:
-                return self._source.fetch(self.id)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise JobWaitTimeoutError(self.id, timeout or 0, state.value)
-            time.sleep(poll_interval)
+        # Subscribed before the first read: a change between the read and the wait
+        # wakes the wait instead of being missed; `poll_interval` is the floor.
+        with self._source.changes(self.id) as changed:
+            while True:
+                state = self._source.state(self.id)
+                if state in TERMINAL_JOB_STATES:
+                    return self._source.fetch(self.id)
+                pause = poll_interval
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise JobWaitTimeoutError(self.id, timeout or 0, state.value)
+                    pause = min(pause, left)
+                changed(pause)
 
 
 def job_handle(

@@ -41,6 +41,7 @@ from genblaze_s3.ingest.sealing import is_sealed
 from genblaze_s3.ingest.store import counters, keys, listing
 from genblaze_s3.ingest.store import stats as stat_names
 from genblaze_s3.ingest.store.boundary import store_boundary
+from genblaze_s3.ingest.store.changes import JobChanges
 from genblaze_s3.ingest.store.cursors import AssetCursor, JobCursor
 from genblaze_s3.ingest.store.delivery_state import inflight_member
 from genblaze_s3.ingest.store.document import build_document, document_json, document_view
@@ -210,6 +211,11 @@ class StatusStore:
     def job_state(self, job_id: str) -> JobState | None:
         raw = self.redis.hget(keys.job_key(job_id), "state")
         return JobState(_s(raw)) if raw else None
+
+    def job_changes(self, job_id: str) -> JobChanges:
+        """Subscribed to the job's events channel (close it, or use it with ``with``):
+        `JobChanges.wait` returns as soon as the job or one of its assets changes."""
+        return JobChanges(self.redis, job_id)
 
     def payload(self, job_id: str) -> str | None:
         raw = self.redis.get(keys.payload_key(job_id))
