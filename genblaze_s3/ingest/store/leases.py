@@ -229,15 +229,28 @@ class AssetLease(Lease):
         """Acquire (SET NX PX) and, only when it took, count this delivery, note the asset
         in flight (``inflight``: zset key, member, score) and read its retry count and
         checkpoint: one round trip. ``attempts == 0``: another delivery holds the lease."""
-        keys_, args = self._take_call(retention, inflight)
-        return self.took(_script(self._redis, _TAKE_ASSET)(keys=keys_, args=args))
+        pipe = self._redis.pipeline(transaction=False)
+        self.queue_take(pipe, retention, inflight=inflight)
+        return self.took(pipe.execute()[0])
 
     def queue_take(self, pipe: Any, retention: int, *, inflight: tuple[str, str, float]) -> None:
         """`take`, queued on ``pipe`` (another store read's round trip); pass the pipeline's
         answer for it to `took`. EVAL, not the Script: redis-py precedes a pipeline that
         holds a Script with a SCRIPT EXISTS round trip, the one this saves."""
-        keys_, args = self._take_call(retention, inflight)
-        pipe.eval(_TAKE_ASSET, len(keys_), *keys_, *args)
+        pipe.eval(
+            _TAKE_ASSET,
+            5,
+            self.key,
+            self._attempts_key,
+            inflight[0],
+            keys.retries_key(self._job_id, self._asset_id),
+            keys.checkpoint_key(keys.asset_checkpoint_id(self._job_id, self._asset_id)),
+            self.token,
+            self.ttl_ms,
+            retention,
+            inflight[2],
+            inflight[1],
+        )
 
     def took(self, out: Any) -> Taken:
         """What the take script answered; a taken lease starts being renewed."""
@@ -247,25 +260,6 @@ class AssetLease(Lease):
         self._start_renewal()
         retries, checkpoint = ([*out, None, None])[1:3]
         return Taken(n, int(retries or 0), _text(checkpoint))
-
-    def _take_call(
-        self, retention: int, inflight: tuple[str, str, float]
-    ) -> tuple[list[str], list[str | int | float]]:
-        ks = [
-            self.key,
-            self._attempts_key,
-            inflight[0],
-            keys.retries_key(self._job_id, self._asset_id),
-            keys.checkpoint_key(keys.asset_checkpoint_id(self._job_id, self._asset_id)),
-        ]
-        args: list[str | int | float] = [
-            self.token,
-            self.ttl_ms,
-            retention,
-            inflight[2],
-            inflight[1],
-        ]
-        return ks, args
 
     def forget_on_release(self, inflight_key: str, member: str) -> None:
         """The asset is terminal: the release also takes it off the in-flight set and drops
