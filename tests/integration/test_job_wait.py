@@ -85,3 +85,30 @@ def test_a_job_already_ended_returns_at_once_and_a_timeout_still_fires(
     assert _subscribers(store, job_id) == 0
     store.request_cancel(job_id)
     assert handle.wait(timeout=5, poll_interval=POLL).state == JobState.CANCELED
+
+
+def test_a_user_without_rights_to_the_channel_still_waits_by_polling() -> None:
+    """Redis ACL users get no pub/sub channels unless granted (`acl-pubsub-default
+    resetchannels`): the NOPERM comes with the first read, and the wait falls back to
+    its poll instead of failing as if the store were down."""
+    from genblaze_s3.local.services import start_redis
+
+    server = start_redis()
+    try:
+        admin = redis.Redis.from_url(server.url)
+        admin.execute_command(
+            "ACL", "SETUSER", "submitter", "on", ">pw", "~*", "+@all", "resetchannels"
+        )
+        host = server.url.split("//", 1)[1].split("/", 1)[0]
+        client = redis.Redis.from_url(f"redis://submitter:pw@{host}/0")
+        store = StatusStore(client)
+        job_id = _job(store)
+        handle = JobHandle(job_id, StoreSource(store))
+        with pytest.raises(JobWaitTimeoutError):  # not StoreUnavailableError
+            handle.wait(timeout=0.3, poll_interval=0.05)
+        StatusStore(admin).request_cancel(job_id)  # a worker or the API (they publish)
+        assert handle.wait(timeout=5, poll_interval=0.05).state == JobState.CANCELED
+        client.close()
+        admin.close()
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ message lost with a dropped connection costs at most one interval, as before.
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any
 
@@ -34,13 +35,26 @@ class JobChanges:
     def wait(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds for the job's next change; True when one came
         (the changes queued meanwhile are read too: one state read covers them all)."""
-        got = self._pubsub.get_message(timeout=max(0.0, timeout)) is not None
-        while got and self._pubsub.get_message(timeout=0.0) is not None:
-            pass
+        if self._pubsub is None:
+            time.sleep(max(0.0, timeout))
+            return False
+        try:
+            got = self._pubsub.get_message(timeout=max(0.0, timeout)) is not None
+            while got and self._pubsub.get_message(timeout=0.0) is not None:
+                pass
+        except redis.ResponseError:
+            # The server refused the subscription (an ACL user without rights to the
+            # channel: NOPERM arrives with the first read). The caller's poll still
+            # works: sleep like it did before there was a channel to listen on.
+            self.close()
+            time.sleep(max(0.0, timeout))
+            return False
         return got
 
     def close(self) -> None:
-        self._pubsub.close()
+        if self._pubsub is not None:
+            self._pubsub.close()
+            self._pubsub = None
 
     def __enter__(self) -> JobChanges:
         return self
