@@ -128,6 +128,8 @@ class LeanS3:
 
     def put(self, params: dict[str, Any], *, sha256_hex: str) -> dict[str, Any]:
         """Send one PutObject; the result is shaped like ``put_object``'s (ETag, VersionId)."""
+        if self._redirected:
+            return dict(self._client.put_object(**params))
         body = bytes(params["Body"])
         headers = {
             "User-Agent": self._user_agent,
@@ -137,8 +139,6 @@ class LeanS3:
         for name, header in _HEADERS.items():
             if (value := params.get(name)) is not None:
                 headers[header] = str(value)
-        if self._redirected:
-            return dict(self._client.put_object(**params))
         response = self._send("PutObject", "PUT", params["Bucket"], params["Key"], headers, body)
         if 200 <= response.status_code < 300:
             answer: dict[str, Any] = {"ETag": response.headers.get("ETag")}
