@@ -79,6 +79,45 @@ class Measured:
     jobs: list[str]
 
 
+def _start_pyspy(pids: list[int]) -> list[subprocess.Popen[bytes]]:
+    """With GENBLAZE_BENCH_PYSPY=DIR: py-spy (raw, folded stacks) of each worker tree
+    during the 500-asset job, for a by-function split of the workers' CPU."""
+    out = os.environ.get("GENBLAZE_BENCH_PYSPY")
+    if not out:
+        return []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    return [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "-p",
+                str(pid),
+                "--subprocesses",
+                "--nonblocking",
+                "--gil",
+                "--rate",
+                "400",
+                "--format",
+                "raw",
+                "-o",
+                f"{out}/worker{i}.txt",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i, pid in enumerate(pids)
+    ]
+
+
+def _stop_pyspy(spies: list[subprocess.Popen[bytes]]) -> None:
+    for spy in spies:
+        spy.send_signal(2)
+    for spy in spies:
+        spy.wait(timeout=60)
+
+
 def _redis_bytes(client: Any, job_id: str) -> tuple[int, int, int]:
     """(bytes of the job's keys, of which its asset records, number of keys)."""
     total = assets = n = 0
@@ -119,7 +158,7 @@ def _phase_split(stats: pstats.Stats) -> dict[str, float]:
         ],
         "S3 requests incl. signing (botocore, the lean small PUT)": [
             ("botocore/client.py", "_make_api_call"),
-            ("backend/lean_requests.py", "put"),
+            ("lean/operations.py", "put"),
         ],
         "progress and cancel checks": [
             ("store/status.py", "record_progress"),
@@ -267,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             measure([urls("warm", 40, 64 * KiB)], warm)
 
             b_small = sw.create_bucket("bc-small", object_lock=True)
+            spies = _start_pyspy(worker_pids)
             small = measure([urls("small", N_SMALL, 64 * KiB)], b_small)
+            _stop_pyspy(spies)
             small_bytes = _redis_bytes(store, small.jobs[0])
             loads.append(os.getloadavg())
 

@@ -3,10 +3,10 @@
 Run: ``flock /tmp/genblaze-bench.lock python -m bench.bench_small_put``. Starts its
 own SeaweedFS; sends ``--n`` PUTs of 64 KiB (fresh keys, the worker's headers:
 Content-Type, Cache-Control, ``If-None-Match: *``, ``x-amz-checksum-sha256``) through
-``client.put_object`` and through `genblaze_s3.backend.lean_requests.LeanS3`, one client,
+``client.put_object`` and through `genblaze_s3.backend.lean.LeanS3`, one client,
 alternating blocks of 50, and the same for HeadObject of one key; reports CPU and wall
 time per request of each (medians of the blocks). Why: the lean path exists only
-because it is measurably cheaper (backend/lean_requests.py); this is the measurement.
+because it is measurably cheaper (backend/lean/); this is the measurement.
 Results: bench/results/small_put.md.
 """
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from genblaze_core.storage.config import StorageConfig
 
     from genblaze_s3.backend.client import ClientSettings, build_client
-    from genblaze_s3.backend.lean_requests import lean_s3_for
+    from genblaze_s3.backend.lean import lean_s3_for
     from genblaze_s3.local.services import start_seaweedfs
 
     work = Path(tempfile.mkdtemp(prefix="genblaze-bench-smallput-"))

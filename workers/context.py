@@ -20,7 +20,9 @@ _lock = threading.Lock()
 
 
 def backend_for(dest: DestinationSpec) -> Any:
-    """One S3StorageBackend per (bucket, endpoint, region), reused across tasks."""
+    """One S3StorageBackend per (bucket, endpoint, region), reused across tasks; the
+    backends of one endpoint and region share one boto3 client (a new bucket costs no
+    new client, no new connections)."""
     from genblaze_s3 import S3StorageBackend
 
     k = (dest.bucket, dest.endpoint_url, dest.region)
@@ -34,6 +36,7 @@ def backend_for(dest: DestinationSpec) -> Any:
                 access_key_id=key,
                 secret_access_key=secret,
                 preflight=False,
+                share_client=True,
             )
         return _backends[k]
 

@@ -18,6 +18,7 @@ settings that matter for S3-compatible stores hold everywhere:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -131,6 +132,28 @@ def build_client(settings: ClientSettings, **overrides: Any) -> Any:
     return client
 
 
+# Clients shared by the backends of this process that asked for it (`shared_client`).
+_SHARED: dict[ClientSettings, Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_client(settings: ClientSettings) -> Any:
+    """This process's one client for ``settings``, built on first use.
+
+    Why: a boto3 client does not depend on the bucket, and building one costs
+    5-10 ms of CPU in a warm process (more in a freshly forked one: its first
+    writes copy the shared pages), plus its own connection pool. A worker that
+    writes to many buckets of one endpoint with one set of credentials would
+    otherwise pay both per bucket and per pool child (bench/results/cost_cuts.md).
+    Clients are thread-safe; they live as long as the process.
+    """
+    with _SHARED_LOCK:
+        client = _SHARED.get(settings)
+        if client is None:
+            client = _SHARED[settings] = build_client(settings)
+        return client
+
+
 def transfer_config(config: StorageConfig) -> TransferConfig:
     """s3transfer settings: 16 MiB parts, 4 in flight, bounded in-memory parts.
 
@@ -154,6 +177,7 @@ __all__ = [
     "ClientSettings",
     "botocore_config",
     "build_client",
+    "shared_client",
     "client_kwargs",
     "transfer_config",
 ]

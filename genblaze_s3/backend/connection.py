@@ -15,7 +15,12 @@ from boto3.s3.transfer import TransferConfig
 from genblaze_core.storage.config import StorageConfig
 
 from genblaze_s3.backend import calls
-from genblaze_s3.backend.client import ClientSettings, build_client, transfer_config
+from genblaze_s3.backend.client import (
+    ClientSettings,
+    build_client,
+    shared_client,
+    transfer_config,
+)
 from genblaze_s3.backend.preflight import BucketPreflight
 from genblaze_s3.backend.regions import (
     DEFAULT_SIGNING_REGION,
@@ -43,12 +48,14 @@ class BucketConnection:
         *,
         service: RegionalService | None,
         sha256_checksums: bool | None,
+        share_client: bool = False,
     ) -> None:
         self._bucket = bucket
+        self._shared = share_client
         self._settings = settings
         self._service = service
         self._sha256 = sha256_checksums
-        self._client = build_client(settings)
+        self._client = self._build(settings)
         self._transfer = transfer_config(settings.config)
         self._preflight = BucketPreflight(
             bucket,
@@ -123,11 +130,16 @@ class BucketConnection:
             endpoint = endpoint_for(self._service.endpoint_template, region)
         old = self._client
         self._settings = self._settings.with_endpoint(endpoint, region)
-        self._client = build_client(self._settings)
-        old.close()
+        self._client = self._build(self._settings)
+        if not self._shared:
+            old.close()
+
+    def _build(self, settings: ClientSettings) -> Any:
+        return shared_client(settings) if self._shared else build_client(settings)
 
     def close(self) -> None:
-        """Release pooled connections. Idempotent; a later request simply reconnects."""
+        """Release pooled connections. Idempotent; a later request simply reconnects
+        (a shared client's other users too)."""
         self._client.close()
 
 

@@ -82,6 +82,11 @@ class S3StorageBackend(StorageBackend):
         regional_service: set for providers whose endpoint derives from the
             region (``for_backblaze`` sets B2); enables region auto-correct and
             the B2 403 region probe.
+        share_client: use this process's one boto3 client (and connection pool)
+            for these settings, shared with every other backend built with the same
+            endpoint, region, credentials and config and ``share_client=True``; for
+            services that write to many buckets (the ingestion workers do). A
+            shared client lives as long as the process.
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class S3StorageBackend(StorageBackend):
         copy_multipart_threshold: int = DEFAULT_COPY_THRESHOLD,
         copy_part_size: int = DEFAULT_COPY_PART_SIZE,
         regional_service: RegionalService | None = None,
+        share_client: bool = False,
     ) -> None:
         if not bucket:
             raise ValueError("S3StorageBackend needs a bucket name")
@@ -126,6 +132,7 @@ class S3StorageBackend(StorageBackend):
             settings,
             service=service_for(endpoint_url, regional_service),
             sha256_checksums=sha256_checksums,
+            share_client=share_client,
         )
         self._urls = BucketURLs(self._connection, public_url_base)
         self._copy_threshold = copy_multipart_threshold

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from genblaze_s3.backend.lean_requests import head_object
+from genblaze_s3.backend.lean import head_object
 from genblaze_s3.transfer.checkpoint import CheckpointStore, SourceValidators
 from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
 from genblaze_s3.transfer.errors import (

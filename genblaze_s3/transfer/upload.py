@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from genblaze_core.storage.base import KeyStrategy
 
-from genblaze_s3.backend.lean_requests import lean_s3_for
+from genblaze_s3.backend.lean import lean_s3_for
 from genblaze_s3.transfer.checkpoint import SourceValidators
 from genblaze_s3.transfer.copy_job import (
     Body,
@@ -209,7 +209,7 @@ def put_small(
         params["ChecksumSHA256"] = b64_of_hex_digest(sha256)
     lean = lean_s3_for(job.client)
     if lean is not None and lean.accepts(params):
-        # botocore's request pipeline is most of a small PUT's CPU (backend/lean_requests.py);
+        # botocore's request pipeline is most of a small PUT's CPU (backend/lean/);
         # its signature covers the payload with the hash already known (no second pass).
         resp = call_with_retries(
             lambda: lean.put(params, sha256_hex=sha256), what="PutObject", config=job.config

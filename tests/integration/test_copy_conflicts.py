@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from genblaze_core.storage.base import KeyStrategy
 
-from genblaze_s3.backend.lean_requests import LeanS3
+from genblaze_s3.backend.lean import LeanS3
 from genblaze_s3.transfer import CopyConfig, Destination, FetchPolicy, TransferError, copy_url
 from genblaze_s3.transfer import copy as copy_module
 from tests.support.cdn import CDNServer

@@ -1,4 +1,4 @@
-"""The lean PutObject and HeadObject (backend/lean_requests.py) against a real S3 server:
+"""The lean PutObject and HeadObject (backend/lean/) against a real S3 server:
 indistinguishable from ``put_object`` / ``head_object`` in what they store, answer and
 how they fail."""
 
@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from genblaze_s3 import S3StorageBackend
-from genblaze_s3.backend.lean_requests import LeanS3, lean_s3_for
+from genblaze_s3.backend.lean import LeanS3, lean_s3_for
 from genblaze_s3.local.services import SeaweedS3
 from tests.support.helpers import user_backend
 

@@ -12,9 +12,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from genblaze_s3.backend import lean_requests
 from genblaze_s3.backend.client import EXPECT_MIN_BODY
-from genblaze_s3.backend.lean_requests import LeanS3, lean_s3_for
+from genblaze_s3.backend.lean import LeanS3, lean_s3_for
+from genblaze_s3.backend.lean import operations as lean_requests
 
 
 def _client(**config: Any) -> Any:

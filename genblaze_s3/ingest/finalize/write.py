@@ -26,7 +26,7 @@ from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
 from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.backend import s3errors
-from genblaze_s3.backend.lean_requests import head_object, lean_s3_for, plain_key
+from genblaze_s3.backend.lean import head_object, lean_s3_for, plain_key
 from genblaze_s3.ingest.finalize.attestation import (
     ENVELOPE_CONTENT_TYPE,
     EnvelopeError,

@@ -9,10 +9,12 @@ CPU per asset (bench/results/cost.md), and a run's manifest pays it three times
 (HEAD, PUT, HEAD). This sends the same requests with the parts of botocore that
 matter and nothing else:
 
-* botocore's own S3 SigV4 signer and the client's (refreshable) credentials; a PUT's
-  payload is signed with the SHA-256 the copy already computed (no second pass);
-* the client's own HTTP session: its connection pool, TLS verification and CA
-  bundle, proxies and timeouts;
+* S3 SigV4 with the client's (refreshable) credentials, header for header as
+  botocore's signer signs (`signing`); a PUT's payload is signed with the SHA-256 the
+  copy already computed (no second pass);
+* the client's HTTP settings: its timeouts, TLS verification and CA bundle, socket
+  options, on kept-alive connections of this path's own (`wire`); an endpoint behind
+  a proxy or with a client certificate is sent through the client's session instead;
 * the client's ``before-send`` event, so anything that intercepts botocore's requests
   (moto in tests, a recorder) sees these too;
 * botocore's REST-XML parser, output shapes and exception classes: an answer parses
@@ -35,15 +37,17 @@ import re
 import threading
 import weakref
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import botocore
-from botocore.auth import S3SigV4Auth, SigV4Auth
-from botocore.awsrequest import AWSRequest
+from botocore.auth import _host_from_url
+from botocore.awsrequest import AWSPreparedRequest, HeadersDict
 from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
 
 from genblaze_s3.backend.client import EXPECT_MIN_BODY
+from genblaze_s3.backend.lean.signing import KnownPayloadSigner
+from genblaze_s3.backend.lean.wire import Wire
 
 # PutObject parameters this path sends, and their headers (botocore's model names them
 # the same way; `test_lean_requests.py` checks every one against the service model).
@@ -64,18 +68,6 @@ def plain_key(key: str) -> bool:
     return all(_PLAIN_KEY.fullmatch(part) for part in key.split("/"))
 
 
-class _KnownPayloadAuth(S3SigV4Auth):
-    """S3 SigV4 over a payload whose SHA-256 the caller already knows.
-
-    botocore's S3 signer hashes the body itself (every byte, again) on http
-    endpoints, or signs ``UNSIGNED-PAYLOAD`` on https ones; the copy engine has
-    hashed the body already, so the signature covers the payload for free.
-    """
-
-    def _modify_request_before_signing(self, request: Any) -> None:
-        SigV4Auth._modify_request_before_signing(self, request)  # keep X-Amz-Content-SHA256
-
-
 # Refusals that mean "signed for the wrong region" (botocore's S3RegionRedirector follows
 # them); with a 301/307 they send the request back through boto3 (`LeanS3._moved`).
 _REGION_CODES = frozenset(
@@ -93,7 +85,10 @@ class LeanS3:
         self._endpoint = str(client.meta.endpoint_url).rstrip("/")
         self._region = client.meta.region_name or "us-east-1"
         self._session = client._endpoint.http_session  # the client's pool, TLS and proxies
-        self._credentials = client._request_signer._credentials
+        self._wire = Wire.for_session(self._endpoint, self._session)
+        self._host = _host_from_url(self._endpoint)  # signed and sent as it is
+        self._base_path = urlsplit(self._endpoint).path.rstrip("/")
+        self._signer = KnownPayloadSigner(client._request_signer._credentials, self._region)
         self._events = client.meta.events
         self._models = {
             op: client.meta.service_model.operation_model(op) for op in ("PutObject", "HeadObject")
@@ -131,15 +126,13 @@ class LeanS3:
         if self._redirected:
             return dict(self._client.put_object(**params))
         body = bytes(params["Body"])
-        headers = {
-            "User-Agent": self._user_agent,
-            "Content-Length": str(len(body)),
-            "X-Amz-Content-SHA256": sha256_hex,
-        }
+        headers = {"User-Agent": self._user_agent, "Content-Length": str(len(body))}
         for name, header in _HEADERS.items():
             if (value := params.get(name)) is not None:
                 headers[header] = str(value)
-        response = self._send("PutObject", "PUT", params["Bucket"], params["Key"], headers, body)
+        response = self._send(
+            "PutObject", "PUT", params["Bucket"], params["Key"], headers, body, sha256_hex
+        )
         if 200 <= response.status_code < 300:
             answer: dict[str, Any] = {"ETag": response.headers.get("ETag")}
             if version := response.headers.get("x-amz-version-id"):
@@ -155,8 +148,8 @@ class LeanS3:
         botocore's parser: ContentLength, ETag, ObjectLockRetainUntilDate, ...)."""
         if self._redirected:
             return dict(self._client.head_object(Bucket=bucket, Key=key))
-        headers = {"User-Agent": self._user_agent, "X-Amz-Content-SHA256": _EMPTY_SHA256}
-        response = self._send("HeadObject", "HEAD", bucket, key, headers, b"")
+        headers = {"User-Agent": self._user_agent}
+        response = self._send("HeadObject", "HEAD", bucket, key, headers, None, _EMPTY_SHA256)
         if 200 <= response.status_code < 300:
             return self._parse("HeadObject", response)
         error = self._error("HeadObject", response)
@@ -176,15 +169,33 @@ class LeanS3:
         return self._redirected
 
     def _send(
-        self, op: str, method: str, bucket: str, key: str, headers: dict[str, str], body: bytes
+        self,
+        op: str,
+        method: str,
+        bucket: str,
+        key: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        payload_sha256: str,
     ) -> Any:
-        url = f"{self._endpoint}/{bucket}/{quote(key, safe='/~')}"
-        request = AWSRequest(method=method, url=url, headers=headers, data=body)
-        credentials = self._credentials.get_frozen_credentials()
-        _KnownPayloadAuth(credentials, "s3", self._region).add_auth(request)
-        prepared = request.prepare()
-        _, intercepted = self._events.emit_until_response(f"before-send.s3.{op}", request=prepared)
-        return intercepted if intercepted is not None else self._session.send(prepared)
+        """Sign and send; botocore's ``before-send`` handlers (moto, a recorder) see the
+        request first and may answer it, as they would a boto3 call's."""
+        target = f"{self._base_path}/{bucket}/{quote(key, safe='/~')}"
+        headers["Host"] = self._host
+        self._signer.sign(method, target, headers, payload_sha256)
+        request = AWSPreparedRequest(
+            method,
+            f"{self._endpoint}/{bucket}/{quote(key, safe='/~')}",
+            HeadersDict(headers),
+            body,
+            False,
+        )
+        _, intercepted = self._events.emit_until_response(f"before-send.s3.{op}", request=request)
+        if intercepted is not None:
+            return intercepted
+        if self._wire is not None:
+            return self._wire.send(method, target, headers, body)
+        return self._session.send(request)
 
     def _parse(self, op: str, response: Any) -> dict[str, Any]:
         parser = getattr(self._parser, "value", None)
@@ -193,7 +204,7 @@ class LeanS3:
         parsed: dict[str, Any] = parser.parse(
             {
                 "status_code": response.status_code,
-                "headers": response.headers,
+                "headers": HeadersDict(response.headers.items()),
                 "body": response.content,
             },
             self._models[op].output_shape,
