@@ -252,3 +252,20 @@ def test_the_one_renewer_keeps_held_leases_and_marks_stolen_ones_lost() -> None:
         assert client.get(kept.key) == kept.token.encode() and not kept.lost
     assert client.get(kept.key) is None  # released
     assert client.get(stolen.key) == b"another-delivery"  # never the loser's to release
+
+
+def test_a_lease_due_before_the_others_wakes_the_renewer() -> None:
+    # The renewer sleeps until its earliest lease is due; a new lease due sooner (a
+    # shorter TTL) must wake it, or it would expire while the long one is waited for.
+    client = fakeredis.FakeRedis()
+    slow = AssetLease(client, "j", "slow", 60_000)  # first renewal in 20 s
+    fast = AssetLease(client, "j", "fast", 300)  # every 0.1 s
+    inflight = (keys.inflight_key(), "j x", 1.0)
+    with slow:
+        assert slow.take(60, inflight=inflight).attempts == 1
+        time.sleep(0.05)  # the renewer is now waiting for `slow`
+        with fast:
+            assert fast.take(60, inflight=inflight).attempts == 1
+            outlived = time.monotonic() + 1.0  # three TTLs of `fast`
+            assert _until(lambda: time.monotonic() > outlived and client.get(fast.key))
+            assert client.get(fast.key) == fast.token.encode() and not fast.lost

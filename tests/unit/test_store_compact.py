@@ -41,3 +41,43 @@ def test_readers_see_nulls_for_what_a_finished_record_left_out() -> None:
     assert next(a for a in page if a["asset_id"] == ids[0]) == first
     assert ctx.store.get_asset(job_id, ids[0]).state == AssetState.FAILED  # type: ignore[union-attr]
     assert doc["progress"]["bytes_total"] is None  # an asset of unknown size: total unknown
+
+
+def test_the_kept_model_writes_what_parsing_the_stored_form_would() -> None:
+    """The writer keeps each record's model beside its stored form (no re-parse on the
+    next write): every step's script arguments are those of the parse-everything path."""
+    from datetime import UTC, datetime
+
+    from genblaze_s3.ingest.models import RetryInfo
+    from genblaze_s3.ingest.store import counters
+    from genblaze_s3.ingest.store.records import _counted, _next_record
+
+    rec = AssetRecord(asset_id="a", source_url="https://cdn/x", seq=7, bytes_total=None)
+    steps: list[tuple[AssetState | None, dict[str, object]]] = [
+        (AssetState.COPYING, {"worker": "w:1", "fetch_started_at": datetime.now(UTC)}),
+        (None, {"bytes_done": 10, "bytes_total": 40}),
+        (
+            AssetState.COPYING,
+            {
+                "retry": RetryInfo(
+                    attempt=2,
+                    of=6,
+                    last_error=ErrorInfo(code="s3_slow_down", message="m"),
+                    next_try_at=datetime.now(UTC),
+                )
+            },
+        ),
+        (AssetState.FAILED, {"error": ErrorInfo(code="source_not_found", message="x")}),
+    ]
+    raw: str = rec.model_dump_json()
+    for new, fields in steps:
+        after = _next_record(rec, new, fields)
+        parsed_path = _next_record(AssetRecord.model_validate_json(raw), new, fields)
+        assert after is not None and parsed_path is not None
+        assert after.raw == parsed_path.raw  # the same stored form
+        assert AssetRecord.model_validate_json(after.raw) == after.record
+        kw = {"retention": 60, "updated_at": "t", "channel": "c"}
+        assert counters.cas_args(
+            raw, str(after.raw), old=_counted(rec), new=_counted(after.record), **kw
+        ) == counters.cas_args(raw, str(after.raw), **kw)
+        rec, raw = after.record, str(after.raw)

@@ -112,10 +112,17 @@ def cas_args(
     updated_at: str,
     channel: str,
     stats: list[tuple[str, float]] | None = None,
+    old: Mapping[str, Any] | None = None,
+    new: Mapping[str, Any] | None = None,
 ) -> tuple[list[Any], str, str, str]:
-    """ARGV for ASSET_CAS plus (asset_id, old state, new state) for the set keys."""
-    old = json.loads(expected)
-    new = json.loads(updated)
+    """ARGV for ASSET_CAS plus (asset_id, old state, new state) for the set keys.
+
+    ``old`` / ``new``: the two records' counted fields when the caller has them
+    parsed already (else they are read from the JSON)."""
+    if old is None:
+        old = json.loads(expected)
+    if new is None:
+        new = json.loads(updated)
     changes = delta(old, new)
     args: list[Any] = [
         expected,

@@ -107,7 +107,11 @@ class _Renewer:
                 threading.Thread(target=self._run, daemon=True, name="lease-renewer").start()
             self._held.add(id(lease))
             self._push(lease)
-            self._cond.notify()
+            # Wake the thread only when this lease is due before everything it waits for
+            # (an idle renewer, a shorter TTL): with equal TTLs a new lease is due last,
+            # and waking the thread for each small asset cost ~2% of its CPU (py-spy).
+            if self._due[0][2] is lease:
+                self._cond.notify()
 
     def drop(self, lease: Lease) -> None:
         with self._cond:

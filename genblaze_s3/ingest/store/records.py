@@ -12,7 +12,7 @@ per-state sets and events channel in step with every write.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -25,6 +25,19 @@ from genblaze_s3.ingest.transitions import can_transition_asset
 _SEEN_MAX = 2_000  # asset records remembered for the CAS fast path (per process)
 
 
+class _Seen(NamedTuple):
+    """A record as last read or written here: its stored form, and that form parsed.
+
+    Why the parsed one too: a small asset's record is parsed for the snapshot, then
+    for its start, then for its finish, each time from the string this process has
+    just parsed or written; keeping the model saves two of those three parses
+    (pydantic's validate was ~5% of a 64 KiB asset's worker CPU, py-spy).
+    """
+
+    raw: bytes | str
+    record: AssetRecord
+
+
 class AssetRecordWriter:
     """Writes asset records by compare-and-set; remembers what it last saw per record."""
 
@@ -33,13 +46,19 @@ class AssetRecordWriter:
         self.retention = retention_seconds
         # Raw asset records as last read or written here: the expected value of the
         # one-round-trip compare-and-set. A stale entry only costs a fallback.
-        self._seen: dict[str, bytes | str] = {}
+        # Records handed out (`snapshot`) are read, never changed, by their callers.
+        self._seen: dict[str, _Seen] = {}
 
-    def remember(self, job_id: str, asset_id: str, raw: bytes | str) -> None:
-        """`raw` is the record as just read: the next write may take the fast path."""
+    def remember(
+        self, job_id: str, asset_id: str, raw: bytes | str, record: AssetRecord | None = None
+    ) -> None:
+        """`raw` (parsed: `record`) is the record as just read or written: the next
+        write may take the fast path."""
         if len(self._seen) >= _SEEN_MAX:
             self._seen.clear()  # only a cache: the next write takes the WATCH path
-        self._seen[keys.asset_key(job_id, asset_id)] = raw
+        if record is None:
+            record = AssetRecord.model_validate_json(raw)
+        self._seen[keys.asset_key(job_id, asset_id)] = _Seen(raw, record)
 
     def forget(self, job_id: str, asset_id: str) -> None:
         """The record is terminal: it is never written again."""
@@ -55,32 +74,38 @@ class AssetRecordWriter:
         counters: list[tuple[str, float]] | None = None,
         *,
         expected: bytes | str | None = None,
-    ) -> str | None:
+    ) -> _Seen | None:
         """Queue the CAS script on `pipe` against `expected` (default: the record this
         process last saw). `counters` (stats field, amount) are bumped by the same
         script when it writes. Returns the record it would write (None: no known
         record, or the change is not legal from it).
         """
-        raw = expected if expected is not None else self._seen.get(keys.asset_key(job_id, asset_id))
-        if raw is None:
+        if expected is not None:
+            before = _Seen(expected, AssetRecord.model_validate_json(expected))
+        else:
+            seen = self._seen.get(keys.asset_key(job_id, asset_id))
+            if seen is None:
+                return None
+            before = seen
+        after = _next_record(before.record, new, fields)
+        if after is None:
             return None
-        updated = _next_record(raw, new, fields)
-        if updated is None:
-            return None
-        self._queue_script(pipe, job_id, raw, updated, counters)
-        return updated
+        self._queue_script(pipe, job_id, before, after, counters)
+        return after
 
     def _queue_script(
         self,
         pipe: Any,
         job_id: str,
-        raw: bytes | str,
-        updated: str,
+        before: _Seen,
+        after: _Seen,
         counters: list[tuple[str, float]] | None,
     ) -> None:
         args, asset_id, old_state, new_state = job_counters.cas_args(
-            raw,
-            updated,
+            before.raw,
+            str(after.raw),
+            old=_counted(before.record),
+            new=_counted(after.record),
             retention=self.retention,
             updated_at=utc_now().isoformat(),
             channel=keys.events_channel(job_id),
@@ -157,31 +182,52 @@ class AssetRecordWriter:
             }
             if source_url is not None:
                 changes["source_url"] = source_url
-            updated = rec.model_copy(update=changes).model_dump_json()
+            reopened = rec.model_copy(update=changes)
+            after = _Seen(reopened.model_dump_json(), reopened)
             p = self.redis.pipeline(transaction=False)
-            self._queue_script(p, job_id, raw, updated, [(stat_names.ASSETS_RETRIED, 1)])
+            self._queue_script(p, job_id, _Seen(raw, rec), after, [(stat_names.ASSETS_RETRIED, 1)])
             p.srem(keys.done_key(job_id), asset_id)
             p.delete(keys.attempts_key(job_id, asset_id), keys.retries_key(job_id, asset_id))
             if p.execute()[0]:
                 self.forget(job_id, asset_id)
                 return True
 
-    def _after_write(self, job_id: str, asset_id: str, new: AssetState | None, raw: str) -> None:
+    def _after_write(
+        self, job_id: str, asset_id: str, new: AssetState | None, written: _Seen
+    ) -> None:
         if new in TERMINAL_ASSET_STATES:
             self.forget(job_id, asset_id)
         else:
-            self.remember(job_id, asset_id, raw)
+            self.remember(job_id, asset_id, written.raw, written.record)
 
 
-def _next_record(raw: bytes | str, new: AssetState | None, fields: dict[str, Any]) -> str | None:
-    """The record after the change, or None when the change is not legal from `raw` (pure)."""
-    rec = AssetRecord.model_validate_json(raw)
+def _next_record(rec: AssetRecord, new: AssetState | None, fields: dict[str, Any]) -> _Seen | None:
+    """The record after the change, or None when the change is not legal from `rec` (pure).
+
+    The changed model is kept beside its stored form (`_Seen`): the fields a writer
+    passes are of the model's own types, so it is what parsing that form gives.
+    """
     if new is None:
         if rec.state in TERMINAL_ASSET_STATES:
             return None
     elif not can_transition_asset(rec.state, new):
         return None
-    return record_json(rec.model_copy(update={**fields, **({"state": new} if new else {})}))
+    changed = rec.model_copy(update={**fields, **({"state": new} if new else {})})
+    return _Seen(record_json(changed), changed)
+
+
+def _counted(rec: AssetRecord) -> dict[str, Any]:
+    """The fields of a record `counters.cas_args` reads (its id, its place, and what its
+    job's counters are made of: `counters.contribution`)."""
+    error = rec.error
+    return {
+        "asset_id": rec.asset_id,
+        "seq": rec.seq,
+        "state": AssetState(rec.state).value,
+        "bytes_done": rec.bytes_done,
+        "bytes_total": rec.bytes_total,
+        "error": {"code": error.code} if error is not None else None,
+    }
 
 
 def record_json(rec: AssetRecord) -> str:

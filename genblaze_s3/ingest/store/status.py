@@ -458,7 +458,7 @@ class StatusStore:
         (meta, state), rec, source, *more = p.execute()
         record = AssetRecord.model_validate_json(rec) if rec else None
         if record is not None and record.state not in TERMINAL_ASSET_STATES:
-            self._assets.remember(job_id, asset_id, rec)  # it is about to be written
+            self._assets.remember(job_id, asset_id, rec, record)  # it is about to be written
         snap = (
             self._metas.parse(meta) if meta else None,
             JobState(_s(state)) if state else None,
