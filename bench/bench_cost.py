@@ -36,6 +36,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.common import tree_cpu
+
 MiB = 1024 * 1024
 KiB = 1024
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,28 +45,6 @@ N_SMALL = int(os.environ.get("GENBLAZE_BENCH_SMALL_N", "500"))
 N_RUNS = int(os.environ.get("GENBLAZE_BENCH_RUNS", "10"))
 N_PROFILE = int(os.environ.get("GENBLAZE_BENCH_PROFILE_N", "200"))
 CONCURRENCY = 4
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-def _tree_cpu(pids: list[int]) -> float:
-    """CPU seconds (user + system) of these processes and their live children."""
-    total = 0.0
-    seen: set[int] = set()
-    todo = list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLK
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                kids = (task / "children").read_text().split()
-                todo.extend(int(k) for k in kids)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
 
 
 @dataclass
@@ -273,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 broker.reset()
                 s3_mark, cdn_mark = len(proxy.log), len(cdn.requests)
                 conns, s3_conns = cdn.connections_accepted, proxy.connections_accepted
-                before, cpu0, t0 = commandstats(store), _tree_cpu(worker_pids), time.perf_counter()
+                before, cpu0, t0 = commandstats(store), tree_cpu(worker_pids), time.perf_counter()
                 ids = []
                 for items in jobs:
                     run = run_from_urls(items)
@@ -282,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                     ids.append(sink.last_job.id)
                     broker.wait_settled(timeout=1800)
                 seconds = time.perf_counter() - t0
-                cpu, after = _tree_cpu(worker_pids) - cpu0, commandstats(store)
+                cpu, after = tree_cpu(worker_pids) - cpu0, commandstats(store)
                 for job_id in ids:
                     state = store.hget(f"genblaze:job:{job_id}", "state")
                     if state != b"succeeded":

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import s5cmd_cp, write_random
+from bench.common import CPUMeter, s5cmd_cp, write_random
 from genblaze_s3.settings import load_settings
 
 MiB = 1024 * 1024
@@ -81,12 +81,23 @@ def _small_round(
 
 
 def _small_rows(
-    sw: Any, work: Path, cdn: Any, bucket: str, sink: Any, label: str, tag: str
+    sw: Any,
+    work: Path,
+    cdn: Any,
+    bucket: str,
+    sink: Any,
+    label: str,
+    tag: str,
+    groups: dict[str, list[int]] | None = None,
 ) -> tuple[str, str, Any]:
     """ROUNDS interleaved (s5cmd, queue) pairs on fresh files: a table row with the
-    medians, a note with every run (s5cmd alone varies ~2x run to run on this host)."""
+    medians, a note with every run (s5cmd alone varies ~2x run to run on this host),
+    and where the CPU of each went, by process (``groups``: name -> pids)."""
     s5: list[float] = []
     ours: list[float] = []
+    meter = CPUMeter(groups or {})
+    cpu_s5: list[dict[str, float]] = []
+    cpu_q: list[dict[str, float]] = []
     view = None
     # Warm-up, untimed, for both tools: the first writes into a fresh bucket make
     # SeaweedFS grow its volumes (s5cmd's first 500 files took 2x its later runs).
@@ -95,8 +106,12 @@ def _small_rows(
     _run_through_queue(sink, _small_round(work, cdn, f"{tag}warm-q", n=50)[1], 600)
     for rnd in range(ROUNDS):
         d, urls = _small_round(work, cdn, f"{tag}{rnd}")
+        meter.start()
         s5.append(s5cmd_cp(sw, str(d) + "/*", f"s3://{bucket}/s5cmd/{rnd}/"))
+        cpu_s5.append(meter.stop())
+        meter.start()
         q, view = _run_through_queue(sink, urls, 1800)
+        cpu_q.append(meter.stop())
         ours.append(q)
     q_med, s5_med = statistics.median(ours), statistics.median(s5)
     row = (
@@ -109,7 +124,22 @@ def _small_rows(
         f"{', '.join(f'{t:.2f}' for t in ours)} s; per-run ratios "
         f"{', '.join(f'{a / b:.2f}' for a, b in zip(s5, ours, strict=True))}."
     )
+    if groups:
+        note += (
+            " CPU seconds by process (medians): s5cmd's runs "
+            + _cpu_text(cpu_s5)
+            + "; through the queue "
+            + _cpu_text(cpu_q)
+            + "."
+        )
     return row, note, view
+
+
+def _cpu_text(runs: list[dict[str, float]]) -> str:
+    names = list(runs[0])
+    parts = [f"{n} {statistics.median(r[n] for r in runs):.2f}" for n in names]
+    total = statistics.median(sum(r.values()) for r in runs)
+    return ", ".join(parts) + f" (total {total:.2f})"
 
 
 def _fresh_files(
@@ -292,8 +322,22 @@ def main(argv: list[str] | None = None) -> int:
 
             # -- small files -------------------------------------------------------
             b_small = sw.create_bucket("bq-small", object_lock=True)
+            assert stack.api is not None and sw.process is not None and rds.process is not None
+            groups = {
+                "SeaweedFS": [sw.process.pid],
+                "Redis": [rds.process.pid],
+                "workers": [w.pid for w in stack.workers],
+                "API": [stack.api.pid],
+            }
             row, note, small_view = _small_rows(
-                sw, work, cdn, b_small, sink_for(b_small, KeyStrategy.CONTENT_ADDRESSABLE), "", "p"
+                sw,
+                work,
+                cdn,
+                b_small,
+                sink_for(b_small, KeyStrategy.CONTENT_ADDRESSABLE),
+                "",
+                "p",
+                groups,
             )
             rows.append(row)
             notes.append(note)

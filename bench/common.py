@@ -13,6 +13,61 @@ from typing import Any
 MiB = 1024 * 1024
 
 
+_CLK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) of these processes and their live children."""
+    total = 0.0
+    seen: set[int] = set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _CLK
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                kids = (task / "children").read_text().split()
+                todo.extend(int(k) for k in kids)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+class CPUMeter:
+    """CPU seconds spent by named groups of processes between `start` and `stop`.
+
+    Groups are process trees by pid; ``"bench process"`` is this process (the test CDN
+    and the client run in its threads) and ``"child tools"`` the children it waited
+    for (s5cmd)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self._t0: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        import resource
+
+        out = {name: tree_cpu(pids) for name, pids in self.groups.items()}
+        me, kids = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        out["bench process"] = me.ru_utime + me.ru_stime
+        out["child tools"] = kids.ru_utime + kids.ru_stime
+        return out
+
+    def start(self) -> None:
+        self._t0 = self._now()
+
+    def stop(self) -> dict[str, float]:
+        now = self._now()
+        return {k: now[k] - self._t0[k] for k in now}
+
+
 def write_random(path: Path, size: int) -> None:
     """Write `size` random bytes in 16 MiB pieces (incompressible, never all in memory)."""
     with path.open("wb") as f:
