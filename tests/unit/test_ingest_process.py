@@ -269,3 +269,70 @@ def test_a_lease_due_before_the_others_wakes_the_renewer() -> None:
             outlived = time.monotonic() + 1.0  # three TTLs of `fast`
             assert _until(lambda: time.monotonic() > outlived and client.get(fast.key))
             assert client.get(fast.key) == fast.token.encode() and not fast.lost
+
+
+def _trips(ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Round trips to the store: pipeline executes and single commands, by name."""
+    import redis as redis_lib
+
+    seen: list[str] = []
+    execute, command = redis_lib.client.Pipeline.execute, redis_lib.Redis.execute_command
+
+    def counted_execute(self: Any, *a: Any, **kw: Any) -> Any:
+        seen.append("pipeline")
+        return execute(self, *a, **kw)
+
+    def counted_command(self: Any, *a: Any, **kw: Any) -> Any:
+        if not isinstance(self, redis_lib.client.Pipeline):
+            seen.append(str(a[0]))
+        return command(self, *a, **kw)
+
+    monkeypatch.setattr(redis_lib.client.Pipeline, "execute", counted_execute)
+    monkeypatch.setattr(redis_lib.Redis, "execute_command", counted_command)
+    return seen
+
+
+def test_a_stored_asset_ends_its_lease_in_the_terminal_writes_trip(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = SimpleNamespace(
+        key="k/x.png", sha256="a" * 64, size=10, deduplicated=False, bytes_uploaded=10, source=None
+    )
+    _fake_copy(monkeypatch, result)
+    job_id, (aid,) = _job(ctx)
+    trips = _trips(ctx, monkeypatch)
+    assert process_asset(ctx, job_id, aid).action is Action.DONE
+    # snapshot + lease take, start, the job's move to running (its first asset) and its
+    # event, finish + lease end: no trip of its own for the release
+    assert trips == ["pipeline", "pipeline", "pipeline", "PUBLISH", "pipeline"], trips
+    assert ctx.store.get_asset(job_id, aid).state == AssetState.STORED  # type: ignore[union-attr]
+    assert ctx.redis.get(keys.lease_key(job_id, aid)) is None  # released
+    assert ctx.redis.zscore(keys.inflight_key(), inflight_member(job_id, aid)) is None
+    assert not ctx.redis.exists(keys.attempts_key(job_id, aid), keys.retries_key(job_id, aid))
+
+
+def test_a_terminal_write_that_loses_its_race_still_releases_the_lease(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another writer changes the record between this delivery's start and finish: the
+    # one-trip terminal write misses, so must the lease end riding it; the fallback
+    # write lands and the lease is released on leaving its block, as before.
+    result = SimpleNamespace(
+        key="k/x.png", sha256="a" * 64, size=10, deduplicated=False, bytes_uploaded=10, source=None
+    )
+    job_id, (aid,) = _job(ctx)
+
+    def copy_url(backend: Any, url: str, dest: Any, **kw: Any) -> Any:
+        ctx.store.record_progress(job_id, aid, 5, 10)  # a write this delivery's cache misses
+        ctx.store._assets.forget(job_id, aid)
+        ctx.store._assets.remember(
+            job_id, aid, (ctx.redis.get(keys.asset_key(job_id, aid)) or b"").replace(b"5", b"4")
+        )
+        return result
+
+    monkeypatch.setattr(transfer, "copy_url", copy_url)
+    assert process_asset(ctx, job_id, aid).action is Action.DONE
+    assert ctx.store.get_asset(job_id, aid).state == AssetState.STORED  # type: ignore[union-attr]
+    assert ctx.redis.get(keys.lease_key(job_id, aid)) is None
+    assert ctx.redis.zscore(keys.inflight_key(), inflight_member(job_id, aid)) is None
+    assert not ctx.redis.exists(keys.attempts_key(job_id, aid), keys.retries_key(job_id, aid))

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -48,6 +48,9 @@ from genblaze_s3.ingest.store.document import build_document, document_json, doc
 from genblaze_s3.ingest.store.records import AssetRecordWriter
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, can_transition_job
 from genblaze_s3.settings import Settings
+
+if TYPE_CHECKING:
+    from genblaze_s3.ingest.store.leases import AssetLease
 
 
 def _s(v: Any) -> str:
@@ -332,11 +335,15 @@ class StatusStore:
         bytes_uploaded: int | None = None,
         copy_seconds: float | None = None,
         provenance: FetchProvenance | None = None,
+        lease: AssetLease | None = None,
     ) -> int:
         """Put an asset in a terminal state; returns how many assets remain.
 
         Idempotent: a redelivered task finishing an already-terminal asset
-        changes nothing and just learns the remaining count.
+        changes nothing and just learns the remaining count. ``lease``: the
+        delivery's lease, set to forget on release (`AssetLease.forget_on_release`);
+        its end rides the terminal write's round trip when that write takes the
+        one-trip path (else the lease is released as usual, on leaving its block).
         """
         if state not in TERMINAL_ASSET_STATES:
             raise ValueError(f"{state} is not terminal")
@@ -368,6 +375,10 @@ class StatusStore:
         p = self.redis.pipeline(transaction=False)
         # Fast path: the terminal write, its counters and the done-set in one round trip.
         fast = self._assets.queue(p, job_id, asset_id, state, fields, counters)
+        ends = fast is not None and lease is not None and lease.forgets
+        if ends:
+            assert fast is not None and lease is not None
+            lease.queue_end_if_written(p, keys.asset_key(job_id, asset_id), str(fast.raw))
         p.sadd(keys.done_key(job_id), asset_id)
         p.expire(keys.done_key(job_id), self.retention)
         # The source URL (maybe a presigned signature) is kept only while a copy may need
@@ -388,6 +399,9 @@ class StatusStore:
             self._assets.forget(job_id, asset_id)
         else:
             self._assets.update(job_id, asset_id, state, fields, use_seen=False, counters=counters)
+        if ends:
+            assert lease is not None
+            lease.ended(out[1])
         return int(total or 0) - int(done)
 
     def mark_waiting_source(

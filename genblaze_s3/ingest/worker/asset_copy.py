@@ -405,6 +405,9 @@ def _copy(
         lease.forget_attempts()  # a clean hand-on is not a crashed delivery
         return StepResult(Action.CONTINUE)
     state_done = AssetState.DEDUPLICATED if result.deduplicated else AssetState.STORED
+    # Off the in-flight set, its retries forgotten, the lease released: in the terminal
+    # write's round trip when it lands there, else on leaving the lease's block.
+    lease.forget_on_release(keys.inflight_key(), inflight_member(job_id, asset_id))
     remaining = ctx.store.finish_asset(
         job_id,
         asset_id,
@@ -424,9 +427,8 @@ def _copy(
             refreshes=copied.refreshes,
             deduplicated=result.deduplicated,
         ),
+        lease=lease,
     )
-    # Off the in-flight set, its retries forgotten: with the lease's release (one trip).
-    lease.forget_on_release(keys.inflight_key(), inflight_member(job_id, asset_id))
     logger.info(
         "asset %s: %s bytes in %.2fs", state_done.value, result.size, time.monotonic() - started
     )
