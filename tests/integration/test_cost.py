@@ -229,39 +229,44 @@ def _add(base: dict[str, int], extra: dict[str, int], replace: dict[str, int]) -
 # the sweeper's queued set, issue 21: a lost first message is re-sent, in its MULTI).
 # The lease's take rides the snapshot's pipeline as an EVAL (a Script there would cost
 # a SCRIPT EXISTS trip): one EVALSHA per asset became an EVAL, one round trip saved.
+# The lease's release rides the asset's terminal write (an EVAL there, done only if that
+# write landed: one more GET, inside the script): another EVALSHA became an EVAL, and
+# another round trip saved. The job's end drops its worker copy of the meta (HDEL of
+# `meta_core`, in the transition's MULTI): the price of per-asset reads that no longer
+# grow with the job.
 # The fleet view adds, inside calls already made (no round trip): SADD of the tenant at
 # submit, and per stored asset two HINCRBY and one EXPIRE of this minute's series in the
 # finish script.
 _ONE_ASSET = {
     "hincrby": 22, "expire": 17, "zadd": 12, "zrem": 7, "hset": 7, "hget": 6, "set": 6,
-    "publish": 5, "exec": 4, "multi": 4, "hmget": 4, "del": 4, "watch": 3, "evalsha": 2,
-    "eval": 3, "zremrangebyscore": 2, "scard": 1, "mget": 1, "incr": 1, "sadd": 2,
-    "hincrbyfloat": 1, "hdel": 1,
+    "publish": 5, "exec": 4, "multi": 4, "hmget": 4, "del": 4, "watch": 3, "evalsha": 1,
+    "eval": 4, "zremrangebyscore": 2, "scard": 1, "mget": 1, "incr": 1, "sadd": 2,
+    "hincrbyfloat": 1, "hdel": 2,
 }  # fmt: skip
 _THREE_ASSETS = {
     "hincrby": 52, "expire": 27, "zadd": 18, "set": 14, "zrem": 13, "hset": 11, "hget": 10,
-    "publish": 9, "del": 8, "evalsha": 4, "eval": 9, "hmget": 6, "exec": 4, "multi": 4,
-    "scard": 3, "watch": 3, "incr": 3, "sadd": 4, "hincrbyfloat": 3, "hdel": 3,
+    "publish": 9, "del": 8, "evalsha": 1, "eval": 12, "hmget": 6, "exec": 4, "multi": 4,
+    "scard": 3, "watch": 3, "incr": 3, "sadd": 4, "hincrbyfloat": 3, "hdel": 4,
     "zremrangebyscore": 2, "mget": 1,
 }  # fmt: skip
 # A multipart copy adds its checkpoint: SET at create and per part, DEL at the end.
 _CHECKPOINT = {"set": 3, "del": 1}
 
 # Today's counts per job. A cut lowers them; nothing may raise them unnoticed.
-# GET counts: the asset CAS script's own GETs plus checkpoint reads (one per small asset,
+# GET counts: the asset CAS script's own GETs, the lease end's (one per asset), plus checkpoint reads (one per small asset,
 # key-known or content-addressed; a multipart copy reads it twice: at start and to resume).
 PINNED: dict[tuple[str, KeyStrategy], Cost] = {
     # S3: HeadBucket (the worker's first request to a bucket), HEAD before the asset PUT
     # (key-known only), PUT, HEAD (manifest exists?) + PUT of the manifest.
     ("small", KEY_KNOWN): _pin(
         {"HeadBucket": 1, "HeadObject": 2, "PutObject": 2},
-        {**_ONE_ASSET, "get": 8},
+        {**_ONE_ASSET, "get": 9},
         messages=1,  # submit's ingest_asset; its delivery finalizes in place
         source={"GET": 1},
     ),
     ("small", CAS): _pin(
         {"HeadBucket": 1, "HeadObject": 1, "PutObject": 2},
-        {**_ONE_ASSET, "get": 8},
+        {**_ONE_ASSET, "get": 9},
         messages=1,
         source={"GET": 1},
     ),
@@ -276,7 +281,7 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
             "CompleteMultipartUpload": 1,
             "PutObject": 1,
         },
-        _add(_ONE_ASSET, _CHECKPOINT, {"get": 9}),
+        _add(_ONE_ASSET, _CHECKPOINT, {"get": 10}),
         messages=1,
         source={"GET": 1},
     ),
@@ -289,7 +294,7 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
             "CompleteMultipartUpload": 1,
             "PutObject": 1,
         },
-        _add(_ONE_ASSET, _CHECKPOINT, {"get": 9}),
+        _add(_ONE_ASSET, _CHECKPOINT, {"get": 10}),
         messages=1,
         source={"GET": 2},  # the hash pass, then the upload pass
     ),
@@ -297,13 +302,13 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
     # (reading back the lock), the lock carried by the PUT itself.
     ("run3-locked", KEY_KNOWN): _pin(
         {"HeadBucket": 1, "HeadObject": 5, "PutObject": 4},
-        {**_THREE_ASSETS, "get": 20},
+        {**_THREE_ASSETS, "get": 23},
         messages=3,  # 3 x ingest_asset; the last one's delivery finalizes
         source={"GET": 3},
     ),
     ("run3-locked", CAS): _pin(
         {"HeadBucket": 1, "HeadObject": 2, "PutObject": 4},
-        {**_THREE_ASSETS, "get": 20},
+        {**_THREE_ASSETS, "get": 23},
         messages=3,
         source={"GET": 3},
     ),

@@ -26,6 +26,7 @@ import redis
 from genblaze_s3.ingest.errors import IdempotencyConflictError
 from genblaze_s3.ingest.models import (
     TERMINAL_ASSET_STATES,
+    TERMINAL_JOB_STATES,
     AssetRecord,
     AssetState,
     ErrorInfo,
@@ -55,6 +56,13 @@ if TYPE_CHECKING:
 
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+# The job's meta without its asset ids: what a worker reads for every asset. Why: the
+# meta lists every asset id (~40 bytes each), so reading it per asset made a job's store
+# traffic grow with the square of its size (a 10,000-asset job: 10,000 reads of ~400 KB).
+# Written with the meta; dropped when the job ends (a retry's deliveries read the meta).
+META_CORE = "meta_core"
 
 
 class ParsedMetas:
@@ -151,6 +159,7 @@ class StatusStore:
             "labels": json.dumps(meta.labels, separators=(",", ":")),
             **counters.totals([json.loads(a.model_dump_json()) for a in assets]),
             "meta": meta.model_dump_json(),
+            META_CORE: meta.model_copy(update={"asset_ids": []}).model_dump_json(),
             "state": JobState.QUEUED.value,
             "updated_at": now,
             "error": "",
@@ -462,14 +471,22 @@ class StatusStore:
         self, job_id: str, asset_id: str, also: Callable[[Any], None] | None
     ) -> tuple[tuple[JobMeta | None, JobState | None, AssetRecord | None, str | None], Any]:
         """`snapshot`, plus the one command ``also`` queues on the same pipeline (e.g. the
-        asset lease's take): its raw answer comes back second, in the same round trip."""
+        asset lease's take): its raw answer comes back second, in the same round trip.
+
+        The meta is the job's without its asset ids (`META_CORE`; ``asset_ids`` is
+        empty): one asset's work never needs the others'. A job that has none (it
+        ended, or an older release wrote it) costs a second read, of the whole meta.
+        """
+        jk = keys.job_key(job_id)
         p = self.redis.pipeline(transaction=False)
-        p.hmget(keys.job_key(job_id), ["meta", "state"])
+        p.hmget(jk, [META_CORE, "state"])
         p.get(keys.asset_key(job_id, asset_id))
         p.hget(keys.sources_key(job_id), asset_id)
         if also is not None:
             also(p)
         (meta, state), rec, source, *more = p.execute()
+        if meta is None and state is not None:
+            meta = self.redis.hget(jk, "meta")
         record = AssetRecord.model_validate_json(rec) if rec else None
         if record is not None and record.state not in TERMINAL_ASSET_STATES:
             self._assets.remember(job_id, asset_id, rec, record)  # it is about to be written
@@ -517,6 +534,8 @@ class StatusStore:
                 pipe.zrem(keys.tenant_jobs_key(_s(tenant), current.value), job_id)
                 pipe.zadd(keys.tenant_jobs_key(_s(tenant), new.value), {job_id: float(created_ts)})
                 pipe.expire(keys.tenant_jobs_key(_s(tenant), new.value), 2 * self.retention)
+            if new in TERMINAL_JOB_STATES:
+                pipe.hdel(jk, META_CORE)  # its copies are over (`META_CORE`)
             moved = True
 
         out = self.redis.transaction(txn, jk)
@@ -627,6 +646,7 @@ class StatusStore:
             meta.update(changes)
             pipe.multi()
             pipe.hset(jk, "meta", json.dumps(meta, separators=(",", ":")))
+            pipe.hdel(jk, META_CORE)  # its copy of the URLs goes too
             dropped = True
 
         self.redis.transaction(txn, jk)
