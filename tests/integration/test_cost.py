@@ -253,8 +253,9 @@ _THREE_ASSETS = {
 _CHECKPOINT = {"set": 3, "del": 1}
 
 # Today's counts per job. A cut lowers them; nothing may raise them unnoticed.
-# GET counts: the asset CAS script's own GETs, the lease end's (one per asset), plus checkpoint reads (one per small asset,
-# key-known or content-addressed; a multipart copy reads it twice: at start and to resume).
+# GET counts: the asset CAS script's own GETs, the lease end's (one per asset), plus
+# checkpoint reads (one per small asset, key-known or content-addressed; a multipart copy
+# reads it twice: at start and to resume).
 PINNED: dict[tuple[str, KeyStrategy], Cost] = {
     # S3: HeadBucket (the worker's first request to a bucket), HEAD before the asset PUT
     # (key-known only), PUT, HEAD (manifest exists?) + PUT of the manifest.
