@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -133,7 +134,23 @@ def test_connection_close_from_the_server_opens_a_new_one_next_time(server: _Ser
     assert server.accepted == 2
 
 
-def test_each_thread_has_its_own_connection(server: _Server) -> None:
+def test_short_lived_threads_reuse_the_kept_connection(server: _Server) -> None:
+    # A worker copies each chunk of assets on new threads: a connection per thread
+    # would die with it and cost a connect (a TLS handshake on https) per chunk.
+    wire = Wire.for_session(_url(server), _session(_url(server)))
+    assert wire is not None
+    for i in range(3):
+        t = threading.Thread(
+            target=wire.send, args=("PUT", f"/b/{i}", {"Content-Length": "0"}, b"")
+        )
+        t.start()
+        t.join(10)
+    assert len(server.seen) == 3
+    assert server.accepted == 1
+
+
+def test_requests_in_flight_together_each_have_a_connection(server: _Server) -> None:
+    server.mode = "slow"  # every answer waits for `release`: three requests in flight
     wire = Wire.for_session(_url(server), _session(_url(server)))
     assert wire is not None
     threads = [
@@ -142,9 +159,16 @@ def test_each_thread_has_its_own_connection(server: _Server) -> None:
     ]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 10
+    while len(server.seen) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(server.seen) == 3 and server.accepted == 3
+    server.release.set()
     for t in threads:
         t.join(10)
-    assert len(server.seen) == 3
+    assert len(wire._idle) == 3  # all three kept for the next requests
+    server.mode = "ok"
+    wire.send("PUT", "/b/again", {"Content-Length": "0"}, b"")
     assert server.accepted == 3
 
 
@@ -184,7 +208,7 @@ def test_the_sessions_socket_options_are_applied(server: _Server) -> None:
     wire = Wire.for_session(_url(server), _session(_url(server), tcp_keepalive=True))
     assert wire is not None
     wire.send("PUT", "/b/k", {"Content-Length": "0"}, b"")
-    conn = wire._connection()
+    (conn,) = wire._idle
     assert conn.sock is not None
     assert conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

@@ -1,4 +1,4 @@
-"""Keep-alive connections to one S3 endpoint for the lean requests: http.client, one per thread.
+"""Keep-alive connections to one S3 endpoint for the lean requests: http.client, pooled.
 
 Why not the client's urllib3 pool (``URLLib3Session.send``, which this replaced on the
 common path): for a 64 KiB PUT on loopback it costs ~540 us of the sending thread's
@@ -11,8 +11,12 @@ and no retries needs. http.client is what urllib3 itself sends with.
 What the client's session decides is kept: the timeouts (connect, then read), TLS
 verification and its CA bundle, the socket options (TCP keepalive). An endpoint the
 session reaches through a proxy, or with a client certificate, is not served here
-(`Wire.for_session` says None and the caller uses the session). A connection the server
-closed while idle is noticed before it is used (urllib3's own check); a request that
+(`Wire.for_session` says None and the caller uses the session). Connections are lent to
+one request at a time and kept idle between requests (up to the session's pool size),
+not held per thread: a worker copies each chunk of assets on new threads, and
+connections that died with their thread cost one connect (a TLS handshake on https)
+per chunk and thread. A connection the server closed while idle is noticed before it
+is lent (urllib3's own check); a request that
 fails on the wire raises the botocore exception the session would have raised
 (`EndpointConnectionError`, `ConnectTimeoutError`, `ReadTimeoutError`, `SSLError`,
 `ConnectionClosedError`), so retries and error messages are the same either way.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import http.client
 import ssl
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,18 +44,6 @@ class Answer:
     status_code: int
     headers: Any  # case-insensitive .get / iteration (an http.client HTTPMessage)
     content: bytes
-
-
-class _Held:
-    """One thread's connection; closed when the thread (and so its holder) goes away."""
-
-    __slots__ = ("conn",)
-
-    def __init__(self, conn: http.client.HTTPConnection) -> None:
-        self.conn = conn
-
-    def __del__(self) -> None:
-        self.conn.close()
 
 
 def _timeouts(session: URLLib3Session) -> tuple[float | None, float | None]:
@@ -81,7 +74,10 @@ class Wire:
             else:
                 context = ssl.create_default_context(cafile=get_cert_path(verify))
             self._context = context
-        self._local = threading.local()
+        self._max_idle = max(1, int(getattr(session, "_max_pool_connections", 10)))
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._idle)
 
     @classmethod
     def for_session(cls, endpoint_url: str, session: Any) -> Wire | None:
@@ -97,8 +93,8 @@ class Wire:
         return cls(endpoint_url, session)
 
     def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> Answer:
-        """One request on this thread's kept-alive connection; the answer read whole."""
-        conn = self._connection()
+        """One request on a kept-alive connection; the answer read whole."""
+        conn = self._borrow()
         if conn.sock is None:
             self._connect(conn)
         try:
@@ -106,30 +102,40 @@ class Wire:
             response = conn.getresponse()
             content = response.read()
         except BaseException as exc:
-            conn.close()  # whatever was half sent or half read, the next request starts clean
+            conn.close()  # whatever was half sent or half read, it is not lent again
             mapped = self._sending_error(exc) if isinstance(exc, Exception) else exc
             if mapped is exc:
                 raise
             raise mapped from exc
+        self._give_back(conn)
         return Answer(response.status, response.headers, content)
 
-    def _connection(self) -> http.client.HTTPConnection:
-        held: _Held | None = getattr(self._local, "held", None)
-        if held is None:
-            conn: http.client.HTTPConnection
-            if self._context is not None:
-                conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self._connect_timeout, context=self._context
-                )
-            else:
-                conn = http.client.HTTPConnection(
-                    self._host, self._port, timeout=self._connect_timeout
-                )
-            held = self._local.held = _Held(conn)
-        sock = held.conn.sock
-        if sock is not None and wait_for_read(sock, timeout=0.0):
-            held.conn.close()  # readable while idle: the server closed it (or sent junk)
-        return held.conn
+    def _borrow(self) -> http.client.HTTPConnection:
+        """An idle connection the server has not closed, or a new (unconnected) one."""
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._new()
+            if conn.sock is not None and not wait_for_read(conn.sock, timeout=0.0):
+                return conn
+            conn.close()  # readable while idle: the server closed it (or sent junk)
+
+    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+        if conn.sock is None:  # the server asked to close it (``Connection: close``)
+            return
+        with self._lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def _new(self) -> http.client.HTTPConnection:
+        if self._context is not None:
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._connect_timeout, context=self._context
+            )
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
 
     def _connect(self, conn: http.client.HTTPConnection) -> None:
         """Connect (and TLS handshake) under the connect timeout, then read under the read one."""
@@ -158,6 +164,13 @@ class Wire:
         if isinstance(exc, OSError | http.client.HTTPException):
             return bce.ConnectionClosedError(endpoint_url=self._url, error=exc, request=None)
         return exc
+
+
+def _close_all(idle: list[http.client.HTTPConnection]) -> None:
+    """The Wire is gone: close its idle connections (not leave them to the collector)."""
+    for conn in idle:
+        conn.close()
+    idle.clear()
 
 
 __all__ = ["Answer", "Wire"]
