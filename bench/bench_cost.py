@@ -45,6 +45,7 @@ N_SMALL = int(os.environ.get("GENBLAZE_BENCH_SMALL_N", "500"))
 N_RUNS = int(os.environ.get("GENBLAZE_BENCH_RUNS", "10"))
 N_PROFILE = int(os.environ.get("GENBLAZE_BENCH_PROFILE_N", "200"))
 CONCURRENCY = 4
+PER_JOB: list[float] = []  # seconds of each job measured, submit to settled
 
 
 @dataclass
@@ -256,11 +257,13 @@ def main(argv: list[str] | None = None) -> int:
                 before, cpu0, t0 = commandstats(store), tree_cpu(worker_pids), time.perf_counter()
                 ids = []
                 for items in jobs:
+                    t_job = time.perf_counter()
                     run = run_from_urls(items)
                     sink.write_run(run, Manifest.from_run(run))
                     assert sink.last_job is not None
                     ids.append(sink.last_job.id)
                     broker.wait_settled(timeout=1800)
+                    PER_JOB.append(time.perf_counter() - t_job)
                 seconds = time.perf_counter() - t0
                 cpu, after = tree_cpu(worker_pids) - cpu0, commandstats(store)
                 for job_id in ids:
@@ -428,6 +431,10 @@ def _report(
         "",
         f"## Per run: {r} runs of 3 x 256 KiB, each its own job ({runs.seconds:.2f} s, "
         f"{r / runs.seconds:.1f} runs/s, one after another)",
+        "",
+        "Each run, submit to every message acked (ms): "
+        + ", ".join(f"{t * 1000:.0f}" for t in PER_JOB[-r:])
+        + ".",
         "",
         "| what | per run | limit |",
         "|---|---|---|",
