@@ -78,6 +78,6 @@ def test_the_kept_model_writes_what_parsing_the_stored_form_would() -> None:
         assert AssetRecord.model_validate_json(after.raw) == after.record
         kw = {"retention": 60, "updated_at": "t", "channel": "c"}
         assert counters.cas_args(
-            raw, str(after.raw), old=_counted(rec), new=_counted(after.record), **kw
-        ) == counters.cas_args(raw, str(after.raw), **kw)
+            raw, after.raw, old=_counted(rec), new=_counted(after.record), **kw
+        ) == counters.cas_args(raw, after.raw, old=json.loads(raw), new=json.loads(after.raw), **kw)
         rec, raw = after.record, str(after.raw)

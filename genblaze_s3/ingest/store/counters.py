@@ -20,7 +20,6 @@ watcher learns of every write without polling. Pure parts are unit-tested.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -106,23 +105,19 @@ def totals(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 def cas_args(
     expected: bytes | str,
-    updated: str,
+    updated: bytes | str,
     *,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
     retention: int,
     updated_at: str,
     channel: str,
     stats: list[tuple[str, float]] | None = None,
-    old: Mapping[str, Any] | None = None,
-    new: Mapping[str, Any] | None = None,
 ) -> tuple[list[Any], str, str, str]:
     """ARGV for ASSET_CAS plus (asset_id, old state, new state) for the set keys.
 
-    ``old`` / ``new``: the two records' counted fields when the caller has them
-    parsed already (else they are read from the JSON)."""
-    if old is None:
-        old = json.loads(expected)
-    if new is None:
-        new = json.loads(updated)
+    ``old`` / ``new``: the two records (as stored: ``expected`` / ``updated``), or at
+    least the fields `contribution` reads, their ``asset_id`` and ``seq``."""
     changes = delta(old, new)
     args: list[Any] = [
         expected,

@@ -287,7 +287,7 @@ class AssetLease(Lease):
         """Whether the release also forgets the asset (`forget_on_release` was called)."""
         return self._forget
 
-    def queue_end_if_written(self, pipe: Any, asset_key: str, written: str) -> None:
+    def queue_end_if_written(self, pipe: Any, asset_key: str, written: bytes | str) -> None:
         """The release and forget of `forget_on_release`, queued on the pipeline that
         writes the asset's terminal record (``written``), after that write: done only
         if it landed. Pass the pipeline's answer for it to `ended`; renewal stops now."""

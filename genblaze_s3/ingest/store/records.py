@@ -103,7 +103,7 @@ class AssetRecordWriter:
     ) -> None:
         args, asset_id, old_state, new_state = job_counters.cas_args(
             before.raw,
-            str(after.raw),
+            after.raw,
             old=_counted(before.record),
             new=_counted(after.record),
             retention=self.retention,

@@ -384,10 +384,10 @@ class StatusStore:
         p = self.redis.pipeline(transaction=False)
         # Fast path: the terminal write, its counters and the done-set in one round trip.
         fast = self._assets.queue(p, job_id, asset_id, state, fields, counters)
-        ends = fast is not None and lease is not None and lease.forgets
-        if ends:
-            assert fast is not None and lease is not None
-            lease.queue_end_if_written(p, keys.asset_key(job_id, asset_id), str(fast.raw))
+        ending = lease if fast is not None and lease is not None and lease.forgets else None
+        if ending is not None:
+            assert fast is not None
+            ending.queue_end_if_written(p, keys.asset_key(job_id, asset_id), fast.raw)
         p.sadd(keys.done_key(job_id), asset_id)
         p.expire(keys.done_key(job_id), self.retention)
         # The source URL (maybe a presigned signature) is kept only while a copy may need
@@ -408,9 +408,8 @@ class StatusStore:
             self._assets.forget(job_id, asset_id)
         else:
             self._assets.update(job_id, asset_id, state, fields, use_seen=False, counters=counters)
-        if ends:
-            assert lease is not None
-            lease.ended(out[1])
+        if ending is not None:
+            ending.ended(out[1])
         return int(total or 0) - int(done)
 
     def mark_waiting_source(
