@@ -17,7 +17,9 @@ sweeper off so every count is the job's). Measures:
   Celery's dispatch share.
 
 Counts do not depend on load; CPU and times do (the host is shared: load averages are
-in the output). Results go to bench/results/cost.md.
+in the output). Results go to bench/results/cost.md. ``GENBLAZE_BENCH_PSTATS=FILE``
+also saves the in-process cProfile (read it with ``python -m pstats FILE``);
+``GENBLAZE_BENCH_PYSPY=DIR`` records the workers with py-spy during the 500-asset job.
 """
 
 from __future__ import annotations
@@ -349,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             prof = cProfile.Profile(time.thread_time)  # CPU of the copying thread
             profiled_cpu = copy_job("profiled", prof)
             phases = _phase_split(pstats.Stats(prof))
+            if os.environ.get("GENBLAZE_BENCH_PSTATS"):  # the whole profile, for pstats
+                prof.dump_stats(os.environ["GENBLAZE_BENCH_PSTATS"])
             loads.append(os.getloadavg())
             lines = _report(
                 small, small_bytes, runs, run_bytes, plain_cpu, profiled_cpu, phases, loads

@@ -11,6 +11,7 @@ Messages never include URL query strings (presigned signatures are secrets).
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 from typing import ClassVar
@@ -193,7 +194,12 @@ def _causes(exc: BaseException) -> list[BaseException]:
 def _reason(exc: BaseException) -> str:
     """The lower layer's own words, without addresses or URLs (messages reach users)."""
     if isinstance(exc, ssl.SSLError):
-        text = getattr(exc, "verify_message", None) or exc.reason or exc.strerror or str(exc)
+        text = (
+            getattr(exc, "verify_message", None)
+            or getattr(exc, "reason", None)
+            or exc.strerror
+            or str(exc)
+        )
         return f"{type(exc).__name__}: {text}"
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: {exc.strerror}"
@@ -238,16 +244,44 @@ def map_source_error(exc: BaseException) -> TransferError:
     if (refused := first(ConnectionRefusedError)) is not None:
         return SourceRefused(f"the source refused the connection ({_reason(refused)})")
     if isinstance(
-        exc, (u3.IncompleteRead, u3.ProtocolError, requests.exceptions.ChunkedEncodingError)
+        exc,
+        (
+            u3.IncompleteRead,
+            u3.ProtocolError,
+            requests.exceptions.ChunkedEncodingError,
+            http.client.IncompleteRead,
+        ),
     ):
         # urllib3 wraps both "ended early" and "connection reset" as ProtocolError;
         # both mean the bytes we got are not the whole object.
         return SourceTruncated(f"source body ended early ({_reason(chain[-1])})")
     if (reset := first(ConnectionResetError, ConnectionAbortedError, BrokenPipeError)) is not None:
         return SourceReset(f"the source closed the connection ({_reason(reset)})")
-    if isinstance(exc, (requests.exceptions.RequestException, u3.HTTPError, OSError)):
+    if isinstance(
+        exc,
+        (requests.exceptions.RequestException, u3.HTTPError, OSError, http.client.HTTPException),
+    ):
         return SourceUnavailable(f"source connection failed ({_reason(chain[-1])})")
     return SourceUnavailable(f"unexpected source error ({_reason(exc)})")
+
+
+def map_body_error(exc: BaseException) -> TransferError:
+    """Map an error raised while reading a source body that had begun to arrive.
+
+    A timeout is a source too slow and a TLS failure a TLS failure, as anywhere; any
+    other connection or protocol error cut the body short (what urllib3's reads said
+    too: its ``ProtocolError("Connection broken")``), so a reset mid-body is
+    ``source_truncated``, not ``source_reset`` (which means no answer at all).
+    """
+    if isinstance(exc, TransferError):
+        return exc
+    if isinstance(exc, TimeoutError) or (isinstance(exc, ssl.SSLError) and "timed out" in str(exc)):
+        return SourceTooSlow(f"source read timed out ({type(exc).__name__})")
+    if isinstance(exc, ssl.SSLError):
+        return SourceTLSFailed(f"TLS with the source failed ({_reason(exc)})")
+    if isinstance(exc, OSError | http.client.HTTPException):
+        return SourceTruncated(f"source body ended early ({_reason(exc)})")
+    return map_source_error(exc)
 
 
 def error_for_status(status: int) -> TransferError | None:

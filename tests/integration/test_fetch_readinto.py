@@ -1,21 +1,19 @@
-"""The source body is read straight into the caller's buffer, with urllib3's answers kept.
+"""The source body is read straight into the caller's buffer, on pooled connections.
 
-`fetch.raw_readinto` reads through http.client's ``readinto`` inside urllib3's own
-error catcher instead of ``read`` (a bytes object per read, copied again). These
-tests hold what that must not change: every byte in place (length-delimited, chunked,
-close-delimited), the connection back in the pool after a whole body, and the same
-error codes for a body cut short. One test pins that the fast path is the one taken,
-so a urllib3 release that renames what it uses fails here instead of quietly
-falling back to the copying path.
+`fetch.raw_readinto` reads through http.client's ``readinto`` instead of ``read`` (a
+bytes object per read, copied again). These tests hold what that must not change:
+every byte in place (length-delimited, chunked, close-delimited), the connection back
+in the pool after a whole body (and not after a body cut short), and the error codes
+for a body cut short. One test pins that the fast path is the one taken.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 from collections.abc import Iterator
 
 import pytest
-import urllib3
 
 from genblaze_s3.transfer import CopyConfig, FetchPolicy, TransferError
 from genblaze_s3.transfer.fetch import Fetcher
@@ -47,16 +45,16 @@ def test_every_byte_lands_in_the_buffer(cdn: CDNServer, fetcher: Fetcher, mode: 
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(DATA).hexdigest()
 
 
-def test_urllib3_read_is_not_used_and_the_connection_is_reused(
+def test_the_copying_read_is_not_used_and_the_connection_is_reused(
     cdn: CDNServer, fetcher: Fetcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cdn.add("/v.mp4", DATA, content_type="video/mp4")
     url = f"{cdn.base_url}/v.mp4"
 
     def no_read(*_a: object, **_k: object) -> bytes:
-        raise AssertionError("the body went through urllib3's copying read()")
+        raise AssertionError("the body went through http.client's copying read()")
 
-    monkeypatch.setattr(urllib3.response.HTTPResponse, "read", no_read)
+    monkeypatch.setattr(http.client.HTTPResponse, "read", no_read)
     assert _read_all(fetcher, url, part=4 << 20) == DATA
     before = cdn.connections_accepted
     assert _read_all(fetcher, url) == DATA
@@ -74,3 +72,47 @@ def test_a_body_cut_short_is_source_truncated(
     with pytest.raises(TransferError) as info:
         _read_all(fetcher, cdn.url("/v.mp4", mode=mode, **extra))
     assert info.value.code == "source_truncated", info.value
+
+
+def test_a_connection_whose_body_was_cut_short_is_not_lent_again(
+    cdn: CDNServer, fetcher: Fetcher
+) -> None:
+    cdn.add("/v.mp4", DATA, content_type="video/mp4")
+    with pytest.raises(TransferError):
+        _read_all(fetcher, cdn.url("/v.mp4", mode="truncate", at="1500000"))
+    before = cdn.connections_accepted
+    assert _read_all(fetcher, f"{cdn.base_url}/v.mp4") == DATA
+    assert cdn.connections_accepted == before + 1  # a new connection, not the broken one
+
+
+def test_a_body_left_unread_closes_its_connection(cdn: CDNServer, fetcher: Fetcher) -> None:
+    cdn.add("/v.mp4", DATA, content_type="video/mp4")
+    url = f"{cdn.base_url}/v.mp4"
+    with fetcher.open(url) as src:
+        assert src.read_into(bytearray(1000)) == 1000  # most of the body never read
+    before = cdn.connections_accepted
+    assert _read_all(fetcher, url) == DATA
+    assert cdn.connections_accepted == before + 1
+
+
+def test_tls_is_verified_for_the_urls_name_on_the_pinned_address() -> None:
+    """The socket goes to the checked IP; SNI and the certificate check use the URL's
+    name: a certificate for that name passes, one that only covers the IP does not."""
+    with CDNServer(tls=True) as cdn:
+        cdn.add("/v.mp4", DATA, content_type="video/mp4")
+
+        def to_loopback(host: str, port: int) -> list[str]:
+            return ["127.0.0.1"]
+
+        def fetcher_for(name: str) -> Fetcher:
+            policy = FetchPolicy(allow_private_hosts=frozenset({name}), ca_bundle=cdn.ca_path)
+            return Fetcher(policy, CopyConfig(), resolver=to_loopback)
+
+        with fetcher_for("localhost") as ok:  # in the certificate
+            assert _read_all(ok, f"https://localhost:{cdn.port}/v.mp4") == DATA
+        with fetcher_for("cdn.invalid") as wrong, pytest.raises(TransferError) as info:
+            _read_all(wrong, f"https://cdn.invalid:{cdn.port}/v.mp4")  # same IP, not its name
+        assert info.value.code == "source_tls_failed", info.value
+        assert "match" in str(info.value) or "CERTIFICATE" in str(info.value), info.value
+        assert all(r.path == "/v.mp4" for r in cdn.requests)  # the refused one sent nothing
+        assert len(cdn.requests) == 1

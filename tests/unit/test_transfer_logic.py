@@ -139,6 +139,24 @@ def test_lower_errors_are_mapped_in_one_place() -> None:
     assert isinstance(SourceNotFound("x"), Exception) and SourceUnavailable.retryable
 
 
+def test_http_client_errors_keep_their_codes() -> None:
+    """The source is fetched on http.client: its errors map as urllib3's wrappers of the
+    same errors did (a body cut short is truncated; no answer at all is a reset)."""
+    import http.client
+    import ssl
+
+    from genblaze_s3.transfer.errors import map_body_error
+
+    assert map_source_error(http.client.RemoteDisconnected("closed")).code == "source_reset"
+    assert map_source_error(http.client.IncompleteRead(b"x", 5)).code == "source_truncated"
+    assert map_source_error(http.client.BadStatusLine("junk")).code == "source_unavailable"
+    assert map_source_error(TimeoutError("timed out")).code == "source_too_slow"
+    assert map_body_error(ConnectionResetError(104, "reset")).code == "source_truncated"
+    assert map_body_error(http.client.IncompleteRead(b"x", 5)).code == "source_truncated"
+    assert map_body_error(TimeoutError("timed out")).code == "source_too_slow"
+    assert map_body_error(ssl.SSLError(1, "bad record mac")).code == "source_tls_failed"
+
+
 def test_call_with_retries_retries_transient_then_raises_last_cause() -> None:
     import botocore.exceptions as bce
 
