@@ -116,3 +116,17 @@ def test_tls_is_verified_for_the_urls_name_on_the_pinned_address() -> None:
         assert "match" in str(info.value) or "CERTIFICATE" in str(info.value), info.value
         assert all(r.path == "/v.mp4" for r in cdn.requests)  # the refused one sent nothing
         assert len(cdn.requests) == 1
+
+
+def test_a_connection_the_source_closed_while_idle_is_replaced_before_use(
+    cdn: CDNServer, fetcher: Fetcher
+) -> None:
+    """A CDN's keep-alive timeout closes idle connections: the next GET must not be sent
+    on a dead one (it would fail as a reset), but on a new connection."""
+    cdn.add("/v.mp4", DATA, content_type="video/mp4")
+    url = f"{cdn.base_url}/v.mp4"
+    assert _read_all(fetcher, url) == DATA
+    before = cdn.connections_accepted
+    cdn.drop_connections()
+    assert _read_all(fetcher, url) == DATA
+    assert cdn.connections_accepted == before + 1

@@ -562,6 +562,14 @@ class CDNServer:
         with self._state.lock:
             return list(self._state.requests)
 
+    def drop_connections(self) -> None:
+        """Close every accepted connection from the server's side (a keep-alive timeout)."""
+        with self._state.lock:
+            conns = list(self._state.conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
     @property
     def connections_accepted(self) -> int:
         with self._state.lock:
