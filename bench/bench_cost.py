@@ -123,7 +123,9 @@ class _Clocks:
 
     def __init__(self) -> None:
         self.spent: dict[str, float] = {}
+        self.gc_spent: dict[str, float] = {}
         self._undo: list[tuple[Any, str, Any]] = []
+        self._gc_hooks: list[Any] = []
 
     def wrap(self, owner: Any, name: str, phase: str) -> None:
         original = owner.__dict__[name]
@@ -140,10 +142,33 @@ class _Clocks:
         setattr(owner, name, clocked)
         self._undo.append((owner, name, original))
 
+    def clock_gc(self) -> None:
+        """Also clock the garbage collector's passes, whatever phase they interrupt (so
+        that figure overlaps the others), with how many of each generation ran."""
+        import gc
+
+        began: list[float] = []
+        spent = self.gc_spent = {"seconds": 0.0, "gen0": 0, "gen1": 0, "gen2": 0}
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                began.append(time.thread_time())
+            elif began:
+                spent["seconds"] += time.thread_time() - began.pop()
+                spent[f"gen{info['generation']}"] += 1
+
+        gc.callbacks.append(on_gc)
+        self._gc_hooks.append(on_gc)
+
     def restore(self) -> None:
+        import gc
+
         for owner, name, original in reversed(self._undo):
             setattr(owner, name, original)
         self._undo.clear()
+        for hook in self._gc_hooks:
+            gc.callbacks.remove(hook)
+        self._gc_hooks.clear()
 
 
 def _clocked_phases() -> _Clocks:
@@ -164,6 +189,7 @@ def _clocked_phases() -> _Clocks:
     clocks.wrap(LeanS3, "put", "S3 PUT (sign, send, answer)")
     clocks.wrap(logging.Logger, "_log", "logging")
     clocks.wrap(deliveries, "finalize_job", "finalize (once per job)")
+    clocks.clock_gc()
     return clocks
 
 
@@ -426,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
 
             copy_job("pwarm", None)
             plain_cpu = copy_job("plain", None)
+            import gc
+
+            gc.collect()
+            gc.freeze()  # as a worker does before its pool forks (workers/warmup.py)
             clocks = _clocked_phases()
             try:
                 with _worker_logging():  # INFO, JSON lines: what a worker formats
@@ -447,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
                 profiled_cpu,
                 phases,
                 loads,
-                (clocked_cpu, dict(clocks.spent)),
+                (clocked_cpu, dict(clocks.spent), dict(clocks.gc_spent)),
             )
     finally:
         if stack is not None:
@@ -475,7 +505,7 @@ def _report(
     profiled_cpu: float,
     phases: dict[str, float],
     loads: list[tuple[float, float, float]],
-    clocked: tuple[float, dict[str, float]],
+    clocked: tuple[float, dict[str, float], dict[str, float]],
 ) -> list[str]:
     n, r = N_SMALL, N_RUNS
     per = lambda m, d: sum(m.values()) / d  # noqa: E731
@@ -490,7 +520,7 @@ def _report(
         f"| everything else (run_asset glue, logging, JSON, pydantic) | "
         f"{rest / N_PROFILE * 1000:.2f} ms | {rest / profiled_cpu * 100:.0f}% |"
     )
-    clocked_cpu, spent = clocked
+    clocked_cpu, spent, gc_spent = clocked
     clock_lines = [
         f"| {name} | {sec / N_PROFILE * 1000:.3f} ms | {sec / clocked_cpu * 100:.0f}% |"
         for name, sec in sorted(spent.items(), key=lambda kv: -kv[1])
@@ -569,6 +599,11 @@ def _report(
         "| phase | CPU per asset | share |",
         "|---|---|---|",
         *clock_lines,
+        "",
+        f"Garbage collection, inside the phases above: "
+        f"{gc_spent.get('seconds', 0.0) / N_PROFILE * 1000:.3f} ms per asset "
+        f"({gc_spent.get('gen0', 0):.0f} young, {gc_spent.get('gen1', 0):.0f} middle and "
+        f"{gc_spent.get('gen2', 0):.0f} full passes for {N_PROFILE} assets).",
         "",
         f"## Worker CPU by phase ({N_PROFILE} x 64 KiB through `run_asset` + `run_finalize` "
         "in one process, cProfile)",

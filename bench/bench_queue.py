@@ -320,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
             _, small_urls = _small_round(work, cdn, "latency", n=10)  # the 10-asset job
             big_url = cdn.add("/video/big.mp4", big, content_type="video/mp4")
 
+            # GENBLAZE_BENCH_ONLY=runs: only the per-run rows (100 small runs, one typical
+            # run), for A/B pairs of trees on the cases a change is about.
+            only_runs = os.environ.get("GENBLAZE_BENCH_ONLY") == "runs"
             # -- small files -------------------------------------------------------
             b_small = sw.create_bucket("bq-small", object_lock=True)
             assert stack.api is not None and sw.process is not None and rds.process is not None
@@ -329,18 +332,19 @@ def main(argv: list[str] | None = None) -> int:
                 "workers": [w.pid for w in stack.workers],
                 "API": [stack.api.pid],
             }
-            row, note, small_view = _small_rows(
-                sw,
-                work,
-                cdn,
-                b_small,
-                sink_for(b_small, KeyStrategy.CONTENT_ADDRESSABLE),
-                "",
-                "p",
-                groups,
-            )
-            rows.append(row)
-            notes.append(note)
+            if not only_runs:
+                row, note, small_view = _small_rows(
+                    sw,
+                    work,
+                    cdn,
+                    b_small,
+                    sink_for(b_small, KeyStrategy.CONTENT_ADDRESSABLE),
+                    "",
+                    "p",
+                    groups,
+                )
+                rows.append(row)
+                notes.append(note)
 
             # -- many small runs, one typical run (issue 23's rows) --------------------
             cas_sink = sink_for(b_small, KeyStrategy.CONTENT_ADDRESSABLE)
@@ -360,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             # -- 1 GiB ---------------------------------------------------------------
             big_cases = (
                 ()
-                if os.environ.get("GENBLAZE_BENCH_SKIP_BIG")
+                if os.environ.get("GENBLAZE_BENCH_SKIP_BIG") or only_runs
                 else (KeyStrategy.HIERARCHICAL, KeyStrategy.CONTENT_ADDRESSABLE)
             )
             for strategy in big_cases:
@@ -394,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{', '.join(f'{a / b:.2f}' for a, b in zip(s5_runs, q_runs, strict=True))}."
                 )
 
+            if only_runs:
+                return _write_report(rows, notes)
             # -- write_run latency --------------------------------------------------
             # A queue nobody consumes: measure the enqueue alone, then drop it.
             wr_sink = sink_for(b_small, KeyStrategy.CONTENT_ADDRESSABLE, queue="bench-write-run")
@@ -471,6 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         rds.stop()
         sw.stop()
         subprocess.run(["rm", "-rf", str(work)], check=False)
+    return _write_report(rows, notes)
+
+
+def _write_report(rows: list[str], notes: list[str]) -> int:
     lines = [
         "# Queue benchmark (`python -m bench.bench_queue`)",
         "",
