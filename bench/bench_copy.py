@@ -73,7 +73,7 @@ def _child(args: argparse.Namespace) -> None:
         dest = Destination(
             key_strategy=KeyStrategy.HIERARCHICAL,
             asset_id="a1",
-            run_id="bench",
+            run_id=args.run_id,
             date_str="2026-11-25",
         )
         results = [copy_url(backend, urls[0], dest, policy=policy, config=config)]
@@ -89,7 +89,7 @@ def _child(args: argparse.Namespace) -> None:
             dest = Destination(
                 key_strategy=KeyStrategy.HIERARCHICAL,
                 asset_id=f"a{i}",
-                run_id="bench-small",
+                run_id=args.run_id,
                 date_str="2026-11-25",
             )
             return copy_url(backend, url, dest, policy=policy, config=config)
@@ -113,10 +113,18 @@ def _child(args: argparse.Namespace) -> None:
     )
 
 
+_RUNS = iter(range(1_000_000))
+
+
 def _run_child(
     case: str, urls: list[str], sw: Any, bucket: str, ca: str, tree: Path | None = None
 ) -> dict[str, Any]:
-    """One copy_url case in a child process: this checkout, or the package in ``tree``."""
+    """One copy_url case in a child process: this checkout, or the package in ``tree``.
+
+    Every child writes keys of its own (a run id per child): a second writer of the
+    same HIERARCHICAL keys would get 412 and compare the stored bytes instead of
+    uploading them, and the tree that ran second in a rep would be measured on less work.
+    """
     env = dict(os.environ)
     if tree is not None:
         env.update(PYTHONPATH=f"{tree}{os.pathsep}{ROOT}", PYTHONSAFEPATH="1")
@@ -138,6 +146,8 @@ def _run_child(
         bucket,
         "--ca",
         ca,
+        "--run-id",
+        f"bench-{case}-{next(_RUNS)}",
     ]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
@@ -371,6 +381,10 @@ def _main(work: Path) -> None:
     for name, ours, ref, rss in rows:
         lines.append(f"| {name} | {ours:.2f} | {ref:.2f} | {ref / ours:.2f} | {rss:.0f} |")
     notes = [
+        "- Every copy_url run writes keys of its own (a run id per child process): before",
+        "  2026-12-06 both trees wrote the same HIERARCHICAL keys in a rep, so the one that",
+        "  ran second got 412 and compared the stored bytes instead of uploading (64 x 4 MiB",
+        "  ~1.1 s against ~2.0 s for an upload; 1 GiB: a read-back added).",
         "- Both tools are bound by SeaweedFS ingest on 2 shared cores; s5cmd's own times",
         "  vary by up to 40% run to run, so compare the per-run lists, not one ratio.",
         "- copy_url additionally pays for the download: the TLS CDN (a Python server in the",
@@ -409,6 +423,7 @@ if __name__ == "__main__":
     parser.add_argument("--sk", default="")
     parser.add_argument("--bucket", default="")
     parser.add_argument("--ca", default="")
+    parser.add_argument("--run-id", default="bench")
     ns = parser.parse_args()
     if ns.child:
         ns.case = ns.child
