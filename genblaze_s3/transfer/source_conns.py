@@ -31,7 +31,7 @@ from typing import Any
 import certifi
 from urllib3.util.wait import wait_for_read
 
-from genblaze_s3.transfer.errors import SourceConnectTimeout, map_source_error
+from genblaze_s3.transfer.errors import SourceConnectTimeout, SourceTLSFailed, map_source_error
 from genblaze_s3.transfer.urlguard import Target
 
 _CONTEXTS: dict[str | None, ssl.SSLContext] = {}
@@ -47,6 +47,18 @@ def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
             context = ssl.create_default_context(cafile=ca_bundle or certifi.where())
             _CONTEXTS[ca_bundle] = context
         return context
+
+
+def _context_for(ca_bundle: str | None) -> ssl.SSLContext:
+    """`tls_context`, with a CA bundle that cannot be loaded reported as the TLS failure
+    it is (a missing or unreadable file, or not PEM) instead of an unmapped OSError."""
+    try:
+        return tls_context(ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise SourceTLSFailed(
+            f"the CA bundle for sources cannot be loaded ({type(exc).__name__}: "
+            f"{getattr(exc, 'strerror', None) or exc})"
+        ) from exc
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -100,7 +112,7 @@ class PinnedPool:
     def __init__(self, target: Target, ip: str, ca_bundle: str | None, maxsize: int) -> None:
         self._target = target
         self._ip = ip
-        self._context = tls_context(ca_bundle) if target.scheme == "https" else None
+        self._context = _context_for(ca_bundle) if target.scheme == "https" else None
         self._maxsize = maxsize
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
