@@ -496,6 +496,16 @@ def _fmt(c: Counter[str], per: float = 1) -> str:
     return ", ".join(f"{k} {v / per:.2f}".rstrip("0").rstrip(".") for k, v in c.most_common())
 
 
+def _phase_table(spent: dict[str, float], total: float, rest: str, digits: int) -> list[str]:
+    """Rows of CPU per asset by phase, largest first, then what no phase covers."""
+    rows = sorted(spent.items(), key=lambda kv: -kv[1])
+    rows.append((rest, total - sum(spent.values())))
+    return [
+        f"| {name} | {sec / N_PROFILE * 1000:.{digits}f} ms | {sec / total * 100:.0f}% |"
+        for name, sec in rows
+    ]
+
+
 def _report(
     small: Measured,
     small_bytes: tuple[int, int, int],
@@ -511,25 +521,12 @@ def _report(
     per = lambda m, d: sum(m.values()) / d  # noqa: E731
     worker_ms = small.worker_cpu / n * 1000
     inproc_ms = plain_cpu / N_PROFILE * 1000
-    phase_lines = [
-        f"| {name} | {sec / N_PROFILE * 1000:.2f} ms | {sec / profiled_cpu * 100:.0f}% |"
-        for name, sec in sorted(phases.items(), key=lambda kv: -kv[1])
-    ]
-    rest = profiled_cpu - sum(phases.values())
-    phase_lines.append(
-        f"| everything else (run_asset glue, logging, JSON, pydantic) | "
-        f"{rest / N_PROFILE * 1000:.2f} ms | {rest / profiled_cpu * 100:.0f}% |"
+    phase_lines = _phase_table(
+        phases, profiled_cpu, "everything else (run_asset glue, logging, JSON, pydantic)", 2
     )
     clocked_cpu, spent, gc_spent = clocked
-    clock_lines = [
-        f"| {name} | {sec / N_PROFILE * 1000:.3f} ms | {sec / clocked_cpu * 100:.0f}% |"
-        for name, sec in sorted(spent.items(), key=lambda kv: -kv[1])
-    ]
-    clock_rest = clocked_cpu - sum(spent.values())
-    clock_lines.append(
-        f"| everything else (run_asset and copy_url glue, SHA-256, pydantic) | "
-        f"{clock_rest / N_PROFILE * 1000:.3f} ms | "
-        f"{clock_rest / clocked_cpu * 100:.0f}% |"
+    clock_lines = _phase_table(
+        spent, clocked_cpu, "everything else (run_asset and copy_url glue, SHA-256, pydantic)", 3
     )
     avg_run_bytes = sum(b[0] for b in run_bytes) / len(run_bytes)
     get_source = small.cost.source["GET"]
