@@ -1,4 +1,4 @@
-"""SSRF-safe streaming HTTP source on urllib3: pinned address, manual redirects, raw bytes.
+"""SSRF-safe streaming HTTP source on http.client: pinned address, manual redirects, raw bytes.
 
 Why each choice:
 - Kept-alive http.client connections pooled per checked target
