@@ -144,7 +144,11 @@ class Settings(_EnvironSettings):
         description="Size cap on a source download in bytes (larger: `too_large`).",
     )
     ca_bundle: str | None = Field(
-        default=None, description="CA bundle for https sources (unset: the system's)."
+        default=None,
+        description=(
+            "CA bundle (PEM) trusted for https sources (unset: certifi's, as requests "
+            "uses); one that cannot be loaded fails copies with `source_tls_failed`."
+        ),
     )
     allowed_endpoints: CommaList | None = Field(
         default=None,
