@@ -84,14 +84,18 @@ class SourceResponse:
     from a connection that broke)."""
 
     def __init__(
-        self, pool: PinnedPool, conn: http.client.HTTPConnection, raw: http.client.HTTPResponse
+        self,
+        pool: PinnedPool,
+        conn: http.client.HTTPConnection,
+        raw: http.client.HTTPResponse,
+        sock: socket.socket | None,
     ) -> None:
         self._pool = pool
         self._conn: http.client.HTTPConnection | None = conn
         self.raw = raw
         self.status_code = raw.status
         self.headers = raw.headers  # case-insensitive .get
-        self.sock: socket.socket | None = conn.sock  # what the watchdog shuts down
+        self.sock = sock  # what the watchdog shuts down to wake a blocked read
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -129,6 +133,10 @@ class PinnedPool:
         conn = self._borrow(connect_timeout)
         if conn.sock is None:
             self._connect(conn, read_timeout)
+        # The socket as sent on: a close-delimited answer (``Connection: close``, or no
+        # length) makes http.client drop it from the connection inside getresponse,
+        # and the watchdog still has to be able to shut it down.
+        sock = conn.sock
         try:
             conn.request("GET", path, headers=dict(headers))
             raw = conn.getresponse()
@@ -137,7 +145,7 @@ class PinnedPool:
             if isinstance(exc, Exception):
                 raise map_source_error(exc) from exc
             raise
-        return SourceResponse(self, conn, raw)
+        return SourceResponse(self, conn, raw, sock)
 
     def _borrow(self, connect_timeout: float) -> http.client.HTTPConnection:
         while True:

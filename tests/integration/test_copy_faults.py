@@ -259,6 +259,25 @@ def test_source_turning_to_a_trickle_mid_read_is_cut_by_the_watchdog(
     _clean(backend)
 
 
+def test_a_trickle_without_a_length_is_cut_as_fast_as_one_with(
+    cdn: CDNServer, backend: Any
+) -> None:
+    """A body delimited by the connection's close (no Content-Length): http.client lets go
+    of the socket as soon as the answer begins, and the watchdog must still be able to
+    shut it down mid-read instead of waiting for the read to come back by itself."""
+    cfg = CopyConfig(
+        part_size=5 * MiB, read_timeout=30, total_deadline=1.0, min_rate=1, read_chunk=4 * MiB
+    )
+    url = cdn.url("/v.mp4", mode="no_length", rate=2048)
+    started = time.monotonic()
+    with pytest.raises(TransferError) as info:
+        copy_url(backend, url, Destination(), policy=POLICY, config=cfg)
+    assert info.value.code == "source_too_slow"
+    assert "deadline" in str(info.value)
+    assert time.monotonic() - started < 2.5  # cut at the deadline, not at a read's end
+    _clean(backend)
+
+
 def test_gzip_encoded_body_is_stored_raw_never_inflated(cdn: CDNServer, backend: Any) -> None:
     bomb = gzip.compress(b"\0" * (64 * MiB), compresslevel=9)
     cdn.add("/bomb.bin", bomb, content_type="application/octet-stream")
