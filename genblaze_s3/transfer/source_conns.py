@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import certifi
-from urllib3.util.wait import wait_for_read
 
+from genblaze_s3.backend.lean.wire import IdleConnections
 from genblaze_s3.transfer.errors import SourceConnectTimeout, SourceTLSFailed, map_source_error
 from genblaze_s3.transfer.urlguard import Target
 
@@ -117,9 +117,7 @@ class PinnedPool:
         self._target = target
         self._ip = ip
         self._context = _context_for(ca_bundle) if target.scheme == "https" else None
-        self._maxsize = maxsize
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        self._idle = IdleConnections(maxsize)
 
     def get(
         self,
@@ -130,7 +128,7 @@ class PinnedPool:
         read_timeout: float,
     ) -> SourceResponse:
         """GET ``path`` on a kept-alive connection (a new one if none is idle)."""
-        conn = self._borrow(connect_timeout)
+        conn = self._idle.take() or self._new(connect_timeout)
         if conn.sock is None:
             self._connect(conn, read_timeout)
         # The socket as sent on: a close-delimited answer (``Connection: close``, or no
@@ -146,16 +144,6 @@ class PinnedPool:
                 raise map_source_error(exc) from exc
             raise
         return SourceResponse(self, conn, raw, sock)
-
-    def _borrow(self, connect_timeout: float) -> http.client.HTTPConnection:
-        while True:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                return self._new(connect_timeout)
-            if conn.sock is not None and not wait_for_read(conn.sock, timeout=0.0):
-                return conn
-            conn.close()  # readable while idle: the server closed it (or sent junk)
 
     def _new(self, connect_timeout: float) -> http.client.HTTPConnection:
         if self._context is not None:
@@ -182,17 +170,10 @@ class PinnedPool:
             raise map_source_error(exc) from exc
 
     def give_back(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if len(self._idle) < self._maxsize:
-                self._idle.append(conn)
-                return
-        conn.close()
+        self._idle.keep(conn)
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._idle.close()
 
 
 class PinnedPools:

@@ -28,6 +28,7 @@ import http.client
 import ssl
 import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +45,58 @@ class Answer:
     status_code: int
     headers: Any  # case-insensitive .get / iteration (an http.client HTTPMessage)
     content: bytes
+
+
+class IdleConnections:
+    """Kept-alive http.client connections between requests, lent one request at a time.
+
+    Shared by the lean S3 wire and the source fetcher's pinned pools (`transfer.
+    source_conns`): whoever owns it decides where a new connection goes; this only keeps
+    the idle ones. A connection the server closed while idle is noticed before it is lent
+    again (urllib3's own check: readable while idle means closed, or junk).
+    """
+
+    def __init__(self, max_idle: int) -> None:
+        self._max_idle = max_idle
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> http.client.HTTPConnection | None:
+        """An idle connection the server has not closed, or None (make a new one)."""
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return None
+            if conn.sock is not None and not wait_for_read(conn.sock, timeout=0.0):
+                return conn
+            conn.close()
+
+    def keep(self, conn: http.client.HTTPConnection) -> None:
+        """Keep ``conn`` for a next request (closed instead when there is no room, and
+        dropped when the server asked to close it: ``Connection: close``)."""
+        if conn.sock is None:
+            return
+        with self._lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+    def __iter__(self) -> Iterator[http.client.HTTPConnection]:
+        """The idle connections as of now (a copy: they stay kept)."""
+        with self._lock:
+            return iter(list(self._idle))
 
 
 def _timeouts(session: URLLib3Session) -> tuple[float | None, float | None]:
@@ -74,10 +127,9 @@ class Wire:
             else:
                 context = ssl.create_default_context(cafile=get_cert_path(verify))
             self._context = context
-        self._max_idle = max(1, int(getattr(session, "_max_pool_connections", 10)))
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-        weakref.finalize(self, _close_all, self._idle)
+        self._idle = IdleConnections(max(1, int(getattr(session, "_max_pool_connections", 10))))
+        # The Wire is gone: close its idle connections (not leave them to the collector).
+        weakref.finalize(self, self._idle.close)
 
     @classmethod
     def for_session(cls, endpoint_url: str, session: Any) -> Wire | None:
@@ -94,7 +146,7 @@ class Wire:
 
     def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> Answer:
         """One request on a kept-alive connection; the answer read whole."""
-        conn = self._borrow()
+        conn = self._idle.take() or self._new()
         if conn.sock is None:
             self._connect(conn)
         try:
@@ -107,28 +159,8 @@ class Wire:
             if mapped is exc:
                 raise
             raise mapped from exc
-        self._give_back(conn)
+        self._idle.keep(conn)
         return Answer(response.status, response.headers, content)
-
-    def _borrow(self) -> http.client.HTTPConnection:
-        """An idle connection the server has not closed, or a new (unconnected) one."""
-        while True:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                return self._new()
-            if conn.sock is not None and not wait_for_read(conn.sock, timeout=0.0):
-                return conn
-            conn.close()  # readable while idle: the server closed it (or sent junk)
-
-    def _give_back(self, conn: http.client.HTTPConnection) -> None:
-        if conn.sock is None:  # the server asked to close it (``Connection: close``)
-            return
-        with self._lock:
-            if len(self._idle) < self._max_idle:
-                self._idle.append(conn)
-                return
-        conn.close()
 
     def _new(self) -> http.client.HTTPConnection:
         if self._context is not None:
@@ -166,11 +198,4 @@ class Wire:
         return exc
 
 
-def _close_all(idle: list[http.client.HTTPConnection]) -> None:
-    """The Wire is gone: close its idle connections (not leave them to the collector)."""
-    for conn in idle:
-        conn.close()
-    idle.clear()
-
-
-__all__ = ["Answer", "Wire"]
+__all__ = ["Answer", "IdleConnections", "Wire"]
