@@ -115,8 +115,8 @@ class Settings(_EnvironSettings):
     batch_max: int = Field(
         default=16,
         ge=1,
-        description="Most assets per queue message for large jobs (1: a message per asset; "
-        "docs/RELIABILITY.md).",
+        description="Most assets per queue message of a large job (smaller jobs go in chunks "
+        "of 4; 1: a message per asset; docs/RELIABILITY.md).",
     )
     source_key: SecretStr | None = Field(
         default=None,

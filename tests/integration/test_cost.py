@@ -237,18 +237,24 @@ def _add(base: dict[str, int], extra: dict[str, int], replace: dict[str, int]) -
 # The fleet view adds, inside calls already made (no round trip): SADD of the tenant at
 # submit, and per stored asset two HINCRBY and one EXPIRE of this minute's series in the
 # finish script.
+# The job's move to running rides the first start's pipeline as an EVAL (GET of the
+# asset record it wrote, HMGET of the job): no WATCH, MULTI, EXEC, HMGET of its own.
 _ONE_ASSET = {
     "hincrby": 22, "expire": 17, "zadd": 12, "zrem": 7, "hset": 7, "hget": 6, "set": 6,
-    "publish": 5, "exec": 4, "multi": 4, "hmget": 4, "del": 4, "watch": 3, "evalsha": 1,
-    "eval": 4, "zremrangebyscore": 2, "scard": 1, "mget": 1, "incr": 1, "sadd": 2,
+    "publish": 5, "exec": 3, "multi": 3, "hmget": 4, "del": 4, "watch": 2, "evalsha": 1,
+    "eval": 5, "zremrangebyscore": 2, "scard": 1, "mget": 1, "incr": 1, "sadd": 2,
     "hincrbyfloat": 1, "hdel": 2,
 }  # fmt: skip
 _THREE_ASSETS = {
     "hincrby": 52, "expire": 27, "zadd": 18, "set": 14, "zrem": 13, "hset": 11, "hget": 10,
-    "publish": 9, "del": 8, "evalsha": 1, "eval": 12, "hmget": 6, "exec": 4, "multi": 4,
-    "scard": 3, "watch": 3, "incr": 3, "sadd": 4, "hincrbyfloat": 3, "hdel": 4,
+    "publish": 9, "del": 8, "evalsha": 1, "eval": 13, "hmget": 6, "exec": 3, "multi": 3,
+    "scard": 3, "watch": 2, "incr": 3, "sadd": 4, "hincrbyfloat": 3, "hdel": 4,
     "zremrangebyscore": 2, "mget": 1,
 }  # fmt: skip
+# A chunk's assets start side by side: each whose snapshot still saw the job queued sends
+# the job's move (job_start.py), which finds it running (EVAL: GET, HMGET) unless it is
+# the one that moves it. Up to two of a 3-asset run's starts may be such losers.
+_RACING_STARTS = {"eval": 2, "get": 2, "hmget": 2}
 # A multipart copy adds its checkpoint: SET at create and per part, DEL at the end.
 _CHECKPOINT = {"set": 3, "del": 1}
 
@@ -261,13 +267,13 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
     # (key-known only), PUT, HEAD (manifest exists?) + PUT of the manifest.
     ("small", KEY_KNOWN): _pin(
         {"HeadBucket": 1, "HeadObject": 2, "PutObject": 2},
-        {**_ONE_ASSET, "get": 9},
+        {**_ONE_ASSET, "get": 10},
         messages=1,  # submit's ingest_asset; its delivery finalizes in place
         source={"GET": 1},
     ),
     ("small", CAS): _pin(
         {"HeadBucket": 1, "HeadObject": 1, "PutObject": 2},
-        {**_ONE_ASSET, "get": 9},
+        {**_ONE_ASSET, "get": 10},
         messages=1,
         source={"GET": 1},
     ),
@@ -282,7 +288,7 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
             "CompleteMultipartUpload": 1,
             "PutObject": 1,
         },
-        _add(_ONE_ASSET, _CHECKPOINT, {"get": 10}),
+        _add(_ONE_ASSET, _CHECKPOINT, {"get": 11}),
         messages=1,
         source={"GET": 1},
     ),
@@ -295,7 +301,7 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
             "CompleteMultipartUpload": 1,
             "PutObject": 1,
         },
-        _add(_ONE_ASSET, _CHECKPOINT, {"get": 10}),
+        _add(_ONE_ASSET, _CHECKPOINT, {"get": 11}),
         messages=1,
         source={"GET": 2},  # the hash pass, then the upload pass
     ),
@@ -303,14 +309,14 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
     # (reading back the lock), the lock carried by the PUT itself.
     ("run3-locked", KEY_KNOWN): _pin(
         {"HeadBucket": 1, "HeadObject": 5, "PutObject": 4},
-        {**_THREE_ASSETS, "get": 23},
-        messages=3,  # 3 x ingest_asset; the last one's delivery finalizes
+        {**_THREE_ASSETS, "get": 24},
+        messages=1,  # one ingest_assets (a chunk of 3); the last asset's delivery finalizes
         source={"GET": 3},
     ),
     ("run3-locked", CAS): _pin(
         {"HeadBucket": 1, "HeadObject": 2, "PutObject": 4},
-        {**_THREE_ASSETS, "get": 23},
-        messages=3,
+        {**_THREE_ASSETS, "get": 24},
+        messages=1,
         source={"GET": 3},
     ),
 }
@@ -343,4 +349,4 @@ def test_three_asset_locked_run_cost(
     meter: Meter, locked_bucket: str, strategy: KeyStrategy
 ) -> None:
     got, paced = meter.run(locked_bucket, strategy, [256 * KIB] * 3, locked=True)
-    _check("run3-locked", strategy, got, paced)
+    _check("run3-locked", strategy, got, paced + Counter(_RACING_STARTS))

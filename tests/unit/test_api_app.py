@@ -11,7 +11,7 @@ from genblaze_s3.api import create_app
 from genblaze_s3.api.ratelimit import RateLimiter
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.store.status import StatusStore
-from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSET, MemorySender
+from genblaze_s3.ingest.submit.enqueue import FINALIZE_JOB, INGEST_ASSETS, MemorySender
 from genblaze_s3.ingest.submit.service import IngestService
 from genblaze_s3.ingest.tenants import TenantRegistry
 from genblaze_s3.settings import load_settings
@@ -38,7 +38,7 @@ def _h(tok: str = "tok-a") -> dict[str, str]:
     return {"Authorization": f"Bearer {tok}"}
 
 
-def test_submit_enqueues_one_task_per_asset(client: TestClient, sender: MemorySender) -> None:
+def test_submit_enqueues_a_small_job_as_one_task(client: TestClient, sender: MemorySender) -> None:
     body = {
         "assets": [{"url": "https://cdn.x/a.png"}, {"url": "https://cdn.x/b.mp4"}],
         "destination": DEST,
@@ -46,7 +46,7 @@ def test_submit_enqueues_one_task_per_asset(client: TestClient, sender: MemorySe
     r = client.post("/v1/jobs", json=body, headers=_h())
     assert r.status_code == 202
     job_id = r.json()["job_id"]
-    assert [(n, a[0], q) for n, a, q in sender.sent] == [(INGEST_ASSET, job_id, "q")] * 2
+    assert [(n, a[0], len(a[1]), q) for n, a, q in sender.sent] == [(INGEST_ASSETS, job_id, 2, "q")]
     doc = client.get(f"/v1/jobs/{job_id}", headers=_h()).json()
     assert doc["state"] == "queued" and doc["progress"]["assets_total"] == 2
 

@@ -26,9 +26,13 @@ def _ids(n: int) -> list[str]:
     ("n", "batch_max", "sizes"),
     [
         (0, 16, []),
-        (3, 16, [1, 1, 1]),  # small jobs: a message per asset, as before
-        (32, 16, [1] * 32),
-        (33, 16, [2] * 16 + [1]),
+        (1, 16, [1]),
+        (3, 16, [3]),  # a small job: one message
+        (6, 16, [4, 2]),  # chunks of 4: each runs its assets at once (chunk_threads)
+        (32, 16, [4] * 8),
+        (128, 16, [4] * 32),
+        (129, 16, [5] * 25 + [4]),  # from here chunks grow: ~32 messages (SPREAD)
+        (3, 1, [1, 1, 1]),  # GENBLAZE_BATCH_MAX=1: a message per asset, small jobs too
         (500, 16, [16] * 31 + [4]),
         (5000, 16, [16] * 312 + [8]),  # never more than batch_max per message
         (500, 1, [1] * 500),  # GENBLAZE_BATCH_MAX=1 turns chunking off

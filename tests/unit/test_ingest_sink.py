@@ -20,7 +20,7 @@ from genblaze_s3.ingest import (
 )
 from genblaze_s3.ingest.destinations import DestinationPolicy
 from genblaze_s3.ingest.store.status import StatusStore
-from genblaze_s3.ingest.submit.enqueue import INGEST_ASSET, MemorySender
+from genblaze_s3.ingest.submit.enqueue import INGEST_ASSETS, MemorySender
 from genblaze_s3.settings import load_settings
 from tests.unit.ingest_fixtures import make_manifest
 
@@ -55,7 +55,9 @@ def test_write_run_records_and_enqueues_without_downloading() -> None:
     sink.write_run(m.run, m)
     job = sink.last_job
     assert job is not None and job.status().state == JobState.QUEUED
-    assert [s[0] for s in sender.sent] == [INGEST_ASSET, INGEST_ASSET] and sender.sent[0][2] == "q1"
+    # A run of two: one delivery (a chunk), on the sink's queue.
+    assert [(s[0], len(s[1][1])) for s in sender.sent] == [(INGEST_ASSETS, 2)]
+    assert sender.sent[0][2] == "q1"
     meta = sink.store.get_meta(job.id)
     assert meta is not None and meta.tenant == "acme" and meta.destination.bucket == "media"
     assert "secret" not in meta.model_dump_json().lower()

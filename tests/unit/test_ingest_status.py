@@ -217,3 +217,94 @@ def test_an_unreachable_store_raises_its_own_error() -> None:
             call()
         assert isinstance(info.value.__cause__, redis.ConnectionError)
         assert info.value.code == "store_unavailable"
+
+
+def _job_view(store: StatusStore, job_id: str, tenant: str) -> dict[str, Any]:
+    """What a job's move to running leaves behind, minus its times."""
+    h = {k.decode(): v.decode() for k, v in store.redis.hgetall(keys.job_key(job_id)).items()}
+    return {
+        "state": h["state"],
+        "version": h["version"],
+        "running": store.redis.zscore(keys.tenant_jobs_key(tenant, "running"), job_id)
+        == float(h["created_ts"]),
+        "queued": store.redis.zscore(keys.tenant_jobs_key(tenant, "queued"), job_id),
+        "ttl": store.redis.ttl(keys.tenant_jobs_key(tenant, "running")) > 3600,
+    }
+
+
+def test_a_start_moves_its_queued_job_in_its_own_round_trip(store: StatusStore) -> None:
+    """With the tenant, the move rides the start's pipeline (job_start.py) and leaves
+    what `transition_job` leaves: state, version, listings, the counter, the event."""
+    by_script, by_txn = _create(store, 1), _create(store, 1)
+    tenant = store.get_meta(by_script).tenant  # type: ignore[union-attr]
+    pubsub = store.redis.pubsub()
+    pubsub.subscribe(keys.events_channel(by_script))
+    assert pubsub.get_message(timeout=1)["type"] == "subscribe"  # type: ignore[index]
+    sent: list[object] = []
+    real = store.redis.pipeline
+
+    def counting_pipeline(*args: object, **kw: object) -> object:
+        p = real(*args, **kw)  # type: ignore[arg-type]
+        sent.append(p)
+        return p
+
+    (a,) = store.get_meta(by_script).asset_ids  # type: ignore[union-attr]
+    store.snapshot(by_script, a)
+    store.redis.pipeline = counting_pipeline  # type: ignore[method-assign]
+    try:
+        assert store.start_asset(by_script, a, job_state=JobState.QUEUED, tenant=tenant)
+    finally:
+        store.redis.pipeline = real  # type: ignore[method-assign]
+    assert len(sent) == 1  # the start and the move: one round trip, no WATCH
+    assert store.stats()["jobs_running"] == 1
+    (b,) = store.get_meta(by_txn).asset_ids  # type: ignore[union-attr]
+    store.snapshot(by_txn, b)
+    assert store.start_asset(by_txn, b, job_state=JobState.QUEUED)  # transition_job
+    script, txn = _job_view(store, by_script, tenant), _job_view(store, by_txn, tenant)
+    assert script == txn and store.stats()["jobs_running"] == 2
+    assert script["state"] == "running" and script["queued"] is None and script["running"]
+    first = pubsub.get_message(timeout=1)  # the asset's start, then the job's move
+    assert first is not None and first["data"].startswith(b"1 {")
+    event = pubsub.get_message(timeout=1)
+    assert (
+        event is not None
+        and event["data"] == f'{script["version"]} {{"job_state":"running"}}'.encode()
+    )
+    pubsub.close()
+
+
+def test_a_start_that_did_not_land_leaves_its_job_queued(store: StatusStore) -> None:
+    job_id = _create(store, 1)
+    tenant = store.get_meta(job_id).tenant  # type: ignore[union-attr]
+    (a,) = store.get_meta(job_id).asset_ids  # type: ignore[union-attr]
+    mine = StatusStore(store.redis, retention_seconds=3600)
+    mine.snapshot(job_id, a)
+    store.finish_asset(job_id, a, AssetState.CANCELED, error=ErrorInfo(code="canceled"))
+    assert not mine.start_asset(job_id, a, job_state=JobState.QUEUED, tenant=tenant)
+    assert store.job_state(job_id) == JobState.QUEUED
+
+
+def test_assets_starting_together_move_their_job_once(store: StatusStore) -> None:
+    """A chunk's threads all saw the job queued: one move, one counter, one event."""
+    import threading
+
+    job_id = _create(store, 4)
+    meta = store.get_meta(job_id)
+    assert meta is not None
+    for a in meta.asset_ids:
+        store.snapshot(job_id, a)
+    go = threading.Barrier(4)
+    results: list[bool] = []
+
+    def start(a: str) -> None:
+        go.wait()
+        results.append(store.start_asset(job_id, a, job_state=JobState.QUEUED, tenant=meta.tenant))
+
+    threads = [threading.Thread(target=start, args=(a,)) for a in meta.asset_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [True] * 4
+    assert store.job_state(job_id) == JobState.RUNNING
+    assert store.stats()["jobs_running"] == 1

@@ -12,6 +12,7 @@ per-state sets and events channel in step with every write.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import redis
@@ -134,16 +135,21 @@ class AssetRecordWriter:
         *,
         use_seen: bool = True,
         counters: list[tuple[str, float]] | None = None,
+        then: Callable[[Any, bytes | str], None] | None = None,
     ) -> bool:
         """Compare-and-set one asset record; False when the change is illegal.
 
         `new=None` updates fields only, and only while the asset is not terminal.
         One round trip when this process last wrote (or read) the record; otherwise
         read it and compare-and-set, again while another writer keeps winning.
+        `then(pipe, written)` queues more commands after each compare-and-set, in its
+        round trip (they must check for themselves that `written` landed).
         """
         if use_seen:
             p = self.redis.pipeline(transaction=False)
             updated = self.queue(p, job_id, asset_id, new, fields, counters)
+            if updated is not None and then is not None:
+                then(p, updated.raw)
             if updated is not None and p.execute()[0]:
                 self._after_write(job_id, asset_id, new, updated)
                 return True
@@ -157,6 +163,8 @@ class AssetRecordWriter:
             updated = self.queue(p, job_id, asset_id, new, fields, counters, expected=raw)
             if updated is None:
                 return False
+            if then is not None:
+                then(p, updated.raw)
             if p.execute()[0]:
                 self._after_write(job_id, asset_id, new, updated)
                 return True

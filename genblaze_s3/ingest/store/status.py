@@ -46,6 +46,7 @@ from genblaze_s3.ingest.store.changes import JobChanges
 from genblaze_s3.ingest.store.cursors import AssetCursor, JobCursor
 from genblaze_s3.ingest.store.delivery_state import inflight_member
 from genblaze_s3.ingest.store.document import build_document, document_json, document_view
+from genblaze_s3.ingest.store.job_start import queue_job_start
 from genblaze_s3.ingest.store.records import AssetRecordWriter
 from genblaze_s3.ingest.transitions import REOPENABLE_JOB_STATES, can_transition_job
 from genblaze_s3.settings import Settings
@@ -308,21 +309,31 @@ class StatusStore:
         *,
         worker: str = "",
         job_state: JobState | None = None,
+        tenant: str | None = None,
         attempts: int | None = None,
         fetch_started_at: datetime | None = None,
     ) -> bool:
         """Mark an asset copying (by `worker`, delivery `attempts`) and its job running;
         False if terminal.
 
-        Pass the `job_state` already read to skip the job write when it is running.
+        Pass the `job_state` already read to skip the job write when it is running, and
+        the job's `tenant` to move a queued job in the start's own round trip
+        (`job_start.py`; without it, a `transition_job` after the start).
         """
         fields: dict[str, Any] = {"worker": worker, "retry_at": None}
         if attempts is not None:
             fields["attempts"] = attempts
         if fetch_started_at is not None:
             fields["fetch_started_at"] = fetch_started_at
-        ok = self._assets.update(job_id, asset_id, AssetState.COPYING, fields)
-        if ok and job_state in (None, JobState.QUEUED):
+        queued = job_state in (None, JobState.QUEUED)
+        then = None
+        if queued and tenant is not None:
+
+            def then(pipe: Any, written: bytes | str) -> None:
+                queue_job_start(pipe, job_id, asset_id, tenant, written, self.retention)
+
+        ok = self._assets.update(job_id, asset_id, AssetState.COPYING, fields, then=then)
+        if ok and queued and then is None:
             self.transition_job(job_id, JobState.RUNNING)
         return ok
 

@@ -23,17 +23,26 @@ FINALIZE_JOB = "genblaze.finalize_job"
 # that this many worker slots can start on it at once; beyond that, chunks grow.
 SPREAD = 32
 
+# ...but no message carries fewer assets than this (while the job has them): a chunk's
+# assets run side by side in one pool child (GENBLAZE_CHUNK_THREADS, default 4), so a run
+# of three thumbnails costs one Celery delivery, not three (bench/results/cost_cuts.md).
+MIN_CHUNK = 4
 
-def plan_chunks(asset_ids: list[str], batch_max: int, spread: int = SPREAD) -> list[list[str]]:
-    """Cut a job's assets into queue messages: one asset each for small jobs; for
-    large ones up to `batch_max` per message, still at least `spread` messages.
 
-    Why chunks: a Celery task costs ~3 ms of CPU across broker, main process and
+def plan_chunks(
+    asset_ids: list[str], batch_max: int, spread: int = SPREAD, min_chunk: int = MIN_CHUNK
+) -> list[list[str]]:
+    """Cut a job's assets into queue messages: a small job (up to `min_chunk` assets) in
+    one; larger ones in chunks of `min_chunk`, spread over at least `spread` messages
+    when the job is large enough, never more than `batch_max` per message (1: a message
+    per asset, chunking off).
+
+    Why chunks: a Celery task costs ~2-3 ms of CPU across broker, main process and
     pool child, as much as copying a 64 KiB asset. Each asset in a chunk keeps its
     own lease, attempt count and retry task, so a chunk is only a delivery unit.
     """
     n = len(asset_ids)
-    size = max(1, min(batch_max, -(-n // spread)))
+    size = max(1, min(batch_max, max(min_chunk, -(-n // spread))))
     return [asset_ids[i : i + size] for i in range(0, n, size)]
 
 

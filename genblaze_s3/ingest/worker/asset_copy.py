@@ -316,6 +316,7 @@ def _copy(
         asset_id,
         worker=f"{socket.gethostname()}:{os.getpid()}",
         job_state=state,
+        tenant=meta.tenant,
         attempts=tries,
         fetch_started_at=None if record.fetch_started_at else fetched_at,
     )
