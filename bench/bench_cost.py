@@ -19,7 +19,7 @@ sweeper off so every count is the job's). Measures:
 Counts do not depend on load; CPU and times do (the host is shared: load averages are
 in the output). Results go to bench/results/cost.md. ``GENBLAZE_BENCH_PSTATS=FILE``
 also saves the in-process cProfile (read it with ``python -m pstats FILE``);
-``GENBLAZE_BENCH_PYSPY=DIR`` records the workers with py-spy during the 500-asset job.
+``GENBLAZE_BENCH_PYSPY=DIR`` records the workers with py-spy during the 500-asset job (DIR/small) and the runs (DIR/runs).
 """
 
 from __future__ import annotations
@@ -64,12 +64,14 @@ class Measured:
     jobs: list[str]
 
 
-def _start_pyspy(pids: list[int]) -> list[subprocess.Popen[bytes]]:
+def _start_pyspy(pids: list[int], phase: str) -> list[subprocess.Popen[bytes]]:
     """With GENBLAZE_BENCH_PYSPY=DIR: py-spy (raw, folded stacks) of each worker tree
-    during the 500-asset job, for a by-function split of the workers' CPU."""
-    out = os.environ.get("GENBLAZE_BENCH_PYSPY")
-    if not out:
+    during the 500-asset job (DIR/small) and the runs (DIR/runs), for a by-function
+    split of the workers' CPU."""
+    base = os.environ.get("GENBLAZE_BENCH_PYSPY")
+    if not base:
         return []
+    out = f"{base}/{phase}"
     Path(out).mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).with_name("py-spy")
     return [
@@ -393,14 +395,16 @@ def main(argv: list[str] | None = None) -> int:
             measure([urls("warm", 40, 64 * KiB)], warm)
 
             b_small = sw.create_bucket("bc-small", object_lock=True)
-            spies = _start_pyspy(worker_pids)
+            spies = _start_pyspy(worker_pids, "small")
             small = measure([urls("small", N_SMALL, 64 * KiB)], b_small)
             _stop_pyspy(spies)
             small_bytes = _redis_bytes(store, small.jobs[0])
             loads.append(os.getloadavg())
 
             b_runs = sw.create_bucket("bc-runs", object_lock=True)
+            spies = _start_pyspy(worker_pids, "runs")
             runs = measure([urls(f"run{i}", 3, 256 * KiB) for i in range(N_RUNS)], b_runs)
+            _stop_pyspy(spies)
             run_bytes = [_redis_bytes(store, j) for j in runs.jobs]
             loads.append(os.getloadavg())
 
