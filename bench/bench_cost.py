@@ -19,7 +19,8 @@ sweeper off so every count is the job's). Measures:
 Counts do not depend on load; CPU and times do (the host is shared: load averages are
 in the output). Results go to bench/results/cost.md. ``GENBLAZE_BENCH_PSTATS=FILE``
 also saves the in-process cProfile (read it with ``python -m pstats FILE``);
-``GENBLAZE_BENCH_PYSPY=DIR`` records the workers with py-spy during the 500-asset job (DIR/small) and the runs (DIR/runs).
+``GENBLAZE_BENCH_PYSPY=DIR`` records the workers with py-spy during the 500-asset job
+(DIR/small) and the runs (DIR/runs).
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ def _phase_split(stats: pstats.Stats) -> dict[str, float]:
             ("store/status.py", "start_asset"),
             ("store/status.py", "finish_asset"),
             ("store/delivery_state.py", "forget_inflight"),
-            ("store/delivery_state.py", "note_finalize_due"),
+            ("store/leases.py", "end"),
         ],
         "source fetch incl. TLS (open, read)": [
             ("transfer/fetch.py", "open"),

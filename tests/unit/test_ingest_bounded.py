@@ -239,11 +239,19 @@ def test_the_sweeper_sends_finalize_for_a_job_whose_finalize_was_lost(
     _copy_does(monkeypatch, SourceTruncated("x"))
     ctx.max_retries = 0
     job_id, aid = _job(ctx)
-    # It fails for good; the delivery dies before its in-place finalize ran.
+    # It fails for good; the delivery dies as its in-place finalize starts (the job was
+    # noted finalize-due in the round trip that took the finalize lease).
     import genblaze_s3.ingest.worker.deliveries as deliveries
 
-    monkeypatch.setattr(deliveries, "run_finalize", lambda *a, **kw: None)
-    run_asset(ctx, job_id, aid, Queue())
+    class Died(BaseException):
+        pass
+
+    def die(*a: Any, **kw: Any) -> None:
+        raise Died
+
+    monkeypatch.setattr(deliveries, "finalize_job", die)
+    with pytest.raises(Died):
+        run_asset(ctx, job_id, aid, Queue())
     monkeypatch.undo()
     queue = Queue()
     report = sweep_once(ctx.deliveries, ctx.store, queue, grace=0.0)

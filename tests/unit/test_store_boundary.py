@@ -30,11 +30,12 @@ def test_every_worker_store_object_raises_the_one_error() -> None:
     calls: list[Any] = [
         lambda: state.asset_lease("j", "a", 5000).take(60, inflight=("k", "j a", 0.0)),
         lambda: state.finalize_lease("j", 5000).acquire(),
+        lambda: state.finalize_lease("j", 5000).take(due_at=0.0),
+        lambda: state.finalize_lease("j", 5000).end(forget_retries=True),
         lambda: state.finalize_lease("j", 5000).remaining_ms(),
         lambda: state.count_retry("k", 3),
         lambda: state.note_waiting("j", "a", 0.0),
         lambda: state.forget_inflight("j", "a"),
-        lambda: state.note_finalize_due("j", 0.0),
         lambda: state.take_sweep_turn(1.0),
         lambda: state.due("k", 0.0, 10),
         lambda: state.checkpoints.load("j:a"),

@@ -72,8 +72,7 @@ def finalize_job(
     gone (expired). Idempotent: a job already terminal is left alone; a manifest
     already in the bucket is never overwritten (its existing lock is recorded instead).
     """
-    meta = store.get_meta(job_id)
-    state = store.job_state(job_id)
+    meta, state, payload = store.finalize_inputs(job_id)
     if meta is None or state is None:
         return None
     if state in TERMINAL_JOB_STATES:
@@ -81,35 +80,41 @@ def finalize_job(
     assets = store.get_assets(job_id, meta.asset_ids)
     if any(a.state not in TERMINAL_ASSET_STATES for a in assets):
         return state
+    # A move that landed is the state now; one that did not (another writer got there
+    # first: a cancel, or an earlier delivery) is read back. One round trip each saved.
+    final: JobState | None
     outcome = job_outcome([a.state for a in assets])
     if outcome == JobState.CANCELED:
-        store.transition_job(job_id, JobState.CANCELED, error=ErrorInfo(code="canceled"))
+        moved = store.transition_job(job_id, JobState.CANCELED, error=ErrorInfo(code="canceled"))
+        final = JobState.CANCELED if moved else store.job_state(job_id)
     elif outcome == JobState.FAILED:
-        store.transition_job(job_id, JobState.FAILED, error=failure_summary(assets))
+        moved = store.transition_job(job_id, JobState.FAILED, error=failure_summary(assets))
+        final = JobState.FAILED if moved else store.job_state(job_id)
     else:
-        store.transition_job(job_id, JobState.FINALIZING)
-        if store.job_state(job_id) != JobState.FINALIZING:
-            return store.job_state(job_id)  # canceled meanwhile
+        if not store.transition_job(job_id, JobState.FINALIZING):
+            now = store.job_state(job_id)
+            if now != JobState.FINALIZING:
+                return now  # canceled meanwhile
         try:
             info = write_manifest(
                 backend_for(meta.destination),
                 meta,
-                store.payload(job_id) or "",
+                payload or "",
                 {a.asset_id: a for a in assets},
                 signer=signer,
             )
         except ManifestConflict:
             message = "the manifest key already holds another job's manifest; not overwritten"
-            store.transition_job(
+            moved = store.transition_job(
                 job_id, JobState.FAILED, error=ErrorInfo(code="key_conflict", message=message)
             )
-            info = None
+            final = JobState.FAILED if moved else store.job_state(job_id)
         except Exception as exc:
             logger.warning("job %s: manifest write failed: %s", job_id, type(exc).__name__)
             raise
-        if info is not None:
-            store.transition_job(job_id, JobState.SUCCEEDED, manifest=info)
-    final = store.job_state(job_id)
+        else:
+            moved = store.transition_job(job_id, JobState.SUCCEEDED, manifest=info)
+            final = JobState.SUCCEEDED if moved else store.job_state(job_id)
     if notify is not None and meta.notify_url:
         view = store.get_job(job_id)
         if view is not None:

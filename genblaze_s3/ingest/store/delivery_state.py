@@ -22,7 +22,7 @@ import redis
 from genblaze_s3.ingest.store import keys
 from genblaze_s3.ingest.store.boundary import store_boundary
 from genblaze_s3.ingest.store.checkpoints import RedisCheckpointStore
-from genblaze_s3.ingest.store.leases import AssetLease, Lease
+from genblaze_s3.ingest.store.leases import AssetLease, FinalizeLease
 
 
 def inflight_member(job_id: str, asset_id: str) -> str:
@@ -49,9 +49,9 @@ class DeliveryState:
     def asset_lease(self, job_id: str, asset_id: str, ttl_ms: int) -> AssetLease:
         return AssetLease(self._redis, job_id, asset_id, ttl_ms)
 
-    def finalize_lease(self, job_id: str, ttl_ms: int) -> Lease:
+    def finalize_lease(self, job_id: str, ttl_ms: int) -> FinalizeLease:
         """The lease one finalizer of a job holds while it writes the manifest."""
-        return Lease(self._redis, keys.finalize_lease_key(job_id), ttl_ms)
+        return FinalizeLease(self._redis, job_id, ttl_ms)
 
     def is_leased(self, lease_key: str) -> bool:
         return bool(self._redis.exists(lease_key))
@@ -66,11 +66,7 @@ class DeliveryState:
         n = int(pipe.execute()[0])
         return n if n <= limit else None
 
-    def forget_retries(self, key: str) -> None:
-        """The thing succeeded or ended for good: a later retry (POST /retry) starts at 0."""
-        self._redis.delete(key)
-
-    # -- the in-flight and finalize-due sets --------------------------------------------
+    # -- the in-flight set ---------------------------------------------------------------
     def note_waiting(self, job_id: str, asset_id: str, until: float) -> None:
         """The asset waits (a retry's backoff, a source's Retry-After) until `until`: the
         sweeper must not take that wait for a lost message."""
@@ -82,12 +78,6 @@ class DeliveryState:
         pipe.zrem(keys.inflight_key(), inflight_member(job_id, asset_id))
         pipe.delete(keys.retries_key(job_id, asset_id))
         pipe.execute()
-
-    def note_finalize_due(self, job_id: str, now: float) -> None:
-        self._redis.zadd(keys.finalize_due_key(), {job_id: now})
-
-    def forget_finalize_due(self, job_id: str) -> None:
-        self._redis.zrem(keys.finalize_due_key(), job_id)
 
     # -- the sweeper's view -------------------------------------------------------------
     def take_sweep_turn(self, interval: float) -> bool:

@@ -219,6 +219,49 @@ class Lease:
         self.release()
 
 
+# A finalize's end: release the finalize lease if still ours, take the job off the
+# finalize-due set and (the job is done with) drop its finalize retry count. KEYS: lease,
+# finalize-due set, retries (or the lease again: nothing to drop). Three trips were one.
+_END_FINALIZE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+redis.call('zrem', KEYS[2], ARGV[2])
+if KEYS[3] ~= KEYS[1] then redis.call('del', KEYS[3]) end
+return 1
+"""
+
+
+@store_boundary
+class FinalizeLease(Lease):
+    """The lease one finalizer of a job holds while it writes the manifest, taken with
+    the job's finalize-due note and ended with its removal, a round trip each."""
+
+    def __init__(self, client: redis.Redis, job_id: str, ttl_ms: int = 30_000):
+        super().__init__(client, keys.finalize_lease_key(job_id), ttl_ms)
+        self._job_id = job_id
+
+    def take(self, *, due_at: float | None = None) -> bool:
+        """`acquire`; with `due_at`, the job is noted finalize-due first (by then) in the
+        same round trip: a process that dies after it leaves the job to the sweeper."""
+        if due_at is None:
+            return self.acquire()
+        p = self._redis.pipeline(transaction=False)
+        p.zadd(keys.finalize_due_key(), {self._job_id: due_at})
+        p.set(self.key, self.token, nx=True, px=self.ttl_ms)
+        if not p.execute()[1]:
+            return False
+        self._start_renewal()
+        return True
+
+    def end(self, *, forget_retries: bool) -> None:
+        """Release, and the job is no longer finalize-due; with `forget_retries` its
+        finalize retry count goes too (it ended, or is gone)."""
+        RENEWER.drop(self)
+        retries = keys.finalize_retries_key(self._job_id) if forget_retries else self.key
+        self._redis.eval(
+            _END_FINALIZE, 3, self.key, keys.finalize_due_key(), retries, self.token, self._job_id
+        )
+
+
 @dataclass(frozen=True)
 class Taken:
     """What `AssetLease.take` learnt while taking the lease (one round trip)."""
@@ -346,6 +389,6 @@ def _text(raw: bytes | str | None) -> str | None:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def finalize_lease(client: redis.Redis, job_id: str, ttl_ms: int = 30_000) -> Lease:
+def finalize_lease(client: redis.Redis, job_id: str, ttl_ms: int = 30_000) -> FinalizeLease:
     """The lease one finalizer of a job holds while it writes the manifest."""
-    return Lease(client, keys.finalize_lease_key(job_id), ttl_ms)
+    return FinalizeLease(client, job_id, ttl_ms)

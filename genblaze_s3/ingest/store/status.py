@@ -214,6 +214,19 @@ class StatusStore:
         raw = self.redis.hget(keys.job_key(job_id), "meta")
         return JobMeta.model_validate_json(raw) if raw else None
 
+    def finalize_inputs(self, job_id: str) -> tuple[JobMeta | None, JobState | None, str | None]:
+        """What a finalize reads first, in one round trip: the job's meta, its state and
+        the run payload the manifest is built from (None where missing)."""
+        p = self.redis.pipeline(transaction=False)
+        p.hmget(keys.job_key(job_id), ["meta", "state"])
+        p.get(keys.payload_key(job_id))
+        (meta, state), payload = p.execute()
+        return (
+            JobMeta.model_validate_json(meta) if meta else None,
+            JobState(_s(state)) if state else None,
+            _s(payload) if payload is not None else None,
+        )
+
     def job_version(self, job_id: str) -> tuple[str, int] | None:
         """(tenant, version) in one round trip; the version changes with every write."""
         tenant, version = self.redis.hmget(keys.job_key(job_id), ["tenant", "version"])

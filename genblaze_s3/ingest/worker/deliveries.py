@@ -74,8 +74,14 @@ def finalize_here(ctx: WorkerContext, job_id: str, send: Send) -> None:
     expire), a failed manifest write is retried by message with backoff, and a store
     outage hands this delivery back (its asset is terminal: the redelivery finalizes).
     """
-    ctx.deliveries.note_finalize_due(job_id, time.time())
-    run_finalize(ctx, job_id, send, backend_for=ctx.backend_for, notify=job_notifier(ctx))
+    run_finalize(
+        ctx,
+        job_id,
+        send,
+        backend_for=ctx.backend_for,
+        notify=job_notifier(ctx),
+        due_at=time.time(),
+    )
 
 
 def job_notifier(ctx: WorkerContext) -> Callable[[JobMeta, str], None]:
@@ -171,19 +177,22 @@ def run_finalize(
     *,
     backend_for: Callable[[Any], Any],
     notify: Callable[[JobMeta, str], None] | None = None,
+    due_at: float | None = None,
 ) -> None:
     """Write and lock the manifest once: one finalizer per job holds its lease.
 
     A second finalizer comes back when the lease would have run out. A failed
     manifest write is retried with the one backoff policy, counted in Redis, then
-    the job fails ``manifest_write_failed``.
+    the job fails ``manifest_write_failed``. With `due_at` (a delivery finalizing in
+    place) the job is noted finalize-due in the lease's round trip, before the lease.
     """
     lease = ctx.deliveries.finalize_lease(job_id, ctx.lease_ttl_ms)
-    if not lease.acquire():
+    if not lease.take(due_at=due_at):
         send(FINALIZE_JOB, [job_id], lease.remaining_ms() / 1000 + 0.5)
         return
     retries_key = keys.finalize_retries_key(job_id)
-    with lease:
+    ended = False
+    try:
         try:
             state = finalize_job(ctx.store, backend_for, job_id, notify=notify, signer=ctx.signer)
         except STORE_DOWN:
@@ -192,13 +201,16 @@ def run_finalize(
             n = ctx.deliveries.count_retry(retries_key, ctx.max_retries)
             if n is not None:
                 send(FINALIZE_JOB, [job_id], backoff_delay(n, base=FINALIZE[0], cap=FINALIZE[1]))
-                return
+                return  # still finalize-due: the sweeper's net if the retry is lost
             logger.exception("finalize %s failed for good", job_id)
             ctx.store.transition_job(
                 job_id, JobState.FAILED, error=ErrorInfo(code="manifest_write_failed")
             )
             state = JobState.FAILED
-    # Terminal, gone, or (not every asset is terminal) the last asset will ask again.
-    ctx.deliveries.forget_finalize_due(job_id)
-    if state is None or state in TERMINAL_JOB_STATES:
-        ctx.deliveries.forget_retries(retries_key)
+        # Terminal, gone, or (not every asset is terminal) the last asset will ask again:
+        # no longer due; the retry count goes with a job that ended.
+        lease.end(forget_retries=state is None or state in TERMINAL_JOB_STATES)
+        ended = True
+    finally:
+        if not ended:
+            lease.release()
