@@ -123,3 +123,44 @@ def test_head_answers_what_head_object_answers(seaweed: SeaweedS3, locked_bucket
     missing = _refusal(lambda: lean.head(locked_bucket, "m/nothing.json"))
     boto_missing = _refusal(lambda: client.head_object(Bucket=locked_bucket, Key="m/nothing.json"))
     assert missing.response["Error"]["Code"] == boto_missing.response["Error"]["Code"] == "404"
+
+
+def test_a_locked_put_stores_what_put_object_stores(seaweed: SeaweedS3, locked_bucket: str) -> None:
+    """A run manifest's PUT: its lock, Cache-Control and SHA-256 checksum ride the lean
+    request and land as boto3's do."""
+    client = user_backend(seaweed, locked_bucket, preflight=False).client
+    lean = lean_s3_for(client)
+    assert lean is not None
+    body = b'{"run": "r-1"}'
+    until = datetime.now(UTC) + timedelta(days=1, microseconds=123)  # the model keeps seconds
+    common: dict[str, Any] = {
+        "Bucket": locked_bucket,
+        "Body": body,
+        "ContentType": "application/json",
+        "CacheControl": "no-cache",
+        "ObjectLockMode": "GOVERNANCE",
+        "ObjectLockRetainUntilDate": until,
+        "ChecksumAlgorithm": "SHA256",
+        "ChecksumSHA256": _b64(hashlib.sha256(body).hexdigest()),
+    }
+    lean.put({**common, "Key": "m/lean.json"}, sha256_hex=hashlib.sha256(body).hexdigest())
+    client.put_object(**common, Key="m/boto.json")
+    heads = [
+        client.head_object(Bucket=locked_bucket, Key=k, ChecksumMode="ENABLED")
+        for k in ("m/lean.json", "m/boto.json")
+    ]
+    for field in (
+        "ContentLength",
+        "ContentType",
+        "CacheControl",
+        "ETag",
+        "ObjectLockMode",
+        "ObjectLockRetainUntilDate",
+        "ChecksumSHA256",
+    ):
+        assert heads[0].get(field) == heads[1].get(field), field
+    assert heads[0]["ObjectLockRetainUntilDate"] == until.replace(microsecond=0)
+    with pytest.raises(ClientError):  # locked: the version cannot be deleted
+        client.delete_object(
+            Bucket=locked_bucket, Key="m/lean.json", VersionId=heads[0]["VersionId"]
+        )

@@ -32,7 +32,10 @@ def test_every_header_is_the_one_botocore_models() -> None:
     shape = boto3.client("s3", region_name="us-east-1").meta.service_model
     members = shape.operation_model("PutObject").input_shape.members
     for param, header in lean_requests._HEADERS.items():
-        assert members[param].serialization == {"location": "header", "name": header}
+        serialization = dict(members[param].serialization)
+        # The one timestamp is spelled as its model says (`_header_value`): iso8601.
+        assert serialization.pop("timestampFormat", "iso8601") == "iso8601"
+        assert serialization == {"location": "header", "name": header}
 
 
 def test_only_path_style_signed_clients_take_it() -> None:
@@ -138,3 +141,79 @@ def test_a_bucket_in_another_region_sends_the_client_back_to_boto3() -> None:
         assert lean.head("bkt", "a.txt")["ContentLength"] == 100
         lean.put({"Bucket": "bkt", "Key": "b.txt", "Body": data}, sha256_hex=digest)
         assert lean_requests_seen == ["PUT"]  # from then on: boto3 only
+
+
+def test_the_lock_date_is_sent_as_botocore_sends_it() -> None:
+    """The retain-until date in the header spelling botocore's serializer gives it."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    seen: list[Any] = []
+
+    def record(request: Any, **_: Any) -> None:
+        seen.append(
+            {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        )
+
+    for until in (
+        datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2027, 1, 2, 3, 4, 5, 678000, tzinfo=timezone(timedelta(hours=2))),
+    ):
+        with mock_aws():
+            client, lean = _moto_bucket()
+            client.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+            client.meta.events.register_first("before-send.s3.PutObject", record)
+            params = {
+                "Bucket": "locked",
+                "Body": b"{}",
+                "ObjectLockMode": "GOVERNANCE",
+                "ObjectLockRetainUntilDate": until,
+                "ChecksumAlgorithm": "SHA256",
+            }
+            lean.put({**params, "Key": "lean"}, sha256_hex=hashlib.sha256(b"{}").hexdigest())
+            client.put_object(**params, Key="boto")
+        lean_headers, boto_headers = seen[-2], seen[-1]
+        for name in (
+            "x-amz-object-lock-mode",
+            "x-amz-object-lock-retain-until-date",
+            "x-amz-sdk-checksum-algorithm",
+        ):
+            assert lean_headers[name] == boto_headers[name], name
+
+
+def test_put_object_retries_what_the_client_would_retry() -> None:
+    """Transient refusals (5xx, throttling) are sent again, up to the client's attempts;
+    anything else is raised at once."""
+    from genblaze_s3.backend.lean import put_object
+
+    def refusal(code: str, status: int) -> ClientError:
+        return ClientError(
+            {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
+        )
+
+    with mock_aws():
+        client, lean = _moto_bucket()
+        data = b"manifest"
+        params = {"Bucket": "bkt", "Key": "m.json", "Body": data}
+        digest = hashlib.sha256(data).hexdigest()
+        answers: list[Any] = [refusal("SlowDown", 503), refusal("InternalError", 500)]
+        real_put = lean.put
+        waits: list[float] = []
+
+        def flaky(p: dict[str, Any], *, sha256_hex: str) -> dict[str, Any]:
+            if answers:
+                raise answers.pop(0)
+            return real_put(p, sha256_hex=sha256_hex)
+
+        lean.put = flaky  # type: ignore[method-assign]
+        put_object(client, dict(params), sha256_hex=digest, sleep=waits.append)
+        assert len(waits) == 2 and client.get_object(Bucket="bkt", Key="m.json")["Body"].read()
+        answers[:] = [refusal("AccessDenied", 403)]
+        with pytest.raises(ClientError):
+            put_object(client, dict(params), sha256_hex=digest, sleep=waits.append)
+        assert len(waits) == 2  # not retried
+        attempts = client.meta.config.retries.get("total_max_attempts", 3)
+        answers[:] = [refusal("SlowDown", 503)] * attempts
+        with pytest.raises(ClientError):
+            put_object(client, dict(params), sha256_hex=digest, sleep=waits.append)
+        assert len(waits) == 2 + attempts - 1
+        del lean.put

@@ -5,6 +5,12 @@ over a payload whose SHA-256 is known) and `wire` (keep-alive connections to the
 endpoint). Why each exists, with its measurement, is in its docstring.
 """
 
-from genblaze_s3.backend.lean.operations import LeanS3, head_object, lean_s3_for, plain_key
+from genblaze_s3.backend.lean.operations import (
+    LeanS3,
+    head_object,
+    lean_s3_for,
+    plain_key,
+    put_object,
+)
 
-__all__ = ["LeanS3", "head_object", "lean_s3_for", "plain_key"]
+__all__ = ["LeanS3", "head_object", "lean_s3_for", "plain_key", "put_object"]

@@ -26,7 +26,8 @@ from genblaze_core.storage.base import KeyStrategy, ObjectLockConfig
 from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.backend import s3errors
-from genblaze_s3.backend.lean import head_object, lean_s3_for, plain_key
+from genblaze_s3.backend.errors import storage_errors
+from genblaze_s3.backend.lean import head_object, lean_s3_for, plain_key, put_object
 from genblaze_s3.ingest.finalize.attestation import (
     ENVELOPE_CONTENT_TYPE,
     EnvelopeError,
@@ -75,6 +76,31 @@ def _exists(backend: Any, key: str) -> bool:
             return False
         return bool(backend.exists(key))  # anything else: the backend's own answer and errors
     return True
+
+
+def _put(backend: Any, key: str, body: bytes, content_type: str, extra: dict[str, Any]) -> None:
+    """``backend.put(key, body, content_type=..., extra_args=extra)``: on the lean path
+    (`backend.lean.put_object`) where the backend's client and the key allow it, with
+    what ``backend.put`` would send (its SHA-256 checksum where the store takes one, the
+    lock and Cache-Control in the PUT itself); else through the backend."""
+    client = getattr(backend, "client", None)  # a backend may be no boto3 one at all
+    if client is None or lean_s3_for(client) is None or not plain_key(key):
+        backend.put(key, body, content_type=content_type, extra_args=extra)
+        return
+    backend.connection.ready()  # the bucket's preflight, once, as backend.put runs it
+    digest = hashlib.sha256(body).digest()
+    params: dict[str, Any] = {
+        "Bucket": backend.bucket,
+        "Key": key,
+        "Body": body,
+        "ContentType": content_type,
+        **extra,
+    }
+    if getattr(backend, "supports_sha256_checksums", False):
+        params["ChecksumAlgorithm"] = "SHA256"
+        params["ChecksumSHA256"] = base64.b64encode(digest).decode("ascii")
+    with storage_errors("put", key):
+        put_object(client, params, sha256_hex=digest.hex())
 
 
 def _retain_until(backend: Any, key: str) -> datetime | None:
@@ -185,10 +211,10 @@ def _write_new(
     key = record.manifest_key
     document, body = manifest_document(manifest, signer)
     if signer is None or record.envelope_key is None:
-        backend.put(key, body, content_type="application/json", extra_args=extra)
+        _put(backend, key, body, "application/json", extra)
         logger.info("job %s: manifest written at %s", meta.job_id, key)
         return _retain_until(backend, key) if meta.manifest_lock else None
-    upload = pool.submit(backend.put, key, body, content_type="application/json", extra_args=extra)
+    upload = pool.submit(_put, backend, key, body, "application/json", extra)
     try:
         envelope = sign_envelope(signer, document, body, record.bucket, key)
         _put_envelope(backend, record.envelope_key, envelope, extra)
@@ -218,7 +244,7 @@ def _write_attested(
     _, body = manifest_document(manifest, signer)
     if hashlib.sha256(body).hexdigest() != digest:
         raise ManifestConflict(envelope_key)  # the records changed since: not that manifest
-    backend.put(record.manifest_key, body, content_type="application/json", extra_args=extra)
+    _put(backend, record.manifest_key, body, "application/json", extra)
     logger.info("job %s: manifest written at %s (envelope was first)", meta.job_id, envelope_key)
     return _retain_until(backend, record.manifest_key) if meta.manifest_lock else None
 
@@ -273,7 +299,7 @@ def _finish_envelope(
     ):
         return
     envelope = sign_envelope(signer, document, stored, record.bucket, key)
-    backend.put(record.envelope_key, envelope, content_type=ENVELOPE_CONTENT_TYPE, extra_args=extra)
+    _put(backend, record.envelope_key, envelope, ENVELOPE_CONTENT_TYPE, extra)
     logger.info("job %s: envelope written at %s", meta.job_id, record.envelope_key)
 
 
