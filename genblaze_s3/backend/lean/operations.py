@@ -5,8 +5,8 @@ spends most of its CPU in botocore's request pipeline, not on the wire: paramete
 validation and serialization, a dozen event hooks, the endpoint ruleset (evaluated
 afresh for every key), the user-agent builder, the retry handler, response parsing.
 For a worker that stores thousands of thumbnails that is the largest share of its
-CPU per asset (bench/results/cost.md), and a run's manifest pays it three times
-(HEAD, PUT, HEAD). This sends the same requests with the parts of botocore that
+CPU per asset (bench/results/cost.md), and a run's manifest paid it three times
+(HEAD, PUT with its Object Lock, HEAD). This sends the same requests with the parts of botocore that
 matter and nothing else:
 
 * S3 SigV4 with the client's (refreshable) credentials, header for header as
