@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import fakeredis
@@ -153,11 +154,9 @@ def test_fast_document_equals_the_pydantic_view(store: StatusStore) -> None:
     assert store.get_job_document("nope") is None
 
 
-def test_a_worker_that_read_the_record_writes_it_in_one_round_trip(store: StatusStore) -> None:
-    """The hot path: snapshot, start and finish are one round trip each, counters included."""
-    job_id = _create(store, 1)
-    (a,) = store.get_meta(job_id).asset_ids  # type: ignore[union-attr]
-    store.snapshot(job_id, a)
+@contextmanager
+def _pipelines(store: StatusStore) -> Iterator[list[object]]:
+    """The pipelines the store makes inside the block (each is one round trip)."""
     sent: list[object] = []
     real = store.redis.pipeline
 
@@ -168,12 +167,21 @@ def test_a_worker_that_read_the_record_writes_it_in_one_round_trip(store: Status
 
     store.redis.pipeline = counting_pipeline  # type: ignore[method-assign]
     try:
+        yield sent
+    finally:
+        store.redis.pipeline = real  # type: ignore[method-assign]
+
+
+def test_a_worker_that_read_the_record_writes_it_in_one_round_trip(store: StatusStore) -> None:
+    """The hot path: snapshot, start and finish are one round trip each, counters included."""
+    job_id = _create(store, 1)
+    (a,) = store.get_meta(job_id).asset_ids  # type: ignore[union-attr]
+    store.snapshot(job_id, a)
+    with _pipelines(store) as sent:
         assert store.start_asset(job_id, a, job_state=JobState.RUNNING)
         left = store.finish_asset(
             job_id, a, AssetState.STORED, key="k", url="u", sha256="s", size=7, copy_seconds=1e-5
         )
-    finally:
-        store.redis.pipeline = real  # type: ignore[method-assign]
     assert left == 0 and len(sent) == 2  # no WATCH transaction was needed
     rec = store.get_asset(job_id, a)
     assert rec is not None and rec.state == AssetState.STORED and rec.size == 7
@@ -240,21 +248,10 @@ def test_a_start_moves_its_queued_job_in_its_own_round_trip(store: StatusStore) 
     pubsub = store.redis.pubsub()
     pubsub.subscribe(keys.events_channel(by_script))
     assert pubsub.get_message(timeout=1)["type"] == "subscribe"  # type: ignore[index]
-    sent: list[object] = []
-    real = store.redis.pipeline
-
-    def counting_pipeline(*args: object, **kw: object) -> object:
-        p = real(*args, **kw)  # type: ignore[arg-type]
-        sent.append(p)
-        return p
-
     (a,) = store.get_meta(by_script).asset_ids  # type: ignore[union-attr]
     store.snapshot(by_script, a)
-    store.redis.pipeline = counting_pipeline  # type: ignore[method-assign]
-    try:
+    with _pipelines(store) as sent:
         assert store.start_asset(by_script, a, job_state=JobState.QUEUED, tenant=tenant)
-    finally:
-        store.redis.pipeline = real  # type: ignore[method-assign]
     assert len(sent) == 1  # the start and the move: one round trip, no WATCH
     assert store.stats()["jobs_running"] == 1
     (b,) = store.get_meta(by_txn).asset_ids  # type: ignore[union-attr]
