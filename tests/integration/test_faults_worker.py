@@ -488,7 +488,7 @@ def test_a_poison_asset_in_a_chunk_fails_alone_and_its_chunk_mates_land(
     tmp_path: Path,
     cdn: CDNServer,
 ) -> None:
-    """40 assets travel as chunks of 2; the first asset of the first chunk kills its
+    """40 assets travel as chunks of 4; the first asset of the first chunk kills its
     process on every delivery. Redelivered chunks skip what is done, the poison asset
     fails after the bounded attempts, and every other asset lands exactly once."""
     max_attempts = 3
@@ -509,8 +509,16 @@ def test_a_poison_asset_in_a_chunk_fails_alone_and_its_chunk_mates_land(
         poison = view.assets[0]
         assert poison.error is not None and poison.error.code == "too_many_attempts"
         assert len(killed) <= max_attempts, f"{len(killed)} deliveries for max {max_attempts}"
-        stored = {a.sha256 for a in view.assets[1:] if a.state.value == "stored"}
-        assert stored == {hashlib.sha256(b).hexdigest() for b in blobs}
+        # Landed once each: stored, or (a small mate whose PUT landed just before a kill
+        # took its process) found already there by its next delivery: deduplicated.
+        landed = {"stored", "deduplicated"}
+        stored = {a.sha256 for a in view.assets[1:] if a.state.value in landed}
+        others = [
+            (i, a.state.value, a.error.code if a.error else None, a.attempts)
+            for i, a in enumerate(view.assets[1:])
+            if a.state.value not in landed
+        ]
+        assert stored == {hashlib.sha256(b).hexdigest() for b in blobs}, others
         # The poison's chunk mate ran beside it (threads) only on the first delivery;
         # redelivered, the chunk runs in turn, so the mate is not killed again and again.
         # (Its delivery count as its stored record shows it: the Redis counter itself is
