@@ -84,10 +84,11 @@ def _put(backend: Any, key: str, body: bytes, content_type: str, extra: dict[str
     what ``backend.put`` would send (its SHA-256 checksum where the store takes one, the
     lock and Cache-Control in the PUT itself); else through the backend."""
     client = getattr(backend, "client", None)  # a backend may be no boto3 one at all
-    if client is None or lean_s3_for(client) is None or not plain_key(key):
+    connection = getattr(backend, "connection", None)
+    if client is None or connection is None or lean_s3_for(client) is None or not plain_key(key):
         backend.put(key, body, content_type=content_type, extra_args=extra)
         return
-    backend.connection.ready()  # the bucket's preflight, once, as backend.put runs it
+    connection.ready()  # the bucket's preflight, once, as backend.put runs it
     digest = hashlib.sha256(body).digest()
     params: dict[str, Any] = {
         "Bucket": backend.bucket,
