@@ -6,8 +6,8 @@ validation and serialization, a dozen event hooks, the endpoint ruleset (evaluat
 afresh for every key), the user-agent builder, the retry handler, response parsing.
 For a worker that stores thousands of thumbnails that is the largest share of its
 CPU per asset (bench/results/cost.md), and a run's manifest paid it three times
-(HEAD, PUT with its Object Lock, HEAD). This sends the same requests with the parts of botocore that
-matter and nothing else:
+(HEAD, PUT with its Object Lock, HEAD). This sends the same requests with the parts
+of botocore that matter and nothing else:
 
 * S3 SigV4 with the client's (refreshable) credentials, header for header as
   botocore's signer signs (`signing`); a PUT's payload is signed with the SHA-256 the
@@ -62,8 +62,8 @@ _HEADERS = {
     "IfNoneMatch": "If-None-Match",
     "ChecksumAlgorithm": "x-amz-sdk-checksum-algorithm",
     "ChecksumSHA256": "x-amz-checksum-sha256",
-    # A run manifest's lock rides its PUT (the finalize's PUT was a third of its CPU
-    # through botocore's pipeline, py-spy of the workers during 60 runs).
+    # A run manifest's lock rides its PUT (through botocore's pipeline that PUT was 40%
+    # of finalize's CPU: py-spy of the workers during 60 runs).
     "ObjectLockMode": "x-amz-object-lock-mode",
     "ObjectLockRetainUntilDate": "x-amz-object-lock-retain-until-date",
     "ObjectLockLegalHoldStatus": "x-amz-object-lock-legal-hold",
