@@ -19,8 +19,8 @@ INGEST_ASSETS = "genblaze.ingest_assets"  # a chunk of one job's assets, copied 
 FINALIZE_JOB = "genblaze.finalize_job"
 
 
-# A job is cut into at least this many messages (when it has that many assets), so
-# that this many worker slots can start on it at once; beyond that, chunks grow.
+# A large job is spread over about this many messages, so that as many worker slots
+# can start on it at once: past SPREAD x MIN_CHUNK assets, chunks grow (to batch_max).
 SPREAD = 32
 
 # ...but no message carries fewer assets than this (while the job has them): a chunk's
@@ -33,9 +33,9 @@ def plan_chunks(
     asset_ids: list[str], batch_max: int, spread: int = SPREAD, min_chunk: int = MIN_CHUNK
 ) -> list[list[str]]:
     """Cut a job's assets into queue messages: a small job (up to `min_chunk` assets) in
-    one; larger ones in chunks of `min_chunk`, spread over at least `spread` messages
-    when the job is large enough, never more than `batch_max` per message (1: a message
-    per asset, chunking off).
+    one; larger ones in chunks of `min_chunk`, which grow past `spread` x `min_chunk`
+    assets so that the job stays spread over about `spread` messages, never more than
+    `batch_max` per message (1: a message per asset, chunking off).
 
     Why chunks: a Celery task costs ~2-3 ms of CPU across broker, main process and
     pool child, as much as copying a 64 KiB asset. Each asset in a chunk keeps its
