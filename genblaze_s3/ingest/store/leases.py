@@ -238,6 +238,7 @@ class FinalizeLease(Lease):
     def __init__(self, client: redis.Redis, job_id: str, ttl_ms: int = 30_000):
         super().__init__(client, keys.finalize_lease_key(job_id), ttl_ms)
         self._job_id = job_id
+        self._ended = False  # released by `end`: nothing left for `release`
 
     def take(self, *, due_at: float | None = None) -> bool:
         """`acquire`; with `due_at`, the job is noted finalize-due first (by then) in the
@@ -260,6 +261,11 @@ class FinalizeLease(Lease):
         self._redis.eval(
             _END_FINALIZE, 3, self.key, keys.finalize_due_key(), retries, self.token, self._job_id
         )
+        self._ended = True
+
+    def release(self) -> None:
+        if not self._ended:
+            super().release()
 
 
 @dataclass(frozen=True)

@@ -191,8 +191,7 @@ def run_finalize(
         send(FINALIZE_JOB, [job_id], lease.remaining_ms() / 1000 + 0.5)
         return
     retries_key = keys.finalize_retries_key(job_id)
-    ended = False
-    try:
+    with lease:  # released on the way out, unless `end` released it
         try:
             state = finalize_job(ctx.store, backend_for, job_id, notify=notify, signer=ctx.signer)
         except STORE_DOWN:
@@ -210,7 +209,3 @@ def run_finalize(
         # Terminal, gone, or (not every asset is terminal) the last asset will ask again:
         # no longer due; the retry count goes with a job that ended.
         lease.end(forget_retries=state is None or state in TERMINAL_JOB_STATES)
-        ended = True
-    finally:
-        if not ended:
-            lease.release()
