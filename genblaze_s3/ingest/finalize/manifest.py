@@ -57,6 +57,15 @@ def failure_summary(assets: list[AssetRecord]) -> ErrorInfo:
     )
 
 
+def _move(store: StatusStore, job_id: str, new: JobState, **fields: Any) -> JobState | None:
+    """Move the job to `new`; the state it is in afterwards. A move that landed is that
+    state (no read back); one that did not (a cancel, or an earlier delivery, got there
+    first) is read back."""
+    if store.transition_job(job_id, new, **fields):
+        return new
+    return store.job_state(job_id)
+
+
 def finalize_job(
     store: StatusStore,
     backend_for: Callable[[Any], Any],
@@ -80,21 +89,16 @@ def finalize_job(
     assets = store.get_assets(job_id, meta.asset_ids)
     if any(a.state not in TERMINAL_ASSET_STATES for a in assets):
         return state
-    # A move that landed is the state now; one that did not (another writer got there
-    # first: a cancel, or an earlier delivery) is read back. One round trip each saved.
     final: JobState | None
     outcome = job_outcome([a.state for a in assets])
     if outcome == JobState.CANCELED:
-        moved = store.transition_job(job_id, JobState.CANCELED, error=ErrorInfo(code="canceled"))
-        final = JobState.CANCELED if moved else store.job_state(job_id)
+        final = _move(store, job_id, JobState.CANCELED, error=ErrorInfo(code="canceled"))
     elif outcome == JobState.FAILED:
-        moved = store.transition_job(job_id, JobState.FAILED, error=failure_summary(assets))
-        final = JobState.FAILED if moved else store.job_state(job_id)
+        final = _move(store, job_id, JobState.FAILED, error=failure_summary(assets))
     else:
-        if not store.transition_job(job_id, JobState.FINALIZING):
-            now = store.job_state(job_id)
-            if now != JobState.FINALIZING:
-                return now  # canceled meanwhile
+        now = _move(store, job_id, JobState.FINALIZING)
+        if now != JobState.FINALIZING:
+            return now  # canceled meanwhile
         try:
             info = write_manifest(
                 backend_for(meta.destination),
@@ -105,16 +109,13 @@ def finalize_job(
             )
         except ManifestConflict:
             message = "the manifest key already holds another job's manifest; not overwritten"
-            moved = store.transition_job(
-                job_id, JobState.FAILED, error=ErrorInfo(code="key_conflict", message=message)
-            )
-            final = JobState.FAILED if moved else store.job_state(job_id)
+            conflict = ErrorInfo(code="key_conflict", message=message)
+            final = _move(store, job_id, JobState.FAILED, error=conflict)
         except Exception as exc:
             logger.warning("job %s: manifest write failed: %s", job_id, type(exc).__name__)
             raise
         else:
-            moved = store.transition_job(job_id, JobState.SUCCEEDED, manifest=info)
-            final = JobState.SUCCEEDED if moved else store.job_state(job_id)
+            final = _move(store, job_id, JobState.SUCCEEDED, manifest=info)
     if notify is not None and meta.notify_url:
         view = store.get_job(job_id)
         if view is not None:
