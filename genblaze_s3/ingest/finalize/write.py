@@ -78,30 +78,39 @@ def _exists(backend: Any, key: str) -> bool:
     return True
 
 
-def _put(backend: Any, key: str, body: bytes, content_type: str, extra: dict[str, Any]) -> None:
+def _put(
+    backend: Any,
+    key: str,
+    body: bytes,
+    content_type: str,
+    extra: dict[str, Any],
+    *,
+    pin_checksum: bool = False,
+) -> None:
     """``backend.put(key, body, content_type=..., extra_args=extra)``: on the lean path
     (`backend.lean.put_object`) where the backend's client and the key allow it, with
     what ``backend.put`` would send (its SHA-256 checksum where the store takes one, the
-    lock and Cache-Control in the PUT itself); else through the backend."""
+    lock and Cache-Control in the PUT itself); else through the backend. `pin_checksum`:
+    the body's SHA-256 goes with it whatever the store (and one PutObject, never parts)."""
     client = getattr(backend, "client", None)  # a backend may be no boto3 one at all
     connection = getattr(backend, "connection", None)
     if client is None or connection is None or lean_s3_for(client) is None or not plain_key(key):
-        backend.put(key, body, content_type=content_type, extra_args=extra)
+        pinned = _checksum(hashlib.sha256(body).digest()) if pin_checksum else {}
+        backend.put(key, body, content_type=content_type, extra_args={**extra, **pinned})
         return
     connection.ready()  # the bucket's preflight, once, as backend.put runs it
     digest = hashlib.sha256(body).digest()
-    params: dict[str, Any] = {
-        "Bucket": backend.bucket,
-        "Key": key,
-        "Body": body,
-        "ContentType": content_type,
-        **extra,
-    }
-    if getattr(backend, "supports_sha256_checksums", False):
-        params["ChecksumAlgorithm"] = "SHA256"
-        params["ChecksumSHA256"] = base64.b64encode(digest).decode("ascii")
+    params = {"Bucket": backend.bucket, "Key": key, "Body": body, "ContentType": content_type}
+    params.update(extra)
+    if pin_checksum or getattr(backend, "supports_sha256_checksums", False):
+        params.update(_checksum(digest))
     with storage_errors("put", key):
         put_object(client, params, sha256_hex=digest.hex())
+
+
+def _checksum(digest: bytes) -> dict[str, str]:
+    """A PutObject's SHA-256 checksum parameters, from the body's digest."""
+    return {"ChecksumAlgorithm": "SHA256", "ChecksumSHA256": base64.b64encode(digest).decode()}
 
 
 def _retain_until(backend: Any, key: str) -> datetime | None:
@@ -307,10 +316,4 @@ def _finish_envelope(
 def _put_envelope(backend: Any, key: str, envelope: bytes, extra: dict[str, Any]) -> None:
     """One PutObject with the manifest's lock and a pinned SHA-256 (the store checks the
     bytes it keeps; a single request, not a transfer manager round)."""
-    checksum = base64.b64encode(hashlib.sha256(envelope).digest()).decode()
-    backend.put(
-        key,
-        envelope,
-        content_type=ENVELOPE_CONTENT_TYPE,
-        extra_args={**extra, "ChecksumAlgorithm": "SHA256", "ChecksumSHA256": checksum},
-    )
+    _put(backend, key, envelope, ENVELOPE_CONTENT_TYPE, extra, pin_checksum=True)
