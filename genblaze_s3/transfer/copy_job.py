@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from genblaze_s3.backend.lean import head_object
+from genblaze_s3.backend.lean import head_object_or_none
 from genblaze_s3.transfer.checkpoint import CheckpointStore, SourceValidators
 from genblaze_s3.transfer.config import CopyConfig, FetchPolicy
 from genblaze_s3.transfer.errors import (
@@ -74,12 +74,12 @@ class CopyJob:
 
     def head(self, key: str) -> dict[str, Any] | None:
         try:
-            return dict(
-                call_with_retries(
-                    lambda: head_object(self.client, self.bucket, key),
-                    what="HeadObject",
-                    config=self.config,
-                )
+            # A 404 is an answer here, not an error: None without an exception built and
+            # mapped (the common answer of a write's existence check).
+            return call_with_retries(
+                lambda: head_object_or_none(self.client, self.bucket, key),
+                what="HeadObject",
+                config=self.config,
             )
         except TransferError as exc:
             # No local may hold the cause: its traceback reaches this frame (f_back), and

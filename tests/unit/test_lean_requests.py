@@ -111,6 +111,35 @@ def test_moto_sees_the_request_through_before_send() -> None:
             )
 
 
+def test_head_or_none_answers_a_missing_key_without_an_error() -> None:
+    """An existence check's common answer (404) is None, from the lean path and from
+    boto3's alike; a refusal that is not a 404 still raises as boto3 raises it."""
+    from botocore.awsrequest import AWSResponse
+
+    from genblaze_s3.backend.lean import head_object_or_none
+
+    with mock_aws():
+        client, lean = _moto_bucket()
+        client.put_object(Bucket="bkt", Key="here.txt", Body=b"abc")
+        assert lean.head_or_none("bkt", "gone.txt") is None
+        assert head_object_or_none(client, "bkt", "gone.txt") is None
+        assert head_object_or_none(client, "bkt", "a key/with space") is None  # boto3's path
+        found = lean.head_or_none("bkt", "here.txt")
+        assert found is not None and found["ContentLength"] == 3
+
+        class _Empty:
+            def stream(self, **_: Any) -> Any:
+                yield b""
+
+        def forbidden(request: Any, **_: Any) -> Any:
+            return AWSResponse(request.url, 403, {}, _Empty())
+
+        client.meta.events.register_first("before-send.s3.HeadObject", forbidden)
+        with pytest.raises(ClientError) as refused:
+            lean.head_or_none("bkt", "here.txt")
+        assert refused.value.response["Error"]["Code"] == "403"
+
+
 def test_a_bucket_in_another_region_sends_the_client_back_to_boto3() -> None:
     """A 301 (or a signature for the wrong region) is botocore's redirector's to follow:
     the request is sent again through boto3, and so is every later one of that client."""

@@ -8,9 +8,17 @@ endpoint). Why each exists, with its measurement, is in its docstring.
 from genblaze_s3.backend.lean.operations import (
     LeanS3,
     head_object,
+    head_object_or_none,
     lean_s3_for,
     plain_key,
     put_object,
 )
 
-__all__ = ["LeanS3", "head_object", "lean_s3_for", "plain_key", "put_object"]
+__all__ = [
+    "LeanS3",
+    "head_object",
+    "head_object_or_none",
+    "lean_s3_for",
+    "plain_key",
+    "put_object",
+]

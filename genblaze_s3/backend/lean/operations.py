@@ -166,14 +166,27 @@ class LeanS3:
     def head(self, bucket: str, key: str) -> dict[str, Any]:
         """One HeadObject of a `plain_key`: the dict ``head_object`` returns (parsed by
         botocore's parser: ContentLength, ETag, ObjectLockRetainUntilDate, ...)."""
+        found = self._head(bucket, key, missing_ok=False)
+        assert found is not None
+        return found
+
+    def head_or_none(self, bucket: str, key: str) -> dict[str, Any] | None:
+        """`head`, or None for a 404: no ClientError is built, raised and mapped for the
+        answer an existence check expects (a manifest's once per run, a small CAS write's
+        on stores that HEAD first)."""
+        return self._head(bucket, key, missing_ok=True)
+
+    def _head(self, bucket: str, key: str, *, missing_ok: bool) -> dict[str, Any] | None:
         if self._redirected:
-            return dict(self._client.head_object(Bucket=bucket, Key=key))
+            return _boto3_head(self._client, bucket, key, missing_ok=missing_ok)
         headers = {"User-Agent": self._user_agent}
         response = self._send("HeadObject", "HEAD", bucket, key, headers, None, _EMPTY_SHA256)
         if 200 <= response.status_code < 300:
             return self._parse("HeadObject", response)
+        if missing_ok and response.status_code == 404:
+            return None  # a HEAD's 404 has no body: nothing else to tell
         self._raise_unless_moved("HeadObject", response)
-        return dict(self._client.head_object(Bucket=bucket, Key=key))
+        return _boto3_head(self._client, bucket, key, missing_ok=missing_ok)
 
     def _raise_unless_moved(self, op: str, response: Any) -> None:
         """Raise the refusal as boto3 would, unless the bucket answered from elsewhere
@@ -317,4 +330,28 @@ def head_object(client: Any, bucket: str, key: str) -> dict[str, Any]:
     return dict(client.head_object(Bucket=bucket, Key=key))
 
 
-__all__ = ["LeanS3", "head_object", "lean_s3_for", "plain_key", "put_object"]
+def head_object_or_none(client: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """`head_object`, or None when the key does not exist (a 404); other refusals raise."""
+    lean = lean_s3_for(client) if plain_key(key) else None
+    if lean is not None:
+        return lean.head_or_none(bucket, key)
+    return _boto3_head(client, bucket, key, missing_ok=True)
+
+
+def _boto3_head(client: Any, bucket: str, key: str, *, missing_ok: bool) -> dict[str, Any] | None:
+    try:
+        return dict(client.head_object(Bucket=bucket, Key=key))
+    except ClientError as exc:
+        if not (missing_ok and s3errors.is_not_found(exc)):
+            raise
+    return None  # outside the handler: no frame keeps the error (see _raise_unless_moved)
+
+
+__all__ = [
+    "LeanS3",
+    "head_object",
+    "head_object_or_none",
+    "lean_s3_for",
+    "plain_key",
+    "put_object",
+]

@@ -27,7 +27,13 @@ from genblaze_core.storage.sink import ObjectStorageSink
 
 from genblaze_s3.backend import s3errors
 from genblaze_s3.backend.errors import storage_errors
-from genblaze_s3.backend.lean import head_object, lean_s3_for, plain_key, put_object
+from genblaze_s3.backend.lean import (
+    head_object,
+    head_object_or_none,
+    lean_s3_for,
+    plain_key,
+    put_object,
+)
 from genblaze_s3.ingest.finalize.attestation import (
     ENVELOPE_CONTENT_TYPE,
     EnvelopeError,
@@ -70,12 +76,12 @@ def _exists(backend: Any, key: str) -> bool:
     if client is None or lean_s3_for(client) is None or not plain_key(key):
         return bool(backend.exists(key))
     try:
-        head_object(client, backend.bucket, key)
+        found = head_object_or_none(client, backend.bucket, key)  # 404: None, no error built
     except ClientError as exc:
-        if s3errors.is_not_found(exc) or s3errors.is_access_denied(exc):
+        if s3errors.is_access_denied(exc):
             return False
         return bool(backend.exists(key))  # anything else: the backend's own answer and errors
-    return True
+    return found is not None
 
 
 def _put(
