@@ -63,14 +63,10 @@ def put_small_cas(
     Why: for small assets the dedupe HEAD costs as much as the upload itself
     (measured: ~45% of the S3 time per 64 KiB asset). A 412 means the content is
     already there (deduplicated). A store that ignores the header just rewrites
-    identical bytes at the content-addressed key; one that rejects it, or for which
-    the condition costs more than a HEAD (see `note_store_answer`), is remembered (on
-    the backend) and gets HEAD + PUT: identical bytes either way, so two racing
-    writers of one content key at worst store it twice.
+    identical bytes at the content-addressed key; one that rejects it is
+    remembered (on the backend) and gets HEAD + PUT.
     """
-    if not getattr(job.backend, NO_CONDITIONAL_PUT_ATTR, False) and not getattr(
-        job.backend, HEAD_BEFORE_CAS_PUT_ATTR, False
-    ):
+    if not getattr(job.backend, NO_CONDITIONAL_PUT_ATTR, False):
         try:
             return put_small(job, key, data, content_type, sha256, if_none_match=True)
         except TransferError as exc:
@@ -84,31 +80,6 @@ def put_small_cas(
         return dedup_result(job, key, head, sha256)
     job.check_cancel()
     return put_small(job, key, data, content_type, sha256)
-
-
-# Set on a backend whose conditional PUT costs the store more than a HEAD does: small
-# content-addressed writes then go HEAD + PUT (`put_small_cas`). SeaweedFS resolves a
-# key's latest version (its .versions/ entry and the null version) for any conditional
-# header in a versioned bucket, the Object Lock buckets manifests need. Measured on
-# `weed mini` 4.48, Object Lock bucket, 64 KiB CAS PUTs (bench/results/cost_cuts.md,
-# eighth session): server CPU per PUT 5.2 ms with If-None-Match against 4.5 ms for
-# HEAD + PUT (3.4 ms for the PUT alone); 500 x 64 KiB through the queue, 7 interleaved
-# runs each, 2.05 s -> 1.76 s, SeaweedFS 1.61 -> 1.12 CPU-s. In an unversioned bucket
-# the condition is a plain lookup (2.5 against 2.4 ms): the header stays.
-HEAD_BEFORE_CAS_PUT_ATTR = "_genblaze_head_before_cas_put"
-
-
-def note_store_answer(backend: Any, response: dict[str, Any]) -> None:
-    """Learn from a PUT's answer whether small CAS writes should HEAD first (see above).
-
-    Why from the answer: it says both what the store is (``Server``) and whether the
-    bucket keeps versions (``x-amz-version-id``), for free; asking (GetBucketVersioning)
-    would cost a request, and the bucket's settings are the operator's to change.
-    """
-    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    server = str(headers.get("server", ""))
-    if response.get("VersionId") and server.startswith("SeaweedFS"):
-        setattr(backend, HEAD_BEFORE_CAS_PUT_ATTR, True)
 
 
 def _endpoint(job: CopyJob) -> str:
@@ -249,8 +220,6 @@ def put_small(
         resp = call_with_retries(
             lambda: job.client.put_object(**params), what="PutObject", config=job.config
         )
-    if job.dest.key_strategy == KeyStrategy.CONTENT_ADDRESSABLE and not job.dest.key:
-        note_store_answer(job.backend, resp)
     return CopyResult(
         key=key,
         sha256=sha256,

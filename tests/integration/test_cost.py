@@ -310,20 +310,16 @@ PINNED: dict[tuple[str, KeyStrategy], Cost] = {
         messages=1,
         source={"GET": 2},  # the hash pass, then the upload pass
     ),
-    # Three assets, locked manifest, into a bucket the worker wrote to before: the
-    # manifest HEAD before its PUT and one after (reading back the lock), the lock
-    # carried by the PUT itself. Content-addressed: a HEAD before each asset's PUT, as
-    # the worker learned from the bucket's first answer (SeaweedFS, versioned: its
-    # If-None-Match costs it more than a HEAD; transfer/upload.py). It was one
-    # conditional PUT per asset (2 HEADs per run, as in an unversioned bucket above).
+    # Three assets, locked manifest: the manifest HEAD before its PUT and one after
+    # (reading back the lock), the lock carried by the PUT itself.
     ("run3-locked", KEY_KNOWN): _pin(
-        {"HeadObject": 5, "PutObject": 4},
+        {"HeadBucket": 1, "HeadObject": 5, "PutObject": 4},
         {**_THREE_ASSETS, "get": 24},
         messages=1,  # one ingest_assets (a chunk of 3); the last asset's delivery finalizes
         source={"GET": 3},
     ),
     ("run3-locked", CAS): _pin(
-        {"HeadObject": 5, "PutObject": 4},
+        {"HeadBucket": 1, "HeadObject": 2, "PutObject": 4},
         {**_THREE_ASSETS, "get": 24},
         messages=1,
         source={"GET": 3},
@@ -357,11 +353,5 @@ def test_multipart_asset_cost(meter: Meter, bucket: str, strategy: KeyStrategy) 
 def test_three_asset_locked_run_cost(
     meter: Meter, locked_bucket: str, strategy: KeyStrategy
 ) -> None:
-    # The worker has written to this bucket before (a worker's steady state): its first
-    # request to a bucket (HeadBucket) and what it learns from the first answers (a
-    # versioned SeaweedFS bucket takes small CAS writes as HEAD + PUT, transfer/upload.py)
-    # are behind it, so the counts do not depend on which of three racing first PUTs
-    # answered first.
-    meter.run(locked_bucket, strategy, [64 * KIB], locked=True)
     got, paced = meter.run(locked_bucket, strategy, [256 * KIB] * 3, locked=True)
     _check("run3-locked", strategy, got, paced + Counter(_RACING_STARTS))

@@ -160,10 +160,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             data = resp.read()
             with st.lock:  # log before answering: the client may look right after
                 st.log.append(ProxyLogEntry(op, part, resp.status, len(body)))
-            # The store's own Server and Date, not http.server's: a transparent proxy
-            # (the copy engine reads the store's Server header, transfer/upload.py).
-            self.log_request(resp.status)
-            self.send_response_only(resp.status)
+            self.send_response(resp.status)
             for k, v in resp.getheaders():
                 if k.lower() not in ("connection", "transfer-encoding", "content-length"):
                     self.send_header(k, v)

@@ -149,14 +149,7 @@ class LeanS3:
             "PutObject", "PUT", params["Bucket"], params["Key"], headers, body, sha256_hex
         )
         if 200 <= response.status_code < 300:
-            answer: dict[str, Any] = {
-                "ETag": response.headers.get("ETag"),
-                # as boto3's: the callers read the store's Server header (transfer/upload.py)
-                "ResponseMetadata": {
-                    "HTTPStatusCode": response.status_code,
-                    "HTTPHeaders": {k.lower(): v for k, v in response.headers.items()},
-                },
-            }
+            answer: dict[str, Any] = {"ETag": response.headers.get("ETag")}
             if version := response.headers.get("x-amz-version-id"):
                 answer["VersionId"] = version
             return answer
